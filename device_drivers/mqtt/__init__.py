@@ -1,0 +1,1 @@
+"""MQTT transport: SenML parser, ingest driver, broker configuration."""

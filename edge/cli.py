@@ -1,0 +1,171 @@
+"""`clinic-edge`: the front door. Subcommands of device_drivers and sync arrive through the
+`clinic_edge.commands` entry-point group, so nothing in edge/ imports them."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import click
+
+from edge.core import audit, config as config_mod
+from edge.core.errors import CoreError
+from edge.core.ingest import latest
+from edge.core.node import Node
+
+COMMAND_GROUP = "clinic_edge.commands"
+
+
+class NodeGroup(click.Group):
+    """A click group that also lists the commands other packages registered."""
+
+    def _plugins(self) -> dict:
+        return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        if cmd is None and name in self._plugins():
+            cmd = self._plugins()[name].load()
+        return cmd
+
+
+def _fail(message: str) -> None:
+    click.echo(f"clinic-edge: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(cls=NodeGroup)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML config file (default: $CLINIC_EDGE_CONFIG, /etc/clinic-edge/config.toml, built-in)")
+@click.option("-v", "--verbose", is_flag=True, help="log debug details")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """clinic-edge: the village clinic's node."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = config_mod.load(config_path)
+    except config_mod.ConfigError as e:
+        _fail(str(e))
+    ctx.obj = Node(cfg)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def open_store(node: Node):
+    try:
+        return node.store
+    except CoreError as e:
+        _fail(str(e))
+
+
+@main.command()
+@click.pass_obj
+def init(node: Node) -> None:
+    """Create the data directory and database (safe to run again)."""
+    store = open_store(node)
+    click.echo(f"store ready: {store.path}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print a JSON array")
+@click.option("--limit", default=100, show_default=True)
+@click.pass_obj
+def readings(node: Node, as_json: bool, limit: int) -> None:
+    """Print stored readings, newest first."""
+    rows = latest(open_store(node), limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    for r in rows:
+        value = "-" if r["value"] is None else f"{r['value']:g}"
+        click.echo(f"{r['effective_time']}  {r['device_id']:<16} {r['code']:<8} {value:>7} {r['unit']:<7} "
+                   f"{r['status']}{' (' + r['reason'] + ')' if r['reason'] else ''}")
+
+
+@main.command()
+@click.argument("dest", type=click.Path())
+@click.pass_obj
+def backup(node: Node, dest: str) -> None:
+    """Copy the database to DEST (a file or folder) with SQLite's online backup; safe while running."""
+    try:
+        out = open_store(node).backup(dest)
+    except CoreError as e:
+        _fail(str(e))
+    click.echo(f"backup written: {out}")
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option("--yes", is_flag=True, help="do not ask")
+@click.pass_obj
+def restore(node: Node, source: str, yes: bool) -> None:
+    """Replace the database with a backup (stop the services first)."""
+    from edge.core.store import Store
+
+    try:
+        Store(source, migrate=False).close()
+    except CoreError as e:
+        _fail(f"{source} is not a usable backup: {e}")
+    target = node.config.store_path
+    if not yes:
+        click.confirm(f"replace {target} with {source}?", abort=True)
+    import shutil
+
+    for suffix in ("-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    shutil.copyfile(source, target)
+    click.echo(f"restored {target} from {source}")
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit_group.command("verify")
+@click.pass_obj
+def audit_verify(node: Node) -> None:
+    """Check the hash chain; name the first broken entry."""
+    report = audit.verify(open_store(node).conn)
+    if report.ok:
+        click.echo(f"audit chain intact: {report.entries} entries")
+        return
+    click.echo(f"audit chain BROKEN at entry {report.first_broken}: {report.reason}", err=True)
+    sys.exit(1)
+
+
+@main.command()
+@click.option("--listen", default=None, help="HOST:PORT (default: [web] listen)")
+@click.pass_obj
+def serve(node: Node, listen: str | None) -> None:
+    """Run the web UI with a production WSGI server (waitress)."""
+    import waitress
+
+    from edge.web import create_app
+
+    open_store(node)  # migrate and check before the first request
+    host, _, port = (listen or node.config["web"]["listen"]).rpartition(":")
+    app = create_app(node=node)
+    click.echo(f"web UI on http://{host}:{port}/", err=True)
+    waitress.serve(app, host=host, port=int(port), threads=8, ident="clinic-edge")
+
+
+@main.command()
+@click.option("--web-port", type=int, default=0, help="0 = a free port")
+@click.option("--mqtt-port", type=int, default=0, help="0 = a free port")
+@click.option("--rate", type=float, default=0.5, show_default=True, help="simulated readings per second")
+@click.pass_obj
+def demo(node: Node, web_port: int, mqtt_port: int, rate: float) -> None:
+    """Run a complete node on built-in defaults: broker, simulated devices, ingest, web."""
+    from edge import demo as demo_mod
+
+    sys.exit(demo_mod.run(node, web_port=web_port, mqtt_port=mqtt_port, rate=rate))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""The node's domain core: model, codes and units, store, config, audit. No Flask here."""

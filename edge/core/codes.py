@@ -1,0 +1,106 @@
+"""Observation codes (LOINC), their canonical units (UCUM) and conversions.
+
+One table says, per code: its short names, the canonical unit every value is stored in,
+the units a device may send (UCUM and SenML spellings) with the conversion to canonical,
+and the physiologically possible range. Nothing here does I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+MMHG_PER_PA = 1 / 133.322387415
+GLUCOSE_MG_DL_PER_MMOL_L = 18.016  # glucose molar mass 180.16 g/mol (DEVICES.md §2.4)
+
+
+class UnitError(ValueError):
+    """A unit that this code cannot be converted from."""
+
+
+@dataclass(frozen=True)
+class Code:
+    loinc: str
+    names: tuple[str, ...]          # short names accepted on the wire (SenML `n`)
+    display_zh: str
+    display_en: str
+    unit: str                       # canonical UCUM unit
+    conversions: dict[str, Callable[[float], float]] = field(default_factory=dict)
+    low: float = float("-inf")      # physiologically possible range, inclusive
+    high: float = float("inf")
+    decimals: int = 1
+
+    def to_canonical(self, value: float, unit: str) -> float:
+        try:
+            convert = self.conversions[unit]
+        except KeyError:
+            allowed = ", ".join(sorted(self.conversions))
+            raise UnitError(f"unit {unit!r} is not valid for {self.loinc} ({self.display_en}); "
+                            f"allowed: {allowed}") from None
+        return round(convert(value), self.decimals)
+
+    def implausible(self, value: float) -> str | None:
+        if not (self.low <= value <= self.high):
+            return (f"{self.display_en} {value:g} {self.unit} is outside the possible range "
+                    f"{self.low:g}-{self.high:g}")
+        return None
+
+
+def _same(v: float) -> float:
+    return v
+
+
+_PRESSURE = {"mm[Hg]": _same, "mmHg": _same, "kPa": lambda v: v * 1000 * MMHG_PER_PA,
+             "Pa": lambda v: v * MMHG_PER_PA, "hPa": lambda v: v * 100 * MMHG_PER_PA}
+_RATE = {"/min": _same, "beat/min": _same, "beats/min": _same, "1/min": _same, "{beats}/min": _same,
+         "bpm": _same}
+_PERCENT = {"%": _same}
+_TEMPERATURE = {"Cel": _same, "[degF]": lambda v: (v - 32) * 5 / 9, "degF": lambda v: (v - 32) * 5 / 9,
+                "K": lambda v: v - 273.15}
+_MASS = {"kg": _same, "g": lambda v: v / 1000, "[lb_av]": lambda v: v * 0.45359237,
+         "lb": lambda v: v * 0.45359237}
+_LENGTH = {"cm": _same, "m": lambda v: v * 100, "mm": lambda v: v / 10, "[in_i]": lambda v: v * 2.54}
+_GLUCOSE = {"mmol/L": _same, "mg/dL": lambda v: v / GLUCOSE_MG_DL_PER_MMOL_L,
+            "kg/m3": lambda v: v * 100 / GLUCOSE_MG_DL_PER_MMOL_L,  # 1 kg/m3 = 100 mg/dL
+            "g/l": lambda v: v * 100 / GLUCOSE_MG_DL_PER_MMOL_L,
+            "mol/L": lambda v: v * 1000}
+
+CODES: tuple[Code, ...] = (
+    Code("8480-6", ("systolic", "sbp", "MDC_PRESS_BLD_NONINV_SYS"), "收缩压", "Systolic BP",
+         "mm[Hg]", _PRESSURE, 40, 300, 0),
+    Code("8462-4", ("diastolic", "dbp", "MDC_PRESS_BLD_NONINV_DIA"), "舒张压", "Diastolic BP",
+         "mm[Hg]", _PRESSURE, 20, 200, 0),
+    Code("8867-4", ("heart_rate", "pulse", "hr", "MDC_PULS_RATE_NON_INV", "MDC_PULS_OXIM_PULS_RATE",
+                    "MDC_ECG_HEART_RATE"), "心率", "Heart rate", "/min", _RATE, 20, 300, 0),
+    Code("2708-6", ("spo2", "MDC_PULS_OXIM_SAT_O2"), "血氧饱和度", "SpO2", "%", _PERCENT, 50, 100, 0),
+    Code("8310-5", ("temperature", "body_temperature", "temp", "MDC_TEMP_BODY"), "体温",
+         "Body temperature", "Cel", _TEMPERATURE, 30, 45, 1),
+    Code("29463-7", ("weight", "body_weight", "MDC_MASS_BODY_ACTUAL"), "体重", "Body weight", "kg",
+         _MASS, 0.5, 350, 1),
+    Code("8302-2", ("height", "body_height", "MDC_LEN_BODY_ACTUAL"), "身高", "Body height", "cm",
+         _LENGTH, 30, 250, 1),
+    Code("2339-0", ("glucose", "blood_glucose", "MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD"), "血糖",
+         "Blood glucose", "mmol/L", _GLUCOSE, 0.5, 50, 1),
+    Code("4548-4", ("hba1c",), "糖化血红蛋白", "HbA1c", "%", _PERCENT, 2, 25, 1),
+    Code("9279-1", ("respiratory_rate", "rr"), "呼吸频率", "Respiratory rate", "/min", _RATE, 2, 80, 0),
+    Code("39156-5", ("bmi",), "体质指数", "BMI", "kg/m2", {"kg/m2": _same}, 5, 100, 1),
+)
+
+_BY_KEY: dict[str, Code] = {}
+for _c in CODES:
+    _BY_KEY[_c.loinc] = _c
+    for _n in _c.names:
+        _BY_KEY[_n.lower()] = _c
+
+
+def lookup(name: str) -> Code | None:
+    """The code for a LOINC code or one of its documented short names, else None."""
+    return _BY_KEY.get(name) or _BY_KEY.get(name.lower())
+
+
+def known_names() -> list[str]:
+    return sorted({c.loinc for c in CODES} | {n for c in CODES for n in c.names})
+
+
+def glucose_mg_dl(mmol_l: float) -> float:
+    """Glucose is stored in mmol/L; this gives the mg/dL figure some doctors read."""
+    return round(mmol_l * GLUCOSE_MG_DL_PER_MMOL_L)

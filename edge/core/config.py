@@ -1,0 +1,195 @@
+"""Node configuration: one TOML file, embedded defaults, environment overrides.
+
+PINNED (ARCHITECTURE.md): the file comes from `--config` or `CLINIC_EDGE_CONFIG`; the data
+directory from `CLINIC_EDGE_DATA`; every key may be overridden by `CLINIC_EDGE_<SECTION>_<KEY>`
+(`CLINIC_EDGE_MQTT_URL`, `CLINIC_EDGE_DRIVERS_ASTM_URL`). A bad value stops start-up with one
+line naming the key, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+ENV_PREFIX = "CLINIC_EDGE_"
+ENV_CONFIG = "CLINIC_EDGE_CONFIG"
+ENV_DATA = "CLINIC_EDGE_DATA"
+APPLIANCE_DATA_DIR = Path("/var/lib/clinic-edge")
+APPLIANCE_CONFIG = Path("/etc/clinic-edge/config.toml")
+
+
+class ConfigError(Exception):
+    """One line a person can act on: key, bad value, what is allowed."""
+
+
+@dataclass(frozen=True)
+class Key:
+    kind: type
+    default: Any
+    allowed: str                                  # said back to the user on a bad value
+    check: Callable[[Any], bool] = lambda v: True
+
+
+def _hostport(v: str) -> bool:
+    m = re.fullmatch(r"\[?([\w.:-]*)\]?:(\d{1,5})", v)
+    return bool(m) and 0 <= int(m.group(2)) <= 65535
+
+
+def _url(*schemes: str) -> Callable[[str], bool]:
+    def ok(v: str) -> bool:
+        u = urlparse(v)
+        return u.scheme in schemes and (bool(u.netloc) or u.scheme == "sqlite")
+    return ok
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "node": {
+        "name": Key(str, "clinic-edge-node", "a short name for this box", lambda v: 0 < len(v) <= 64),
+        "clinic_name": Key(str, "示范村卫生室", "the clinic's name", lambda v: 0 < len(v) <= 64),
+        "division_code": Key(str, "110105001001", "the 12-digit statistical division code of the village",
+                             lambda v: bool(re.fullmatch(r"\d{12}", v))),
+        "timezone": Key(str, "Asia/Shanghai", "an IANA time zone name", lambda v: "/" in v or v == "UTC"),
+    },
+    "store": {
+        "path": Key(str, "", "a file path (empty = clinic-edge.db in the data directory)"),
+    },
+    "mqtt": {
+        "enabled": Key(bool, True, "true or false"),
+        "url": Key(str, "mqtt://127.0.0.1:1883", "mqtt://HOST:PORT", _url("mqtt", "mqtts")),
+        "username": Key(str, "clinic-edge-ingest", "the broker account of the ingest service"),
+        "password": Key(str, "", "its password (empty = read broker/ingest.secret in the data directory)"),
+        "client_id": Key(str, "clinic-edge-ingest", "1-23 letters, digits or -_",
+                         lambda v: bool(re.fullmatch(r"[\w-]{1,23}", v))),
+        "max_payload": Key(int, 4096, "bytes, 256-262144", lambda v: 256 <= v <= 262144),
+        "batch_max": Key(int, 200, "readings per commit, 1-5000", lambda v: 1 <= v <= 5000),
+    },
+    "broker": {
+        "listen": Key(str, "127.0.0.1:1883", "HOST:PORT", _hostport),
+        "mosquitto": Key(str, "mosquitto", "the mosquitto program (name or path)"),
+    },
+    "web": {
+        "listen": Key(str, "127.0.0.1:8080", "HOST:PORT", _hostport),
+        "secret_key": Key(str, "", "a long random string (empty = generated in the data directory)"),
+        "language": Key(str, "zh", "zh or en", lambda v: v in ("zh", "en")),
+        "idle_minutes": Key(int, 30, "minutes, 1-1440", lambda v: 1 <= v <= 1440),
+        "secure_cookies": Key(bool, False, "true when served over HTTPS"),
+    },
+}
+# Sections whose sub-tables belong to a plug-in (each driver validates its own keys).
+OPEN_SECTIONS = ("drivers",)
+
+
+class Config:
+    def __init__(self, values: dict[str, dict[str, Any]], data_dir: Path, source: Path | None):
+        self._values = values
+        self.data_dir = data_dir
+        self.source = source
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self._values[section]
+
+    def get(self, section: str, default: Any = None) -> Any:
+        return self._values.get(section, default)
+
+    def driver(self, name: str) -> dict[str, Any] | None:
+        """The `[drivers.NAME]` table, or None when that driver is not enabled."""
+        table = self._values.get("drivers", {}).get(name)
+        if table is None or table.get("enabled", True) in (False, "false", "0"):
+            return None
+        return table
+
+    @property
+    def store_path(self) -> Path:
+        p = self["store"]["path"]
+        return Path(p) if p else self.data_dir / "clinic-edge.db"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: dict(v) for k, v in self._values.items()}
+
+
+def default_data_dir() -> Path:
+    if os.environ.get(ENV_DATA):
+        return Path(os.environ[ENV_DATA])
+    checkout = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    return Path("var") if checkout.exists() else APPLIANCE_DATA_DIR
+
+
+def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ if env is None else env)
+    source = Path(path) if path else Path(env[ENV_CONFIG]) if env.get(ENV_CONFIG) else None
+    if source is None and APPLIANCE_CONFIG.exists():
+        source = APPLIANCE_CONFIG
+    raw: dict[str, Any] = {}
+    if source is not None:
+        try:
+            raw = tomllib.loads(source.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {source} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {source} is not valid TOML: {e}") from None
+    data_dir = Path(env[ENV_DATA]) if env.get(ENV_DATA) else default_data_dir()
+    return Config(_validate(raw, env), data_dir, source)
+
+
+def _validate(raw: dict[str, Any], env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    values: dict[str, dict[str, Any]] = {}
+    for section, table in raw.items():
+        if section not in SCHEMA and section not in OPEN_SECTIONS:
+            allowed = ", ".join(sorted([*SCHEMA, *OPEN_SECTIONS]))
+            raise ConfigError(f"config: unknown section [{section}]; allowed: {allowed}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"config: [{section}] must be a table")
+    for section, keys in SCHEMA.items():
+        given = dict(raw.get(section, {}))
+        for key in given:
+            if key not in keys:
+                raise ConfigError(f"config: unknown key {section}.{key}; allowed: {', '.join(keys)}")
+        for key, spec in keys.items():
+            env_name = f"{ENV_PREFIX}{section}_{key}".upper()
+            if env_name in env:
+                given[key] = _from_text(section, key, spec, env[env_name])
+        values[section] = {k: _check(section, k, spec, given.get(k, spec.default))
+                           for k, spec in keys.items()}
+    for section in OPEN_SECTIONS:
+        values[section] = _open_section(section, raw.get(section, {}), env)
+    return values
+
+
+def _open_section(section: str, tables: dict[str, Any], env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    out = {name: dict(t) for name, t in tables.items() if isinstance(t, dict)}
+    prefix = f"{ENV_PREFIX}{section}_".upper()
+    for name, text in env.items():
+        if not name.startswith(prefix):
+            continue
+        rest = name[len(prefix):].lower()
+        plugin, _, key = rest.partition("_")
+        if key:
+            out.setdefault(plugin, {})[key] = text
+    return out
+
+
+def _from_text(section: str, key: str, spec: Key, text: str) -> Any:
+    if spec.kind is bool:
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        return text  # _check reports it
+    if spec.kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _check(section: str, key: str, spec: Key, value: Any) -> Any:
+    ok_type = isinstance(value, spec.kind) and not (spec.kind is int and isinstance(value, bool))
+    if not ok_type or not spec.check(value):
+        raise ConfigError(f"config: {section}.{key} = {value!r} is not allowed; expected {spec.allowed}")
+    return value

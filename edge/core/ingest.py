@@ -1,0 +1,121 @@
+"""`ingest()`: the only way readings enter the store.
+
+One call is one transaction: for each new reading its row, its outbox entry and its audit entry
+(ARCHITECTURE.md data flow). Drivers call it with everything that arrived since their last commit
+(group commit) and acknowledge to the device only after it returns.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from . import audit, codes, outbox
+from .clock import SystemClock, clock_plausible
+from .reading import (STATUS_REJECTED, STATUS_UNMAPPED, STATUS_VALID, Reading, utc_iso)
+
+
+STATUS_REFUSED = "refused"   # an outcome only: nothing was stored
+
+
+@dataclass(frozen=True)
+class Outcome:
+    id: str
+    status: str
+    reason: str | None
+    duplicate: bool          # already stored before this call: nothing was written
+    resident_id: str | None = None
+
+
+def ingest(store, readings: Iterable[Reading], *, clock=None) -> list[Outcome]:
+    """Store readings idempotently; returns one Outcome per reading, in order."""
+    clock = clock or SystemClock()
+    readings = list(readings)
+    if not readings:
+        return []
+    anchor = clock.anchor()
+    outcomes = []
+    with store.atomic() as conn:
+        for r in readings:
+            outcomes.append(_store_one(conn, r, anchor))
+    return outcomes
+
+
+def _store_one(conn: sqlite3.Connection, r: Reading, anchor) -> Outcome:
+    r.receive_time = r.receive_time or anchor.wall
+    r.boot_id = r.boot_id or anchor.boot_id
+    r.monotonic = anchor.monotonic if r.monotonic is None else r.monotonic
+    rid = r.id
+    existing = conn.execute("SELECT status, reason, resident_id FROM readings WHERE id = ?", (rid,)).fetchone()
+    if existing:
+        return Outcome(rid, existing[0], existing[1], True, existing[2])
+    device = conn.execute("SELECT resident_id FROM devices WHERE id = ? AND removed_at IS NULL",
+                          (r.device_id,)).fetchone()
+    if device is None:  # nothing can be stored for a device the clinic does not know
+        return Outcome(rid, STATUS_REFUSED, f"device {r.device_id} is not registered at this clinic", False)
+
+    value, unit, status, reason = normalise(r)
+    resident_id = resident_for(conn, r, device[0])
+    clock_status = "ok" if clock_plausible(r.receive_time) else "suspect"
+    effective = r.device_time if (r.device_time and clock_plausible(r.device_time)) else r.receive_time
+    row = {
+        "id": rid, "device_id": r.device_id, "code": r.code, "value": value, "unit": unit,
+        "value_as_sent": r.value, "unit_as_sent": r.unit,
+        "device_time": utc_iso(r.device_time), "receive_time": utc_iso(r.receive_time),
+        "effective_time": utc_iso(effective), "boot_id": r.boot_id, "monotonic": r.monotonic,
+        "clock_status": clock_status, "transport": r.transport, "raw": r.raw, "status": status,
+        "reason": reason, "meta": json.dumps(r.meta, ensure_ascii=False, default=str),
+        "resident_id": resident_id,
+    }
+    conn.execute(f"INSERT INTO readings ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)
+    conn.execute("UPDATE devices SET last_seen = ?, last_reading_at = ? WHERE id = ?",
+                 (row["receive_time"], row["effective_time"], r.device_id))
+    summary = {k: row[k] for k in ("device_id", "code", "value", "unit", "effective_time", "status",
+                                   "reason", "resident_id")}
+    outbox.add(conn, kind="reading", record_id=rid, at=r.receive_time, payload=_upstream(row))
+    audit.append(conn, actor=f"device:{r.device_id}", action="reading.create", entity="reading",
+                 entity_id=rid, at=r.receive_time, after=summary)
+    return Outcome(rid, status, reason, False, resident_id)
+
+
+def normalise(r: Reading) -> tuple[float | None, str, str, str | None]:
+    """(value, unit, status, reason) in the code's canonical unit, judged for plausibility."""
+    code = codes.lookup(r.code)
+    if code is None:
+        return r.value, r.unit, STATUS_UNMAPPED, f"code {r.code} is not mapped; kept as sent"
+    if r.value is None:
+        return None, code.unit, STATUS_REJECTED, r.no_value_reason or "the device sent no value"
+    try:
+        value = code.to_canonical(float(r.value), r.unit)
+    except codes.UnitError as e:
+        return None, code.unit, STATUS_REJECTED, str(e)
+    problem = code.implausible(value)
+    if problem:
+        return value, code.unit, STATUS_REJECTED, problem
+    return value, code.unit, STATUS_VALID, None
+
+
+def resident_for(conn: sqlite3.Connection, r: Reading, bound_resident: str | None) -> str | None:
+    """Whose reading this is: the resident a personal device is bound to, else nobody yet."""
+    return bound_resident
+
+
+def _upstream(row: dict) -> dict:
+    """What the county receives for a reading (the raw payload stays on the node)."""
+    keep = ("id", "device_id", "code", "value", "unit", "device_time", "receive_time", "effective_time",
+            "boot_id", "monotonic", "clock_status", "transport", "status", "reason", "resident_id")
+    return {k: row[k] for k in keep}
+
+
+def latest(store, limit: int = 50, *, since: datetime | None = None) -> list[dict]:
+    sql = ("SELECT id, device_id, code, value, unit, effective_time, resident_id, status, reason, transport,"
+           " device_time, receive_time, clock_status FROM readings")
+    params: list = []
+    if since is not None:
+        sql += " WHERE effective_time >= ?"
+        params.append(utc_iso(since))
+    sql += " ORDER BY effective_time DESC, id LIMIT ?"
+    params.append(limit)
+    return store.query(sql, params)

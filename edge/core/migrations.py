@@ -1,0 +1,54 @@
+"""Versioned schema migrations, applied at start, each in its own transaction.
+
+Each schema module registers functions with `@migration(version, name)`. Versions are
+numbered in blocks per owner so parts of the product can add tables side by side:
+1-99 foundation, 100-199 workbench (residents, accounts), 200-299 sync, 300-399 drivers,
+400-499 appliance, 500-599 follow-up forms and reports. Applied versions are recorded in
+`_migrations`; a missing one is applied in version order. Migrations add; they never DROP a
+table or column that holds clinical data.
+"""
+from __future__ import annotations
+
+import importlib
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .store import Store
+
+SCHEMA_MODULES = [
+    "edge.core.schema",
+]
+
+_REGISTRY: dict[int, tuple[str, Callable]] = {}
+
+
+def migration(version: int, name: str) -> Callable[[Callable], Callable]:
+    def register(fn: Callable) -> Callable:
+        if version in _REGISTRY and _REGISTRY[version][1] is not fn:
+            raise RuntimeError(f"migration {version} registered twice")
+        _REGISTRY[version] = (name, fn)
+        return fn
+    return register
+
+
+def registered() -> dict[int, tuple[str, Callable]]:
+    for module in SCHEMA_MODULES:
+        importlib.import_module(module)
+    return dict(sorted(_REGISTRY.items()))
+
+
+def apply(store: "Store") -> list[int]:
+    store.conn.execute("CREATE TABLE IF NOT EXISTS _migrations "
+                       "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+    done = {r[0] for r in store.conn.execute("SELECT version FROM _migrations")}
+    applied = []
+    for version, (name, fn) in registered().items():
+        if version in done:
+            continue
+        with store.atomic() as conn:
+            fn(store.db)
+            conn.execute("INSERT INTO _migrations VALUES (?, ?, ?)",
+                         (version, name, datetime.now(timezone.utc).isoformat()))
+        applied.append(version)
+    return applied

@@ -1,0 +1,81 @@
+"""What every command of this node shares: its config, its data directory, its store and clock.
+
+The CLI builds one `Node` and hands it to every subcommand (`click.pass_obj`), including the
+ones contributed by device_drivers and sync, so they never parse config themselves.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from .clock import SystemClock
+from .config import Config
+from .store import Store
+
+
+class Node:
+    def __init__(self, config: Config, clock=None):
+        self.config = config
+        self.clock = clock or SystemClock()
+        self._store: Store | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._store = Store(self.config.store_path)
+        return self._store
+
+    def path(self, *parts: str) -> Path:
+        p = self.data_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def secret(self, name: str, nbytes: int = 32) -> str:
+        """A secret kept in the data directory (mode 0600), made on first use."""
+        p = self.path("secrets", name)
+        os.chmod(p.parent, 0o700)
+        if not p.exists():
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(nbytes))
+        return p.read_text().strip()
+
+    def write_status(self, name: str, status: dict[str, Any]) -> None:
+        """A small status file other processes read (e.g. /healthz reads ingest's)."""
+        p = self.path("run", f"{name}.json")
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**status, "pid": os.getpid()}))
+        tmp.replace(p)
+
+    def read_status(self, name: str) -> dict[str, Any] | None:
+        p = self.data_dir / "run" / f"{name}.json"
+        try:
+            status = json.loads(p.read_text())
+        except (OSError, ValueError):
+            return None
+        pid = status.get("pid")
+        status["running"] = bool(pid) and _alive(pid)
+        return status
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

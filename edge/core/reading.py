@@ -1,0 +1,74 @@
+"""The one model every driver produces: a Reading.
+
+Drivers fill in what the device said (code, value, unit as sent, device time, raw bytes);
+`ingest()` adds receive time and the (boot id, monotonic) anchor, normalises the unit and
+judges plausibility. The id is derived from what the device sent, so a redelivered reading
+gets the same id and is stored once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+TRANSPORTS = ("mqtt", "ble", "astm", "hl7", "lines", "manual", "demo")
+
+STATUS_VALID = "valid"          # plausible value in its canonical unit
+STATUS_REJECTED = "rejected"    # kept with the reason; never shown as a valid value
+STATUS_UNMAPPED = "unmapped"    # a code we do not know, kept raw (e.g. vendor MDC codes)
+STATUS_VOIDED = "voided"        # withdrawn by a person, with a reason
+STATUSES = (STATUS_VALID, STATUS_REJECTED, STATUS_UNMAPPED, STATUS_VOIDED)
+
+
+def utc_iso(dt: datetime | None) -> str | None:
+    """ISO 8601 in UTC with milliseconds, the one time format the store uses."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime: every time in the store carries a zone")
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class Reading:
+    device_id: str
+    code: str                           # LOINC (or the raw code when unmapped)
+    value: float | None                 # as sent; None = the device said "no value"
+    unit: str                           # UCUM/SenML unit as sent
+    transport: str
+    device_time: datetime | None = None
+    raw: str = ""                       # the payload as received (text, or hex for binary)
+    source_key: str | None = None       # what makes this reading unique at its device
+    no_value_reason: str | None = None  # e.g. "SFLOAT NaN" when value is None
+    meta: dict[str, Any] = field(default_factory=dict)  # status bits, flags, patient hints...
+    # filled by ingest():
+    receive_time: datetime | None = None
+    boot_id: str | None = None
+    monotonic: float | None = None
+
+    @property
+    def id(self) -> str:
+        return reading_id(self.device_id, self.source_key or self.default_source_key())
+
+    def default_source_key(self) -> str:
+        return json.dumps([self.code, utc_iso(self.device_time), self.value, self.unit],
+                          separators=(",", ":"))
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["id"] = self.id
+        return d
+
+
+def reading_id(device_id: str, source_key: str) -> str:
+    """A stable 128-bit id: the same device saying the same thing twice gives the same id."""
+    digest = hashlib.sha256(f"{device_id}\x1f{source_key}".encode()).hexdigest()
+    return "r-" + digest[:32]

@@ -1,0 +1,116 @@
+"""The node's SQLite store: one file, WAL, synchronous=FULL, foreign keys, checked at start.
+
+`Store.atomic()` is the one way to write: BEGIN IMMEDIATE ... COMMIT, so a writer never has to
+upgrade a read lock, and a crash leaves either all of a change or none of it. sqlite-utils is
+used for reading and for schema work; writes inside `atomic()` use plain SQL because
+sqlite-utils' own write helpers commit on their own.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import sqlite_utils
+
+from .errors import StoreDamaged, StoreError
+from . import migrations
+
+log = logging.getLogger(__name__)
+BUSY_TIMEOUT_MS = 15000
+
+
+class Store:
+    def __init__(self, path: str | Path, *, migrate: bool = True, check: bool = True):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            if check:
+                self._quick_check(conn)
+        except sqlite3.DatabaseError as e:
+            raise StoreDamaged(damaged_message(self.path, str(e))) from e
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        if migrate:
+            migrations.apply(self)
+
+    def _quick_check(self, conn: sqlite3.Connection) -> None:
+        rows = [r[0] for r in conn.execute("PRAGMA quick_check")]
+        if rows != ["ok"]:
+            raise StoreDamaged(damaged_message(self.path, "; ".join(rows[:3])))
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """One transaction. Nested calls join the outer one."""
+        with self._lock:
+            if self.conn.in_transaction:
+                yield self.conn
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self.conn.execute(sql, params)]
+
+    def one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
+        with self._lock:
+            row = self.conn.execute(sql, params).fetchone()
+        return dict(row) if row else None
+
+    def scalar(self, sql: str, params: Any = ()) -> Any:
+        with self._lock:
+            row = self.conn.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    def integrity_check(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("PRAGMA integrity_check")]
+
+    def backup(self, dest: str | Path) -> Path:
+        """Online backup (SQLite's backup API): consistent even while others write."""
+        dest = Path(dest)
+        if dest.is_dir():
+            dest = dest / self.path.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".partial")
+        tmp.unlink(missing_ok=True)
+        try:
+            target = sqlite3.connect(tmp)
+            with target:
+                self.conn.backup(target, pages=1024)
+            ok = [r[0] for r in target.execute("PRAGMA integrity_check")] == ["ok"]
+            target.close()
+        except sqlite3.Error as e:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"backup to {dest} failed: {e}") from e
+        if not ok:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"backup to {dest} failed its integrity check; nothing was written")
+        tmp.replace(dest)
+        return dest
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def damaged_message(path: Path, detail: str) -> str:
+    return (f"the database {path} is damaged ({detail}). Stop the clinic-edge services and restore "
+            f"the latest backup: `clinic-edge restore BACKUP_FILE` (backups are in "
+            f"{path.parent / 'backups'} and on the USB drive), then start again.")

@@ -1,0 +1,152 @@
+"""`clinic-edge demo`: a complete node on built-in defaults, started as separate processes the
+way systemd starts them on the appliance (broker, ingest, web, simulated devices).
+
+This module only spawns `clinic-edge <part>` processes and registers the demo devices through
+edge.core, so edge/ still imports nothing from device_drivers or sync.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.core import devices
+from edge.core.errors import ValidationError
+from edge.core.node import Node
+
+DEMO_DEVICES = (("demo-bp", "bp", "诊室血压计"), ("demo-glucose", "glucose", "血糖仪"),
+                ("demo-spo2", "spo2", "指夹血氧仪"), ("demo-scale", "scale", "体重秤"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Part:
+    name: str
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+
+
+def register_demo_devices(node: Node) -> Path:
+    """Make sure the demo devices exist; return the credentials file the simulator reads."""
+    creds_path = node.path("secrets", "demo-devices.json")
+    creds = json.loads(creds_path.read_text()) if creds_path.exists() else {}
+    for device_id, kind, name in DEMO_DEVICES:
+        if device_id in creds and devices.get(node.store, device_id):
+            continue
+        if devices.get(node.store, device_id):
+            devices.remove(node.store, device_id, now=node.clock.now(), actor="demo")
+        try:
+            password = devices.add(node.store, device_id, kind=kind, name=name, now=node.clock.now(), actor="demo")
+        except ValidationError:
+            continue
+        creds[device_id] = {"password": password, "kind": kind}
+    fd = os.open(creds_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(creds, f)
+    return creds_path
+
+
+def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: Path) -> list[Part]:
+    return [
+        Part("broker", ["broker", "run", "--listen", f"127.0.0.1:{mqtt_port}"]),
+        Part("ingest", ["ingest"]),
+        Part("web", ["serve", "--listen", f"127.0.0.1:{web_port}"]),
+        Part("devices", ["simulate", "--credentials", str(creds), "--rate", str(rate)]),
+    ]
+
+
+def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.5) -> int:
+    web_port = web_port or free_port()
+    mqtt_port = mqtt_port or free_port()
+    node.store  # create and migrate once, before the parts start
+    creds = register_demo_devices(node)
+    env = {**os.environ, "CLINIC_EDGE_DATA": str(node.data_dir.resolve()),
+           "CLINIC_EDGE_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
+           "CLINIC_EDGE_WEB_LISTEN": f"127.0.0.1:{web_port}",
+           "CLINIC_EDGE_BROKER_LISTEN": f"127.0.0.1:{mqtt_port}"}
+    if node.config.source:
+        env["CLINIC_EDGE_CONFIG"] = str(Path(node.config.source).resolve())
+    node.close()
+    parts = parts_for(node, web_port=web_port, mqtt_port=mqtt_port, rate=rate, creds=creds)
+    stopping = False
+
+    def request_stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    url = f"http://127.0.0.1:{web_port}/"
+    try:
+        for part in parts:
+            part.proc = subprocess.Popen([sys.executable, "-m", "edge", *part.args], env={**env, **part.env},
+                                         start_new_session=True)
+            if part.name == "broker":
+                _wait_port(mqtt_port, 10)
+        if not _wait_http(url + "healthz", 20):
+            print("clinic-edge demo: the web UI did not come up; see the messages above", file=sys.stderr)
+            return 1
+        print(f"\nclinic-edge demo is running.\n  open:   {url}\n  health: {url}healthz\n"
+              f"  MQTT:   mqtt://127.0.0.1:{mqtt_port} (devices/<id>/readings, SenML)\n"
+              f"  data:   {node.data_dir.resolve()}\nPress Ctrl-C to stop.\n", flush=True)
+        while not stopping:
+            for part in parts:
+                if part.proc.poll() is not None:
+                    print(f"clinic-edge demo: {part.name} stopped (exit {part.proc.returncode}); stopping all",
+                          file=sys.stderr)
+                    return 1
+            time.sleep(0.3)
+        return 0
+    finally:
+        _stop_all(parts)
+
+
+def _stop_all(parts: list[Part]) -> None:
+    for part in reversed(parts):
+        if part.proc and part.proc.poll() is None:
+            part.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for part in reversed(parts):
+        if part.proc is None:
+            continue
+        try:
+            part.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            part.proc.kill()
+            part.proc.wait()
+    print("clinic-edge demo stopped.", flush=True)
+
+
+def _wait_port(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _wait_http(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False

@@ -1,0 +1,28 @@
+"""The node's web UI: Flask app factory. Imports edge.core only; nothing imports edge.web."""
+from __future__ import annotations
+
+from flask import Flask
+
+from edge.core.config import Config
+from edge.core.node import Node
+
+
+def create_app(config: Config | None = None, *, node: Node | None = None) -> Flask:
+    from edge.core import config as config_mod
+
+    node = node or Node(config or config_mod.load())
+    app = Flask(__name__)
+    web = node.config["web"]
+    app.config.update(
+        SECRET_KEY=web["secret_key"] or node.secret("web-secret-key"),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=web["secure_cookies"],
+        JSON_AS_ASCII=False,
+    )
+    app.extensions["node"] = node
+
+    from . import health, readings
+    app.register_blueprint(health.bp)
+    app.register_blueprint(readings.bp)
+    return app

@@ -1,0 +1,28 @@
+"""/healthz: what county IT, systemd and the update watchdog ask: is this node working?"""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from edge.core.errors import CoreError
+from edge.core import outbox
+from . import context
+
+bp = Blueprint("health", __name__)
+bp.teardown_app_request(context.close_store)
+
+
+@bp.get("/healthz")
+def healthz():
+    body: dict = {"store": "ok"}
+    try:
+        s = context.store()
+        s.scalar("SELECT count(*) FROM _migrations")
+        body["last_reading_time"] = s.scalar("SELECT max(receive_time) FROM readings")
+        body["backlog"] = outbox.backlog(s.conn)
+    except (CoreError, Exception) as e:  # the page must answer even when the store cannot
+        body["store"] = f"error: {e}"
+    ingest = context.node().read_status("ingest") or {}
+    body["broker_connected"] = bool(ingest.get("running") and ingest.get("mqtt_connected"))
+    body["ingest_running"] = bool(ingest.get("running"))
+    body["ok"] = body["store"] == "ok"
+    return jsonify(body), (200 if body["ok"] else 503)

@@ -1,0 +1,26 @@
+"""The page listing recent readings (the full doctor's workbench lives elsewhere)."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, render_template, request
+
+from edge.core import codes
+from edge.core.ingest import latest
+from . import context
+
+bp = Blueprint("readings", __name__)
+
+
+@bp.get("/")
+@bp.get("/readings")
+def index():
+    rows = latest(context.store(), limit=min(int(request.args.get("limit", 100)), 1000))
+    for r in rows:
+        c = codes.lookup(r["code"])
+        r["label"] = c.display_zh if c else r["code"]
+    return render_template("readings.html", readings=rows, node=context.node())
+
+
+@bp.get("/api/v1/readings")
+def api_readings():
+    limit = min(int(request.args.get("limit", 100)), 1000)
+    return jsonify(latest(context.store(), limit=limit))

@@ -1,0 +1,186 @@
+"""Shared fixtures: a node on a temporary data directory, a real mosquitto broker, the real
+`clinic-edge` processes. Nothing here is a mock."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.core import config as config_mod
+from edge.core.node import Node
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {message}")
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def env(data_dir) -> dict[str, str]:
+    """Environment for `clinic-edge` subprocesses and for config.load in this process."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_EDGE_")}
+    e["CLINIC_EDGE_DATA"] = str(data_dir)
+    return e
+
+
+@pytest.fixture
+def node(env) -> Node:
+    n = Node(config_mod.load(env=env))
+    yield n
+    n.close()
+
+
+class Broker:
+    """A real mosquitto on a free loopback port, configured by `clinic-edge broker run`."""
+
+    def __init__(self, env: dict[str, str]):
+        self.port = free_port()
+        self.env = {**env, "CLINIC_EDGE_MQTT_URL": f"mqtt://127.0.0.1:{self.port}",
+                    "CLINIC_EDGE_BROKER_LISTEN": f"127.0.0.1:{self.port}"}
+        self.proc: subprocess.Popen | None = None
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> "Broker":
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge", "broker", "run"], env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_port(self.port)
+        return self
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def reload(self) -> None:
+        self.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def broker(env, node) -> Broker:
+    if not shutil.which("mosquitto"):
+        pytest.fail("mosquitto is not installed: run the README's test command (./run test), which installs it")
+    node.store  # the broker's password file is generated from the store
+    b = Broker(env).start()
+    yield b
+    b.stop()
+
+
+def clinic_edge(env: dict[str, str], *args: str, check: bool = True, timeout: float = 60,
+                input: str | None = None) -> subprocess.CompletedProcess:
+    """Run the real command line, as a user would."""
+    proc = subprocess.run([sys.executable, "-m", "edge", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, input=input)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"clinic-edge {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+class Ingest:
+    """`clinic-edge ingest` as a separate process (so it can be SIGKILLed like on a real box)."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Ingest":
+        self.log = open(Path(self.env["CLINIC_EDGE_DATA"]) / "ingest.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge", "ingest"], env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_connected(self, timeout: float = 15) -> "Ingest":
+        """Until ingest has subscribed (its status file says so), as on a box that runs all day."""
+        import json
+
+        status = Path(self.env["CLINIC_EDGE_DATA"]) / "run" / "ingest.json"
+
+        def connected():
+            try:
+                s = json.loads(status.read_text())
+            except (OSError, ValueError):
+                return False
+            return s.get("mqtt_connected") and s.get("pid") == self.proc.pid
+
+        wait_for(connected, timeout, message="ingest to connect")
+        return self
+
+    def stop(self, sig=signal.SIGTERM) -> int:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(20)
+        self.log.close()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return (Path(self.env["CLINIC_EDGE_DATA"]) / "ingest.log").read_text(errors="replace")
+
+
+@pytest.fixture
+def ingest_proc(broker):
+    procs = []
+
+    def start(wait: bool = True) -> Ingest:
+        i = Ingest(broker.env).start()
+        if wait:
+            i.wait_connected()
+        procs.append(i)
+        return i
+
+    yield start
+    for p in procs:
+        if p.proc.poll() is None:
+            p.stop(signal.SIGKILL)
+
+
+def add_device(env: dict[str, str], device_id: str, kind: str = "bp", broker: Broker | None = None) -> str:
+    """Register a device through the CLI; returns its MQTT password."""
+    import json
+
+    out = clinic_edge(env, "device", "add", device_id, "--kind", kind, "--json")
+    if broker is not None:
+        broker.reload()
+    return json.loads(out.stdout)["password"]
