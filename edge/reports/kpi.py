@@ -1,0 +1,139 @@
+"""The clinic's monthly/quarterly/annual report: KPIs with numerator, denominator and the residents
+behind each (DOMAIN.md §2; formulas from 国家基本公共卫生服务规范 第三版 工作指标).
+
+Definitions used here (each one is shown on the report page too):
+- 已管理患者 (patients under management) of a disease: management (纳入管理) began on or before
+  the period's end.
+- The assessment window of the rates is the year to date: 1 January of the period's year to the
+  period's end (the national indicators are 年内; an annual report is the whole year).
+- 规范管理率: managed patients with at least ceil(4 x m / 12) face-to-face follow-ups (门诊/家庭)
+  in the window, m = months of the window from the later of 1 January and the start of management
+  (4 a year, pro rata) / managed patients. [U: "按规范" is not defined numerically nationally]
+- 管理人群血压控制率: managed hypertension patients whose last follow-up in the window with a BP
+  had SBP < 140 and DBP < 90 (< 150/90 at 65 and over, age on that visit) / managed patients.
+  No follow-up with a BP in the window (lost to follow-up) counts as not controlled.
+- 管理人群血糖控制率: the same with the last fasting glucose < 7.0 mmol/L.
+- 随访人次 (follow-ups done) and readings count within the period itself.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Iterable
+
+from edge.core.followup import rules
+from .population import DIABETES, DISEASES, HYPERTENSION, Patient, Period, Visit
+
+LABELS = {
+    "managed_hypertension": ("高血压已管理患者数", "Hypertension patients under management"),
+    "managed_diabetes": ("2型糖尿病已管理患者数", "Type 2 diabetes patients under management"),
+    "managed_total": ("慢病已管理患者数(去重)", "Patients under management (distinct)"),
+    "followups_hypertension": ("高血压随访人次", "Hypertension follow-ups done"),
+    "followups_diabetes": ("2型糖尿病随访人次", "Type 2 diabetes follow-ups done"),
+    "standard_hypertension": ("高血压患者规范管理率", "Hypertension standard-management rate"),
+    "control_hypertension": ("管理人群血压控制率", "BP control rate (managed)"),
+    "standard_diabetes": ("2型糖尿病患者规范管理率", "Type 2 diabetes standard-management rate"),
+    "control_diabetes": ("管理人群血糖控制率", "Glucose control rate (managed)"),
+    "device_bp": ("血压由设备采集的随访占比", "Follow-ups whose BP came from a device"),
+}
+
+
+@dataclass(frozen=True)
+class Indicator:
+    key: str
+    numerator: tuple[str, ...]              # resident ids (or follow-up ids for device_bp)
+    denominator: tuple[str, ...] | None     # None for a plain count
+
+    @property
+    def rate(self) -> float | None:
+        if self.denominator is None or not self.denominator:
+            return None
+        return len(self.numerator) / len(self.denominator)
+
+    @property
+    def percent(self) -> str:
+        r = self.rate
+        return "" if r is None else f"{r * 100:.1f}%"
+
+    def label(self, lang: str = "zh") -> str:
+        zh, en = LABELS[self.key]
+        return zh if lang == "zh" else en
+
+
+@dataclass
+class Report:
+    period: Period
+    indicators: dict[str, Indicator] = field(default_factory=dict)
+    followups: dict[str, dict[str, int]] = field(default_factory=dict)   # disease -> mode -> n
+    readings_by_source: list[dict] = field(default_factory=list)        # {source, code, count}
+
+    def __getitem__(self, key: str) -> Indicator:
+        return self.indicators[key]
+
+
+def months_between(first: date, last: date) -> int:
+    return (last.year - first.year) * 12 + last.month - first.month + 1
+
+
+def required_visits(window_start: date, end: date) -> int:
+    return max(1, math.ceil(4 * months_between(window_start, end) / 12))
+
+
+def is_managed(p: Patient, disease: str, period: Period) -> bool:
+    since = p.managed_since(disease)
+    return since is not None and since <= period.end
+
+
+def _standard(p: Patient, disease: str, visits: list[Visit], period: Period) -> bool:
+    start = max(period.year_start, p.managed_since(disease))
+    n = sum(1 for v in visits if v.face_to_face and period.year_start <= v.visit_date <= period.end)
+    return n >= required_visits(start, period.end)
+
+
+def _controlled(p: Patient, disease: str, visits: list[Visit], period: Period) -> bool:
+    measured = [v for v in visits if period.year_start <= v.visit_date <= period.end
+                and ((v.sbp is not None and v.dbp is not None) if disease == HYPERTENSION else v.fbg is not None)]
+    if not measured:
+        return False            # lost to follow-up counts as not controlled
+    last = max(measured, key=lambda v: (v.visit_date, v.id))
+    if disease == HYPERTENSION:
+        return bool(rules.bp_controlled(last.sbp, last.dbp, rules.age_on(p.birth_date, last.visit_date)))
+    return bool(rules.glucose_controlled(last.fbg))
+
+
+def compute(patients: Iterable[Patient], visits: Iterable[Visit], period: Period,
+            readings_by_source: list[dict] | None = None) -> Report:
+    patients = list(patients)
+    by_patient: dict[tuple[str, str], list[Visit]] = {}
+    for v in visits:
+        by_patient.setdefault((v.resident_id, v.form), []).append(v)
+    report = Report(period, readings_by_source=list(readings_by_source or []))
+    ind = report.indicators
+    everyone: set[str] = set()
+    for disease in DISEASES:
+        managed = [p for p in patients if is_managed(p, disease, period)]
+        ids = tuple(sorted(p.resident_id for p in managed))
+        everyone.update(ids)
+        ind[f"managed_{disease}"] = Indicator(f"managed_{disease}", ids, None)
+        std = tuple(sorted(p.resident_id for p in managed
+                           if _standard(p, disease, by_patient.get((p.resident_id, disease), []), period)))
+        ctl = tuple(sorted(p.resident_id for p in managed
+                           if _controlled(p, disease, by_patient.get((p.resident_id, disease), []), period)))
+        ind[f"standard_{disease}"] = Indicator(f"standard_{disease}", std, ids)
+        ind[f"control_{disease}"] = Indicator(f"control_{disease}", ctl, ids)
+        done = [v for (rid, form), vs in by_patient.items() if form == disease for v in vs
+                if period.start <= v.visit_date <= period.end]
+        ind[f"followups_{disease}"] = Indicator(f"followups_{disease}",
+                                                tuple(sorted({v.resident_id for v in done})), None)
+        report.followups[disease] = {"total": len(done), "face_to_face": sum(v.face_to_face for v in done),
+                                     "phone": sum(not v.face_to_face for v in done)}
+    ind["managed_total"] = Indicator("managed_total", tuple(sorted(everyone)), None)
+    bp_visits = [v for vs in by_patient.values() for v in vs
+                 if period.start <= v.visit_date <= period.end and v.sbp is not None]
+    ind["device_bp"] = Indicator("device_bp", tuple(sorted(v.id for v in bp_visits if v.bp_source == "device")),
+                                 tuple(sorted(v.id for v in bp_visits)))
+    return report
+
+
+RATES = ("standard_hypertension", "control_hypertension", "standard_diabetes", "control_diabetes")

@@ -1,0 +1,97 @@
+"""The doctor's worklist: who needs a follow-up now.
+
+For each managed patient and disease, from the follow-ups on record (pure; `today` passed in):
+- urgent: the last follow-up ended in an urgent referral (紧急转诊) and nobody has seen the patient
+  on that form since; the standard asks for an active follow-up within 2 weeks.
+- overdue: the proposed next visit date of the last follow-up has passed (or, with no follow-up on
+  record at all, management began before this quarter).
+- due: no face-to-face follow-up yet this quarter (4 a year means one a quarter), or the proposed
+  next visit falls within this quarter.
+- not seen this year: no follow-up of any mode since 1 January.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Iterable
+
+from edge.core.followup.fields import STEP_URGENT
+from edge.core.followup.rules import REVISIT_DAYS
+from .population import DISEASES, Patient, Visit, quarter_of
+
+
+@dataclass(frozen=True)
+class Item:
+    resident_id: str
+    name: str
+    disease: str
+    last_visit: date | None
+    due: date | None
+    days_overdue: int = 0
+
+
+@dataclass
+class Worklist:
+    today: date
+    urgent: list[Item] = field(default_factory=list)
+    overdue: list[Item] = field(default_factory=list)
+    due: list[Item] = field(default_factory=list)
+    not_seen: list[Item] = field(default_factory=list)
+
+    def sections(self) -> list[tuple[str, list[Item]]]:
+        return [("urgent", self.urgent), ("overdue", self.overdue), ("due", self.due),
+                ("not_seen", self.not_seen)]
+
+
+SECTION_LABELS = {
+    "urgent": ("未结紧急转诊", "Open urgent referrals"),
+    "overdue": ("随访逾期", "Overdue follow-ups"),
+    "due": ("本季度应随访", "Due this quarter"),
+    "not_seen": ("今年未随访", "Not seen this year"),
+}
+
+
+def build(patients: Iterable[Patient], visits: Iterable[Visit], today: date) -> Worklist:
+    q = quarter_of(today)
+    year_start = date(today.year, 1, 1)
+    last: dict[tuple[str, str], Visit] = {}
+    seen_quarter: set[tuple[str, str]] = set()
+    seen_year: set[str] = set()
+    for v in visits:
+        if v.visit_date > today:
+            continue
+        key = (v.resident_id, v.form)
+        if key not in last or (v.visit_date, v.id) > (last[key].visit_date, last[key].id):
+            last[key] = v
+        if v.face_to_face and q.start <= v.visit_date:
+            seen_quarter.add(key)
+        if v.visit_date >= year_start:
+            seen_year.add(v.resident_id)
+    wl = Worklist(today)
+    for p in sorted(patients, key=lambda p: p.resident_id):
+        diseases = [d for d in DISEASES if p.managed_since(d) and p.managed_since(d) <= today]
+        for d in diseases:
+            _place(wl, p, d, last.get((p.resident_id, d)), (p.resident_id, d) in seen_quarter, q)
+        if diseases and p.resident_id not in seen_year:
+            lv = max((last[(p.resident_id, d)].visit_date for d in diseases if (p.resident_id, d) in last),
+                     default=None)
+            wl.not_seen.append(Item(p.resident_id, p.name, ",".join(diseases), lv, None))
+    wl.overdue.sort(key=lambda i: -i.days_overdue)
+    wl.urgent.sort(key=lambda i: i.due or today)
+    return wl
+
+
+def _place(wl: Worklist, p: Patient, disease: str, last: Visit | None, seen_quarter: bool, q) -> None:
+    today = wl.today
+    lv = last.visit_date if last else None
+    if last and last.next_step == STEP_URGENT:
+        wl.urgent.append(Item(p.resident_id, p.name, disease, lv, lv + timedelta(days=REVISIT_DAYS),
+                              max(0, (today - lv).days - REVISIT_DAYS)))
+        return
+    due = last.next_visit_date if last else None
+    if due is None and last is None and p.managed_since(disease) < q.start:
+        due = q.start
+    if due is not None and due < today:
+        wl.overdue.append(Item(p.resident_id, p.name, disease, lv, due, (today - due).days))
+    elif not seen_quarter or (due is not None and due <= q.end):
+        wl.due.append(Item(p.resident_id, p.name, disease, lv, due or q.end))
