@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SCHEMA_MODULES = [
     "edge.core.schema",
+    "edge.core.schema_workbench",
+    "edge.core.schema_followup",
 ]
 
 _REGISTRY: dict[int, tuple[str, Callable]] = {}

@@ -1,0 +1,197 @@
+"""Saving follow-ups as versions, in one transaction with their outbox and audit entries.
+
+A save creates version 1; a correction adds version n+1 (with a reason) and moves the current
+row to it; nothing is overwritten in followup_versions. Every save writes the form to the outbox
+(kind 'followup', with its version); a save that raises an urgent referral also writes a
+'referral_alert' at outbox.PRIORITY_URGENT so the county gets it ahead of bulk history.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from .. import audit, outbox
+from ..errors import NotFound, ValidationError
+from ..reading import utc_iso
+from .fields import FORMS, STEP_URGENT
+from .rules import urgent_alerts
+
+DISEASES = FORMS   # a form per managed disease: 'hypertension', 'diabetes'
+# Form fields a device reading can supply, with the LOINC code it comes from.
+DEVICE_FIELDS = {"sbp": "8480-6", "dbp": "8462-4", "heart_rate": "8867-4", "weight": "29463-7",
+                 "height": "8302-2", "fbg": "2339-0", "hba1c": "4548-4"}
+
+
+@dataclass(frozen=True)
+class Saved:
+    id: str
+    version: int
+    urgent: bool
+    alerts: list[dict]
+
+
+def _json(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def enrol(store, *, resident_id: str, disease: str, since: date, actor: str, at: datetime) -> None:
+    """Start managing a resident for a disease (纳入管理); a second call moves the start date."""
+    if disease not in DISEASES:
+        raise ValidationError(f"disease must be one of {', '.join(DISEASES)}", "disease")
+    with store.atomic() as conn:
+        if conn.execute("SELECT 1 FROM residents WHERE id = ?", (resident_id,)).fetchone() is None:
+            raise NotFound(f"resident {resident_id} does not exist")
+        before = conn.execute("SELECT since FROM chronic_management WHERE resident_id = ? AND disease = ?",
+                              (resident_id, disease)).fetchone()
+        ts = utc_iso(at)
+        conn.execute("INSERT INTO chronic_management (resident_id, disease, since, created_at, updated_at)"
+                     " VALUES (?,?,?,?,?) ON CONFLICT (resident_id, disease) DO UPDATE SET since = excluded.since,"
+                     " updated_at = excluded.updated_at, ended_on = NULL, end_reason = NULL",
+                     (resident_id, disease, since.isoformat(), ts, ts))
+        after = {"resident_id": resident_id, "disease": disease, "since": since.isoformat()}
+        outbox.add(conn, kind="chronic_management", record_id=f"{resident_id}:{disease}", payload=after, at=at)
+        audit.append(conn, actor=actor, action="management.enrol", entity="chronic_management",
+                     entity_id=f"{resident_id}:{disease}", at=at,
+                     before={"since": before[0]} if before else None, after=after)
+
+
+def _verified_sources(conn, resident_id: str, values: dict, sources: dict[str, str]) -> dict[str, str]:
+    """Keep a field's reading id only if that reading is this resident's, valid, and the value
+    on the form is still the device's value (a doctor's edit makes the field typed)."""
+    kept = {}
+    for name, reading_id in (sources or {}).items():
+        if name not in DEVICE_FIELDS or values.get(name) is None:
+            continue
+        row = conn.execute("SELECT value FROM readings WHERE id = ? AND resident_id = ? AND status = 'valid'"
+                           " AND code = ?", (reading_id, resident_id, DEVICE_FIELDS[name])).fetchone()
+        if row is not None and abs(float(row[0]) - float(values[name])) < 0.051:
+            kept[name] = reading_id
+    return kept
+
+
+def save(store, *, resident_id: str, form: str, values: dict[str, Any], actor: str, at: datetime,
+         sources: dict[str, str] | None = None, suggestions: dict[str, Any] | None = None,
+         followup_id: str | None = None, reason: str | None = None) -> Saved:
+    """Store validated `values` as a new follow-up, or as a correction of `followup_id`."""
+    if form not in FORMS:
+        raise ValidationError(f"form must be one of {', '.join(FORMS)}", "form")
+    if followup_id and not (reason or "").strip():
+        raise ValidationError("a correction needs a reason", "reason")
+    alerts = [{"code": a.code, "zh": a.zh, "en": a.en} for a in urgent_alerts(form, values)]
+    urgent = bool(alerts) or values.get("next_step") == STEP_URGENT
+    with store.atomic() as conn:
+        prev = _current(conn, followup_id) if followup_id else None
+        if followup_id and prev is None:
+            raise NotFound(f"follow-up {followup_id} does not exist")
+        if prev and (prev["resident_id"], prev["form"]) != (resident_id, form):
+            raise ValidationError("a correction keeps the resident and the form", "form")
+        fid = followup_id or "f-" + uuid.uuid4().hex
+        version = prev["version"] + 1 if prev else 1
+        src = _verified_sources(conn, resident_id, values, sources or {})
+        _write_current(conn, fid, resident_id, form, version, values, urgent, src, actor, at, prev is None)
+        conn.execute("INSERT INTO followup_versions (followup_id, version, data, sources, suggestions, alerts,"
+                     " author, saved_at, reason) VALUES (?,?,?,?,?,?,?,?,?)",
+                     (fid, version, _json(values), _json(src), _json(suggestions or {}), _json(alerts),
+                      actor, utc_iso(at), reason))
+        payload = {"id": fid, "version": version, "resident_id": resident_id, "form": form, "values": values,
+                   "sources": src, "alerts": alerts, "author": actor, "saved_at": utc_iso(at), "reason": reason}
+        outbox.add(conn, kind="followup", record_id=fid, version=version, payload=payload, at=at)
+        prev_alerts = json.loads(prev["alerts"]) if prev else []
+        if urgent and (not prev or not prev["urgent"] or prev_alerts != alerts):
+            outbox.add(conn, kind="referral_alert", record_id=fid, version=version, at=at,
+                       priority=outbox.PRIORITY_URGENT,
+                       payload={"followup_id": fid, "resident_id": resident_id, "form": form,
+                                "visit_date": values.get("visit_date"), "alerts": alerts,
+                                "referral_facility": values.get("referral_facility")})
+        audit.append(conn, actor=actor, action="followup.correct" if prev else "followup.create",
+                     entity="followup", entity_id=fid, at=at,
+                     before={"version": prev["version"], "values": json.loads(prev["data"])} if prev else None,
+                     after={"version": version, "values": values, "reason": reason})
+    return Saved(fid, version, urgent, alerts)
+
+
+def _write_current(conn, fid, resident_id, form, version, v, urgent, src, actor, at, new: bool) -> None:
+    bp_source = None
+    if v.get("sbp") is not None:
+        bp_source = "device" if ("sbp" in src and "dbp" in src) else "typed"
+    row = {"id": fid, "resident_id": resident_id, "form": form, "version": version,
+           "visit_date": v["visit_date"], "visit_mode": v["visit_mode"], "sbp": v.get("sbp"),
+           "dbp": v.get("dbp"), "fbg": v.get("fbg"), "classification": v.get("classification"),
+           "next_step": v.get("next_step"), "next_visit_date": v.get("next_visit_date"),
+           "urgent": int(urgent), "bp_source": bp_source, "author": actor, "updated_at": utc_iso(at)}
+    if new:
+        row["created_at"] = utc_iso(at)
+        conn.execute(f"INSERT INTO followups ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)
+    else:
+        sets = ", ".join(f"{k} = :{k}" for k in row if k != "id")
+        conn.execute(f"UPDATE followups SET {sets} WHERE id = :id", row)
+
+
+def _current(conn, fid: str) -> dict | None:
+    row = conn.execute("SELECT f.*, v.data, v.alerts FROM followups f JOIN followup_versions v"
+                       " ON v.followup_id = f.id AND v.version = f.version WHERE f.id = ?", (fid,)).fetchone()
+    return dict(row) if row else None
+
+
+def void(store, followup_id: str, *, reason: str, actor: str, at: datetime) -> None:
+    if not reason.strip():
+        raise ValidationError("voiding needs a reason", "reason")
+    with store.atomic() as conn:
+        prev = _current(conn, followup_id)
+        if prev is None:
+            raise NotFound(f"follow-up {followup_id} does not exist")
+        conn.execute("UPDATE followups SET voided_at = ?, void_reason = ? WHERE id = ?",
+                     (utc_iso(at), reason, followup_id))
+        outbox.add(conn, kind="followup_void", record_id=followup_id, version=prev["version"], at=at,
+                   payload={"id": followup_id, "reason": reason})
+        audit.append(conn, actor=actor, action="followup.void", entity="followup", entity_id=followup_id,
+                     at=at, before={"version": prev["version"]}, after={"voided": True, "reason": reason})
+
+
+def get(store, followup_id: str, version: int | None = None) -> dict | None:
+    """The follow-up (its current version, or `version`) with its values decoded."""
+    row = store.one("SELECT * FROM followups WHERE id = ?", (followup_id,))
+    if row is None:
+        return None
+    v = store.one("SELECT * FROM followup_versions WHERE followup_id = ? AND version = ?",
+                  (followup_id, version or row["version"]))
+    if v is None:
+        return None
+    for k in ("data", "sources", "suggestions", "alerts"):
+        v[k] = json.loads(v[k])
+    return {**row, "shown_version": v["version"], "values": v["data"], "sources": v["sources"],
+            "suggestions": v["suggestions"], "alerts": v["alerts"], "saved_by": v["author"],
+            "saved_at": v["saved_at"], "reason": v["reason"]}
+
+
+def versions(store, followup_id: str) -> list[dict]:
+    out = store.query("SELECT version, author, saved_at, reason, data FROM followup_versions"
+                      " WHERE followup_id = ? ORDER BY version", (followup_id,))
+    for r in out:
+        r["values"] = json.loads(r.pop("data"))
+    return out
+
+
+def last_visit(store, resident_id: str, form: str, *, before: str | None = None,
+               exclude: str | None = None) -> dict | None:
+    """The resident's latest (not voided) follow-up on this form, optionally before a date."""
+    sql = ("SELECT id FROM followups WHERE resident_id = ? AND form = ? AND voided_at IS NULL")
+    params: list = [resident_id, form]
+    if before:
+        sql += " AND visit_date < ?"
+        params.append(before)
+    if exclude:
+        sql += " AND id != ?"
+        params.append(exclude)
+    row = store.one(sql + " ORDER BY visit_date DESC, created_at DESC LIMIT 1", params)
+    return get(store, row["id"]) if row else None
+
+
+def management(store, resident_id: str) -> dict[str, str]:
+    """disease -> since (ISO date) for the resident's active management."""
+    rows = store.query("SELECT disease, since FROM chronic_management WHERE resident_id = ? AND ended_on IS NULL",
+                       (resident_id,))
+    return {r["disease"]: r["since"] for r in rows}

@@ -1,0 +1,85 @@
+"""Follow-up forms and reports (migration block 500-599).
+
+- chronic_management: a resident's enrolment into hypertension / type 2 diabetes management
+  (纳入管理, the 管理卡), the denominator of every KPI. Kept here, apart from the diagnosis the
+  personal record holds, because management has its own start (and the workbench's resident
+  columns were not there when this was written).
+- followups: the current version of each follow-up, with the columns reports query.
+- followup_versions: every saved version in full (a correction adds a version; nothing is
+  overwritten or deleted).
+- reports: each report the clinic wrote (a snapshot, also sent upstream through the outbox).
+"""
+from __future__ import annotations
+
+import sqlite_utils
+
+from .migrations import migration
+
+
+@migration(500, "follow-up records, versions, chronic management, reports")
+def followups(db: sqlite_utils.Database) -> None:
+    for sql in (
+        """CREATE TABLE chronic_management (
+            resident_id TEXT NOT NULL REFERENCES residents(id),
+            disease TEXT NOT NULL CHECK (disease IN ('hypertension','diabetes')),
+            since TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            ended_on TEXT,
+            end_reason TEXT,
+            PRIMARY KEY (resident_id, disease)
+        )""",
+        """CREATE TABLE followups (
+            id TEXT PRIMARY KEY,
+            resident_id TEXT NOT NULL REFERENCES residents(id),
+            form TEXT NOT NULL CHECK (form IN ('hypertension','diabetes')),
+            version INTEGER NOT NULL,
+            visit_date TEXT NOT NULL,
+            visit_mode TEXT NOT NULL,
+            sbp INTEGER,
+            dbp INTEGER,
+            fbg REAL,
+            classification TEXT,
+            next_step TEXT,
+            next_visit_date TEXT,
+            urgent INTEGER NOT NULL DEFAULT 0,
+            bp_source TEXT,
+            author TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            voided_at TEXT,
+            void_reason TEXT
+        )""",
+        "CREATE INDEX followups_resident ON followups(resident_id, form, visit_date)",
+        "CREATE INDEX followups_visit_date ON followups(visit_date, form)",
+        """CREATE TABLE followup_versions (
+            followup_id TEXT NOT NULL REFERENCES followups(id),
+            version INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            sources TEXT NOT NULL DEFAULT '{}',
+            suggestions TEXT NOT NULL DEFAULT '{}',
+            alerts TEXT NOT NULL DEFAULT '[]',
+            author TEXT NOT NULL,
+            saved_at TEXT NOT NULL,
+            reason TEXT,
+            PRIMARY KEY (followup_id, version)
+        )""",
+        """CREATE TRIGGER followup_versions_no_update BEFORE UPDATE ON followup_versions
+           BEGIN SELECT RAISE(ABORT, 'a saved follow-up version never changes; save a correction'); END""",
+        """CREATE TRIGGER followup_versions_no_delete BEFORE DELETE ON followup_versions
+           BEGIN SELECT RAISE(ABORT, 'follow-up versions are never deleted'); END""",
+        """CREATE TRIGGER followups_no_delete BEFORE DELETE ON followups
+           BEGIN SELECT RAISE(ABORT, 'follow-ups are voided with a reason, never deleted'); END""",
+        """CREATE TABLE reports (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            period TEXT NOT NULL,
+            period_start TEXT NOT NULL,
+            period_end TEXT NOT NULL,
+            data TEXT NOT NULL,
+            author TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX reports_period ON reports(period, created_at)",
+    ):
+        db.execute(sql)
