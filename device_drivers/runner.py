@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 # name -> "module:factory"; factory(node, table) returns a driver
 DRIVER_FACTORIES: dict[str, str] = {
     "mqtt": "device_drivers.mqtt.driver:MqttDriver",
+    "astm": "device_drivers.astm.driver:AstmDriver",
+    "mllp": "device_drivers.hl7.driver:MllpDriver",
+    "lines": "device_drivers.lines.driver:LineDriver",
 }
 
 

@@ -98,8 +98,14 @@ def normalise(r: Reading) -> tuple[float | None, str, str, str | None]:
 
 
 def resident_for(conn: sqlite3.Connection, r: Reading, bound_resident: str | None) -> str | None:
-    """Whose reading this is: the resident a personal device is bound to, else nobody yet."""
-    return bound_resident
+    """Whose reading this is: the resident a personal device is bound to, else the resident of an
+    open "measuring now" session, else nobody yet (the reading waits in the doctor's inbox)."""
+    if bound_resident:
+        return bound_resident
+    # the resident the doctor is measuring now ("measuring now" on the workbench), if any
+    from .measuring import open_session
+    session = open_session(conn, utc_iso(r.receive_time))
+    return session["resident_id"] if session else None
 
 
 def _upstream(row: dict) -> dict:
