@@ -1,0 +1,182 @@
+"""`[drivers.astm]`: one analyser on a serial port, ASTM E1381/E1394, results stored then ACKed.
+
+    [drivers.astm]
+    url = "/dev/ttyUSB0"          # a device path or any pyserial URL (spy://, rfc2217://, socket://)
+    baudrate = 9600               # optional
+    device_id = "hba1c-analyser"  # optional, default "astm"; registered on first start
+    [drivers.astm.codes]          # the analyser's test codes -> LOINC
+    HbA1c = "4548-4"
+    GLU = { code = "2339-0", unit = "mmol/L" }
+
+The last frame of every message is acknowledged only after ingest() committed its results; a
+message whose records cannot be read is NAKed (the analyser shows a transmission error) and
+noted on the device (`clinic-edge device list`).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from zoneinfo import ZoneInfo
+
+from edge.core import devices
+from edge.core.ingest import STATUS_REFUSED, ingest
+from edge.core.node import Node
+from edge.core.store import Store
+
+from .. import backoff
+from ..errors import DriverError
+from ..registration import ensure_device
+from ..section import BAUDRATES, Option, device_id_ok, read_section
+from ..serial_port import SerialPort, pump
+from .codec import AstmFrameError
+from .link import FRAME_TIMEOUT, Link, Message, Problem, Send, SessionEnded
+from .results import Context, code_map, readings_from_message
+
+log = logging.getLogger(__name__)
+STORE_PATIENCE = 10.0    # seconds to keep retrying a failed commit: under the analyser's 15 s timer
+
+OPTIONS = {
+    "url": Option(str, "", "a serial device path or pyserial URL, e.g. /dev/ttyUSB0", bool, required=True),
+    "baudrate": Option(int, 9600, f"one of {', '.join(map(str, BAUDRATES))}", lambda v: v in BAUDRATES),
+    "parity": Option(str, "N", "N, E or O", lambda v: v in ("N", "E", "O")),
+    "device_id": Option(str, "astm", "1-64 letters, digits, '.', '_' or '-'", device_id_ok),
+    "name": Option(str, "", "a label the doctor recognises, e.g. 糖化血红蛋白仪"),
+    "codes": Option(dict, {}, "a table TEST = \"LOINC\" or TEST = { code = \"LOINC\", unit = \"UCUM\" }"),
+    "frame_timeout": Option(int, int(FRAME_TIMEOUT), "seconds, 5-120", lambda v: 5 <= v <= 120),
+}
+
+
+class AstmDriver:
+    name = "astm"
+    transport = "astm"
+
+    def __init__(self, node: Node, table: dict, *, port: SerialPort | None = None, monotonic=None,
+                 on_commit=None):
+        cfg = read_section(self.name, table, OPTIONS)
+        try:
+            self.codes = code_map(cfg["codes"])
+        except ValueError as e:
+            raise DriverError(f"config: drivers.{self.name}.{e}") from None
+        self.node = node
+        self.device_id = cfg["device_id"]
+        self.label = cfg["name"]
+        self.port = port or SerialPort(cfg["url"], {"baudrate": cfg["baudrate"], "parity": cfg["parity"]})
+        self.monotonic = monotonic or time.monotonic
+        self.on_commit = on_commit            # called after each commit (benchmark, tests)
+        self.link = Link(frame_timeout=cfg["frame_timeout"])
+        self.tz = ZoneInfo(node.config["node"]["timezone"])
+        self.context = Context()
+        self.stats: Counter = Counter()
+        self._stop = threading.Event()
+        self._port_open = False
+        self._thread: threading.Thread | None = None
+        self.store: Store | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.store = Store(self.node.config.store_path)
+        ensure_device(self.store, self.device_id, kind="analyser", transport=self.transport, name=self.label,
+                      now=self.node.clock.now(), driver=self.name)
+        self._thread = threading.Thread(target=self._run, name=f"{self.name}-serial", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread:
+            self._thread.join(timeout)
+        if self.store:
+            self.store.close()
+
+    @property
+    def port_open(self) -> bool:
+        return self._port_open
+
+    def healthy(self) -> bool:
+        """The driver is working. An unplugged or switched-off analyser is normal in a clinic (the
+        driver waits for it), so the port's state is reported in status(), not as ill health."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def status(self) -> dict:
+        link = {f"{self.name}_link_{k}": v for k, v in self.link.stats.items()}
+        return {f"{self.name}_port_open": self._port_open, **link,
+                **{f"{self.name}_{k}": v for k, v in self.stats.items()}}
+
+    # -- I/O ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        pump(self.port, self._stop, on_data=self._on_data, on_tick=self._on_tick, on_state=self._on_state)
+
+    def _on_state(self, is_open: bool, reason: str) -> None:
+        self._port_open = is_open
+        if not is_open:
+            self.stats["port_lost"] += 1
+
+    def _on_data(self, data: bytes) -> None:
+        self._act(self.link.feed(data, self.monotonic()))
+
+    def _on_tick(self) -> None:
+        self._act(self.link.tick(self.monotonic()))
+
+    def _act(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self.port.write(action.data)
+            elif isinstance(action, Message):
+                self._act(self._store(action.text))
+            elif isinstance(action, SessionEnded):
+                self.context = Context()
+                if action.discarded:
+                    log.warning("%s: incomplete message discarded (%s); the analyser will resend it",
+                                self.device_id, action.reason)
+            elif isinstance(action, Problem):
+                log.info("%s: %s", self.device_id, action.reason)
+
+    # -- committing --------------------------------------------------------------------------
+    def _store(self, text: bytes) -> list:
+        try:
+            readings, context = readings_from_message(text, self.context, device_id=self.device_id,
+                                                      codes=self.codes, tz=self.tz)
+        except AstmFrameError as e:
+            self.stats["bad_messages"] += 1
+            log.warning("%s: message not readable, NAKed: %s", self.device_id, e)
+            self._note_error(str(e))
+            return self.link.not_stored(str(e), self.monotonic())
+        problem = self._commit(readings)
+        if problem:
+            return self.link.not_stored(problem, self.monotonic())
+        self.context = context
+        if self.on_commit:
+            self.on_commit(readings)
+        return self.link.stored(self.monotonic())
+
+    def _commit(self, readings: list) -> str | None:
+        """None when committed; else why not (the frame is then NAKed and resent by the analyser)."""
+        if not readings:
+            return None
+        deadline, attempt = self.monotonic() + STORE_PATIENCE, 0
+        while True:
+            try:
+                outcomes = ingest(self.store, readings, clock=self.node.clock)
+                break
+            except Exception as e:  # locked, disk full...: retry while the analyser still waits
+                wait = backoff.delay(attempt, base=0.1, cap=2)
+                attempt += 1
+                if self.monotonic() + wait > deadline or self._stop.is_set():
+                    log.error("%s: could not store %d results: %s", self.device_id, len(readings), e)
+                    return f"could not store: {e}"
+                time.sleep(wait)
+        refused = [o.reason for o in outcomes if o.status == STATUS_REFUSED]
+        if refused:
+            return refused[0]
+        self.stats["stored"] += sum(not o.duplicate for o in outcomes)
+        self.stats["duplicates"] += sum(o.duplicate for o in outcomes)
+        return None
+
+    def _note_error(self, reason: str) -> None:
+        try:
+            devices.record_error(self.store, self.device_id, reason, now=self.node.clock.now())
+        except Exception as e:  # a convenience for county IT; never block the protocol on it
+            log.error("could not note the error of %s: %s", self.device_id, e)
