@@ -14,6 +14,7 @@ from typing import Iterable
 
 from . import audit, codes, outbox
 from .clock import SystemClock, clock_plausible
+from .patient_match import resident_for_patient_id
 from .reading import (STATUS_REJECTED, STATUS_UNMAPPED, STATUS_VALID, Reading, utc_iso)
 
 
@@ -98,10 +99,14 @@ def normalise(r: Reading) -> tuple[float | None, str, str, str | None]:
 
 
 def resident_for(conn: sqlite3.Connection, r: Reading, bound_resident: str | None) -> str | None:
-    """Whose reading this is: the resident a personal device is bound to, else the resident of an
-    open "measuring now" session, else nobody yet (the reading waits in the doctor's inbox)."""
+    """Whose reading this is: the resident a personal device is bound to, else the resident whose
+    ID number or health-record number the device sent as patient id (analysers, monitors), else
+    the resident of an open "measuring now" session, else nobody yet (the reading waits in the doctor's inbox)."""
     if bound_resident:
         return bound_resident
+    by_patient_id = resident_for_patient_id(conn, (r.meta or {}).get("patient_id"))
+    if by_patient_id:
+        return by_patient_id
     # the resident the doctor is measuring now ("measuring now" on the workbench), if any
     from .measuring import open_session
     session = open_session(conn, utc_iso(r.receive_time))
