@@ -78,6 +78,35 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "idle_minutes": Key(int, 30, "minutes, 1-1440", lambda v: 1 <= v <= 1440),
         "secure_cookies": Key(bool, False, "true when served over HTTPS"),
     },
+    "sync": {
+        "hub_url": Key(str, "", "http(s)://HOST:PORT of the county hub (empty = the one enrolled with)",
+                       lambda v: v == "" or _url("http", "https")(v)),
+        "interval_seconds": Key(int, 300, "seconds between attempts while there is a backlog, 1-86400",
+                                lambda v: 1 <= v <= 86400),
+        "nightly_hour": Key(int, 2, "hour of the nightly full sync, 0-23", lambda v: 0 <= v <= 23),
+        "nightly_jitter_minutes": Key(int, 120, "random delay of the nightly sync, 0-720 minutes",
+                                      lambda v: 0 <= v <= 720),
+        "daily_budget_bytes": Key(int, 0, "bytes per day on the uplink (0 = no limit)", lambda v: v >= 0),
+        "batch_records": Key(int, 500, "records in the first batch, 1-20000", lambda v: 1 <= v <= 20000),
+        "batch_max_records": Key(int, 5000, "largest batch, 1-20000", lambda v: 1 <= v <= 20000),
+        "chunk_bytes": Key(int, 16384, "bytes per upload request at first, 512-4194304",
+                           lambda v: 512 <= v <= 4194304),
+        "timeout_seconds": Key(int, 30, "seconds before a request is given up, 1-600", lambda v: 1 <= v <= 600),
+        "backoff_base_ms": Key(int, 1000, "first retry delay in ms, 1-600000", lambda v: 1 <= v <= 600000),
+        "backoff_cap_ms": Key(int, 300000, "longest retry delay in ms, 1-86400000", lambda v: 1 <= v <= 86400000),
+        "attempts": Key(int, 8, "tries per cycle before giving up until the next one, 1-1000",
+                        lambda v: 1 <= v <= 1000),
+    },
+    "hub": {
+        "listen": Key(str, "127.0.0.1:8470", "HOST:PORT", _hostport),
+        "database": Key(str, "", "sqlite:///PATH or postgresql://USER@HOST/DB (empty = hub/hub.db in the data "
+                        "directory)", lambda v: v == "" or _url("sqlite", "postgresql", "postgresql+psycopg")(v)),
+        "key_file": Key(str, "", "the hub's Ed25519 key file (empty = hub/hub.key in the data directory)"),
+        "code_ttl_hours": Key(int, 72, "hours an enrollment code stays valid, 1-8760", lambda v: 1 <= v <= 8760),
+        "max_batch_bytes": Key(int, 4 << 20, "largest batch in bytes, 1024-268435456",
+                               lambda v: 1024 <= v <= 268435456),
+        "threads": Key(int, 16, "worker threads, 1-256", lambda v: 1 <= v <= 256),
+    },
 }
 # Sections whose sub-tables belong to a plug-in (each driver validates its own keys).
 OPEN_SECTIONS = ("drivers",)

@@ -1,0 +1,130 @@
+"""The outbox reader: turns pending outbox rows into signed batches and settles receipts.
+
+A batch is built once, in one transaction that stores its signed bytes and stamps its outbox
+rows with the batch id; so a crash either leaves the rows unbatched or leaves a complete
+batch that is resent byte for byte. Urgent rows (referral alerts) get batches of their own
+that go before any bulk batch.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from edge.core import outbox
+from edge.core.reading import utc_iso
+
+from sync import protocol
+
+
+@dataclass(frozen=True)
+class Batch:
+    batch_id: str
+    seq_from: int
+    seq_to: int
+    records: int
+    urgent: bool
+    kinds: dict[str, int]
+    envelope: bytes
+
+
+def _row_to_batch(row: dict[str, Any]) -> Batch:
+    return Batch(row["batch_id"], row["seq_from"], row["seq_to"], row["records"], bool(row["urgent"]),
+                 json.loads(row["kinds"]), row["envelope"])
+
+
+def pending(store) -> list[Batch]:
+    rows = store.query("SELECT * FROM sync_batches WHERE state = 'pending' ORDER BY urgent DESC, created_at, rowid")
+    return [_row_to_batch(r) for r in rows]
+
+
+def unbatched_urgent(store) -> int:
+    return store.scalar("SELECT count(*) FROM outbox WHERE acked_at IS NULL AND quarantined_at IS NULL"
+                        " AND batch_id IS NULL AND priority >= ?", (outbox.PRIORITY_URGENT,))
+
+
+def next_batch(store, ident, *, limit: int, now: datetime) -> Batch | None:
+    """The batch to send now: urgent records first, then a batch already built, then a new one."""
+    waiting = pending(store)
+    if unbatched_urgent(store) and not any(b.urgent for b in waiting):
+        return build(store, ident, limit=limit, now=now, urgent_only=True)
+    if waiting:
+        return waiting[0]
+    return build(store, ident, limit=limit, now=now)
+
+
+def build(store, ident, *, limit: int, now: datetime, urgent_only: bool = False) -> Batch | None:
+    sql = ("SELECT seq, kind, record_id, version, priority, payload FROM outbox WHERE acked_at IS NULL"
+           " AND quarantined_at IS NULL AND batch_id IS NULL")
+    if urgent_only:
+        sql += f" AND priority >= {outbox.PRIORITY_URGENT}"
+    sql += " ORDER BY priority DESC, seq LIMIT ?"
+    with store.atomic() as conn:
+        rows = [dict(r) for r in conn.execute(sql, (limit,))]
+        if not rows:
+            return None
+        records = [{"kind": r["kind"], "id": r["record_id"], "version": r["version"],
+                    "payload": _payload(r["payload"])} for r in rows]
+        seqs = [r["seq"] for r in rows]
+        batch_id = uuid.uuid4().hex
+        urgent = any(r["priority"] >= outbox.PRIORITY_URGENT for r in rows)
+        header = {"node": ident.node, "batch": batch_id, "from": min(seqs), "to": max(seqs), "n": len(rows),
+                  "at": utc_iso(now)}
+        envelope = protocol.seal(ident.key, header, records)
+        kinds = dict(Counter(r["kind"] for r in rows))
+        conn.execute("INSERT INTO sync_batches (batch_id, seq_from, seq_to, records, urgent, kinds, envelope,"
+                     " created_at) VALUES (?,?,?,?,?,?,?,?)",
+                     (batch_id, min(seqs), max(seqs), len(rows), int(urgent), json.dumps(kinds), envelope,
+                      utc_iso(now)))
+        conn.executemany("UPDATE outbox SET batch_id = ? WHERE seq = ?", [(batch_id, s) for s in seqs])
+    return Batch(batch_id, min(seqs), max(seqs), len(rows), urgent, kinds, envelope)
+
+
+def _payload(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"_unparsable": text}   # the hub rejects it by itself; the node quarantines it
+
+
+def settle(store, batch: Batch, receipt: dict[str, Any], *, now: datetime) -> int:
+    """Apply a verified receipt: acknowledge the batch's rows, quarantine the rejected ones."""
+    at = utc_iso(now)
+    with store.atomic() as conn:
+        state = conn.execute("SELECT state FROM sync_batches WHERE batch_id = ?", (batch.batch_id,)).fetchone()
+        if state is None or state[0] != "pending":
+            return 0
+        for r in receipt.get("rejected", []):
+            conn.execute("UPDATE outbox SET quarantined_at = ?, quarantine_reason = ? WHERE batch_id = ?"
+                         " AND kind = ? AND record_id = ? AND version = ?",
+                         (at, str(r.get("reason"))[:500], batch.batch_id, r.get("kind"), r.get("id"),
+                          r.get("version")))
+        done = conn.execute("UPDATE outbox SET acked_at = ? WHERE batch_id = ? AND acked_at IS NULL"
+                            " AND quarantined_at IS NULL", (at, batch.batch_id)).rowcount
+        conn.execute("UPDATE sync_batches SET state = 'acked', receipt = ?, acked_at = ?, envelope = x''"
+                     " WHERE batch_id = ?", (json.dumps(receipt), at, batch.batch_id))
+    return done
+
+
+def abandon(store, batch: Batch, *, now: datetime) -> None:
+    """Unbuild a batch the hub refused as too large (413): its rows go back to be re-batched."""
+    with store.atomic() as conn:
+        conn.execute("UPDATE sync_batches SET state = 'abandoned', envelope = x'' WHERE batch_id = ?"
+                     " AND state = 'pending'", (batch.batch_id,))
+        conn.execute("UPDATE outbox SET batch_id = NULL WHERE batch_id = ? AND acked_at IS NULL",
+                     (batch.batch_id,))
+
+
+def note_attempt(store, batch: Batch) -> None:
+    with store.atomic() as conn:
+        conn.execute("UPDATE sync_batches SET attempts = attempts + 1 WHERE batch_id = ?", (batch.batch_id,))
+
+
+def build_all(store, ident, *, limit: int, now: datetime) -> list[Batch]:
+    """Batch everything still unbatched (for a USB bundle) and return every pending batch."""
+    while build(store, ident, limit=limit, now=now):
+        pass
+    return pending(store)

@@ -1,0 +1,131 @@
+"""`clinic-edge enroll` and `clinic-edge sync ...` (entry points `enroll`, `sync`).
+
+PINNED: `enroll --hub URL --code CODE`; `sync --once` exits 0 only when the whole outbox is
+acknowledged; `sync status --json`.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from edge.core.node import Node
+
+from sync import protocol
+
+from .errors import HubRefused, LinkError, SyncError
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"clinic-edge: {message}", err=True)
+    sys.exit(code)
+
+
+@click.command()
+@click.option("--hub", "hub_url", required=True, help="the county hub, http(s)://HOST:PORT")
+@click.option("--code", required=True, help="the one-time code from `clinic-edge hub node add`")
+@click.option("--force", is_flag=True, help="enroll again even if this node is already enrolled")
+@click.pass_obj
+def enroll(node: Node, hub_url: str, code: str, force: bool) -> None:
+    """Create this node's key pair and register it at the hub with a one-time code."""
+    from . import state, transport
+
+    existing = node.store.one("SELECT node, hub_url FROM sync_enrollment WHERE id = 1")
+    if existing and not force:
+        _fail(f"already enrolled as {existing['node']} at {existing['hub_url']} (use --force to replace)")
+    key = state.new_node_key(node)
+    try:
+        doc = transport.enroll(hub_url.rstrip("/"), code, protocol.public_text(key),
+                               timeout=node.config["sync"]["timeout_seconds"])
+    except HubRefused as e:
+        _fail(f"enrollment refused: {e.reason}")
+    except LinkError as e:
+        _fail(f"cannot reach the hub at {hub_url}: {e}")
+    state.commit_enrollment(node, name=doc["node"], hub_url=hub_url.rstrip("/"), hub_pubkey=doc["hub_pubkey"],
+                            now=node.clock.now())
+    click.echo(f"enrolled as node {doc['node']} at {hub_url}; hub key {doc['hub_pubkey']}")
+
+
+@click.group(invoke_without_command=True)
+@click.option("--once", is_flag=True, help="run one cycle and exit (0 only when everything is acknowledged)")
+@click.pass_context
+def sync(ctx: click.Context, once: bool) -> None:
+    """Send the outbox to the county hub and apply what it sends down (runs as a daemon)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    node: Node = ctx.obj
+    if once:
+        sys.exit(run_once(node))
+    from .daemon import run_daemon
+
+    try:
+        sys.exit(run_daemon(node))
+    except SyncError as e:
+        _fail(str(e))
+
+
+def run_once(node: Node) -> int:
+    from . import state
+    from .controller import Cycle
+
+    try:
+        ident = state.identity(node)
+    except SyncError as e:
+        _fail(str(e))
+    result = Cycle(node, ident).run()
+    node.write_status("sync", {"last_cycle": result.__dict__})
+    msg = (f"sync: {result.batches} batches, {result.acked} records acknowledged, {result.quarantined} quarantined,"
+           f" {result.downlink} downlink, {result.conflicts} conflicts, {result.bytes} bytes")
+    click.echo(msg, err=True)
+    if result.ok:
+        q = node.store.scalar("SELECT count(*) FROM outbox WHERE quarantined_at IS NOT NULL")
+        if q:
+            click.echo(f"sync: {q} records are quarantined (see `clinic-edge sync status`)", err=True)
+        return 0
+    click.echo(f"sync: not complete: {result.error or 'records still pending'}", err=True)
+    return 3 if result.budget_exhausted else 1
+
+
+@sync.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def status(node: Node, as_json: bool) -> None:
+    """Backlog, last success, clock offset, quarantined records, bytes used today."""
+    from .controller import status_report
+
+    report = status_report(node)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False, indent=1))
+        return
+    click.echo(f"node {report['node'] or '(not enrolled)'} -> {report['hub'] or '-'}")
+    click.echo(f"backlog: {report['backlog']} records (oldest {report['oldest_pending'] or '-'})")
+    click.echo(f"last success: {report['last_success'] or 'never'}; last error: {report['last_error'] or '-'}")
+    click.echo(f"clock offset: {report['clock_offset_s'] if report['clock_offset_s'] is not None else '-'} s")
+    click.echo(f"bytes today: {report['bytes_today']} (budget {report['daily_budget_bytes'] or 'none'})")
+    click.echo(f"quarantined: {report['quarantined']}; downlink conflicts: {report['conflicts']}")
+    for q in report["quarantined_records"]:
+        click.echo(f"  {q['kind']} {q['record_id']} v{q['version']}: {q['reason']}")
+
+
+@sync.command("export-bundle")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.pass_obj
+def export_bundle(node: Node, file: str) -> None:
+    """Write every pending batch, signed as for upload, to FILE (for a USB stick)."""
+    from . import batcher, state
+
+    try:
+        ident = state.identity(node)
+    except SyncError as e:
+        _fail(str(e))
+    batches = batcher.build_all(node.store, ident, limit=node.config["sync"]["batch_max_records"],
+                                now=node.clock.now())
+    data = protocol.write_bundle([b.envelope for b in batches])
+    out = Path(file)
+    tmp = out.with_name(out.name + ".partial")
+    tmp.write_bytes(data)
+    tmp.replace(out)
+    click.echo(f"{len(batches)} batches, {sum(b.records for b in batches)} records, {len(data)} bytes -> {out}")
+    click.echo("the records stay pending here until the hub's receipt arrives by the next online sync", err=True)

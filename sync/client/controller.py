@@ -1,0 +1,245 @@
+"""The transport controller: one sync cycle (hello -> uplink -> downlink) over a link that breaks.
+
+* batch size and upload chunk size adapt: double after a success, halve after a timeout or 413;
+* every failure waits a capped exponential delay with full jitter, and a cycle gives up after
+  `[sync] attempts` failures (the daemon tries again later; nothing is lost either way);
+* a batch is uploaded in chunks the hub keeps, so an interrupted large batch resumes at the
+  hub's offset instead of starting over;
+* the daily byte budget is checked before every chunk; urgent batches are exempt.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from edge.core import outbox
+from edge.core.node import Node
+
+from sync import protocol
+
+from . import batcher, downlink, state, timefix
+from .errors import BudgetExhausted, HubRefused, LinkError
+from .transport import HubClient
+
+log = logging.getLogger(__name__)
+SOFTWARE = "clinic-edge/0.1.0"
+MIN_CHUNK, MAX_CHUNK = 512, 1 << 20
+
+
+def backoff_delay(failures: int, *, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after the n-th consecutive failure (1-based): full jitter up to min(cap, base*2^(n-1))."""
+    return min(cap, base * 2 ** min(max(failures - 1, 0), 40)) * rand()
+
+
+@dataclass
+class CycleResult:
+    ok: bool = False
+    batches: int = 0
+    acked: int = 0
+    quarantined: int = 0
+    downlink: int = 0
+    conflicts: int = 0
+    corrected: int = 0
+    failures: int = 0
+    error: str | None = None
+    budget_exhausted: bool = False
+    bytes: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Cycle:
+    def __init__(self, node: Node, ident, *, client: HubClient | None = None, sleep=time.sleep,
+                 rand: Callable[[], float] = random.random):
+        self.node, self.store, self.ident = node, node.store, ident
+        self.cfg = node.config["sync"]
+        self.client = client or HubClient(ident.hub_url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey,
+                                          timeout=self.cfg["timeout_seconds"],
+                                          wall=lambda: node.clock.now().timestamp(),
+                                          monotonic=node.clock.monotonic)
+        self.sleep, self.rand = sleep, rand
+        self.result = CycleResult()
+        self.batch_records = int(state.get(self.store, "batch_records", self.cfg["batch_records"]))
+        self.chunk = int(state.get(self.store, "chunk_bytes", self.cfg["chunk_bytes"]))
+        self.tz = ZoneInfo(node.config["node"]["timezone"])
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return self.node.clock.now()
+
+    def day(self) -> str:
+        offset = float(state.get(self.store, "clock_offset_s", 0.0) or 0.0)
+        t = datetime.fromtimestamp(self.now().timestamp() + offset, timezone.utc)
+        return t.astimezone(self.tz).date().isoformat()
+
+    def _failed(self, e: Exception) -> None:
+        self.result.failures += 1
+        if isinstance(e, LinkError) and ("timed out" in str(e) or "timeout" in str(e).lower()):
+            self.chunk = max(MIN_CHUNK, self.chunk // 2)
+            self.batch_records = max(1, self.batch_records // 2)
+        if self.result.failures >= self.cfg["attempts"]:
+            raise e
+        wait = backoff_delay(self.result.failures, base=self.cfg["backoff_base_ms"] / 1000,
+                             cap=self.cfg["backoff_cap_ms"] / 1000, rand=self.rand)
+        log.info("sync: %s; retrying in %.1f s", e, wait)
+        self.sleep(wait)
+
+    def _call(self, method: str, path: str, body: bytes = b"", kinds: dict[str, int] | None = None):
+        ans = self.client.call(method, path, body)
+        n = ans.sent_bytes + ans.received_bytes
+        self.result.bytes += n
+        state.meter(self.store, self.day(), kinds or {"_control": 1}, n)
+        return ans
+
+    def _retrying(self, fn):
+        while True:
+            try:
+                return fn()
+            except LinkError as e:
+                self._failed(e)
+
+    # ---- the cycle ----------------------------------------------------------------------------
+    def run(self) -> CycleResult:
+        try:
+            self._retrying(self.hello)
+            self.uplink()
+            self._retrying(self.pull_all)
+            self.result.ok = outbox.backlog(self.store.conn) == 0
+        except BudgetExhausted as e:
+            self.result.budget_exhausted, self.result.error = True, str(e)
+        except (LinkError, HubRefused) as e:
+            self.result.error = str(e)
+        finally:
+            self._save()
+        return self.result
+
+    def _save(self) -> None:
+        values = {"batch_records": self.batch_records, "chunk_bytes": self.chunk,
+                  "last_attempt": protocol.utc_now_iso(self.now())}
+        if self.result.ok:
+            values["last_success"] = protocol.utc_now_iso(self.now())
+            values["last_error"] = None
+        elif self.result.error:
+            values["last_error"] = self.result.error
+        state.put_many(self.store, values, self.now())
+
+    def hello(self) -> None:
+        full = status_report(self.node)
+        brief = {k: full[k] for k in ("backlog", "oldest_pending", "quarantined", "conflicts", "clock_offset_s",
+                                      "software", "bytes_today", "last_success")}
+        body = json.dumps(brief, ensure_ascii=False).encode()
+        ans = self._call("POST", "/v1/hello", body)
+        timefix.learn(self.store, boot_id=self.node.clock.boot_id(), hub_time=ans.doc["hub_time"],
+                      wall_before=ans.wall_before, wall_after=ans.wall_after, mono_before=ans.mono_before,
+                      mono_after=ans.mono_after, now=self.now())
+        fixed = timefix.correct(self.store, current_boot=self.node.clock.boot_id(), now=self.now())
+        self.result.corrected += fixed["corrected"] + fixed["uncorrectable"]
+
+    def uplink(self) -> None:
+        while True:
+            batch = batcher.next_batch(self.store, self.ident, limit=self.batch_records, now=self.now())
+            if batch is None:
+                return
+            try:
+                receipt = self._retrying(lambda: self.upload(batch))
+            except HubRefused as e:
+                if e.status != 413:
+                    raise
+                batcher.abandon(self.store, batch, now=self.now())
+                self.batch_records = max(1, min(self.batch_records, batch.records) // 2)
+                self.chunk = max(MIN_CHUNK, self.chunk // 2)
+                continue
+            self.result.acked += batcher.settle(self.store, batch, receipt, now=self.now())
+            self.result.quarantined += len(receipt.get("rejected", []))
+            self.result.batches += 1
+            state.count_records(self.store, self.day(), batch.kinds)
+            self.batch_records = min(self.cfg["batch_max_records"], self.batch_records * 2)
+
+    def upload(self, batch: batcher.Batch) -> dict:
+        env, total = batch.envelope, len(batch.envelope)
+        base = f"/v1/uploads/{batch.batch_id}"
+        offset = 0
+        attempts = self.store.scalar("SELECT attempts FROM sync_batches WHERE batch_id = ?", (batch.batch_id,))
+        batcher.note_attempt(self.store, batch)
+        if attempts:   # tried before (maybe by a process that was killed): ask the hub where it stopped
+            doc = self._call("GET", f"{base}?total={total}", kinds=batch.kinds).doc
+            if "receipt" in doc:
+                return self._verified(batch, doc["receipt"])
+            offset = int(doc.get("offset", 0))
+        while True:
+            piece = env[offset:offset + self.chunk]
+            self._check_budget(batch, len(piece))
+            ans = self._call("PUT", f"{base}?offset={offset}&total={total}", piece, kinds=batch.kinds)
+            if "receipt" in ans.doc:
+                self.chunk = min(MAX_CHUNK, self.chunk * 2)
+                return self._verified(batch, ans.doc["receipt"])
+            if ans.status == 413:
+                raise HubRefused(413, ans.doc.get("error", "too large"))
+            new = int(ans.doc.get("offset", offset))
+            if ans.status == 200 and new > offset:
+                self.chunk = min(MAX_CHUNK, self.chunk * 2)
+            offset = new
+
+    def _verified(self, batch: batcher.Batch, receipt: dict) -> dict:
+        try:
+            body = protocol.verify_document(protocol.public_from_text(self.ident.hub_pubkey), receipt)
+        except protocol.ProtocolError as e:
+            raise LinkError(f"receipt for batch {batch.batch_id} is not signed by the hub: {e}") from e
+        if body.get("batch") != batch.batch_id or body.get("node") != self.ident.node:
+            raise LinkError(f"receipt does not match batch {batch.batch_id}")
+        return receipt
+
+    def _check_budget(self, batch: batcher.Batch, nbytes: int) -> None:
+        budget = self.cfg["daily_budget_bytes"]
+        if not budget or batch.urgent:
+            return
+        used = state.bytes_today(self.store, self.day())
+        if used + nbytes + 600 > budget:
+            raise BudgetExhausted(f"today's sync budget of {budget} bytes is spent ({used} used); "
+                                  "bulk records wait until tomorrow, urgent ones still go")
+
+    def pull_all(self) -> None:
+        while True:
+            cursor = int(state.get(self.store, "cursor", 0))
+            body = json.dumps({"cursor": cursor, "limit": 200}).encode()
+            doc = self._call("POST", "/v1/pull", body, kinds={"_downlink": 1}).doc
+            items = doc.get("items", [])
+            if items or doc.get("cursor", cursor) != cursor:
+                counts = downlink.apply_page(self.store, items, int(doc["cursor"]), now=self.now())
+                self.result.downlink += counts["applied"]
+                self.result.conflicts += counts["conflicts"]
+            if not doc.get("more"):
+                return
+
+
+def status_report(node: Node) -> dict:
+    """What `sync status --json` prints and what the hub's dashboard shows."""
+    store = node.store
+    oldest = store.scalar("SELECT min(created_at) FROM outbox WHERE acked_at IS NULL AND quarantined_at IS NULL")
+    quarantined = store.query("SELECT seq, kind, record_id, version, quarantine_reason AS reason, quarantined_at"
+                              " FROM outbox WHERE quarantined_at IS NOT NULL ORDER BY seq LIMIT 100")
+    tz = ZoneInfo(node.config["node"]["timezone"])
+    offset = state.get(store, "clock_offset_s")
+    t = datetime.fromtimestamp(node.clock.now().timestamp() + float(offset or 0), timezone.utc)
+    today = t.astimezone(tz).date().isoformat()
+    usage = {r["kind"]: {"bytes": r["bytes"], "records": r["records"]}
+             for r in store.query("SELECT kind, bytes, records FROM sync_usage WHERE day = ?", (today,))}
+    enrolled = store.one("SELECT node, hub_url FROM sync_enrollment WHERE id = 1")
+    return {
+        "enrolled": bool(enrolled), "node": enrolled and enrolled["node"], "hub": enrolled and enrolled["hub_url"],
+        "backlog": outbox.backlog(store.conn), "oldest_pending": oldest,
+        "pending_batches": store.scalar("SELECT count(*) FROM sync_batches WHERE state = 'pending'"),
+        "last_success": state.get(store, "last_success"), "last_attempt": state.get(store, "last_attempt"),
+        "last_error": state.get(store, "last_error"), "clock_offset_s": offset,
+        "quarantined": store.scalar("SELECT count(*) FROM outbox WHERE quarantined_at IS NOT NULL"),
+        "quarantined_records": quarantined,
+        "conflicts": store.scalar("SELECT count(*) FROM sync_conflicts WHERE resolved_at IS NULL"),
+        "day": today, "bytes_today": sum(u["bytes"] for u in usage.values()), "usage_today": usage,
+        "daily_budget_bytes": node.config["sync"]["daily_budget_bytes"], "software": SOFTWARE,
+        "batch_records": state.get(store, "batch_records"), "chunk_bytes": state.get(store, "chunk_bytes"),
+    }

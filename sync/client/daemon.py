@@ -1,0 +1,74 @@
+"""`clinic-edge sync`: the daemon. APScheduler decides *when*; one loop runs the cycles, so two
+never overlap.
+
+* a nightly full sync at `[sync] nightly_hour` with a random delay of up to
+  `nightly_jitter_minutes` (hundreds of nodes do not hit the county at the same second);
+* an attempt every `interval_seconds` while there is a backlog;
+* "sync now": anything (the web UI's button) that creates `run/sync-now` in the data directory
+  asks for a cycle within two seconds.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from edge.core import outbox
+from edge.core.node import Node
+
+from . import state
+from .controller import Cycle
+
+log = logging.getLogger(__name__)
+REQUEST_FILE = ("run", "sync-now")
+
+
+def run_daemon(node: Node) -> int:
+    cfg = node.config["sync"]
+    ident = state.identity(node)
+    due = threading.Event()
+    stop = threading.Event()
+    request = node.data_dir.joinpath(*REQUEST_FILE)
+
+    def backlog_tick():
+        if outbox.backlog(node.store.conn) or node.store.scalar(
+                "SELECT count(*) FROM sync_batches WHERE state = 'pending'"):
+            due.set()
+
+    def request_tick():
+        if request.exists():
+            request.unlink(missing_ok=True)
+            due.set()
+
+    sched = BackgroundScheduler(timezone=node.config["node"]["timezone"])
+    sched.add_job(due.set, CronTrigger(hour=cfg["nightly_hour"], minute=0, jitter=cfg["nightly_jitter_minutes"] * 60,
+                                       timezone=node.config["node"]["timezone"]), id="nightly")
+    sched.add_job(backlog_tick, "interval", seconds=cfg["interval_seconds"], id="backlog")
+    sched.add_job(request_tick, "interval", seconds=2, id="sync-now")
+
+    def on_signal(*_):
+        stop.set()
+        due.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sched.start()
+    due.set()   # one cycle at start
+    log.info("sync daemon for node %s -> %s (every %s s while there is a backlog)", ident.node, ident.hub_url,
+             cfg["interval_seconds"])
+    try:
+        while not stop.is_set():
+            due.wait()
+            if stop.is_set():
+                break
+            due.clear()
+            result = Cycle(node, ident, sleep=lambda s: stop.wait(s)).run()
+            node.write_status("sync", {"last_cycle": result.__dict__})
+            log.info("sync cycle: ok=%s acked=%d batches=%d error=%s", result.ok, result.acked, result.batches,
+                     result.error)
+    finally:
+        sched.shutdown(wait=False)
+    return 0

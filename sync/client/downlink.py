@@ -1,0 +1,99 @@
+"""The downlink applier: one page from the hub, applied idempotently in one transaction together
+with the new cursor, and never written to the outbox (so it is never echoed back up).
+
+Residents go into the residents table, only into the columns this node's schema has. A resident
+the doctor edited here since the hub's last version is not overwritten: the hub's version is kept
+in sync_conflicts for the doctor to resolve. Every other kind (code tables, configuration) is
+kept as the latest version per (kind, id) in sync_inbox for whoever reads that kind.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from edge.core import audit
+from edge.core.reading import utc_iso
+
+from . import state
+
+PROTECTED = {"id", "version", "created_at", "updated_at"}
+
+
+def apply_page(store, items: list[dict[str, Any]], cursor: int, *, now: datetime) -> dict[str, int]:
+    counts = {"applied": 0, "conflicts": 0, "skipped": 0}
+    with store.atomic() as conn:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(residents)")}
+        for item in items:
+            if item.get("kind") == "resident":
+                outcome = _resident(conn, item, columns, now)
+            else:
+                outcome = _inbox(conn, item, now)
+            counts[outcome] += 1
+        state.put(conn, "cursor", cursor, now)
+    return counts
+
+
+def _inbox(conn, item, now: datetime) -> str:
+    cur = conn.execute("INSERT INTO sync_inbox (kind, record_id, version, payload, received_at) VALUES (?,?,?,?,?)"
+                       " ON CONFLICT(kind, record_id) DO UPDATE SET version = excluded.version,"
+                       " payload = excluded.payload, received_at = excluded.received_at"
+                       " WHERE excluded.version > sync_inbox.version",
+                       (item["kind"], item["id"], item["version"], json.dumps(item["payload"], ensure_ascii=False),
+                        utc_iso(now)))
+    return "applied" if cur.rowcount else "skipped"
+
+
+def _resident(conn, item, columns: set[str], now: datetime) -> str:
+    rid, version, remote = item["id"], int(item["version"]), item["payload"]
+    base = conn.execute("SELECT hub_version, local_version FROM sync_resident_base WHERE resident_id = ?",
+                        (rid,)).fetchone()
+    if base and version <= base[0]:
+        return "skipped"
+    local = conn.execute("SELECT * FROM residents WHERE id = ?", (rid,)).fetchone()
+    values = {k: v for k, v in remote.items() if k in columns and k not in PROTECTED}
+    if local is not None:
+        local = dict(zip([d[0] for d in conn.execute("SELECT * FROM residents LIMIT 0").description], local))
+        edited_here = base is None or local["version"] != base[1]
+        if edited_here and any(local.get(k) != v for k, v in values.items()):
+            return _conflict(conn, rid, local, remote, version, now)
+    try:
+        conn.execute("SAVEPOINT downlink_resident")
+        if local is None:
+            row = {**values, "id": rid, "created_at": utc_iso(now), "updated_at": utc_iso(now), "version": 1}
+            conn.execute(f"INSERT INTO residents ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)
+            local_version = 1
+        else:
+            sets = ", ".join(f"{k} = :{k}" for k in values)
+            conn.execute(f"UPDATE residents SET {sets + ', ' if sets else ''}updated_at = :_at,"
+                         " version = version + 1 WHERE id = :_id", {**values, "_at": utc_iso(now), "_id": rid})
+            local_version = local["version"] + 1
+        conn.execute("RELEASE downlink_resident")
+    except sqlite3.IntegrityError as e:   # e.g. an ID number another local resident already has
+        conn.execute("ROLLBACK TO downlink_resident")
+        conn.execute("RELEASE downlink_resident")
+        return _conflict(conn, rid, dict(local or {}) | {"_error": str(e)}, remote, version, now)
+    conn.execute("INSERT OR REPLACE INTO sync_resident_base (resident_id, hub_version, local_version) VALUES (?,?,?)",
+                 (rid, version, local_version))
+    audit.append(conn, actor="hub", action="resident.downlink", entity="resident", entity_id=rid, at=now,
+                 before={k: local.get(k) for k in values} if local else None, after=values)
+    return "applied"
+
+
+def _conflict(conn, rid: str, local: dict, remote: dict, version: int, now: datetime) -> str:
+    conn.execute("INSERT OR IGNORE INTO sync_conflicts (kind, record_id, local, remote, remote_version, detected_at)"
+                 " VALUES ('resident', ?, ?, ?, ?, ?)",
+                 (rid, json.dumps(local, ensure_ascii=False, default=str), json.dumps(remote, ensure_ascii=False),
+                  version, utc_iso(now)))
+    audit.append(conn, actor="hub", action="resident.downlink_conflict", entity="resident", entity_id=rid,
+                 at=now, after={"remote_version": version})
+    return "conflicts"
+
+
+def open_conflicts(store) -> list[dict[str, Any]]:
+    rows = store.query("SELECT id, kind, record_id, local, remote, remote_version, detected_at FROM sync_conflicts"
+                       " WHERE resolved_at IS NULL ORDER BY id")
+    for r in rows:
+        r["local"], r["remote"] = json.loads(r["local"]), json.loads(r["remote"])
+    return rows

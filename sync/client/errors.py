@@ -1,0 +1,30 @@
+"""The sync client's exception tree."""
+
+
+class SyncError(Exception):
+    """Base of every error sync.client raises on purpose."""
+
+
+class NotEnrolled(SyncError):
+    """This node has no identity at a hub yet: run `clinic-edge enroll --hub URL --code CODE`."""
+
+
+class LinkError(SyncError):
+    """The link failed (connect, timeout, reset, truncated answer, 5xx): retry later, it is safe."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class HubRefused(SyncError):
+    """The hub answered and said no (4xx). Retrying the same request will not help."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(f"hub refused ({status}): {reason}")
+        self.status = status
+        self.reason = reason
+
+
+class BudgetExhausted(SyncError):
+    """Today's byte budget is spent; bulk records wait for tomorrow (urgent ones still go)."""

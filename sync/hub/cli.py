@@ -1,0 +1,179 @@
+"""`clinic-edge hub ...`: the county's receiver (entry point `hub`).
+
+PINNED: `hub serve` (listen from [hub] listen, storage from [hub] database), `hub node add NAME`
+(the enrollment code is the last line), `hub import-bundle FILE`, `hub export --json`.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from edge.core.node import Node
+
+from sync import protocol
+
+
+def _fail(message: str) -> None:
+    click.echo(f"clinic-edge hub: {message}", err=True)
+    sys.exit(2)
+
+
+def database_url(node: Node) -> str:
+    url = node.config["hub"]["database"]
+    if url:
+        return url
+    path = (node.data_dir / "hub" / "hub.db").resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def open_hub(node: Node, *, pool_size: int = 10):
+    from .service import Hub, load_or_create_key
+    from .storage import HubStore
+
+    cfg = node.config["hub"]
+    key_path = Path(cfg["key_file"]) if cfg["key_file"] else node.data_dir / "hub" / "hub.key"
+    try:
+        store = HubStore(database_url(node), pool_size=pool_size)
+    except Exception as e:  # noqa: BLE001 - any driver error: say which URL and why
+        _fail(f"cannot open the hub database {database_url(node)}: {e.__class__.__name__}: {e}")
+    return Hub(store, load_or_create_key(key_path), max_batch_bytes=cfg["max_batch_bytes"],
+               code_ttl=timedelta(hours=cfg["code_ttl_hours"]))
+
+
+@click.group()
+def hub() -> None:
+    """The county hub: receive every clinic's records exactly once."""
+
+
+@hub.command()
+@click.option("--listen", default=None, help="HOST:PORT (default: [hub] listen)")
+@click.pass_obj
+def serve(node: Node, listen: str | None) -> None:
+    """Run the hub with a production WSGI server (waitress)."""
+    import waitress
+
+    from .app import create_app
+
+    threads = node.config["hub"]["threads"]
+    h = open_hub(node, pool_size=threads)
+    host, _, port = (listen or node.config["hub"]["listen"]).rpartition(":")
+    click.echo(f"hub on http://{host}:{port}/ (database {h.store.engine.url.render_as_string()})", err=True)
+    waitress.serve(create_app(h), host=host.strip("[]"), port=int(port), threads=threads,
+                   ident="clinic-edge-hub", connection_limit=max(100, threads * 4), channel_timeout=60)
+
+
+@hub.group("node")
+def node_group() -> None:
+    """Register clinics (nodes)."""
+
+
+@node_group.command("add")
+@click.argument("name")
+@click.pass_obj
+def node_add(node: Node, name: str) -> None:
+    """Register NAME and print a one-time enrollment code (last line)."""
+    import re
+
+    from .service import utcnow
+
+    if not re.fullmatch(r"[\w.-]{1,64}", name):
+        _fail("a node name is 1-64 letters, digits, '.', '_' or '-'")
+    h = open_hub(node)
+    existing = h.store.node(name)
+    if existing and existing["pubkey"]:
+        _fail(f"node {name} is already enrolled")
+    code = h.add_node(name, now=utcnow())
+    hours = int(h.code_ttl.total_seconds() // 3600)
+    click.echo(f"node {name} registered; enroll it within {hours} h with:")
+    click.echo(f"  clinic-edge enroll --hub URL --code {code}")
+    click.echo(code)
+
+
+@node_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def node_list(node: Node, as_json: bool) -> None:
+    """Show every node with its last contact and reported status."""
+    from .dashboard import node_rows
+    from .service import utcnow
+
+    rows = node_rows(open_hub(node).store, utcnow())
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<24} {r['last_contact']:<16} records={r['records']} backlog={r['backlog']}")
+
+
+@hub.command("import-bundle")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.pass_obj
+def import_bundle(node: Node, file: str) -> None:
+    """Ingest a USB bundle from `clinic-edge sync export-bundle` (safe to import twice)."""
+    from .service import HubError, utcnow
+
+    h = open_hub(node)
+    try:
+        envelopes = protocol.read_bundle(Path(file).read_bytes())
+    except protocol.ProtocolError as e:
+        _fail(f"{file}: {e}")
+    stored = failed = 0
+    for raw in envelopes:
+        try:
+            receipt = h.accept_batch(raw, via="bundle", now=utcnow())
+        except (HubError, protocol.ProtocolError) as e:
+            failed += 1
+            click.echo(f"refused a batch: {e}", err=True)
+            continue
+        stored += receipt["stored"] if receipt.get("batch") else 0
+        if receipt["rejected"]:
+            click.echo(f"batch {receipt['batch']}: {len(receipt['rejected'])} records rejected", err=True)
+    click.echo(f"{len(envelopes)} batches read, {stored} new records stored, {failed} batches refused")
+    if failed:
+        sys.exit(1)
+
+
+@hub.command("export")
+@click.option("--json", "as_json", is_flag=True, required=True, help="print a JSON array")
+@click.option("--node", "node_name", default=None, help="only this node's records")
+@click.pass_obj
+def export(node: Node, as_json: bool, node_name: str | None) -> None:
+    """Print every record the hub holds (id, node, kind, version, payload, received_at)."""
+    out = sys.stdout
+    out.write("[")
+    first = True
+    for r in open_hub(node).store.export():
+        if node_name and r["node"] != node_name:
+            continue
+        doc = {"id": r["record_id"], "node": r["node"], "kind": r["kind"], "version": r["version"],
+               "batch": r["batch_id"], "received_at": r["received_at"], "payload": json.loads(r["payload"])}
+        out.write(("\n" if first else ",\n") + json.dumps(doc, ensure_ascii=False))
+        first = False
+    out.write("\n]\n")
+
+
+@hub.command("push")
+@click.argument("node_name")
+@click.argument("kind")
+@click.argument("record_id")
+@click.option("--version", type=int, default=1, show_default=True)
+@click.option("--payload", required=True, help="the record as JSON")
+@click.pass_obj
+def push(node: Node, node_name: str, kind: str, record_id: str, version: int, payload: str) -> None:
+    """Queue a downlink record (resident, code table, config) for NODE_NAME ('*' = every node)."""
+    from .service import KIND_RE, utcnow
+
+    try:
+        doc = json.loads(payload)
+    except ValueError as e:
+        _fail(f"--payload is not JSON: {e}")
+    if not isinstance(doc, dict) or not KIND_RE.fullmatch(kind):
+        _fail("--payload must be a JSON object and KIND lower-case letters")
+    seq = open_hub(node).store.put_downlink(node_name, kind, record_id, version,
+                                            json.dumps(doc, ensure_ascii=False), now=utcnow())
+    click.echo(f"queued {kind} {record_id} v{version} for {node_name} (cursor {seq})")

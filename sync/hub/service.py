@@ -1,0 +1,202 @@
+"""What the hub does with a batch, an enrollment or a pull, apart from HTTP.
+
+`accept_batch()` is shared by uploads and USB bundles, so both have the same idempotency: a
+batch already stored returns its stored receipt; a record already stored (same node, kind, id,
+version, content) is not stored again; one bad record is rejected by itself, never the batch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync import protocol
+from .storage import HubStore, batches, now_iso
+
+MAX_RECORD_BYTES = 64 * 1024
+KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+REQUIRED = {"reading": ("code", "unit", "effective_time")}   # kinds the hub knows more about
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"              # no 0/O, 1/I
+
+
+class HubError(Exception):
+    status = 400
+
+
+class UnknownNode(HubError):
+    status = 401
+
+
+class Refused(HubError):
+    status = 401
+
+
+class Replayed(HubError):
+    status = 409
+
+
+class TooLarge(HubError):
+    status = 413
+
+
+@dataclass
+class Hub:
+    store: HubStore
+    key: Any                     # Ed25519PrivateKey
+    max_batch_bytes: int = 4 << 20
+    code_ttl: timedelta = timedelta(hours=72)
+
+    @property
+    def pubkey(self) -> str:
+        return protocol.public_text(self.key)
+
+    # ---- enrollment -------------------------------------------------------------------------
+    def add_node(self, name: str, *, now: datetime) -> str:
+        code = "-".join("".join(secrets.choice(CODE_ALPHABET) for _ in range(4)) for _ in range(3))
+        self.store.add_node(name, code, now=now, ttl=self.code_ttl)
+        return code
+
+    def enroll(self, code: str, pubkey: str, *, now: datetime) -> dict[str, Any]:
+        protocol.public_from_text(pubkey)
+        try:
+            name = self.store.redeem(code, pubkey, now=now)
+        except KeyError as e:
+            raise Refused(e.args[0]) from e
+        return {"node": name, "hub_pubkey": self.pubkey, "hub_time": now_iso(now)}
+
+    # ---- request authentication ---------------------------------------------------------------
+    def authenticate(self, method: str, path: str, headers, body: bytes, *, now: datetime) -> str:
+        node = headers.get(protocol.H_NODE, "")
+        nonce = headers.get(protocol.H_NONCE, "")
+        sent = headers.get(protocol.H_TIME, "")
+        sig = headers.get(protocol.H_SIG, "")
+        if not (node and nonce and sig):
+            raise Refused("unsigned request: X-CE-Node, X-CE-Nonce and X-CE-Signature are required")
+        if not re.fullmatch(r"[\w-]{16,64}", nonce):
+            raise Refused("bad nonce")
+        row = self.store.node(node)
+        if row is None or not row["pubkey"]:
+            raise UnknownNode(f"node {node!r} is not enrolled at this hub")
+        try:
+            protocol.verify(protocol.public_from_text(row["pubkey"]), protocol.unb64(sig),
+                            protocol.request_bytes(method, path, node, nonce, sent, body))
+        except protocol.ProtocolError as e:
+            raise Refused(f"request signature does not match node {node}'s key") from e
+        if not self.store.remember_nonce(node, nonce, now=now):
+            raise Replayed("this request was already received (replayed nonce); nothing stored")
+        return node
+
+    def sign_response(self, nonce: str, body: bytes) -> str:
+        return protocol.b64(self.key.sign(protocol.response_bytes(nonce, body)))
+
+    # ---- batches ------------------------------------------------------------------------------
+    def accept_batch(self, raw: bytes, *, via: str, now: datetime, sender: str | None = None) -> dict[str, Any]:
+        """Verify and store one envelope; returns the signed receipt (the same one every time)."""
+        env = protocol.open_envelope(raw)
+        if sender is not None and env.node != sender:
+            raise Refused(f"node {sender} cannot upload a batch signed as {env.node}")
+        row = self.store.node(env.node)
+        if row is None or not row["pubkey"]:
+            raise UnknownNode(f"node {env.node!r} is not enrolled at this hub")
+        try:
+            env.verify(protocol.public_from_text(row["pubkey"]))
+        except protocol.BadSignature as e:
+            raise Refused(f"batch {env.batch_id} is not signed by node {env.node}'s key; nothing stored") from e
+        stored = self.store.batch_receipt(env.node, env.batch_id)
+        if stored:
+            return json.loads(stored)
+        recs = protocol.decode_records(env.payload)
+        if len(recs) != env.header["n"]:
+            raise HubError(f"batch says {env.header['n']} records but holds {len(recs)}")
+        try:
+            return self._store_batch(env, recs, via=via, now=now, size=len(raw))
+        except sa.exc.IntegrityError:   # another worker stored the same batch at the same moment
+            stored = self.store.batch_receipt(env.node, env.batch_id)
+            if stored:
+                return json.loads(stored)
+            raise
+
+    def _store_batch(self, env, recs, *, via: str, now: datetime, size: int) -> dict[str, Any]:
+        day, at = now_iso(now)[:10], now_iso(now)
+        rejected, good = [], []
+        for r in recs:
+            problem = record_problem(r)
+            if problem:
+                rejected.append({"kind": str(r.get("kind"))[:32], "id": str(r.get("id"))[:128],
+                                 "version": r.get("version"), "reason": problem})
+            else:
+                good.append(r)
+        with self.store.begin() as c:
+            have = self.store.existing_digests(c, env.node, [(r["kind"], r["id"], r["version"]) for r in good])
+            new, seen = [], set()
+            for r in good:
+                key = (r["kind"], r["id"], r["version"])
+                text = protocol.canonical(r["payload"]).decode()
+                digest = hashlib.sha256(text.encode()).hexdigest()
+                old = have.get(key) or (digest if key in seen else None)
+                if old is not None and old != digest:
+                    rejected.append({"kind": r["kind"], "id": r["id"], "version": r["version"],
+                                     "reason": f"version {r['version']} of this {r['kind']} is already stored "
+                                               "with different content; send it as a new version"})
+                    continue
+                if old is None:
+                    seen.add(key)
+                    new.append({"node": env.node, "kind": r["kind"], "record_id": r["id"], "version": r["version"],
+                                "payload": text, "digest": digest, "batch_id": env.batch_id, "day": day,
+                                "received_at": at})
+            self.store.insert_records(c, new)
+            receipt = protocol.sign_document(self.key, {
+                "type": "receipt", "node": env.node, "batch": env.batch_id, "from": env.header["from"],
+                "to": env.header["to"], "records": len(recs), "stored": len(new),
+                "accepted": len(recs) - len(rejected), "rejected": rejected, "at": at})
+            c.execute(batches.insert().values(node=env.node, batch_id=env.batch_id, seq_from=env.header["from"],
+                                              seq_to=env.header["to"], records=len(recs), bytes=size, via=via,
+                                              day=day, received_at=at, receipt=json.dumps(receipt)))
+            self.store.drop_chunks(c, env.node, env.batch_id)
+        return receipt
+
+    # ---- downlink -----------------------------------------------------------------------------
+    def pull(self, node: str, cursor: int, limit: int) -> dict[str, Any]:
+        rows = self.store.downlink_page(node, cursor, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [{"kind": r["kind"], "id": r["record_id"], "version": r["version"],
+                  "payload": json.loads(r["payload"])} for r in rows]
+        return {"items": items, "cursor": rows[-1]["seq"] if rows else cursor, "more": more}
+
+
+def record_problem(r: dict[str, Any]) -> str | None:
+    kind, rid, version, payload = r.get("kind"), r.get("id"), r.get("version"), r.get("payload")
+    if not isinstance(kind, str) or not KIND_RE.fullmatch(kind):
+        return "kind must be 1-32 lower-case letters, digits or _"
+    if not isinstance(rid, str) or not 0 < len(rid) <= 128:
+        return "id must be a text of 1-128 characters"
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 < version < 2 ** 31:
+        return "version must be a positive integer"
+    if not isinstance(payload, dict):
+        return "payload must be an object"
+    if len(protocol.canonical(payload)) > MAX_RECORD_BYTES:
+        return f"payload is larger than {MAX_RECORD_BYTES} bytes"
+    missing = [k for k in REQUIRED.get(kind, ()) if payload.get(k) in (None, "")]
+    if missing:
+        return f"{kind} lacks {', '.join(missing)}"
+    return None
+
+
+def load_or_create_key(path: Path):
+    if path.exists():
+        return protocol.load_key(path)
+    key = protocol.new_key()
+    protocol.save_key(key, path)
+    return key
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,264 @@
+"""The hub's storage: SQLAlchemy Core over `sqlite:///PATH` or `postgresql://...`.
+
+Everything a worker needs lives here (nodes, enrollment codes, seen nonces, partial uploads,
+batches with their receipts, records, downlink), so any number of stateless workers can serve
+the same county behind a load balancer. Records are stored idempotently by
+(node, kind, record_id, version).
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+meta = sa.MetaData()
+
+nodes = sa.Table(
+    "hub_nodes", meta,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("pubkey", sa.String(64)),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("enrolled_at", sa.String(32)),
+    sa.Column("last_contact", sa.String(32)),
+    sa.Column("status", sa.Text, nullable=False, server_default="{}"),
+)
+codes = sa.Table(
+    "hub_codes", meta,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("node", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("expires_at", sa.String(32), nullable=False),
+    sa.Column("used_at", sa.String(32)),
+)
+nonces = sa.Table(
+    "hub_nonces", meta,
+    sa.Column("node", sa.String(64), primary_key=True),
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("seen_at", sa.String(32), nullable=False),
+)
+chunks = sa.Table(
+    "hub_upload_chunks", meta,
+    sa.Column("node", sa.String(64), primary_key=True),
+    sa.Column("batch_id", sa.String(64), primary_key=True),
+    sa.Column("offset", sa.Integer, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("at", sa.String(32), nullable=False),
+)
+batches = sa.Table(
+    "hub_batches", meta,
+    sa.Column("node", sa.String(64), primary_key=True),
+    sa.Column("batch_id", sa.String(64), primary_key=True),
+    sa.Column("seq_from", sa.BigInteger, nullable=False),
+    sa.Column("seq_to", sa.BigInteger, nullable=False),
+    sa.Column("records", sa.Integer, nullable=False),
+    sa.Column("bytes", sa.Integer, nullable=False),
+    sa.Column("via", sa.String(16), nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),
+    sa.Column("received_at", sa.String(32), nullable=False),
+    sa.Column("receipt", sa.Text, nullable=False),
+)
+records = sa.Table(
+    "hub_records", meta,
+    sa.Column("node", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("record_id", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("batch_id", sa.String(64), nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),
+    sa.Column("received_at", sa.String(32), nullable=False),
+)
+downlink = sa.Table(
+    "hub_downlink", meta,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("node", sa.String(64), nullable=False),      # '*' = every node
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("record_id", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)
+sa.Index("hub_downlink_node", downlink.c.node, downlink.c.seq)
+sa.Index("hub_records_day", records.c.node, records.c.day)
+
+
+def now_iso(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return now.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().encode()).hexdigest()
+
+
+class HubStore:
+    def __init__(self, url: str, *, pool_size: int = 10):
+        kw: dict[str, Any] = {"future": True}
+        if url.startswith("postgresql"):
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            kw.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine = sa.create_engine(url, **kw)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if self.is_sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "begin", _sqlite_begin)
+        meta.create_all(self.engine)
+
+    def _insert(self, table: sa.Table):
+        return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
+
+    def begin(self):
+        return self.engine.begin()
+
+    # ---- nodes and enrollment -----------------------------------------------------------
+    def add_node(self, name: str, code: str, *, now: datetime, ttl: timedelta) -> None:
+        with self.begin() as c:
+            c.execute(self._insert(nodes).values(name=name, created_at=now_iso(now))
+                      .on_conflict_do_nothing(index_elements=["name"]))
+            c.execute(codes.insert().values(code_hash=code_hash(code), node=name, created_at=now_iso(now),
+                                            expires_at=now_iso(now + ttl)))
+
+    def node(self, name: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(nodes).where(nodes.c.name == name)).mappings().first()
+        return dict(row) if row else None
+
+    def all_nodes(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(sa.select(nodes).order_by(nodes.c.name)).mappings()]
+
+    def redeem(self, code: str, pubkey: str, *, now: datetime) -> str:
+        """Spend a one-time code on a public key; returns the node name. KeyError(reason) if refused."""
+        with self.begin() as c:
+            row = c.execute(sa.select(codes).where(codes.c.code_hash == code_hash(code))
+                            .with_for_update()).mappings().first()
+            if row is None:
+                raise KeyError("unknown enrollment code")
+            if row["used_at"]:
+                raise KeyError("this enrollment code was already used")
+            if row["expires_at"] < now_iso(now):
+                raise KeyError("this enrollment code has expired; ask county IT for a new one")
+            done = c.execute(codes.update().where(codes.c.code_hash == row["code_hash"])
+                             .where(codes.c.used_at.is_(None)).values(used_at=now_iso(now)))
+            if done.rowcount != 1:
+                raise KeyError("this enrollment code was already used")
+            c.execute(nodes.update().where(nodes.c.name == row["node"])
+                      .values(pubkey=pubkey, enrolled_at=now_iso(now)))
+            return row["node"]
+
+    def remember_nonce(self, node: str, nonce: str, *, now: datetime) -> bool:
+        """True the first time a node uses a nonce; False for a replay."""
+        with self.begin() as c:
+            res = c.execute(self._insert(nonces).values(node=node, nonce=nonce, seen_at=now_iso(now))
+                            .on_conflict_do_nothing(index_elements=["node", "nonce"]))
+            return res.rowcount == 1
+
+    def touch(self, node: str, *, now: datetime, status: str | None = None) -> None:
+        values: dict[str, Any] = {"last_contact": now_iso(now)}
+        if status is not None:
+            values["status"] = status
+        with self.begin() as c:
+            c.execute(nodes.update().where(nodes.c.name == node).values(**values))
+
+    # ---- uploads --------------------------------------------------------------------------
+    def batch_receipt(self, node: str, batch_id: str) -> str | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(batches.c.receipt).where(batches.c.node == node)
+                             .where(batches.c.batch_id == batch_id)).scalar()
+
+    def received_offset(self, node: str, batch_id: str, total: int) -> int:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(chunks.c.offset, sa.func.length(chunks.c.data), chunks.c.total)
+                             .where(chunks.c.node == node).where(chunks.c.batch_id == batch_id)
+                             .order_by(chunks.c.offset)).all()
+        have = 0
+        for off, n, tot in rows:
+            if tot != total:
+                return 0   # a different upload under the same id: start again
+            if off == have:
+                have += n
+        return have
+
+    def add_chunk(self, node: str, batch_id: str, offset: int, data: bytes, total: int, *, now: datetime) -> None:
+        with self.begin() as c:
+            c.execute(self._insert(chunks).values(node=node, batch_id=batch_id, offset=offset, data=data,
+                                                  total=total, at=now_iso(now))
+                      .on_conflict_do_nothing(index_elements=["node", "batch_id", "offset"]))
+
+    def assembled(self, node: str, batch_id: str, total: int) -> bytes:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(chunks.c.offset, chunks.c.data).where(chunks.c.node == node)
+                             .where(chunks.c.batch_id == batch_id).where(chunks.c.total == total)
+                             .order_by(chunks.c.offset)).all()
+        out = bytearray()
+        for off, data in rows:
+            if off == len(out):
+                out += data
+        return bytes(out[:total])
+
+    def drop_chunks(self, c, node: str, batch_id: str) -> None:
+        c.execute(chunks.delete().where(chunks.c.node == node).where(chunks.c.batch_id == batch_id))
+
+    def existing_digests(self, c, node: str, keys: Iterable[tuple[str, str, int]]) -> dict[tuple, str]:
+        keys = list(keys)
+        out: dict[tuple, str] = {}
+        for i in range(0, len(keys), 400):
+            part = keys[i:i + 400]
+            ids = sorted({k[1] for k in part})
+            rows = c.execute(sa.select(records.c.kind, records.c.record_id, records.c.version, records.c.digest)
+                             .where(records.c.node == node).where(records.c.record_id.in_(ids))).all()
+            out.update({(r[0], r[1], r[2]): r[3] for r in rows})
+        return out
+
+    def insert_records(self, c, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            c.execute(self._insert(records).on_conflict_do_nothing(
+                index_elements=["node", "kind", "record_id", "version"]), rows)
+
+    # ---- downlink -----------------------------------------------------------------------------
+    def put_downlink(self, node: str, kind: str, record_id: str, version: int, payload: str,
+                     *, now: datetime) -> int:
+        with self.begin() as c:
+            res = c.execute(downlink.insert().values(node=node, kind=kind, record_id=record_id, version=version,
+                                                     payload=payload, created_at=now_iso(now)))
+            return res.inserted_primary_key[0]
+
+    def downlink_page(self, node: str, cursor: int, limit: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(downlink).where(downlink.c.seq > cursor)
+                             .where(downlink.c.node.in_([node, "*"])).order_by(downlink.c.seq).limit(limit))
+            return [dict(r) for r in rows.mappings()]
+
+    # ---- reading back ---------------------------------------------------------------------------
+    def export(self) -> Iterable[dict[str, Any]]:
+        with self.engine.connect() as c:
+            q = sa.select(records).order_by(records.c.node, records.c.kind, records.c.record_id, records.c.version)
+            for r in c.execute(q).mappings():
+                yield dict(r)
+
+    def dashboard_rows(self) -> dict[str, Any]:
+        with self.engine.connect() as c:
+            per_day = c.execute(sa.select(batches.c.node, batches.c.day, sa.func.sum(batches.c.records),
+                                          sa.func.sum(batches.c.bytes)).group_by(batches.c.node, batches.c.day)
+                                .order_by(batches.c.node, batches.c.day.desc())).all()
+            totals = c.execute(sa.select(records.c.node, sa.func.count()).group_by(records.c.node)).all()
+        return {"per_day": per_day, "totals": dict((n, k) for n, k in totals)}
+
+
+def _sqlite_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")   # a writer never has to upgrade a read lock
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    dbapi_conn.isolation_level = None          # SQLAlchemy's "begin" event issues BEGIN itself
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=15000")
+    cur.close()

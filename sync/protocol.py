@@ -1,0 +1,374 @@
+"""The sync wire format, shared by the node's client and the county hub.
+
+Three signed things travel:
+
+* a **batch envelope** (node -> hub, also what a USB bundle holds): ``b"CEB1"``, a 2-byte header
+  length, the canonical header JSON, a 64-byte Ed25519 signature by the node key, then the
+  compressed columnar records. The signature covers everything except itself, so a batch can be
+  verified wherever it turns up (HTTP upload or bundle) and resent unchanged after a lost receipt.
+* a **request** signature (headers ``X-CE-Node/-Nonce/-Time/-Signature``) over method, path,
+  node, a fresh nonce, the node's time and the body's SHA-256: the hub refuses a nonce it has
+  seen (replay) and any request from a key it does not know.
+* a **response** signature by the hub key over the request's nonce and the response body, so the
+  node learns the hub's time (and receipts, downlink pages) only from an authenticated answer
+  that cannot be an old one replayed.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+VERSION = 1
+MAGIC = b"CEB1"
+BUNDLE_MAGIC = b"CEBUNDLE1\n"
+SIG_LEN = 64
+MAX_HEADER = 4096
+H_NODE, H_NONCE, H_TIME, H_SIG = "X-CE-Node", "X-CE-Nonce", "X-CE-Time", "X-CE-Signature"
+H_TOTAL, H_OFFSET = "X-CE-Total", "X-CE-Offset"
+_ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+class ProtocolError(Exception):
+    """Bytes that are not a valid, correctly signed message. The message says what is wrong."""
+
+
+class BadSignature(ProtocolError):
+    pass
+
+
+# ---- keys ---------------------------------------------------------------------------------
+
+def new_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def save_key(key: Ed25519PrivateKey, path: Path) -> None:
+    """Write a private key readable only by its owner (mode 0600), atomically."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def load_key(path: Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ProtocolError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def public_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def public_from_text(text: str) -> Ed25519PublicKey:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (ValueError, TypeError) as e:
+        raise ProtocolError(f"not an Ed25519 public key: {e}") from e
+
+
+def verify(pub: Ed25519PublicKey, signature: bytes, data: bytes) -> None:
+    try:
+        pub.verify(signature, data)
+    except InvalidSignature as e:
+        raise BadSignature("signature does not match") from e
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def unb64(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError) as e:
+        raise ProtocolError("bad base64") from e
+
+
+def canonical(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def utc_now_iso(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return now.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# ---- requests and responses ------------------------------------------------------------------
+
+def request_bytes(method: str, path: str, node: str, nonce: str, sent_at: str, body: bytes) -> bytes:
+    return b"\n".join([b"CE-REQ-1", method.upper().encode(), path.encode(), node.encode(), nonce.encode(),
+                       sent_at.encode(), hashlib.sha256(body).hexdigest().encode()])
+
+
+def response_bytes(nonce: str, body: bytes) -> bytes:
+    return b"\n".join([b"CE-RESP-1", nonce.encode(), hashlib.sha256(body).hexdigest().encode()])
+
+
+def sign_request(key: Ed25519PrivateKey, method: str, path: str, node: str, nonce: str, sent_at: str,
+                 body: bytes) -> dict[str, str]:
+    sig = key.sign(request_bytes(method, path, node, nonce, sent_at, body))
+    return {H_NODE: node, H_NONCE: nonce, H_TIME: sent_at, H_SIG: b64(sig)}
+
+
+# ---- signed documents (receipts) -------------------------------------------------------------
+
+def sign_document(key: Ed25519PrivateKey, doc: dict[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in doc.items() if k != "sig"}
+    return {**body, "sig": b64(key.sign(b"CE-DOC-1\n" + canonical(body)))}
+
+
+def verify_document(pub: Ed25519PublicKey, doc: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(doc, dict) or not isinstance(doc.get("sig"), str):
+        raise BadSignature("document is not signed")
+    body = {k: v for k, v in doc.items() if k != "sig"}
+    verify(pub, unb64(doc["sig"]), b"CE-DOC-1\n" + canonical(body))
+    return body
+
+
+# ---- batch envelopes -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Envelope:
+    header: dict[str, Any]
+    signature: bytes
+    payload: bytes
+    raw: bytes
+
+    @property
+    def node(self) -> str:
+        return self.header["node"]
+
+    @property
+    def batch_id(self) -> str:
+        return self.header["batch"]
+
+    def signed_bytes(self) -> bytes:
+        return signed_part(self.raw)
+
+    def verify(self, pub: Ed25519PublicKey) -> None:
+        verify(pub, self.signature, self.signed_bytes())
+
+
+def signed_part(raw: bytes) -> bytes:
+    hlen = struct.unpack(">H", raw[4:6])[0]
+    return raw[:6 + hlen] + raw[6 + hlen + SIG_LEN:]
+
+
+def seal(key: Ed25519PrivateKey, header: dict[str, Any], records: list[dict[str, Any]]) -> bytes:
+    hbytes = canonical({**header, "v": VERSION})
+    if len(hbytes) > MAX_HEADER:
+        raise ProtocolError("batch header too large")
+    payload = encode_records(records)
+    head = MAGIC + struct.pack(">H", len(hbytes)) + hbytes
+    return head + key.sign(head + payload) + payload
+
+
+def open_envelope(raw: bytes) -> Envelope:
+    """Parse (not verify) an envelope; raises ProtocolError on anything malformed."""
+    if len(raw) < 6 + SIG_LEN or raw[:4] != MAGIC:
+        raise ProtocolError("not a clinic-edge batch (bad magic or too short)")
+    hlen = struct.unpack(">H", raw[4:6])[0]
+    if hlen > MAX_HEADER or len(raw) < 6 + hlen + SIG_LEN:
+        raise ProtocolError("batch header length is wrong")
+    try:
+        header = json.loads(raw[6:6 + hlen])
+    except ValueError as e:
+        raise ProtocolError(f"batch header is not JSON: {e}") from e
+    need = {"v": int, "node": str, "batch": str, "from": int, "to": int, "n": int}
+    for k, t in need.items():
+        if not isinstance(header, dict) or not isinstance(header.get(k), t):
+            raise ProtocolError(f"batch header lacks {k}")
+    if header["v"] != VERSION:
+        raise ProtocolError(f"batch format version {header['v']} is not supported (this hub speaks {VERSION})")
+    return Envelope(header, raw[6 + hlen:6 + hlen + SIG_LEN], raw[6 + hlen + SIG_LEN:], raw)
+
+
+def write_bundle(envelopes: list[bytes]) -> bytes:
+    return BUNDLE_MAGIC + b"".join(struct.pack(">I", len(e)) + e for e in envelopes)
+
+
+def read_bundle(data: bytes) -> list[bytes]:
+    if not data.startswith(BUNDLE_MAGIC):
+        raise ProtocolError("not a clinic-edge bundle file")
+    out, pos = [], len(BUNDLE_MAGIC)
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise ProtocolError("bundle is truncated")
+        n = struct.unpack(">I", data[pos:pos + 4])[0]
+        if pos + 4 + n > len(data):
+            raise ProtocolError("bundle is truncated")
+        out.append(data[pos + 4:pos + 4 + n])
+        pos += 4 + n
+    return out
+
+
+# ---- columnar record codec ---------------------------------------------------------------------
+# Records of one kind share keys, and most values repeat (device, code, unit, boot id) or grow
+# slowly (times). Per kind: ids, versions, one column per payload key, each column stored as
+# "same as the record id", delta-coded milliseconds, a dictionary, or raw values; then zlib.
+
+def encode_records(records: list[dict[str, Any]]) -> bytes:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(r["kind"], []).append(r)
+    doc = [_encode_group(kind, rows) for kind, rows in groups.items()]
+    return zlib.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), 9)
+
+
+def _encode_group(kind: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ids = [r["id"] for r in rows]
+    versions = [r["version"] for r in rows]
+    keys: list[str] = []
+    for r in rows:
+        for k in r["payload"]:
+            if k not in keys:
+                keys.append(k)
+    cols = []
+    for k in keys:
+        values = [r["payload"].get(k, _MISSING) for r in rows]
+        cols.append(_encode_column(values, ids))
+    v = versions[0] if len(set(versions)) == 1 else versions
+    return {"k": kind, "i": ids, "v": v, "f": keys, "c": cols}
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+def _encode_column(values: list[Any], ids: list[str]) -> dict[str, Any]:
+    col: dict[str, Any] = {}
+    missing = [i for i, v in enumerate(values) if v is _MISSING]
+    if missing:
+        col["m"] = missing
+    present = [v for v in values if v is not _MISSING]
+    present_ids = [ids[i] for i, v in enumerate(values) if v is not _MISSING]
+    if present == present_ids:
+        col["t"] = "id"
+    elif present and all(v is None or (isinstance(v, str) and _ISO_MS.fullmatch(v)) for v in present) \
+            and any(v is not None for v in present):
+        col["t"], col["d"] = "ts", _delta_ms(present)
+    elif _dictionary_worth_it(present):
+        distinct: list[Any] = []
+        index: dict[str, int] = {}
+        idx = []
+        for v in present:
+            key = json.dumps(v)
+            if key not in index:
+                index[key] = len(distinct)
+                distinct.append(v)
+            idx.append(index[key])
+        col["t"], col["s"] = "dict", distinct
+        col["x"] = idx[0] if len(distinct) == 1 else idx
+    else:
+        col["t"], col["x"] = "raw", present
+    return col
+
+
+def _dictionary_worth_it(values: list[Any]) -> bool:
+    if not values or not all(v is None or isinstance(v, (str, int, float, bool)) for v in values):
+        return False
+    return len({json.dumps(v) for v in values}) <= max(1, len(values) // 3)
+
+
+def _to_ms(text: str) -> int:
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(round(dt.timestamp() * 1000))
+
+
+def _from_ms(ms: int) -> str:
+    dt = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _delta_ms(values: list[str | None]) -> list[int | None]:
+    out, prev = [], 0
+    for v in values:
+        if v is None:
+            out.append(None)
+            continue
+        ms = _to_ms(v)
+        out.append(ms - prev)
+        prev = ms
+    return out
+
+
+def decode_records(payload: bytes, max_bytes: int = 64 << 20) -> list[dict[str, Any]]:
+    """The inverse of encode_records; ProtocolError on anything malformed."""
+    try:
+        d = zlib.decompressobj()
+        text = d.decompress(payload, max_bytes)
+        if d.unconsumed_tail:
+            raise ProtocolError("batch expands beyond the size limit")
+        doc = json.loads(text)
+        out = []
+        for group in doc:
+            out.extend(_decode_group(group))
+        return out
+    except ProtocolError:
+        raise
+    except (zlib.error, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as e:
+        raise ProtocolError(f"batch records cannot be decoded: {e.__class__.__name__}: {e}") from e
+
+
+def _decode_group(g: dict[str, Any]) -> list[dict[str, Any]]:
+    ids, n = g["i"], len(g["i"])
+    versions = g["v"] if isinstance(g["v"], list) else [g["v"]] * n
+    if len(versions) != n:
+        raise ProtocolError("version column length does not match")
+    payloads: list[dict[str, Any]] = [{} for _ in range(n)]
+    for key, col in zip(g["f"], g["c"], strict=True):
+        missing = set(col.get("m", []))
+        rows = [i for i in range(n) if i not in missing]
+        for i, v in zip(rows, _decode_column(col, [ids[i] for i in rows]), strict=True):
+            payloads[i][key] = v
+    return [{"kind": g["k"], "id": ids[i], "version": versions[i], "payload": payloads[i]} for i in range(n)]
+
+
+def _decode_column(col: dict[str, Any], ids: list[str]) -> list[Any]:
+    t = col["t"]
+    if t == "id":
+        return list(ids)
+    if t == "ts":
+        out, prev = [], 0
+        for d in col["d"]:
+            if d is None:
+                out.append(None)
+                continue
+            prev += int(d)
+            out.append(_from_ms(prev))
+        return out
+    if t == "dict":
+        x = col["x"]
+        idx = [x] * len(ids) if isinstance(x, int) else x
+        return [col["s"][i] for i in idx]
+    if t == "raw":
+        return list(col["x"])
+    raise ProtocolError(f"unknown column type {t!r}")
