@@ -1,0 +1,182 @@
+"""HL7 v2 ORU^R01 from monitors (IHE PCD-01 style) -> Readings; ACK messages.
+
+Each numeric OBX becomes a Reading: OBX-3 in IEEE 11073 MDC terms mapped to LOINC (150021 ->
+8480-6, 150022 -> 8462-4, 150456 -> 2708-6, 149530/147842 -> 8867-4, 150364 -> 8310-5);
+any other code (MDC or vendor, e.g. 108^MNDRY_ECG_PAUSE_RATE^99MNDRY) is kept raw as
+`id^text^system`, which ingest stores as 'unmapped'. OBX-6 MDC units become UCUM. OBX-14 is the
+observation time (else OBR-7, else MSH-7); a time without offset is the clinic's local time.
+PID-3 goes to meta["patient_id"] for matching a resident.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+
+from edge.core.reading import Reading
+
+from ..errors import FrameError
+
+MDC_TO_LOINC = {"150021": "8480-6", "150022": "8462-4", "150456": "2708-6", "149530": "8867-4",
+                "147842": "8867-4", "150364": "8310-5"}
+MDC_UNITS = {"266016": "mm[Hg]", "MDC_DIM_MMHG": "mm[Hg]", "262688": "%", "MDC_DIM_PERCENT": "%",
+             "264864": "/min", "MDC_DIM_BEAT_PER_MIN": "/min", "268192": "Cel", "MDC_DIM_DEGC": "Cel",
+             "MDC_DIM_FAHR": "[degF]", "MDC_DIM_KILO_PASCAL": "kPa", "MDC_DIM_RESP_PER_MIN": "/min"}
+NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)")
+HL7_TIME = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?(?:([+-])(\d{2})(\d{2}))?")
+MAX_SEGMENTS = 5000
+
+
+class Hl7FrameError(FrameError):
+    """Bytes that are not a usable HL7 v2 ORU^R01 message; the text goes back in the AE."""
+
+
+@dataclass(frozen=True)
+class Header:
+    field: str
+    component: str
+    repeat: str
+    escape: str
+    sub: str
+    fields: tuple[str, ...]        # fields[n] is MSH-n (MSH-1 is the field separator)
+
+    def get(self, n: int) -> str:
+        return self.fields[n] if n < len(self.fields) else ""
+
+    @property
+    def control_id(self) -> str:
+        return self.get(10)
+
+
+def segments(message: bytes) -> list[str]:
+    text = message.decode("utf-8", errors="replace")
+    segs = [s for s in re.split(r"\r\n|\r|\n", text) if s.strip()]
+    if len(segs) > MAX_SEGMENTS:
+        raise Hl7FrameError(f"more than {MAX_SEGMENTS} segments")
+    return segs
+
+
+def parse_header(segment: str) -> Header:
+    if not segment.startswith("MSH") or len(segment) < 8:
+        raise Hl7FrameError("the message does not start with an MSH segment")
+    sep = segment[3]
+    enc, _, _ = segment[4:].partition(sep)
+    if sep.isalnum() or len(enc) < 2 or len(set(enc + sep)) != len(enc) + 1 or any(c.isalnum() for c in enc):
+        raise Hl7FrameError("MSH-1/MSH-2 do not declare usable separators (expected |^~\\&)")
+    enc = (enc + "\\&")[:4] if len(enc) < 4 else enc[:4]
+    fields = ("MSH", sep, *segment[4:].split(sep))
+    return Header(sep, enc[0], enc[1], enc[2], enc[3], tuple(fields))
+
+
+def parse_oru(message: bytes, *, device_id: str, tz: tzinfo) -> tuple[Header, list[Reading]]:
+    """The header and one Reading per numeric OBX; raises Hl7FrameError saying what is wrong."""
+    segs = segments(message)
+    if not segs:
+        raise Hl7FrameError("the message is empty")
+    h = parse_header(segs[0])
+    kind = h.get(9).split(h.component)
+    if kind[:2] != ["ORU", "R01"]:
+        raise Hl7FrameError(f"message type {h.get(9)!r} is not supported; send ORU^R01")
+    if not h.control_id:
+        raise Hl7FrameError("MSH-10 (message control id) is empty")
+    readings, patient, obr_time = [], "", ""
+    for seg in segs[1:]:
+        f = _fields(seg, h)
+        if f[0] == "PID":
+            patient = _comp(f, 3, h).strip()
+        elif f[0] == "OBR":
+            obr_time = _get(f, 7)
+        elif f[0] == "OBX":
+            r = _observation(f, h, seg, device_id, patient, obr_time, tz)
+            if r is not None:
+                readings.append(r)
+    return h, readings
+
+
+def _fields(seg: str, h: Header) -> list[str]:
+    if len(seg) < 3 or not seg[:3].isalnum() or (len(seg) > 3 and seg[3] != h.field):
+        raise Hl7FrameError(f"segment {seg[:8]!r} is not NAME|fields")
+    return seg.split(h.field)
+
+
+def _get(f: list[str], n: int) -> str:
+    return f[n] if n < len(f) else ""
+
+
+def _comp(f: list[str], n: int, h: Header, k: int = 0) -> str:
+    parts = _get(f, n).split(h.repeat)[0].split(h.component)
+    return unescape(parts[k], h) if k < len(parts) else ""
+
+
+def _observation(f, h: Header, seg: str, device_id, patient, obr_time, tz) -> Reading | None:
+    value_type, sent = _get(f, 2).strip(), _get(f, 5).split(h.repeat)[0].strip()
+    if not sent:
+        return None                 # a container (device, channel) with no value of its own
+    if value_type not in ("NM", ""):
+        return None                 # time sync, text and coded entries are not observations
+    set_id = _get(f, 1)
+    code_id, code_text, system = (_comp(f, 3, h, k).strip() for k in (0, 1, 2))
+    if not code_id:
+        raise Hl7FrameError(f"OBX {set_id or '?'} has no observation identifier (OBX-3)")
+    if not NUMBER.fullmatch(sent):
+        raise Hl7FrameError(f"OBX {set_id or '?'} ({code_id}): value {sent[:30]!r} is not a number")
+    loinc = MDC_TO_LOINC.get(code_id) if system in ("MDC", "") else None
+    raw_code = _get(f, 3).split(h.repeat)[0]
+    unit_id, unit_text = _comp(f, 6, h, 0).strip(), _comp(f, 6, h, 1).strip()
+    unit = MDC_UNITS.get(unit_id) or MDC_UNITS.get(unit_text) or unit_id or unit_text
+    when = _get(f, 14).strip() or obr_time.strip() or h.get(7).strip()
+    meta = {k: v for k, v in {"patient_id": patient, "message_control_id": h.control_id,
+                              "obx_sub_id": _get(f, 4), "abnormal_flags": _get(f, 8), "result_status": _get(f, 11),
+                              "sending_application": _comp(list(h.fields), 3, h), "mdc_code": code_id,
+                              "mdc_name": code_text, "unit_as_sent": _get(f, 6)}.items() if v}
+    key = json.dumps(["hl7", h.control_id, set_id, code_id, _get(f, 4), when, sent], separators=(",", ":"))
+    return Reading(device_id=device_id, code=loinc or unescape(raw_code, h), value=float(sent), unit=unit,
+                   transport="hl7", device_time=parse_time(when, tz), raw=seg, source_key=key, meta=meta)
+
+
+def unescape(text: str, h: Header) -> str:
+    e = h.escape
+    if e not in text:
+        return text
+    for code, char in (("F", h.field), ("S", h.component), ("R", h.repeat), ("T", h.sub), ("E", e)):
+        text = text.replace(f"{e}{code}{e}", char)
+    return text
+
+
+def parse_time(text: str, tz: tzinfo) -> datetime | None:
+    """HL7 DTM (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]); local time when it carries no offset."""
+    m = HL7_TIME.fullmatch(text or "")
+    if not m or m.group(4) is None:
+        return None
+    y, mo, d, hh, mi, ss, frac, sign, oh, om = m.groups()
+    try:
+        zone = tz
+        if sign:
+            offset = timedelta(hours=int(oh), minutes=int(om))
+            zone = timezone(offset if sign == "+" else -offset)
+        micro = int((frac or "0").ljust(6, "0")[:6])
+        return datetime(int(y), int(mo), int(d), int(hh), int(mi or 0), int(ss or 0), micro, tzinfo=zone)
+    except (ValueError, OverflowError):
+        return None
+
+
+def ack(header: Header | None, code: str, *, now: datetime, ack_id: str, text: str = "") -> bytes:
+    """An ACK for `header`'s message: AA (stored), AE (malformed: `text` says why), AR (not supported)."""
+    h = header or Header("|", "^", "~", "\\", "&", ("MSH", "|", "^~\\&"))
+    sep = h.field
+
+    def esc(s: str) -> str:
+        s = s.replace(h.escape, f"{h.escape}E{h.escape}")
+        for code_, char in (("F", h.field), ("S", h.component), ("R", h.repeat), ("T", h.sub)):
+            s = s.replace(char, f"{h.escape}{code_}{h.escape}")
+        return s.replace("\r", " ").replace("\n", " ")
+
+    msh = sep.join(["MSH", h.component + h.repeat + h.escape + h.sub, "CLINIC-EDGE", "", h.get(3), h.get(4),
+                    now.strftime("%Y%m%d%H%M%S%z"), "", f"ACK{h.component}R01{h.component}ACK", ack_id,
+                    h.get(11) or "P", h.get(12) or "2.6"])
+    msa = sep.join(["MSA", code, h.control_id] + ([esc(text)[:200]] if text else []))
+    segs = [msh, msa]
+    if code != "AA" and text:
+        segs.append(sep.join(["ERR", "", "", "", "E", "", "", "", esc(text)[:200]]))
+    return ("\r".join(segs) + "\r").encode("utf-8")
