@@ -25,21 +25,30 @@ def _columns(store, table: str) -> set[str]:
     return {r["name"] for r in store.query(f"PRAGMA table_info({table})")}
 
 
-def patients(store, resident_ids: list[str] | None = None) -> list[Patient]:
+def managed_since(store, resident_id: str | None = None) -> dict[str, dict[str, date]]:
+    """resident id -> disease -> the date management began (one resident, or everyone)."""
+    one, params = ("", ()) if resident_id is None else (" AND resident_id = ?", (resident_id,))
     managed: dict[str, dict[str, date]] = {}
-    for r in store.query("SELECT resident_id, disease, since FROM chronic_management WHERE ended_on IS NULL"):
+    for r in store.query("SELECT resident_id, disease, since FROM chronic_management WHERE ended_on IS NULL"
+                         + one, params):
         managed.setdefault(r["resident_id"], {})[r["disease"]] = date.fromisoformat(r["since"])
     cols = _columns(store, "residents")
+    one = one.replace("resident_id", "id")
     for disease, (flag, diagnosed) in ENROLMENT_COLUMNS.items():
         if flag not in cols:
             continue
         for r in store.query(f"SELECT id, COALESCE({diagnosed}, substr(created_at, 1, 10)) AS since"
-                             f" FROM residents WHERE {flag} = 1 AND voided_at IS NULL"):
+                             f" FROM residents WHERE {flag} = 1 AND voided_at IS NULL" + one, params):
             managed.setdefault(r["id"], {}).setdefault(disease, date.fromisoformat(r["since"][:10]))
+    return managed
+
+
+def patients(store) -> list[Patient]:
+    managed = managed_since(store)
     rows = store.query("SELECT id, name, birth_date FROM residents WHERE voided_at IS NULL")
     out = []
     for r in rows:
-        if r["id"] in managed and (resident_ids is None or r["id"] in resident_ids):
+        if r["id"] in managed:
             born = date.fromisoformat(r["birth_date"]) if r["birth_date"] else None
             out.append(Patient(r["id"], r["name"], born, managed[r["id"]]))
     return out

@@ -25,4 +25,7 @@ def create_app(config: Config | None = None, *, node: Node | None = None) -> Fla
     from . import health, readings
     app.register_blueprint(health.bp)
     app.register_blueprint(readings.bp)
+    from . import followup, reports
+    app.register_blueprint(followup.bp)
+    app.register_blueprint(reports.bp)
     return app

@@ -1,0 +1,193 @@
+"""Follow-up forms in the browser: open pre-filled, save (a version), correct, print as the paper form.
+
+Routes (blueprint `followup`):
+  GET  /followup/<resident_id>                       the resident's follow-ups, buttons for a new one
+  GET  /followup/<resident_id>/<form>/new            the form, pre-filled (devices, last visit, rules)
+  POST /followup/<resident_id>/<form>/new            validate; save or show a message per field
+  GET  /followups/<id>[?version=n]                   paper-form layout (print stylesheet), versions, audit
+  GET|POST /followups/<id>/correct                   a correction = a new version, with a reason
+"""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+
+from edge.core import audit
+from edge.core.errors import CoreError
+from edge.core.followup import fields, prefill, records, rules
+from edge.core.followup.validation import validate
+from edge.reports import source
+from . import context
+
+bp = Blueprint("followup", __name__)
+bp.teardown_app_request(context.close_store)
+
+
+def lang() -> str:
+    if "babel" not in current_app.extensions:
+        return "zh"
+    from flask_babel import get_locale
+    loc = get_locale()
+    return "en" if loc is not None and str(loc).startswith("en") else "zh"
+
+
+def actor() -> str:
+    if getattr(current_app, "login_manager", None) is None:
+        return "web"
+    from flask_login import current_user
+    return getattr(current_user, "username", None) or str(current_user.get_id())
+
+
+@bp.before_request
+def require_login():
+    """Every page here needs a signed-in user (the workbench's Flask-Login, when installed)."""
+    lm = getattr(current_app, "login_manager", None)
+    if lm is None:
+        return None
+    from flask_login import current_user
+    if not current_user.is_authenticated:
+        return lm.unauthorized()
+    return None
+
+
+@bp.context_processor
+def template_helpers() -> dict[str, Any]:
+    """`lang` and `t(zh, en)` for these pages; `_`/`csrf_token` only while Babel/CSRF are absent."""
+    out: dict[str, Any] = {"lang": lang(), "t": lambda zh, en: zh if lang() == "zh" else en,
+                           "fields": fields}
+    if "babel" not in current_app.extensions:
+        out["_"] = lambda s, **kw: (s % kw) if kw else s
+    if "csrf" not in current_app.extensions:
+        out["csrf_token"] = lambda: ""
+    return out
+
+
+def today() -> date:
+    from zoneinfo import ZoneInfo
+    node = context.node()
+    return node.clock.now().astimezone(ZoneInfo(node.config["node"]["timezone"])).date()
+
+
+def tz() -> str:
+    return context.node().config["node"]["timezone"]
+
+
+def resident_or_404(resident_id: str) -> dict:
+    r = context.store().one("SELECT id, name, sex, birth_date, health_record_no, phone FROM residents"
+                            " WHERE id = ? AND voided_at IS NULL", (resident_id,))
+    if r is None:
+        abort(404)
+    return r
+
+
+def form_or_404(form: str) -> str:
+    if form not in fields.FORMS:
+        abort(404)
+    return form
+
+
+@bp.get("/followup/<resident_id>")
+def resident_followups(resident_id: str):
+    r = resident_or_404(resident_id)
+    rows = context.store().query("SELECT id, form, version, visit_date, visit_mode, sbp, dbp, fbg, classification,"
+                                 " next_visit_date, urgent, voided_at FROM followups WHERE resident_id = ?"
+                                 " ORDER BY visit_date DESC, created_at DESC LIMIT 200", (resident_id,))
+    managed = source.managed_since(context.store(), resident_id).get(resident_id, {})
+    return render_template("followup/list.html", resident=r, rows=rows, managed=managed)
+
+
+def _form_inputs(raw) -> dict[str, Any]:
+    """Submitted inputs as the template reads them (lists for multi-selects)."""
+    out: dict[str, Any] = {}
+    for k in raw:
+        vals = raw.getlist(k)
+        out[k] = vals if k in ("symptoms", "danger_signs") else vals[-1]
+    return out
+
+
+def _render_form(resident, form, values, *, errors=None, pre=None, sources=None, correcting=None,
+                 status=200):
+    age = rules.age_on(date.fromisoformat(resident["birth_date"]), today()) if resident["birth_date"] else None
+    target = rules.bp_target(age)
+    return render_template("followup/form.html", resident=resident, form=form, values=values,
+                           errors=errors or {}, pre=pre, sources=sources or {}, age=age, target=target,
+                           correcting=correcting, title=fields.FORM_TITLES[form],
+                           field_list=fields.fields_for(form)), status
+
+
+@bp.get("/followup/<resident_id>/<form>/new")
+def new(resident_id: str, form: str):
+    resident, form = resident_or_404(resident_id), form_or_404(form)
+    pre = prefill.build(context.store(), resident_id=resident_id, form=form, today=today(), tz=tz())
+    return _render_form(resident, form, prefill.flat(pre.values), pre=pre, sources=pre.sources)
+
+
+def _sources(raw) -> dict[str, str]:
+    return {name: raw[f"src_{name}"] for name in records.DEVICE_FIELDS if raw.get(f"src_{name}")}
+
+
+@bp.post("/followup/<resident_id>/<form>/new")
+def create(resident_id: str, form: str):
+    resident, form = resident_or_404(resident_id), form_or_404(form)
+    v = validate(form, request.form, today=today(), lang=lang())
+    sources = _sources(request.form)
+    if not v.ok:
+        return _render_form(resident, form, _form_inputs(request.form), errors=v.errors, sources=sources,
+                            status=422)
+    if request.form.get("temperature"):
+        v.values["temperature"] = float(request.form["temperature"])
+    previous = records.last_visit(context.store(), resident_id, form)
+    sugg = rules.suggestions(form, v.values, age=_age(resident, v.values["visit_date"]),
+                             previous=previous["values"].get("classification") if previous else None,
+                             visit_date=date.fromisoformat(v.values["visit_date"]))
+    sugg["alerts"] = [a.code for a in sugg["alerts"]]
+    saved = records.save(context.store(), resident_id=resident_id, form=form, values=v.values, actor=actor(),
+                         at=context.node().clock.now(), sources=sources, suggestions=sugg)
+    return redirect(url_for("followup.show", followup_id=saved.id, saved=1))
+
+
+def _age(resident: dict, visit_date: str) -> int | None:
+    if not resident["birth_date"]:
+        return None
+    return rules.age_on(date.fromisoformat(resident["birth_date"]), date.fromisoformat(visit_date))
+
+
+@bp.get("/followups/<followup_id>")
+def show(followup_id: str):
+    version = request.args.get("version", type=int)
+    f = records.get(context.store(), followup_id, version)
+    if f is None:
+        abort(404)
+    resident = resident_or_404(f["resident_id"])
+    history = audit.history(context.store().conn, "followup", followup_id)
+    return render_template("followup/show.html", f=f, resident=resident, form=f["form"],
+                           v=f["values"], title=fields.FORM_TITLES[f["form"]],
+                           versions=records.versions(context.store(), followup_id), history=history,
+                           saved=request.args.get("saved"))
+
+
+@bp.route("/followups/<followup_id>/correct", methods=["GET", "POST"])
+def correct(followup_id: str):
+    f = records.get(context.store(), followup_id)
+    if f is None or f["voided_at"]:
+        abort(404)
+    resident, form = resident_or_404(f["resident_id"]), f["form"]
+    if request.method == "GET":
+        return _render_form(resident, form, prefill.flat(f["values"]), sources=f["sources"], correcting=f)
+    v = validate(form, request.form, today=today(), lang=lang())
+    reason = (request.form.get("reason") or "").strip()
+    if not reason:
+        v.errors["reason"] = "请填写更正原因" if lang() == "zh" else "give the reason for the correction"
+    if not v.ok:
+        return _render_form(resident, form, _form_inputs(request.form), errors=v.errors,
+                            sources=_sources(request.form), correcting=f, status=422)
+    try:
+        records.save(context.store(), resident_id=f["resident_id"], form=form, values=v.values, actor=actor(),
+                     at=context.node().clock.now(), sources=_sources(request.form), followup_id=followup_id,
+                     reason=reason)
+    except CoreError as e:
+        return _render_form(resident, form, _form_inputs(request.form), errors={"reason": str(e)},
+                            correcting=f, status=422)
+    return redirect(url_for("followup.show", followup_id=followup_id, saved=1))

@@ -1,0 +1,99 @@
+"""Worklist and reports in the browser (blueprint `reports`).
+
+  GET  /worklist                              who is urgent, overdue, due this quarter, not seen this year
+  GET  /reports?period=2026-03|2026-Q1|2026   the report; numerators/denominators link to residents
+  GET  /reports/<period>/residents?key=&part= the residents behind a number
+  GET  /reports/<period>.csv | .xlsx          exports (the same rows as the page)
+  POST /reports/<period>/write                write the report (snapshot + outbox + audit)
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+
+from edge.reports import archive, export, kpi, source, worklist as worklist_mod
+from edge.reports.population import month, parse_period
+from . import context
+from .followup import actor, lang, require_login, template_helpers, today, tz
+
+bp = Blueprint("reports", __name__)
+bp.before_request(require_login)
+bp.context_processor(template_helpers)
+bp.teardown_app_request(context.close_store)
+
+
+@bp.get("/worklist")
+def worklist():
+    day = today()
+    wl = source.build_worklist(context.store(), day)
+    return render_template("reports/worklist.html", wl=wl, labels=worklist_mod.SECTION_LABELS, today=day)
+
+
+def _period(text: str | None):
+    if not text:
+        d = today()
+        return month(d.year, d.month)
+    try:
+        return parse_period(text)
+    except ValueError:
+        abort(404)
+
+
+@bp.get("/reports")
+def report():
+    period = _period(request.args.get("period"))
+    r = source.report(context.store(), period, tz())
+    return render_template("reports/report.html", r=r, period=period, rows=export.rows(r, lang()),
+                           order=export.ORDER, labels=kpi.LABELS,
+                           written=archive.written(context.store(), period.label),
+                           written_id=request.args.get("written"))
+
+
+@bp.get("/reports/<period>/residents")
+def residents(period: str):
+    p = _period(period)
+    key, part = request.args.get("key", ""), request.args.get("part", "numerator")
+    r = source.report(context.store(), p, tz())
+    if key not in r.indicators or part not in ("numerator", "denominator"):
+        abort(404)
+    ind = r.indicators[key]
+    ids = list(getattr(ind, part) or ())
+    if key == "device_bp":      # follow-up ids: show their residents
+        rows = context.store().query(
+            "SELECT f.id AS followup_id, r.id, r.name, r.birth_date, r.phone, f.visit_date FROM followups f"
+            " JOIN residents r ON r.id = f.resident_id WHERE f.id IN (SELECT value FROM json_each(?))"
+            " ORDER BY f.visit_date", (_json(ids),))
+    else:
+        rows = context.store().query(
+            "SELECT id, name, birth_date, phone FROM residents WHERE id IN (SELECT value FROM json_each(?))"
+            " ORDER BY name", (_json(ids),))
+    return render_template("reports/residents.html", rows=rows, ind=ind, part=part, period=p,
+                           label=ind.label(lang()))
+
+
+def _json(ids: list[str]) -> str:
+    import json
+    return json.dumps(ids)
+
+
+@bp.get("/reports/<period>.csv")
+def csv_export(period: str):
+    p = _period(period)
+    body = export.to_csv(source.report(context.store(), p, tz()), lang())
+    return Response(body, mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename=report-{p.label}.csv"})
+
+
+@bp.get("/reports/<period>.xlsx")
+def xlsx_export(period: str):
+    p = _period(period)
+    body = export.to_xlsx(source.report(context.store(), p, tz()), lang())
+    return Response(body, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f"attachment; filename=report-{p.label}.xlsx"})
+
+
+@bp.post("/reports/<period>/write")
+def write(period: str):
+    p = _period(period)
+    rid = archive.write(context.store(), source.report(context.store(), p, tz()), actor=actor(),
+                        at=context.node().clock.now())
+    return redirect(url_for("reports.report", period=p.label, written=rid))
