@@ -28,4 +28,6 @@ def create_app(config: Config | None = None, *, node: Node | None = None) -> Fla
     from . import followup, reports
     app.register_blueprint(followup.bp)
     app.register_blueprint(reports.bp)
+    from .workbench import install  # login, CSRF, languages and the doctor's workbench
+    install(app)
     return app

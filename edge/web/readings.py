@@ -1,4 +1,4 @@
-"""The page listing recent readings (the full doctor's workbench lives elsewhere)."""
+"""The page listing recent readings of every device (the doctor's workbench is in residents.py)."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template, request
@@ -10,14 +10,13 @@ from . import context
 bp = Blueprint("readings", __name__)
 
 
-@bp.get("/")
 @bp.get("/readings")
 def index():
     rows = latest(context.store(), limit=min(int(request.args.get("limit", 100)), 1000))
     for r in rows:
         c = codes.lookup(r["code"])
-        r["label"] = c.display_zh if c else r["code"]
-    return render_template("readings.html", readings=rows, node=context.node())
+        r["label_zh"], r["label_en"] = (c.display_zh, c.display_en) if c else (r["code"], r["code"])
+    return render_template("readings.html", readings=rows)
 
 
 @bp.get("/api/v1/readings")

@@ -1,0 +1,161 @@
+"""JSON API under /api/v1/ for what the pages do (docs/api.md). The same login session as the
+pages; every POST carries the CSRF token in the X-CSRFToken header."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, jsonify, request
+from flask_babel import gettext
+from flask_login import current_user
+
+from edge.core import measuring, residents, vitals
+from edge.core.errors import NotFound, ValidationError
+from edge.core.resident_search import search
+from . import context
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _now():
+    return context.node().clock.now()
+
+
+def _body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        abort(400, "send a JSON object")
+    return data
+
+
+def _invalid(e: ValidationError):
+    if isinstance(e, residents.FormInvalid):
+        return jsonify(error="invalid", errors={k: gettext(v) for k, v in e.errors.items()},
+                       duplicate_of=e.duplicate_of), 422
+    return jsonify(error="invalid", errors={e.field or "_": gettext(str(e))}), 422
+
+
+@bp.get("/residents")
+def resident_search():
+    limit = max(1, min(int(request.args.get("limit", 20)), 100))
+    return jsonify(search(context.store(), request.args.get("q", ""), limit=limit))
+
+
+@bp.post("/residents")
+def resident_create():
+    try:
+        rid = residents.create(context.store(), _body(), division_code=context.node().config["node"]["division_code"],
+                               now=_now(), actor=current_user.username)
+    except ValidationError as e:
+        return _invalid(e)
+    return jsonify(residents.get(context.store(), rid)), 201
+
+
+@bp.get("/residents/<resident_id>")
+def resident_get(resident_id: str):
+    r = residents.get(context.store(), resident_id)
+    if r is None:
+        abort(404)
+    return jsonify({**r, "latest": vitals.latest(context.store(), resident_id)})
+
+
+@bp.put("/residents/<resident_id>")
+def resident_update(resident_id: str):
+    data = _body()
+    try:
+        residents.update(context.store(), resident_id, data, now=_now(), actor=current_user.username,
+                         version=data.get("version"))
+    except NotFound:
+        abort(404)
+    except ValidationError as e:
+        return _invalid(e)
+    return jsonify(residents.get(context.store(), resident_id))
+
+
+@bp.post("/residents/<resident_id>/void")
+def resident_void(resident_id: str):
+    try:
+        residents.void(context.store(), resident_id, _body().get("reason", ""), now=_now(),
+                       actor=current_user.username)
+    except NotFound:
+        abort(404)
+    except ValidationError as e:
+        return _invalid(e)
+    return jsonify(residents.get(context.store(), resident_id))
+
+
+@bp.get("/residents/<resident_id>/readings")
+def resident_live(resident_id: str):
+    """New readings since `after` (a seq from an earlier answer), for the live resident page."""
+    store = context.store()
+    if residents.get(store, resident_id) is None:
+        abort(404)
+    after = int(request.args.get("after", 0))
+    rows = vitals.recent(store, resident_id, limit=100, after_seq=after)
+    return jsonify(readings=rows, last_seq=max([after] + [r["seq"] for r in rows]),
+                   latest=vitals.latest(store, resident_id), measuring=measuring.current(store, now=_now()))
+
+
+@bp.get("/measuring")
+def measuring_state():
+    return jsonify(measuring=measuring.current(context.store(), now=_now()))
+
+
+@bp.post("/measuring")
+def measuring_start():
+    data = _body()
+    try:
+        session = measuring.start(context.store(), str(data.get("resident_id", "")),
+                                  minutes=int(data.get("minutes", measuring.DEFAULT_MINUTES)), now=_now(),
+                                  actor=current_user.username)
+    except NotFound:
+        abort(404)
+    except (ValueError, ValidationError) as e:
+        return _invalid(e if isinstance(e, ValidationError) else ValidationError(str(e), field="minutes"))
+    return jsonify(measuring=session), 201
+
+
+@bp.delete("/measuring")
+def measuring_stop():
+    measuring.stop(context.store(), now=_now(), actor=current_user.username)
+    return jsonify(measuring=None)
+
+
+@bp.get("/inbox")
+def inbox():
+    return jsonify(measuring.inbox(context.store()))
+
+
+@bp.post("/inbox/assign")
+def inbox_assign():
+    data = _body()
+    try:
+        n = measuring.assign(context.store(), data.get("reading_ids") or [], str(data.get("resident_id", "")),
+                             now=_now(), actor=current_user.username)
+    except NotFound:
+        abort(404)
+    except ValidationError as e:
+        return _invalid(e)
+    return jsonify(assigned=n)
+
+
+@bp.post("/inbox/dismiss")
+def inbox_dismiss():
+    data = _body()
+    try:
+        n = measuring.dismiss(context.store(), data.get("reading_ids") or [], data.get("reason", ""),
+                              now=_now(), actor=current_user.username)
+    except NotFound:
+        abort(404)
+    except ValidationError as e:
+        return _invalid(e)
+    return jsonify(dismissed=n)
+
+
+@bp.post("/readings/<reading_id>/void")
+def reading_void(reading_id: str):
+    try:
+        measuring.void_reading(context.store(), reading_id, _body().get("reason", ""), now=_now(),
+                               actor=current_user.username)
+    except NotFound:
+        abort(404)
+    except ValidationError as e:
+        return _invalid(e)
+    return jsonify(voided=reading_id)
