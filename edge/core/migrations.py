@@ -21,6 +21,7 @@ SCHEMA_MODULES = [
     "edge.core.schema_workbench",
     "edge.core.schema_followup",
     "edge.core.schema_sync",
+    "edge.core.schema_ble",
 ]
 
 _REGISTRY: dict[int, tuple[str, Callable]] = {}
