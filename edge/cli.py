@@ -167,5 +167,10 @@ def demo(node: Node, web_port: int, mqtt_port: int, rate: float) -> None:
     sys.exit(demo_mod.run(node, web_port=web_port, mqtt_port=mqtt_port, rate=rate))
 
 
+from edge.users_cli import user as _user_commands  # noqa: E402  (web accounts)
+
+main.add_command(_user_commands)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

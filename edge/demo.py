@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.core import devices
+from edge.core import accounts, devices
 from edge.core.errors import ValidationError
 from edge.core.node import Node
 
@@ -59,6 +59,21 @@ def register_demo_devices(node: Node) -> Path:
     return creds_path
 
 
+DEMO_DOCTOR = "doctor"
+
+
+def demo_doctor(node: Node) -> str:
+    """The demo doctor's account with a fresh random password (printed at start)."""
+    password = accounts.new_password()
+    now = node.clock.now()
+    if accounts.by_username(node.store, DEMO_DOCTOR) is None:
+        accounts.add(node.store, DEMO_DOCTOR, password, role="doctor", display_name="示范医生", now=now, actor="demo")
+    else:
+        accounts.set_password(node.store, DEMO_DOCTOR, password, now=now, actor="demo")
+        accounts.set_disabled(node.store, DEMO_DOCTOR, False, now=now, actor="demo")
+    return password
+
+
 def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: Path) -> list[Part]:
     return [
         Part("broker", ["broker", "run", "--listen", f"127.0.0.1:{mqtt_port}"]),
@@ -73,6 +88,7 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.5)
     mqtt_port = mqtt_port or free_port()
     node.store  # create and migrate once, before the parts start
     creds = register_demo_devices(node)
+    doctor_password = demo_doctor(node)
     env = {**os.environ, "CLINIC_EDGE_DATA": str(node.data_dir.resolve()),
            "CLINIC_EDGE_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
            "CLINIC_EDGE_WEB_LISTEN": f"127.0.0.1:{web_port}",
@@ -99,7 +115,9 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.5)
         if not _wait_http(url + "healthz", 20):
             print("clinic-edge demo: the web UI did not come up; see the messages above", file=sys.stderr)
             return 1
-        print(f"\nclinic-edge demo is running.\n  open:   {url}\n  health: {url}healthz\n"
+        print(f"\nclinic-edge demo is running.\n  open:   {url}\n"
+              f"  log in: user {DEMO_DOCTOR}, password {doctor_password}  (new at every start)\n"
+              f"  health: {url}healthz\n"
               f"  MQTT:   mqtt://127.0.0.1:{mqtt_port} (devices/<id>/readings, SenML)\n"
               f"  data:   {node.data_dir.resolve()}\nPress Ctrl-C to stop.\n", flush=True)
         while not stopping:
