@@ -1,0 +1,131 @@
+"""The follow-up pages through Flask's test client, logged in as a doctor, on a real store:
+pre-filled form submitted as it opened, a message next to a wrong field, a correction as a new
+version with both in the audit, the report counting it, the exports and the worklist."""
+import io
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+
+from edge.core import config as config_mod, outbox
+from edge.core.node import Node
+from edge.web import create_app
+from followup_support import csrf, form_fields, login, seed
+
+
+@pytest.fixture
+def app_client(env):
+    node = Node(config_mod.load(env=env))
+    app = create_app(node=node)
+    seed(node.store)
+    client = app.test_client()
+    login(client)
+    yield node, client
+    node.close()
+
+
+def submit(client, url, html, **changes):
+    data = form_fields(html)
+    for k, v in changes.items():
+        data[k] = v if isinstance(v, list) else [v]
+    return client.post(url, data=data)
+
+
+def test_prefilled_form_saved_as_opened_is_counted_in_the_report(app_client):
+    node, client = app_client
+    url = "/followup/R1/hypertension/new"
+    page = client.get(url)
+    fields = form_fields(page.text)
+    assert fields["sbp"] == ["128"] and fields["dbp"] == ["82"] and fields["heart_rate"] == ["70"]
+    assert fields["classification"] == ["1"] and fields["next_step"] == ["1"] and fields["visit_mode"] == ["1"]
+    assert "src_sbp" in fields                                   # the device reading behind the value
+    r = submit(client, url, page.text)
+    assert r.status_code == 302
+    shown = client.get(r.headers["Location"]).text
+    assert "128/82" in shown and "控制满意" in shown and 'id="saved"' in shown
+    row = node.store.one("SELECT bp_source, version, author FROM followups")
+    assert row == {"bp_source": "device", "version": 1, "author": "doc"}
+    month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    report = client.get(f"/reports?period={month}").text
+    assert 'id="followups-hypertension"' in report
+    xlsx = client.get(f"/reports/{month}.xlsx")
+    ws = load_workbook(io.BytesIO(xlsx.data)).active
+    sheet = {row[0]: row[1:] for row in ws.iter_rows(min_row=3, values_only=True)}
+    assert sheet["高血压随访人次 - 合计"] == (1, None, 1)
+    assert sheet["管理人群血压控制率"] == (1, 1, 1.0)
+    csv_text = client.get(f"/reports/{month}.csv").data.decode("utf-8-sig")
+    assert "管理人群血压控制率,1,1,1.0" in csv_text
+
+
+def test_wrong_value_gets_a_message_next_to_the_field_and_nothing_is_saved(app_client):
+    node, client = app_client
+    url = "/followup/R1/hypertension/new"
+    page = client.get(url)
+    r = submit(client, url, page.text, sbp="1300")
+    assert r.status_code == 422
+    assert 'id="err-sbp">收缩压应在40–300mmHg之间' in r.text
+    assert form_fields(r.text)["sbp"] == ["1300"]                # what was typed stays
+    assert node.store.scalar("SELECT count(*) FROM followups") == 0
+
+
+def test_post_without_csrf_token_is_refused(app_client):
+    node, client = app_client
+    page = client.get("/followup/R1/hypertension/new")
+    r = submit(client, "/followup/R1/hypertension/new", page.text, csrf_token="")
+    assert r.status_code in (302, 303, 400)
+    assert node.store.scalar("SELECT count(*) FROM followups") == 0
+
+
+def test_correction_is_a_new_version_and_both_are_in_the_audit(app_client):
+    node, client = app_client
+    url = "/followup/R1/hypertension/new"
+    r = submit(client, url, client.get(url).text)
+    show_url = r.headers["Location"].split("?")[0]
+    fix_url = show_url + "/correct"
+    page = client.get(fix_url).text
+    r = submit(client, fix_url, page, dbp="84")
+    assert r.status_code == 422 and 'id="err-reason"' in r.text       # a correction needs a reason
+    r = submit(client, fix_url, page, dbp="84", reason="舒张压看错")
+    assert r.status_code == 302
+    shown = client.get(show_url).text
+    assert "128/84" in shown
+    assert shown.count("followup.create") == 1 and shown.count("followup.correct") == 1
+    assert "舒张压: 82 → 84" in shown
+    assert "128/82" in client.get(show_url + "?version=1").text
+    versions = [r["version"] for r in node.store.query(
+        "SELECT version FROM outbox WHERE kind = 'followup' ORDER BY seq")]
+    assert versions == [1, 2]
+
+
+def test_urgent_bp_raises_the_alert_and_an_urgent_outbox_entry(env):
+    node = Node(config_mod.load(env=env))
+    app = create_app(node=node)
+    seed(node.store, sbp=186, dbp=104)
+    client = app.test_client()
+    login(client)
+    url = "/followup/R1/hypertension/new"
+    page = client.get(url).text
+    assert 'id="urgent-alert"' in page and form_fields(page)["next_step"] == ["4"]
+    submit(client, url, page, referral_reason="血压≥180", referral_facility="县医院心内科")
+    assert node.store.scalar("SELECT count(*) FROM outbox WHERE kind = 'referral_alert' AND priority = ?",
+                             (outbox.PRIORITY_URGENT,)) == 1
+    wl = client.get("/worklist").text
+    assert 'id="section-urgent"' in wl and "张三R1" in wl.split('id="section-overdue"')[0]
+    node.close()
+
+
+def test_report_numbers_link_to_the_residents_and_english_works(app_client):
+    node, client = app_client
+    url = "/followup/R1/hypertension/new"
+    submit(client, url, client.get(url).text)
+    month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    r = client.get(f"/reports/{month}/residents?key=control_hypertension&part=numerator")
+    assert r.status_code == 200 and "张三R1" in r.text
+    token = csrf(client.get("/reports").text)
+    w = client.post(f"/reports/{month}/write", data={"csrf_token": token})
+    assert w.status_code == 302
+    assert node.store.scalar("SELECT count(*) FROM outbox WHERE kind = 'report'") == 1
+    client.get("/lang/en")
+    assert "BP control rate (managed)" in client.get(f"/reports?period={month}").text
+    assert "Systolic BP" in client.get(url).text
