@@ -24,6 +24,7 @@ DRIVER_FACTORIES: dict[str, str] = {
     "astm": "device_drivers.astm.driver:AstmDriver",
     "mllp": "device_drivers.hl7.driver:MllpDriver",
     "lines": "device_drivers.lines.driver:LineDriver",
+    "ble": "device_drivers.ble.driver:BleDriver",
 }
 
 
