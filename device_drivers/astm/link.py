@@ -12,6 +12,7 @@ checksum, lowercase checksum digits, noise between frames (counted and ignored).
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ FRAME_TIMEOUT = 30.0        # receiver: 30 s between frames, then the incomplete
 MAX_FRAME = 64 * 1024       # far above 247: real analysers send longer frames (senaite DCA Vantage: 307)
 _STX, _ETX, _ETB, _ENQ, _EOT = STX[0], ETX[0], ETB[0], ENQ[0], EOT[0]
 _TRAILER = b"\r\n"
+_SPECIAL = re.compile(rb"[\x02\x03\x04\x05\x17]")     # STX ETX EOT ENQ ETB: what ends or cuts a frame's text
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Link:
         self.stats: Counter = Counter()
         self._reset_message()
         self._frame: bytearray | None = None    # bytes of the frame being received (from STX)
+        self._checksum_left: int | None = None  # checksum digits still to come after ETX/ETB
         self._backlog = bytearray()             # bytes that arrived while storing
         self._last_byte_at: float | None = None
 
@@ -129,7 +132,7 @@ class Link:
             if byte not in _TRAILER:
                 self.stats["noise_bytes"] += 1
         elif byte == _STX:
-            self._frame = bytearray(b"\x02")
+            self._frame, self._checksum_left = bytearray(b"\x02"), None
         elif byte == _EOT:
             out.extend(self._end("EOT", count="sessions"))
         elif byte not in _TRAILER:
@@ -154,7 +157,7 @@ class Link:
         self.stats[count] += 1
         if discarded:
             self.stats["discarded_messages"] += 1
-        self._frame = None
+        self._frame, self._checksum_left = None, None
         self._reset_message()
         self.state = self.IDLE
         return [SessionEnded(reason, discarded)]
@@ -162,33 +165,31 @@ class Link:
     def _collect(self, data: bytes, i: int, out: list) -> int:
         """Add bytes to the current frame; returns the index of the first byte not consumed."""
         frame = self._frame
-        while i < len(data):
-            b = data[i]
-            i += 1
-            frame.append(b)
-            end = self._end_index(frame)
-            if end is not None and len(frame) == end + 3:
-                self._frame = None
-                out.extend(self._on_frame(bytes(frame)))
-                return i
-            if end is None and b in (_STX, _ENQ, _EOT) and len(frame) > 1:
-                # a control character inside the text: the frame was cut short
-                self.stats["broken_frames"] += 1
-                self._frame = None
-                out.append(Problem("frame cut short by a control character"))
-                return i - 1       # handle that byte as a control byte
+        if self._checksum_left is None:           # in the text: look for its end (or a cut)
+            m = _SPECIAL.search(data, i)
+            j = len(data) if m is None else m.start()
+            frame += data[i:j]
             if len(frame) > self.max_frame:
                 self._frame = None
                 out.extend(self._reject(f"frame longer than {self.max_frame} bytes"))
-                return i
-        return i
-
-    @staticmethod
-    def _end_index(frame: bytearray) -> int | None:
-        for k in (len(frame) - 1, len(frame) - 2, len(frame) - 3):
-            if k >= 1 and frame[k] in (_ETX, _ETB):
-                return k
-        return None
+                return len(data) if m is None else j
+            if m is None:
+                return j
+            if data[j] not in (_ETX, _ETB):       # STX/ENQ/EOT inside the text: the frame was cut short
+                self.stats["broken_frames"] += 1
+                self._frame = None
+                out.append(Problem("frame cut short by a control character"))
+                return j                          # handled next as a control byte
+            frame.append(data[j])
+            self._checksum_left = 2
+            i = j + 1
+        take = min(self._checksum_left, len(data) - i)
+        frame += data[i:i + take]
+        self._checksum_left -= take
+        if self._checksum_left == 0:
+            self._frame, self._checksum_left = None, None
+            out.extend(self._on_frame(bytes(frame)))
+        return i + take
 
     def _on_frame(self, raw: bytes) -> list:
         try:
