@@ -34,16 +34,17 @@ def seed(store, *, now: datetime | None = None, rid: str = "R1", birth: str = "1
 
 
 class FormReader(HTMLParser):
-    """What a browser would submit for the first <form method=post>: inputs as filled in."""
+    """What a browser would submit for the form with this id: inputs as filled in."""
 
-    def __init__(self):
+    def __init__(self, form_id: str):
         super().__init__()
+        self.form_id = form_id
         self.fields: list[tuple[str, str]] = []
         self.in_form = False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag == "form" and (a.get("method") or "").lower() == "post" and not self.fields:
+        if tag == "form" and a.get("id") == self.form_id:
             self.in_form = True
         elif tag == "input" and self.in_form and a.get("name"):
             kind = a.get("type", "text")
@@ -56,8 +57,8 @@ class FormReader(HTMLParser):
             self.in_form = False
 
 
-def form_fields(html: str) -> dict[str, list[str]]:
-    r = FormReader()
+def form_fields(html: str, form_id: str = "followup-form") -> dict[str, list[str]]:
+    r = FormReader(form_id)
     r.feed(html)
     out: dict[str, list[str]] = {}
     for k, v in r.fields:
