@@ -213,3 +213,29 @@ def test_bad_config_is_one_line_naming_the_key(node):
         AstmDriver(node, {"url": "/dev/null", "baud": 9600})
     with pytest.raises(DriverError, match=r"drivers\.astm\.codes\.HbA1c"):
         AstmDriver(node, {"url": "/dev/null", "codes": {"HbA1c": 5}})
+
+
+def test_store_unavailable_means_nak_and_not_ready_until_it_recovers(node, tmp_path, port):
+    """Nothing is ACKed that is not stored: with the database write-locked by someone else the final
+    frame is NAKed, the next ENQ is answered NAK (receiver not ready), and once the lock is gone the
+    analyser's retry is stored and ACKed."""
+    d = AstmDriver(node, {"url": str(port.path), "device_id": "afinion", "store_patience": 1,
+                          "codes": {"HbA1c": "4548-4"}})
+    d.start()
+    try:
+        wait_for(lambda: d.port_open, 5, message="the port to open")
+        locker = sqlite3.connect(node.config.store_path, isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")                      # e.g. a long backup or a stuck writer
+        analyser = Analyser(port.master)
+        assert analyser.establish() == ACK
+        assert analyser.send_frame(split_message(AFINION)[0], retries=0) == NAK
+        analyser.write(EOT)
+        assert analyser.establish() == NAK                     # not ready: the analyser waits and retries
+        locker.execute("ROLLBACK")
+        locker.close()
+        wait_for(lambda: not d.link.busy, 5, message="the driver to see the store recover")
+        assert analyser.transmit(AFINION)
+    finally:
+        d.stop()
+        d.join(5)
+    assert len(stored(node)) == 1 and d.stats["store_failures"] == 1

@@ -35,7 +35,8 @@ from .link import FRAME_TIMEOUT, Link, Message, Problem, Send, SessionEnded
 from .results import Context, code_map, readings_from_message
 
 log = logging.getLogger(__name__)
-STORE_PATIENCE = 10.0    # seconds to keep retrying a failed commit: under the analyser's 15 s timer
+STORE_PATIENCE = 10      # seconds to keep retrying a failed commit: under the analyser's 15 s timer
+PROBE_EVERY = 1.0        # seconds between checks whether a failing store takes writes again
 
 OPTIONS = {
     "url": Option(str, "", "a serial device path or pyserial URL, e.g. /dev/ttyUSB0", bool, required=True),
@@ -45,6 +46,8 @@ OPTIONS = {
     "name": Option(str, "", "a label the doctor recognises, e.g. 糖化血红蛋白仪"),
     "codes": Option(dict, {}, "a table TEST = \"LOINC\" or TEST = { code = \"LOINC\", unit = \"UCUM\" }"),
     "frame_timeout": Option(int, int(FRAME_TIMEOUT), "seconds, 5-120", lambda v: 5 <= v <= 120),
+    "store_patience": Option(int, STORE_PATIENCE, "seconds, 1-14 (below the analyser's 15 s timer)",
+                             lambda v: 1 <= v <= 14),
 }
 
 
@@ -66,6 +69,8 @@ class AstmDriver:
         self.monotonic = monotonic or time.monotonic
         self.on_commit = on_commit            # called after each commit (benchmark, tests)
         self.link = Link(frame_timeout=cfg["frame_timeout"])
+        self.store_patience = cfg["store_patience"]
+        self._busy_since: float | None = None
         self.tz = ZoneInfo(node.config["node"]["timezone"])
         self.context = Context()
         self.stats: Counter = Counter()
@@ -77,6 +82,8 @@ class AstmDriver:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self.store = Store(self.node.config.store_path)
+        # one lock wait must not outlast the analyser's patience (15 s); retries happen in _commit
+        self.store.conn.execute(f"PRAGMA busy_timeout = {min(3000, self.store_patience * 500)}")
         ensure_device(self.store, self.device_id, kind="analyser", transport=self.transport, name=self.label,
                       now=self.node.clock.now(), driver=self.name)
         self._thread = threading.Thread(target=self._run, name=f"{self.name}-serial", daemon=True)
@@ -118,7 +125,22 @@ class AstmDriver:
         self._act(self.link.feed(data, self.monotonic()))
 
     def _on_tick(self) -> None:
-        self._act(self.link.tick(self.monotonic()))
+        now = self.monotonic()
+        if self._busy_since is not None and now - self._busy_since >= PROBE_EVERY:
+            self._probe_store(now)
+        self._act(self.link.tick(now))
+
+    def _probe_store(self, now: float) -> None:
+        """While the store refuses writes, ENQ is answered NAK (E1381 "not ready"); end that when it takes one."""
+        try:
+            with self.store.atomic():
+                pass
+        except Exception:
+            self._busy_since = now
+            return
+        log.info("%s: the store takes writes again; accepting transmissions", self.device_id)
+        self._busy_since = None
+        self.link.busy = False
 
     def _act(self, actions: list) -> None:
         for action in actions:
@@ -156,7 +178,7 @@ class AstmDriver:
         """None when committed; else why not (the frame is then NAKed and resent by the analyser)."""
         if not readings:
             return None
-        deadline, attempt = self.monotonic() + STORE_PATIENCE, 0
+        deadline, attempt = self.monotonic() + self.store_patience, 0
         while True:
             try:
                 outcomes = ingest(self.store, readings, clock=self.node.clock)
@@ -165,7 +187,10 @@ class AstmDriver:
                 wait = backoff.delay(attempt, base=0.1, cap=2)
                 attempt += 1
                 if self.monotonic() + wait > deadline or self._stop.is_set():
-                    log.error("%s: could not store %d results: %s", self.device_id, len(readings), e)
+                    log.error("%s: could not store %d results (%s); answering NAK until the store "
+                              "takes writes again", self.device_id, len(readings), e)
+                    self.stats["store_failures"] += 1
+                    self.link.busy, self._busy_since = True, self.monotonic()
                     return f"could not store: {e}"
                 time.sleep(wait)
         refused = [o.reason for o in outcomes if o.status == STATUS_REFUSED]
