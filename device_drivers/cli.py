@@ -12,6 +12,7 @@ from edge.core import devices
 from edge.core.errors import CoreError
 from edge.core.node import Node
 
+from .ble.cli import scan as ble_scan
 from .errors import DriverError
 
 
@@ -44,15 +45,20 @@ def device() -> None:
               show_default=True)
 @click.option("--name", default="", help="a label the doctor recognises, e.g. 诊室血压计")
 @click.option("--resident", "resident_id", default=None, help="bind a personal device to this resident id")
+@click.option("--address", default=None, help="Bluetooth address of a BLE device (see `device scan`)")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def device_add(node: Node, device_id, kind, transport, name, resident_id, as_json) -> None:
+def device_add(node: Node, device_id, kind, transport, name, resident_id, address, as_json) -> None:
     """Register a device; MQTT devices get their own broker account (password shown once)."""
+    from .ble import state as ble_state
     from .mqtt import broker
 
     try:
+        address = ble_state.check_new(node.store, address, transport)
         password = devices.add(node.store, device_id, kind=kind, transport=transport, name=name,
                                resident_id=resident_id, now=node.clock.now(), actor="cli")
+        if address:
+            ble_state.set_address(node.store, device_id, address, now=node.clock.now(), actor="cli")
     except CoreError as e:
         _fail(str(e))
     reloaded = broker.reload(node) if transport == "mqtt" else False
@@ -94,6 +100,9 @@ def device_remove(node: Node, device_id: str) -> None:
         _fail(str(e))
     broker.reload(node)
     click.echo(f"device {device_id} removed; its readings are kept")
+
+
+device.add_command(ble_scan)   # `device scan`: nearby Bluetooth health devices
 
 
 @click.group()

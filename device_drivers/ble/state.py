@@ -84,3 +84,16 @@ def note_session(store, device_id: str, summary: dict, *, now: datetime) -> None
             " last_session = excluded.last_session, updated_at = excluded.updated_at",
             (device_id, utc_iso(now), json.dumps(summary, ensure_ascii=False, default=str), utc_iso(now)))
         conn.execute("UPDATE devices SET last_seen = ? WHERE id = ?", (utc_iso(now), device_id))
+
+
+def check_new(store, address: str | None, transport: str) -> str | None:
+    """Validate `--address` before anything is registered (so a bad address changes nothing)."""
+    if address is None:
+        return None
+    if transport != "ble":
+        raise ValidationError("--address is for Bluetooth devices: add --transport ble", field="address")
+    address = check_address(address)
+    owner = store.scalar("SELECT id FROM devices WHERE ble_address = ? AND removed_at IS NULL", (address,))
+    if owner:
+        raise ValidationError(f"address {address} already belongs to device {owner}", field="address")
+    return address

@@ -1,0 +1,71 @@
+"""`clinic-edge device scan`: nearby Bluetooth health devices, by the services they advertise."""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import click
+
+from edge.core.node import Node
+
+from . import gatt, state
+from .errors import BleLinkError
+
+
+def nearby(adapter, store, seconds: float, *, everything: bool = False) -> list[dict]:
+    """One scan as rows: address, name, rssi, health services, suggested kind, registered id."""
+    adverts = asyncio.run(adapter.scan(seconds))
+    known = state.registered(store)
+    rows = []
+    for a in sorted(adverts, key=lambda a: -(a.rssi if a.rssi is not None else -999)):
+        health = [s for s in a.service_uuids if s in gatt.SERVICES]
+        if not health and not everything:
+            continue
+        rows.append({"address": a.address, "name": a.name, "rssi": a.rssi,
+                     "services": [gatt.SERVICES[s] for s in health],
+                     "kind": gatt.SERVICE_KIND[health[0]] if health else None,
+                     "registered_as": (known.get(a.address) or {}).get("id")})
+    return rows
+
+
+@click.command("scan")
+@click.option("--seconds", type=float, default=8.0, show_default=True, help="how long to listen")
+@click.option("--all", "everything", is_flag=True, help="also list devices that advertise no health service")
+@click.option("--adapter", default=None, help="BlueZ adapter (default: [drivers.ble] adapter or hci0)")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def scan(node: Node, seconds: float, everything: bool, adapter: str | None, as_json: bool) -> None:
+    """List nearby Bluetooth health devices (BP, glucose, SpO2, thermometer, scale, heart rate).
+
+    Register one with: clinic-edge device add ID --transport ble --kind KIND --address ADDRESS
+    (add --resident ID to bind a personal device to a resident). Some devices must be paired
+    first, in pairing mode: see docs/ble.md.
+    """
+    try:
+        from .bleak_adapter import BleakAdapter
+    except ImportError as e:
+        _fail(f"the Bluetooth library is not installed ({e}); install clinic-edge with its dependencies")
+    name = adapter or (node.config.driver("ble") or {}).get("adapter", "hci0")
+    try:
+        rows = nearby(BleakAdapter(name), node.store, seconds, everything=everything)
+    except BleLinkError as e:
+        _fail(str(e))
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    if not rows:
+        click.echo(f"no Bluetooth health device heard in {seconds:g}s (is it switched on, in pairing or "
+                   "transfer mode, and within a few metres?)")
+        return
+    for r in rows:
+        click.echo(f"{r['address']}  {r['rssi'] if r['rssi'] is not None else '?':>4} dBm  "
+                   f"{(r['name'] or '-')[:24]:<24} {', '.join(r['services']) or '-':<28} "
+                   + (f"registered as {r['registered_as']}" if r["registered_as"] else
+                      f"add: clinic-edge device add ID --transport ble --kind {r['kind'] or 'other'} "
+                      f"--address {r['address']}"))
+
+
+def _fail(message: str) -> None:
+    click.echo(f"clinic-edge: {message}", err=True)
+    sys.exit(2)
