@@ -12,7 +12,9 @@ import logging
 import signal
 import threading
 
+from edge.core import sdnotify
 from edge.core.node import Node
+from edge.core.watchdog import store_problem
 
 from .errors import DriverError
 
@@ -59,8 +61,10 @@ def run(node: Node, stop: threading.Event | None = None, *, install_signals: boo
     for d in drivers:
         d.start()
         log.info("driver %s started", d.name)
+    sdnotify.notifier().ready("ingest started")
     _watch(node, drivers, stop)
     log.info("stopping: finishing the current transaction")
+    sdnotify.notifier().stopping("finishing the current transaction")
     for d in drivers:
         d.stop()
     for d in drivers:
@@ -82,9 +86,21 @@ def _watch(node: Node, drivers: list, stop: threading.Event, every: float = 1.0,
         for d in drivers:
             status.update(d.status())
         health = status["drivers"]
+        _feed_watchdog(node, health)
         if health != last or clock - written >= refresh:
             try:
                 node.write_status("ingest", status)
             except OSError as e:
                 log.error("cannot write the status file: %s", e)
             last, written = health, clock
+
+
+def _feed_watchdog(node: Node, health: dict[str, bool], notify: sdnotify.Notifier | None = None) -> bool:
+    """systemd's WATCHDOG=1 only while every driver is healthy (broker connected) and the store
+    takes a write lock: a stuck or disconnected ingest is restarted by systemd (WatchdogSec=)."""
+    notify = notify or sdnotify.notifier()
+    if not notify.due() or not all(health.values()):
+        return False
+    if store_problem(node.config.store_path):
+        return False
+    return notify.watchdog()

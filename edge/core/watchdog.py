@@ -1,0 +1,86 @@
+"""Feeding systemd's watchdog only while the service is really healthy.
+
+`store_problem(path)` answers "can this node write its database right now?" with None or a
+sentence; a `Heartbeat` thread asks a check function every few seconds and sends WATCHDOG=1
+only when it returns None, otherwise it puts the problem into the unit's STATUS= line (seen in
+`systemctl status`) and stays silent, so systemd restarts a service that is stuck or broken.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Callable
+
+from .sdnotify import Notifier, notifier as default_notifier
+
+log = logging.getLogger(__name__)
+MIN_FREE_BYTES = 8 * 1024 * 1024
+Check = Callable[[], "str | None"]
+
+
+def store_problem(path: str | Path, timeout: float = 5.0) -> str | None:
+    """None when the database takes a write lock and its disk has room; else what is wrong."""
+    path = Path(path)
+    try:
+        st = os.statvfs(path.parent)
+        if st.f_bavail * st.f_frsize < MIN_FREE_BYTES:
+            return f"the disk holding {path.parent} is full"
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error) as e:
+        return f"the database {path} is not writable: {e}"
+    return None
+
+
+def all_of(*checks: Check) -> Check:
+    """The first problem any check reports, or None."""
+    def check() -> str | None:
+        for c in checks:
+            problem = c()
+            if problem:
+                return problem
+        return None
+    return check
+
+
+class Heartbeat(threading.Thread):
+    """Ping the watchdog every `every` seconds while `check()` returns None."""
+
+    def __init__(self, check: Check, notify: Notifier | None = None, every: float | None = None):
+        super().__init__(name="watchdog", daemon=True)
+        self.check = check
+        self.notify = notify or default_notifier()
+        interval = self.notify.interval
+        self.every = every if every is not None else (interval / 3 if interval else 10.0)
+        self.stop_event = threading.Event()
+        self.last_problem: str | None = "not checked yet"
+
+    def beat(self) -> bool:
+        """One round: True when the watchdog was fed."""
+        try:
+            problem = self.check()
+        except Exception as e:  # a crashing check is a problem, not a reason to stop checking
+            problem = f"health check failed: {e}"
+        if problem != self.last_problem:
+            (log.warning if problem else log.info)("health: %s", problem or "ok again")
+            self.notify.status(problem or "healthy")
+            self.last_problem = problem
+        if problem:
+            return False
+        self.notify.send("WATCHDOG=1")
+        return True
+
+    def run(self) -> None:
+        self.beat()
+        while not self.stop_event.wait(self.every):
+            self.beat()
+
+    def stop(self) -> None:
+        self.stop_event.set()
