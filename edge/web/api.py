@@ -10,6 +10,7 @@ from edge.core import measuring, residents, vitals
 from edge.core.errors import NotFound, ValidationError
 from edge.core.resident_search import search
 from . import context
+from .workbench import local_time, unit_text
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -89,8 +90,15 @@ def resident_live(resident_id: str):
         abort(404)
     after = int(request.args.get("after", 0))
     rows = vitals.recent(store, resident_id, limit=100, after_seq=after)
+    statuses = {"valid": gettext("valid"), "rejected": gettext("rejected"), "voided": gettext("voided")}
+    for r in rows:
+        r["local_time"], r["unit_text"] = local_time(r["effective_time"]), unit_text(r["unit"])
+        r["status_text"] = statuses.get(r["status"], r["status"])
+    latest = vitals.latest(store, resident_id)
+    for v in latest.values():
+        v["local_time"] = local_time(v["effective_time"])
     return jsonify(readings=rows, last_seq=max([after] + [r["seq"] for r in rows]),
-                   latest=vitals.latest(store, resident_id), measuring=measuring.current(store, now=_now()))
+                   latest=latest, measuring=measuring.current(store, now=_now()))
 
 
 @bp.get("/measuring")

@@ -21,10 +21,10 @@ class Line:
 
 
 def svg(title: str, lines: list[Line], *, unit: str, limits: tuple[float, ...] = (),
-        start: datetime, end: datetime) -> Markup:
+        start: datetime, end: datetime, empty: str = "") -> Markup:
     values = [v for line in lines for _, v in line.points]
     if not values:
-        return Markup('<p class="chart-empty">{}</p>').format(title)
+        return Markup('<p class="chart-empty">{}</p>').format(empty)
     lo, hi = min(values + list(limits)), max(values + list(limits))
     pad = (hi - lo) * 0.1 or 1
     lo, hi = lo - pad, hi + pad

@@ -113,17 +113,21 @@ def chart_panel(resident_id: str) -> list:
     store, end = context.store(), _now()
     start = end - timedelta(days=CHART_DAYS)
 
+    empty = gettext("No readings in the last 12 months.")
+
     def s(code):
         return vitals.series(store, resident_id, code, start)
 
+    def chart(title, lines, **kw):
+        return title, charts.svg(title, lines, start=start, end=end, empty=empty, **kw)
+
     return [
-        charts.svg(gettext("Blood pressure"), [charts.Line(gettext("Systolic"), s(vitals.SYS), "sys"),
-                                               charts.Line(gettext("Diastolic"), s(vitals.DIA), "dia")],
-                   unit="mmHg", limits=(140, 90), start=start, end=end),
-        charts.svg(gettext("Blood glucose"), [charts.Line(gettext("Glucose"), s(vitals.GLUCOSE), "glu")],
-                   unit="mmol/L", limits=(7.0,), start=start, end=end),
-        charts.svg(gettext("Weight"), [charts.Line(gettext("Weight"), s(vitals.WEIGHT), "wt")],
-                   unit="kg", start=start, end=end),
+        chart(gettext("Blood pressure"), [charts.Line(gettext("Systolic"), s(vitals.SYS), "sys"),
+                                          charts.Line(gettext("Diastolic"), s(vitals.DIA), "dia")],
+              unit="mmHg", limits=(140, 90)),
+        chart(gettext("Blood glucose"), [charts.Line(gettext("Glucose"), s(vitals.GLUCOSE), "glu")],
+              unit="mmol/L", limits=(7.0,)),
+        chart(gettext("Weight"), [charts.Line(gettext("Weight"), s(vitals.WEIGHT), "wt")], unit="kg"),
     ]
 
 

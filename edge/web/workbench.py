@@ -46,6 +46,7 @@ def install(app: Flask) -> None:
     zone = ZoneInfo(node.config["node"]["timezone"])
     app.add_template_filter(lambda t, fmt="%Y-%m-%d %H:%M": _local(t, zone, fmt), "localtime")
     app.add_template_filter(_num, "num")
+    app.add_template_filter(unit_text, "unit")
 
     from . import admin, api, auth, measure, residents
     for bp in (auth.bp, residents.bp, measure.bp, admin.bp, api.bp):
@@ -109,6 +110,21 @@ def _num(v) -> str:
     if v is None:
         return "—"
     return f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+
+UNITS = {"mm[Hg]": "mmHg", "Cel": "°C", "/min": "/min", "kg/m2": "kg/m²"}
+
+
+def unit_text(unit: str | None) -> str:
+    """UCUM as a doctor reads it (mm[Hg] -> mmHg)."""
+    return UNITS.get(unit or "", unit or "")
+
+
+def local_time(t: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A stored UTC time in the clinic's time zone, as the pages show it."""
+    from flask import current_app
+
+    return _local(t, ZoneInfo(current_app.extensions["node"].config["node"]["timezone"]), fmt)
 
 
 def context_node(app: Flask):

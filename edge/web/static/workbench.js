@@ -60,16 +60,11 @@
     var tbody = document.getElementById("reading-rows");
 
     function fmt(v) { return v === null || v === undefined ? "—" : String(Math.round(v * 10) / 10); }
-    function localTime(iso) {
-      var d = new Date(iso);
-      function p(n) { return (n < 10 ? "0" : "") + n; }
-      return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes());
-    }
     function setVital(key, text, when) {
       var v = document.getElementById("v-" + key), t = document.getElementById("t-" + key);
       if (!v) { return; }
       v.textContent = text;
-      if (t) { t.textContent = when ? localTime(when) : ""; }
+      if (t) { t.textContent = when || ""; }
       v.parentNode.classList.add("fresh");
     }
     function addRow(r) {
@@ -77,11 +72,11 @@
       if (empty) { empty.remove(); }
       var tr = el("tr", "fresh status-" + r.status);
       tr.dataset.id = r.id;
-      tr.appendChild(el("td", null, localTime(r.effective_time)));
+      tr.appendChild(el("td", null, r.local_time));
       tr.appendChild(el("td", null, lang === "zh" ? r.label_zh : r.label_en));
-      tr.appendChild(el("td", null, fmt(r.value) + " " + r.unit));
+      tr.appendChild(el("td", null, fmt(r.value) + " " + r.unit_text));
       tr.appendChild(el("td", null, r.device_id));
-      tr.appendChild(el("td", null, r.status));
+      tr.appendChild(el("td", null, r.status_text));
       tr.appendChild(el("td"));
       tbody.insertBefore(tr, tbody.firstChild);
     }
@@ -94,10 +89,10 @@
           fresh.slice().reverse().forEach(addRow);
           var L = data.latest || {};
           if (L["8480-6"] && L["8462-4"]) {
-            setVital("bp", Math.round(L["8480-6"].value) + "/" + Math.round(L["8462-4"].value), L["8480-6"].effective_time);
+            setVital("bp", Math.round(L["8480-6"].value) + "/" + Math.round(L["8462-4"].value), L["8480-6"].local_time);
           }
           ["8867-4", "2339-0", "29463-7", "2708-6", "8310-5"].forEach(function (c) {
-            if (L[c]) { setVital(c, fmt(L[c].value), L[c].effective_time); }
+            if (L[c]) { setVital(c, fmt(L[c].value), L[c].local_time); }
           });
           fetch(live.dataset.charts, { credentials: "same-origin" }).then(function (r) { return r.text(); })
             .then(function (html) { document.getElementById("charts").innerHTML = html; });
