@@ -29,7 +29,7 @@ from .. import backoff
 from ..errors import DriverError
 from ..registration import ensure_device
 from ..section import BAUDRATES, Option, device_id_ok, read_section
-from ..serial_port import SerialPort, pump
+from ..serial_port import PortGone, SerialPort, pump
 from .codec import AstmFrameError
 from .link import FRAME_TIMEOUT, Link, Message, Problem, Send, SessionEnded
 from .results import Context, code_map, readings_from_message
@@ -143,11 +143,20 @@ class AstmDriver:
         self.link.busy = False
 
     def _act(self, actions: list) -> None:
-        for action in actions:
+        """Carry out the link's actions in order. If the port vanishes while writing, the rest is still
+        carried out (a message is still stored or refused, so the link never waits forever) and the
+        loss is reported afterwards; the analyser resends whatever was not ACKed."""
+        queue, lost = list(actions), None
+        while queue:
+            action = queue.pop(0)
             if isinstance(action, Send):
-                self.port.write(action.data)
+                if lost is None:
+                    try:
+                        self.port.write(action.data)
+                    except PortGone as e:
+                        lost = e
             elif isinstance(action, Message):
-                self._act(self._store(action.text))
+                queue[0:0] = self._store(action.text)
             elif isinstance(action, SessionEnded):
                 self.context = Context()
                 if action.discarded:
@@ -155,6 +164,8 @@ class AstmDriver:
                                 self.device_id, action.reason)
             elif isinstance(action, Problem):
                 log.info("%s: %s", self.device_id, action.reason)
+        if lost is not None:
+            raise lost
 
     # -- committing --------------------------------------------------------------------------
     def _store(self, text: bytes) -> list:

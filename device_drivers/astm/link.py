@@ -99,8 +99,7 @@ class Link:
         if self.state != self.STORING:
             return []
         self.stats["messages"] += 1
-        self._last_acked = self._expected
-        self._expected = (self._expected + 1) % 8
+        self._acked(self._expected, self._pending_raw)
         self._reset_message(keep_numbers=True)
         self.state = self.TRANSFER
         return [Send(ACK), *self._drain(now)]
@@ -119,6 +118,8 @@ class Link:
         if not keep_numbers:
             self._expected = 1
             self._last_acked: int | None = None
+            self._last_raw = b""
+            self._pending_raw = b""
 
     def _drain(self, now: float) -> list:
         backlog, self._backlog = bytes(self._backlog), bytearray()
@@ -196,19 +197,26 @@ class Link:
             number, text, last = decode_frame(raw)
         except AstmFrameError as e:
             return self._reject(str(e))
-        if number == self._last_acked and number != self._expected:
+        if number == self._last_acked and raw == self._last_raw:
             self.stats["repeated_frames"] += 1      # our ACK was lost; the analyser sent it again
             return [Send(ACK)]
-        if number != self._expected:
+        if number != self._expected and number == 1 and not self._parts:
+            self.stats["renumbered_messages"] += 1  # lenient: some analysers start every message at 1
+        elif number != self._expected:
             return self._reject(f"frame number {number}, expected {self._expected}")
         self.stats["frames"] += 1
+        self._expected = number                     # the frame being answered now
+        self._pending_raw = raw
         if last:
             self.state = self.STORING
             return [Message(b"".join(self._parts) + text)]
         self._parts.append(text)
-        self._last_acked = number
-        self._expected = (number + 1) % 8
+        self._acked(number, raw)
         return [Send(ACK)]
+
+    def _acked(self, number: int, raw: bytes) -> None:
+        self._last_acked, self._last_raw = number, raw
+        self._expected = (number + 1) % 8
 
     def _reject(self, reason: str) -> list:
         self.stats["naks"] += 1
