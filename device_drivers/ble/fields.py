@@ -91,8 +91,11 @@ def shifted(t: DeviceTime, minutes: int) -> DeviceTime:
 def bits(value: int, names: dict[int, str]) -> list[str]:
     """Names of the set bits (bit number -> name); unknown set bits are named `bitN`."""
     out = [name for bit, name in names.items() if value >> bit & 1]
-    known = sum(1 << b for b in names)
-    out += [f"bit{b}" for b in range(32) if (value & ~known) >> b & 1]
+    unknown = value & ~sum(1 << b for b in names)
+    while unknown:
+        low = unknown & -unknown
+        out.append(f"bit{low.bit_length() - 1}")
+        unknown ^= low
     return out
 
 
