@@ -91,7 +91,12 @@ def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow) -> Flask:
         if have < total:
             return signed({"offset": have})
         raw = hub.store.assembled(node, batch_id, total)
-        receipt = hub.accept_batch(raw, via="upload", now=now(), sender=node)
+        try:
+            receipt = hub.accept_batch(raw, via="upload", now=now(), sender=node)
+        except (HubError, protocol.ProtocolError):
+            with hub.store.begin() as c:   # start this upload again from zero next time
+                hub.store.drop_chunks(c, node, batch_id)
+            raise
         return signed({"receipt": receipt})
 
     @app.post("/v1/pull")

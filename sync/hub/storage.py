@@ -156,8 +156,8 @@ class HubStore:
         """True the first time a node uses a nonce; False for a replay."""
         with self.begin() as c:
             res = c.execute(self._insert(nonces).values(node=node, nonce=nonce, seen_at=now_iso(now))
-                            .on_conflict_do_nothing(index_elements=["node", "nonce"]))
-            return res.rowcount == 1
+                            .on_conflict_do_nothing(index_elements=["node", "nonce"]).returning(nonces.c.nonce))
+            return res.first() is not None
 
     def touch(self, node: str, *, now: datetime, status: str | None = None) -> None:
         values: dict[str, Any] = {"last_contact": now_iso(now)}

@@ -1,0 +1,314 @@
+"""Real parts for the sync tests: a PostgreSQL server this test session starts itself, the hub
+as a `clinic-edge hub serve` process on SQLite or PostgreSQL, and a fault-injecting TCP proxy."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from conftest import clinic_edge, free_port, wait_port
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+# ---- PostgreSQL -------------------------------------------------------------------------------
+
+class Postgres:
+    """initdb into a temp dir and run postgres on a loopback port (as the `postgres` user when root)."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="ce-pg-"))
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def start(self) -> "Postgres":
+        if not (PG_BIN / "initdb").exists():
+            pytest.fail("PostgreSQL 15 is not installed: run ./run test (it installs the postgresql package)")
+        if self.as_user:
+            shutil.chown(self.dir, "postgres", "postgres")
+        data = self.dir / "data"
+        subprocess.run([*self.as_user, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                        "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+        self.log = open(self.dir / "server.log", "wb")
+        self.proc = subprocess.Popen([*self.as_user, str(PG_BIN / "postgres"), "-D", str(data), "-p", str(self.port),
+                                      "-k", str(self.dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                                      "-c", "max_connections=400", "-c", "synchronous_commit=off"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_port(self.port, 30)
+        return self
+
+    def new_database(self) -> str:
+        import psycopg
+
+        name = "hub_" + uuid.uuid4().hex[:10]
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            try:   # signal the postmaster itself: runuser does not pass signals on
+                pid = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+                os.kill(pid, signal.SIGINT)        # fast shutdown
+            except (OSError, ValueError, IndexError):
+                self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    pg = Postgres().start()
+    yield pg
+    pg.stop()
+
+
+# ---- the hub ----------------------------------------------------------------------------------
+
+class Hub:
+    def __init__(self, base_env: dict[str, str], data: Path, database: str, **config: str):
+        self.port = free_port()
+        self.data = data
+        self.env = {**base_env, "CLINIC_EDGE_DATA": str(data), "CLINIC_EDGE_HUB_LISTEN": f"127.0.0.1:{self.port}",
+                    "CLINIC_EDGE_HUB_DATABASE": database}
+        self.env.update({f"CLINIC_EDGE_HUB_{k.upper()}": str(v) for k, v in config.items()})
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.database = database
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Hub":
+        self.log = open(self.data / "hub.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge", "hub", "serve"], env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_port(self.port, 20)
+        return self
+
+    def stop(self) -> None:
+        if getattr(self, "_store", None) is not None:
+            self._store.engine.dispose()
+            self._store = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return clinic_edge(self.env, "hub", *args, check=check)
+
+    def add_node(self, name: str) -> str:
+        return self.cli("node", "add", name).stdout.strip().splitlines()[-1]
+
+    def records(self) -> list[dict]:
+        return json.loads(self.cli("export", "--json").stdout)
+
+    def store(self):
+        from sync.hub.storage import HubStore
+
+        if getattr(self, "_store", None) is None:
+            self._store = HubStore(self.database, pool_size=1)
+        return self._store
+
+    def held(self) -> list[tuple[str, str, int]]:
+        """(kind, id, version) of every record the hub holds, read from its database."""
+        return [(r["kind"], r["record_id"], r["version"]) for r in self.store().export()]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hub_database(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hub.db'}"
+    return request.getfixturevalue("postgres").new_database()
+
+
+@pytest.fixture
+def hub(hub_database, tmp_path, env):
+    d = tmp_path / "hubdata"
+    d.mkdir()
+    h = Hub(env, d, hub_database).start()
+    yield h
+    h.stop()
+
+
+def sync_env(env: dict[str, str], **sync: object) -> dict[str, str]:
+    """Fast retry settings for tests: short timeouts and backoff."""
+    base = {"timeout_seconds": 2, "backoff_base_ms": 20, "backoff_cap_ms": 200, "attempts": 4}
+    base.update(sync)
+    return {**env, **{f"CLINIC_EDGE_SYNC_{k.upper()}": str(v) for k, v in base.items()}}
+
+
+def enroll(env: dict[str, str], hub: Hub, name: str = "clinic-a", url: str | None = None) -> None:
+    code = hub.add_node(name)
+    clinic_edge(env, "enroll", "--hub", url or hub.url, "--code", code)
+
+
+# ---- records of every kind ------------------------------------------------------------------------
+
+KINDS = ("reading", "resident", "follow_up", "report", "referral")
+
+
+def add_records(node, n: int, *, start: int = 0, rng: random.Random | None = None) -> None:
+    """n records: real readings through ingest() and fabricated rows of the other kinds."""
+    from edge.core import devices, outbox
+    from edge.core.ingest import ingest
+    from edge.core.reading import Reading
+
+    rng = rng or random.Random(start)
+    store = node.store
+    if not devices.get(store, "sync-bp"):
+        devices.add(store, "sync-bp", kind="bp", name="bp", now=node.clock.now(), actor="test")
+    readings = []
+    now = node.clock.now()
+    with store.atomic() as conn:
+        for i in range(start, start + n):
+            kind = KINDS[i % len(KINDS)] if i % 2 else "reading"
+            if kind == "reading":
+                readings.append(Reading("sync-bp", "8480-6", 100 + i % 60, "mm[Hg]", "mqtt", source_key=f"k{i}"))
+                continue
+            payload = {"id": f"{kind}-{i}", "n": i, "text": "随访" * rng.randint(1, 20)}
+            outbox.add(conn, kind=kind, record_id=f"{kind}-{i}", payload=payload, at=now,
+                       priority=outbox.PRIORITY_URGENT if kind == "referral" else outbox.PRIORITY_BULK)
+    ingest(store, readings)
+
+
+def node_records(node) -> set[tuple[str, str, int]]:
+    return {(r["kind"], r["record_id"], r["version"]) for r in
+            node.store.query("SELECT kind, record_id, version FROM outbox WHERE quarantined_at IS NULL")}
+
+
+def hub_records(hub: Hub) -> list[tuple[str, str, int]]:
+    return hub.held()
+
+
+# ---- the fault-injecting proxy ---------------------------------------------------------------------
+
+FAULTS = ("pass", "drop_before_request", "drop_during_request", "drop_after_request",
+          "drop_during_response", "truncate_response", "stall", "503")
+
+
+@dataclass
+class FaultProxy:
+    """A TCP proxy on loopback that breaks HTTP exchanges on purpose, one fault per connection."""
+
+    upstream: int
+    faults: list[str] = field(default_factory=lambda: list(FAULTS))
+    seed: int = 1
+    stall_seconds: float = 3.0
+    port: int = 0
+    counts: dict = field(default_factory=dict)
+    mode: str | None = None          # force one fault for every connection
+
+    def start(self) -> "FaultProxy":
+        self.rng = random.Random(self.seed)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while not self.stopped:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            fault = self.mode or self.rng.choice(self.faults)
+            self.counts[fault] = self.counts.get(fault, 0) + 1
+            threading.Thread(target=self._serve, args=(client, fault), daemon=True).start()
+
+    def _serve(self, client: socket.socket, fault: str) -> None:
+        try:
+            with client:
+                client.settimeout(10)
+                if fault == "drop_before_request":
+                    return
+                request = _read_http(client)
+                if request is None:
+                    return
+                if fault == "503":
+                    client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                   b"Connection: close\r\n\r\n")
+                    return
+                if fault == "stall":
+                    time.sleep(self.stall_seconds)
+                    return
+                with socket.create_connection(("127.0.0.1", self.upstream), 10) as up:
+                    if fault == "drop_during_request":
+                        up.sendall(request[:len(request) // 2])   # the hub sees half a request
+                        return
+                    up.sendall(request)
+                    response = _read_all(up)
+                if fault == "drop_after_request":
+                    return                                    # the hub stored it; the answer is lost
+                if fault == "drop_during_response":
+                    client.sendall(response[:max(1, len(response) // 3)])
+                    return
+                if fault == "truncate_response":
+                    client.sendall(response[:-max(1, min(20, len(response) // 4))])
+                    return
+                client.sendall(response)
+        except OSError:
+            pass
+
+
+def _read_http(sock: socket.socket) -> bytes | None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v.strip())
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    out = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return out
+        out += chunk
+
+
+def utc(y, mo, d, h=0, mi=0) -> datetime:
+    return datetime(y, mo, d, h, mi, tzinfo=timezone.utc)
