@@ -16,6 +16,14 @@ import serial
 
 from .errors import DriverError
 
+try:
+    from termios import error as _TermiosError   # pyserial lets it through (tcdrain, ioctl) on a vanished tty
+except ImportError:                              # not POSIX
+    class _TermiosError(Exception):
+        pass
+
+PORT_ERRORS = (serial.SerialException, OSError, _TermiosError)
+
 log = logging.getLogger(__name__)
 READ_TIMEOUT = 0.02      # seconds one read waits; bounds the latency of timers and stop()
 REOPEN_EVERY = 0.25      # seconds between attempts to open a vanished port
@@ -39,21 +47,21 @@ class SerialPort:
     def open(self) -> None:
         try:
             self._port = self._opener(self.url, timeout=READ_TIMEOUT, write_timeout=2, **self.settings)
-        except (serial.SerialException, OSError, ValueError) as e:
+        except PORT_ERRORS + (ValueError,) as e:
             raise PortGone(f"cannot open {self.url}: {e}") from e
 
     def read(self) -> bytes:
         try:
             waiting = self._port.in_waiting
             return self._port.read(max(1, waiting))
-        except (serial.SerialException, OSError, TypeError, AttributeError) as e:
+        except PORT_ERRORS + (TypeError, AttributeError) as e:
             raise PortGone(f"{self.url} stopped working: {e}") from e
 
     def write(self, data: bytes) -> None:
         try:
             self._port.write(data)
             self._port.flush()
-        except (serial.SerialException, OSError, AttributeError) as e:
+        except PORT_ERRORS + (AttributeError,) as e:
             raise PortGone(f"cannot write to {self.url}: {e}") from e
 
     def close(self) -> None:
@@ -61,7 +69,7 @@ class SerialPort:
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError):
+            except PORT_ERRORS:
                 pass
 
 

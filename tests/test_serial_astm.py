@@ -239,3 +239,30 @@ def test_store_unavailable_means_nak_and_not_ready_until_it_recovers(node, tmp_p
         d.stop()
         d.join(5)
     assert len(stored(node)) == 1 and d.stats["store_failures"] == 1
+
+
+def test_pyserial_spy_url_logs_the_conversation_for_diagnostics(node, tmp_path, port):
+    log = tmp_path / "spy.txt"
+    d = AstmDriver(node, {"url": f"spy://{port.path}?file={log}", "device_id": "afinion"})
+    d.start()
+    try:
+        wait_for(lambda: d.port_open, 5, message="the spy port to open")
+        assert Analyser(port.master).transmit(AFINION)
+    finally:
+        d.stop()
+        d.join(5)
+    text = log.read_text()
+    assert "1H|\\^&|||Afinion" in text            # the frame as read (hex dump with its text column)
+    assert "TX   0000  06" in text                 # the ACKs written
+
+
+def test_a_removed_device_is_not_brought_back_silently(node, port):
+    from edge.core import devices
+
+    d = AstmDriver(node, {"url": str(port.path), "device_id": "afinion"})
+    d.start()
+    d.stop()
+    d.join(5)
+    devices.remove(node.store, "afinion", now=node.clock.now())
+    with pytest.raises(DriverError, match="names a device that was removed"):
+        AstmDriver(node, {"url": str(port.path), "device_id": "afinion"}).start()
