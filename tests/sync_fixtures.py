@@ -218,6 +218,7 @@ class FaultProxy:
     port: int = 0
     counts: dict = field(default_factory=dict)
     mode: str | None = None          # force one fault for every connection
+    delay: float = 0.0               # seconds added before each forwarded request (a slow link)
 
     def start(self) -> "FaultProxy":
         self.rng = random.Random(self.seed)
@@ -261,6 +262,7 @@ class FaultProxy:
                 if fault == "stall":
                     time.sleep(self.stall_seconds)
                     return
+                time.sleep(self.delay)
                 with socket.create_connection(("127.0.0.1", self.upstream), 10) as up:
                     if fault == "drop_during_request":
                         up.sendall(request[:len(request) // 2])   # the hub sees half a request
