@@ -76,6 +76,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "secret_key": Key(str, "", "a long random string (empty = generated in the data directory)"),
         "language": Key(str, "zh", "zh or en", lambda v: v in ("zh", "en")),
         "idle_minutes": Key(int, 30, "minutes, 1-1440", lambda v: 1 <= v <= 1440),
+        "measuring_minutes": Key(int, 5, "minutes a \"measuring now\" session lasts, 1-120",
+                                 lambda v: 1 <= v <= 120),
         "secure_cookies": Key(bool, False, "true when served over HTTPS"),
     },
     "sync": {

@@ -78,13 +78,24 @@ def inbox(store, *, limit: int = 200) -> list[dict[str, Any]]:
     """Readings nobody has claimed, newest first, grouped by device and time (one BP = SYS+DIA+pulse)."""
     rows = store.query(f"SELECT {READING_COLUMNS} FROM readings WHERE resident_id IS NULL AND dismissed_at IS NULL"
                        " AND status != 'voided' ORDER BY receive_time DESC, id LIMIT ?", (limit,))
+    order = {"8480-6": 0, "8462-4": 1, "8867-4": 2}   # systolic, diastolic, pulse, then the rest
     groups: dict[tuple, dict] = {}
     for r in rows:
         key = (r["device_id"], r["effective_time"])
         g = groups.setdefault(key, {"device_id": r["device_id"], "effective_time": r["effective_time"],
                                     "receive_time": r["receive_time"], "readings": []})
         g["readings"].append(r)
+    for g in groups.values():
+        g["readings"].sort(key=lambda r: (order.get(r["code"], 9), r["code"]))
     return list(groups.values())
+
+
+def today(store, *, since: datetime, limit: int = 12) -> list[dict[str, Any]]:
+    """Residents whose readings were taken since `since` (today's patients), latest first."""
+    return store.query("SELECT r.id, r.name, r.sex, r.birth_date, max(x.effective_time) AS last_time"
+                       " FROM readings x JOIN residents r ON r.id = x.resident_id"
+                       " WHERE x.effective_time >= ? AND x.resident_id IS NOT NULL AND r.voided_at IS NULL"
+                       " GROUP BY r.id ORDER BY last_time DESC LIMIT ?", (utc_iso(since), limit))
 
 
 def inbox_count(store) -> int:

@@ -110,9 +110,9 @@ def measuring_state():
 def measuring_start():
     data = _body()
     try:
-        session = measuring.start(context.store(), str(data.get("resident_id", "")),
-                                  minutes=int(data.get("minutes", measuring.DEFAULT_MINUTES)), now=_now(),
-                                  actor=current_user.username)
+        minutes = int(data.get("minutes") or context.node().config["web"]["measuring_minutes"])
+        session = measuring.start(context.store(), str(data.get("resident_id", "")), minutes=minutes,
+                                  now=_now(), actor=current_user.username)
     except NotFound:
         abort(404)
     except (ValueError, ValidationError) as e:

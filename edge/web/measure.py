@@ -25,7 +25,7 @@ def _back(resident_id: str):
 @bp.post("/residents/<resident_id>/measuring")
 def start(resident_id: str):
     try:
-        minutes = int(request.form.get("minutes") or measuring.DEFAULT_MINUTES)
+        minutes = int(request.form.get("minutes") or context.node().config["web"]["measuring_minutes"])
         measuring.start(context.store(), resident_id, minutes=minutes, now=_now(), actor=current_user.username)
     except NotFound:
         abort(404)

@@ -3,6 +3,7 @@ vitals and trend charts."""
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
@@ -31,7 +32,14 @@ def home():
     results = search(context.store(), q, limit=30) if q else []
     if q and len(results) == 1 and request.args.get("go"):
         return redirect(url_for("residents.page", resident_id=results[0]["id"]))
-    return render_template("workbench.html", q=q, results=results)
+    return render_template("workbench.html", q=q, results=results,
+                           today=measuring.today(context.store(), since=_start_of_day()))
+
+
+def _start_of_day():
+    zone = ZoneInfo(context.node().config["node"]["timezone"])
+    local = _now().astimezone(zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @bp.route("/residents/new", methods=["GET", "POST"])
@@ -100,7 +108,8 @@ def page(resident_id: str):
     return render_template("resident.html", r=resident, age=residents.age(resident["birth_date"], _now().date()),
                            latest=vitals.latest(store, resident_id), rows=vitals.recent(store, resident_id),
                            last_seq=vitals.last_seq(store, resident_id), charts=chart_panel(resident_id),
-                           bound=bound, wearables=wearables, minutes=measuring.DEFAULT_MINUTES)
+                           bound=bound, wearables=wearables,
+                           minutes=context.node().config["web"]["measuring_minutes"])
 
 
 @bp.get("/residents/<resident_id>/charts")

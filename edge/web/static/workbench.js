@@ -10,7 +10,11 @@
 
   function getJSON(url) {
     return fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); });
+      .then(function (r) {
+        if (r.status === 401) { window.location.reload(); }   // logged out (idle): show the login page
+        if (!r.ok) { throw new Error(r.status); }
+        return r.json();
+      });
   }
 
   function el(tag, cls, text) {
@@ -98,6 +102,8 @@
             .then(function (html) { document.getElementById("charts").innerHTML = html; });
         }
         seq = data.last_seq || seq;
+        var measuringHere = !!(data.measuring && data.measuring.resident_id === live.dataset.resident);
+        if (measuringHere !== (live.dataset.measuring === "1")) { window.location.reload(); }  // session began/ended
       }).catch(function () {}).then(function () { busy = false; });
     }
     setInterval(poll, 2000);
