@@ -53,18 +53,19 @@ def _close_open(conn: sqlite3.Connection, now: datetime) -> None:
                  (utc_iso(now), utc_iso(now)))
 
 
+OPEN_SESSION = ("SELECT id, resident_id, started_by, started_at, expires_at FROM measuring_sessions"
+                " WHERE ended_at IS NULL AND expires_at > ? AND started_at <= ? ORDER BY started_at DESC LIMIT 1")
+
+
 def open_session(conn: sqlite3.Connection, at: str) -> dict | None:
     """The session open at time `at` (ISO UTC), if any."""
-    row = conn.execute("SELECT id, resident_id, started_by, started_at, expires_at FROM measuring_sessions"
-                       " WHERE ended_at IS NULL AND expires_at > ? AND started_at <= ?"
-                       " ORDER BY started_at DESC LIMIT 1", (at, at)).fetchone()
+    row = conn.execute(OPEN_SESSION, (at, at)).fetchone()
     return dict(row) if row else None
 
 
 def current(store, *, now: datetime) -> dict | None:
     """The open session with its resident's name, for the banner on every page."""
-    with store._lock:
-        session = open_session(store.conn, utc_iso(now))
+    session = store.one(OPEN_SESSION, (utc_iso(now), utc_iso(now)))
     if session:
         session["resident_name"] = store.scalar("SELECT name FROM residents WHERE id = ?", (session["resident_id"],))
     return session
