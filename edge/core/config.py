@@ -109,6 +109,24 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                lambda v: 1024 <= v <= 268435456),
         "threads": Key(int, 16, "worker threads, 1-256", lambda v: 1 <= v <= 256),
     },
+    # the appliance (issue 8): first boot, backups, updates
+    "appliance": {
+        "boot_file": Key(str, "/boot/firmware/clinic-edge.toml", "the provisioning file on the boot partition"),
+        "usb_backup_dir": Key(str, "/media/clinic-edge-backup", "where a USB backup drive is mounted"),
+        "keep_backups": Key(int, 7, "nightly backups kept in each place, 1-365", lambda v: 1 <= v <= 365),
+    },
+    "update": {
+        "prefix": Key(str, "/opt/clinic-edge", "the folder holding one virtualenv per version and `current`"),
+        "release_key": Key(str, "/etc/clinic-edge/release.pub", "the release public key file (base64 Ed25519)"),
+        "python": Key(str, "python3", "the Python that makes new virtualenvs (name or path)"),
+        "health_url": Key(str, "http://127.0.0.1:8080/healthz", "http://HOST:PORT/healthz", _url("http", "https")),
+        "health_timeout": Key(int, 120, "seconds to wait for a healthy new version, 5-3600",
+                              lambda v: 5 <= v <= 3600),
+        "stop_command": Key(str, "systemctl stop clinic-edge-web clinic-edge-ingest clinic-edge-sync",
+                            "a command that stops the node's services"),
+        "restart_command": Key(str, "systemctl restart clinic-edge-broker clinic-edge-ingest clinic-edge-web "
+                               "clinic-edge-sync", "a command that (re)starts the node's services"),
+    },
 }
 # Sections whose sub-tables belong to a plug-in (each driver validates its own keys).
 OPEN_SECTIONS = ("drivers",)

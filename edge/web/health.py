@@ -25,4 +25,14 @@ def healthz():
     body["broker_connected"] = bool(ingest.get("running") and ingest.get("mqtt_connected"))
     body["ingest_running"] = bool(ingest.get("running"))
     body["ok"] = body["store"] == "ok"
+    body["version"] = _version()  # the update watchdog waits for the new version to answer
     return jsonify(body), (200 if body["ok"] else 503)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("clinic-edge")
+    except PackageNotFoundError:
+        return "unknown"

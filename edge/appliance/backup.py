@@ -1,0 +1,77 @@
+"""Nightly backups (kept locally, rotated onto a USB drive when one is mounted) and restoring one.
+
+`nightly()` writes `backups/clinic-edge-YYYYMMDD-HHMMSS.db` with SQLite's online backup (safe
+while ingest writes), keeps the newest `[appliance] keep_backups`, and when the USB drive's folder
+is a mount point (or `require_mount=False`, for tests) copies the same file there and rotates
+there too. `restore_file()` replaces the database (with the services stopped) after checking the
+backup opens and passes its integrity check.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edge.core.node import Node
+
+from .errors import ApplianceError
+
+log = logging.getLogger(__name__)
+PREFIX = "clinic-edge-"
+
+
+def nightly(node: Node, *, now: datetime | None = None, require_mount: bool = True) -> list[Path]:
+    cfg = node.config["appliance"]
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    local_dir = node.data_dir / "backups"
+    local_dir.mkdir(parents=True, exist_ok=True)
+    local = node.store.backup(local_dir / f"{PREFIX}{stamp}.db")
+    written = [local]
+    rotate(local_dir, cfg["keep_backups"])
+    usb = Path(cfg["usb_backup_dir"])
+    if usb.is_dir() and (os.path.ismount(usb) or not require_mount):
+        try:
+            target = usb / local.name
+            shutil.copyfile(local, target.with_suffix(".partial"))
+            os.replace(target.with_suffix(".partial"), target)
+            written.append(target)
+            rotate(usb, cfg["keep_backups"])
+        except OSError as e:
+            log.error("could not copy the backup to the USB drive %s: %s (replace the drive)", usb, e)
+    else:
+        log.info("no USB backup drive mounted at %s: the backup stays on the SD card only", usb)
+    return written
+
+
+def rotate(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` nightly backups in `folder`; returns what was deleted."""
+    backups = sorted(folder.glob(f"{PREFIX}*.db"))
+    doomed = backups[:-keep] if keep else backups
+    for p in doomed:
+        p.unlink(missing_ok=True)
+    return doomed
+
+
+def latest(folder: Path) -> Path | None:
+    backups = sorted(folder.glob(f"{PREFIX}*.db"))
+    return backups[-1] if backups else None
+
+
+def restore_file(backup: Path, target: Path) -> None:
+    """Replace `target` with `backup` (services stopped): checked first, then swapped in one rename."""
+    try:
+        conn = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+        ok = [r[0] for r in conn.execute("PRAGMA integrity_check")] == ["ok"]
+        conn.close()
+    except sqlite3.Error as e:
+        raise ApplianceError(f"{backup} is not a usable backup: {e}") from e
+    if not ok:
+        raise ApplianceError(f"{backup} fails its integrity check; try an older backup")
+    tmp = target.with_name(target.name + ".restoring")
+    shutil.copyfile(backup, tmp)
+    for suffix in ("-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    os.replace(tmp, target)

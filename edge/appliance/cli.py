@@ -1,0 +1,131 @@
+"""Subcommands of the appliance: update, doctor, firstboot, backup-nightly (entry points in
+pyproject.toml, group clinic_edge.commands)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from edge.core.errors import CoreError
+from edge.core.node import Node
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"clinic-edge: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group()
+def update() -> None:
+    """Signed updates: apply a bundle (with automatic rollback), or make one (release side)."""
+
+
+@update.command("apply")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def update_apply(node: Node, bundle_path: Path) -> None:
+    """Verify BUNDLE, install it next to the running version, switch, and roll back if unhealthy."""
+    from . import update as upd
+    from .errors import BundleRefused, UpdateFailed
+
+    try:
+        out = upd.apply(node, bundle_path)
+    except BundleRefused as e:
+        _fail(str(e), 3)
+    except UpdateFailed as e:
+        _fail(str(e), 4)
+    except CoreError as e:
+        _fail(str(e))
+    click.echo(f"updated {out.old or '(none)'} -> {out.new}; database backup before the switch: {out.backup}")
+
+
+@update.command("build-bundle")
+@click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="the release private key (PEM)")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.argument("wheel_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def update_build(key_path: Path, out: Path, wheel_dir: Path) -> None:
+    """Sign every wheel in WHEEL_DIR (`pip wheel . -w WHEEL_DIR`) into one update bundle."""
+    from . import bundle
+
+    try:
+        m = bundle.build(wheel_dir, bundle.load_private_key(key_path), out)
+    except CoreError as e:
+        _fail(str(e))
+    click.echo(f"bundle {out}: version {m.version}, {len(m.wheels)} wheels")
+
+
+@update.command("keygen")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+def update_keygen(out_dir: Path) -> None:
+    """Make a release key pair: OUT/release.key (keep it offline) and OUT/release.pub (goes on nodes)."""
+    from . import bundle
+
+    try:
+        public = bundle.make_release_key(out_dir / "release.key", out_dir / "release.pub")
+    except FileExistsError:
+        _fail(f"{out_dir / 'release.key'} exists; refusing to overwrite a release key")
+    click.echo(f"release public key: {public}")
+
+
+@update.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def update_status(node: Node, as_json: bool) -> None:
+    """The running version and the last update's result."""
+    from .update import Layout
+
+    status = {"current": Layout(Path(node.config["update"]["prefix"])).current_version(),
+              "last": node.read_status("update")}
+    click.echo(json.dumps(status) if as_json else f"current {status['current']}; last update: {status['last']}")
+
+
+@click.command("backup-nightly")
+@click.option("--any-folder", is_flag=True, help="copy to [appliance] usb_backup_dir even if it is not a mount")
+@click.pass_obj
+def backup_nightly(node: Node, any_folder: bool) -> None:
+    """Back up the database, keep the newest N, copy to the USB backup drive when one is mounted."""
+    from .backup import nightly
+
+    try:
+        for p in nightly(node, require_mount=not any_folder):
+            click.echo(f"backup written: {p}")
+    except CoreError as e:
+        _fail(str(e))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def doctor(node: Node, as_json: bool) -> None:
+    """Check what county IT asks about on the phone; print each problem with its fix."""
+    from . import doctor as doc
+
+    findings = doc.examine(node)
+    if as_json:
+        click.echo(json.dumps([f.as_dict() for f in findings], ensure_ascii=False, indent=1))
+    else:
+        for f in findings:
+            click.echo(f.line())
+            if f.fix:
+                click.echo(f"    fix: {f.fix}")
+    sys.exit(1 if any(f.level == "problem" for f in findings) else 0)
+
+
+@click.command()
+@click.option("--boot-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="the provisioning file (default: [appliance] boot_file)")
+@click.option("--attempts", type=int, default=0, help="enrollment attempts (0 = until it works)")
+@click.pass_obj
+def firstboot(node: Node, boot_file: Path | None, attempts: int) -> None:
+    """First boot: read the provisioning file, make keys, enroll, create the first admin."""
+    from . import firstboot as fb
+    from .errors import ProvisioningError
+
+    try:
+        result = fb.run(node, boot_file or Path(node.config["appliance"]["boot_file"]), attempts=attempts or None)
+    except ProvisioningError as e:
+        _fail(str(e), 3)
+    click.echo(result)

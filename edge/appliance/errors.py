@@ -1,0 +1,20 @@
+"""The appliance's exceptions; each message says what a person can do."""
+from __future__ import annotations
+
+from edge.core.errors import CoreError
+
+
+class ApplianceError(CoreError):
+    pass
+
+
+class BundleRefused(ApplianceError):
+    """An update bundle that is unsigned, tampered, older or malformed: nothing was changed."""
+
+
+class UpdateFailed(ApplianceError):
+    """The new version did not become healthy; the old one was put back."""
+
+
+class ProvisioningError(ApplianceError):
+    """The boot partition's provisioning file is missing, unreadable or wrong."""

@@ -1,0 +1,157 @@
+"""`clinic-edge update apply BUNDLE`: A/B-style updates of the virtualenv, rolled back by themselves.
+
+Layout under `[update] prefix` (/opt/clinic-edge on the appliance):
+
+    0.1.0/            one virtualenv per version (bin/clinic-edge inside)
+    0.2.0/
+    current -> 0.2.0  the services' ExecStart goes through this symlink
+
+Steps: verify the bundle (signature, hashes, newer than `current`) -> install its wheels into a
+new virtualenv (offline: `pip --no-index`) -> back up the database (SQLite online backup) ->
+switch `current` atomically -> restart the services -> wait until /healthz says ok *and* reports
+the new version. If that does not happen within `[update] health_timeout`, switch back, stop the
+services, restore the backup, start the old version again and record the failure. A refused
+bundle changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from edge.core.node import Node
+
+from . import bundle
+from .backup import restore_file
+from .errors import BundleRefused, UpdateFailed
+
+log = logging.getLogger(__name__)
+Run = Callable[[list[str]], None]
+
+
+@dataclass
+class Layout:
+    prefix: Path
+
+    @property
+    def current(self) -> Path:
+        return self.prefix / "current"
+
+    def current_version(self) -> str | None:
+        try:
+            return os.readlink(self.current).rstrip("/").rsplit("/", 1)[-1]
+        except OSError:
+            return None
+
+    def switch(self, version: str) -> None:
+        """Point `current` at `version` in one rename (never a moment without a `current`)."""
+        tmp = self.prefix / f".current-{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        os.symlink(version, tmp)
+        os.replace(tmp, self.current)
+
+
+@dataclass
+class Outcome:
+    old: str | None
+    new: str
+    backup: Path | None
+    rolled_back: bool = False
+
+
+def _run(cmd: list[str]) -> None:
+    subprocess.run(cmd, check=True, timeout=600, stdin=subprocess.DEVNULL)
+
+
+def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
+          clock=time.monotonic) -> Outcome:
+    cfg = node.config["update"]
+    layout = Layout(Path(cfg["prefix"]))
+    public = bundle.load_public_key(Path(cfg["release_key"]))
+    old = layout.current_version()
+    layout.prefix.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".bundle-", dir=layout.prefix) as tmp:
+        wheels = Path(tmp) / "wheels"
+        manifest = bundle.verify(bundle_path, public, dest=wheels)
+        new = manifest.version
+        if old is not None and bundle.version_key(new) <= bundle.version_key(old):
+            raise BundleRefused(f"{bundle_path} holds version {new}, not newer than the running {old}: "
+                                f"refused (nothing changed)")
+        install(cfg["python"], layout.prefix / new, wheels, new, run=run)
+    outcome = Outcome(old, new, None)
+    if node.config.store_path.exists():
+        outcome.backup = node.store.backup(node.path("backups", f"pre-update-{old}-to-{new}.db"))
+    node.close()  # the services are about to restart; this process holds no lock over it
+    log.info("switching %s -> %s", old, new)
+    layout.switch(new)
+    run(shlex.split(cfg["restart_command"]))
+    if wait_healthy(cfg["health_url"], new, cfg["health_timeout"], sleep=sleep, clock=clock):
+        node.write_status("update", {"result": "ok", "from": old, "to": new})
+        return outcome
+    rollback(node, layout, outcome, run=run, sleep=sleep, clock=clock)
+    raise UpdateFailed(f"version {new} did not report healthy at {cfg['health_url']} within "
+                       f"{cfg['health_timeout']} s; rolled back to {old} and restored the database from "
+                       f"{outcome.backup}")
+
+
+def install(python: str, target: Path, wheels: Path, version: str, *, run: Run = _run) -> None:
+    """A fresh virtualenv at `target` with clinic-edge==version from the bundle's wheels only."""
+    if target.exists():  # a leftover of an interrupted attempt (never `current`: it is older)
+        shutil.rmtree(target)
+    try:
+        run([python, "-m", "venv", str(target)])
+        run([str(target / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--no-cache-dir",
+             "--disable-pip-version-check", "--find-links", str(wheels), f"clinic-edge=={version}"])
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+        shutil.rmtree(target, ignore_errors=True)
+        raise BundleRefused(f"installing version {version} failed ({e}); the bundle lacks a wheel or "
+                            f"does not fit this Python; nothing changed") from e
+
+
+def rollback(node: Node, layout: Layout, outcome: Outcome, *, run: Run = _run, sleep=time.sleep,
+             clock=time.monotonic) -> None:
+    cfg = node.config["update"]
+    log.error("version %s is not healthy: rolling back to %s", outcome.new, outcome.old)
+    if outcome.old is not None:
+        layout.switch(outcome.old)
+    try:
+        run(shlex.split(cfg["stop_command"]))
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+        log.error("stop command failed during rollback: %s", e)
+    if outcome.backup is not None:
+        restore_file(outcome.backup, node.config.store_path)
+    run(shlex.split(cfg["restart_command"]))
+    healthy = outcome.old is not None and wait_healthy(cfg["health_url"], outcome.old, cfg["health_timeout"],
+                                                       sleep=sleep, clock=clock)
+    outcome.rolled_back = True
+    # the hub learns about it from the sync client's health report (status file "update")
+    node.write_status("update", {"result": "rolled back", "from": outcome.old, "to": outcome.new,
+                                 "old_version_healthy": healthy, "backup": str(outcome.backup)})
+
+
+def health(url: str, timeout: float = 3.0) -> dict | None:
+    """/healthz's JSON, or None when it does not answer 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return json.loads(r.read()) if r.status == 200 else None
+    except (OSError, ValueError):
+        return None
+
+
+def wait_healthy(url: str, version: str, timeout: float, *, sleep=time.sleep, clock=time.monotonic) -> bool:
+    deadline = clock() + timeout
+    while clock() < deadline:
+        body = health(url)
+        if body and body.get("ok") and body.get("version", version) == version:
+            return True
+        sleep(0.5)
+    return False

@@ -1,0 +1,235 @@
+"""`clinic-edge update apply`: real wheels of this checkout under new version numbers, real
+virtualenvs under a temporary prefix, a real `clinic-edge serve` restarted from `current`, its real
+/healthz. Never touches the machine's /opt or its services (systemctl is replaced by a script)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import sys
+import tarfile
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from appliance_release import SERVICE_SCRIPT, project_wheel
+from conftest import clinic_edge, free_port
+from edge.appliance import bundle
+from edge.appliance.errors import BundleRefused
+from edge.core import config as config_mod, devices
+from edge.core.ingest import ingest
+from edge.core.node import Node
+from edge.core.reading import Reading
+
+pytestmark = pytest.mark.slow
+
+
+# --- the bundle format alone (fast) ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def key():
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def small_bundle(tmp_path, key):
+    wheels = tmp_path / "w"
+    wheels.mkdir()
+    (wheels / "clinic_edge-0.9.0-py3-none-any.whl").write_bytes(b"PK not really a wheel")
+    (wheels / "dep-1.0-py3-none-any.whl").write_bytes(b"PK dependency")
+    out = tmp_path / "b.bundle"
+    bundle.build(wheels, key, out)
+    return out
+
+
+def _rewrite(src: Path, dst: Path, change) -> Path:
+    """Copy a bundle member by member, letting `change(name, data)` alter or drop members."""
+    with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
+        for m in tin.getmembers():
+            data = change(m.name, tin.extractfile(m).read())
+            if data is None:
+                continue
+            info = tarfile.TarInfo(m.name)
+            info.size = len(data)
+            import io
+            tout.addfile(info, io.BytesIO(data))
+    return dst
+
+
+def test_a_signed_bundle_verifies_and_unpacks(small_bundle, key, tmp_path):
+    m = bundle.verify(small_bundle, key.public_key(), dest=tmp_path / "out")
+    assert m.version == "0.9.0"
+    assert (tmp_path / "out" / "dep-1.0-py3-none-any.whl").read_bytes() == b"PK dependency"
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda n, d: d + b"x" if n.startswith("wheels/dep") else d, "changed after signing"),
+    (lambda n, d: d.replace(b"0.9.0", b"9.9.0") if n == "manifest.json" else d, "signature does not match"),
+    (lambda n, d: None if n == "manifest.sig" else d, "not signed"),
+    (lambda n, d: None if n.startswith("wheels/dep") else d, "missing"),
+])
+def test_a_changed_bundle_is_refused_saying_why(small_bundle, key, tmp_path, change, reason):
+    bad = _rewrite(small_bundle, tmp_path / "bad.bundle", change)
+    with pytest.raises(BundleRefused, match=reason):
+        bundle.verify(bad, key.public_key(), dest=tmp_path / "out")
+
+
+def test_a_bundle_signed_by_another_key_is_refused(small_bundle):
+    with pytest.raises(BundleRefused, match="another key"):
+        bundle.verify(small_bundle, Ed25519PrivateKey.generate().public_key())
+
+
+def test_versions_compare_as_numbers():
+    assert bundle.version_key("0.10.0") > bundle.version_key("0.9.1") > bundle.version_key("0.9.1rc1")
+    assert bundle.version_key("1.0.0") == bundle.version_key("1.0.0")
+
+
+# --- the whole update on a temporary prefix (real virtualenvs) -------------------------------------
+
+class Appliance:
+    def __init__(self, base: Path):
+        self.base = base
+        self.prefix = base / "opt"
+        self.data = base / "data"
+        self.keys = base / "keys"
+        self.port = free_port()
+        self.pidfile = base / "web.pid"
+        svc = base / "service.py"
+        svc.write_text(SERVICE_SCRIPT)
+        manage = f"{sys.executable} {svc} {self.prefix} {self.pidfile} 127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_EDGE_")}
+        self.env.update({
+            "CLINIC_EDGE_DATA": str(self.data),
+            "CLINIC_EDGE_UPDATE_PREFIX": str(self.prefix),
+            "CLINIC_EDGE_UPDATE_RELEASE_KEY": str(self.keys / "release.pub"),
+            "CLINIC_EDGE_UPDATE_PYTHON": sys._base_executable,
+            "CLINIC_EDGE_UPDATE_HEALTH_URL": f"http://127.0.0.1:{self.port}/healthz",
+            "CLINIC_EDGE_UPDATE_HEALTH_TIMEOUT": "10",
+            "CLINIC_EDGE_UPDATE_RESTART_COMMAND": f"{manage} restart",
+            "CLINIC_EDGE_UPDATE_STOP_COMMAND": f"{manage} stop",
+        })
+
+    def bundle(self, version: str, broken: bool = False) -> Path:
+        wheels = project_wheel(version, self.base / "build", broken=broken)
+        out = self.base / f"clinic-edge-{version}{'-broken' if broken else ''}.bundle"
+        clinic_edge(self.env, "update", "build-bundle", "--key", str(self.keys / "release.key"),
+                    "--out", str(out), str(wheels), timeout=120)
+        return out
+
+    def apply(self, bundle_path: Path):
+        return clinic_edge(self.env, "update", "apply", str(bundle_path), check=False, timeout=300)
+
+    def current(self) -> str:
+        return os.readlink(self.prefix / "current")
+
+    def healthz(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as r:
+            return json.loads(r.read())
+
+    def readings(self) -> list[str]:
+        conn = sqlite3.connect(self.data / "clinic-edge.db")
+        try:
+            return [r[0] for r in conn.execute("SELECT id FROM readings ORDER BY id")]
+        finally:
+            conn.close()
+
+    def tables(self) -> set[str]:
+        conn = sqlite3.connect(self.data / "clinic-edge.db")
+        try:
+            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+
+    def listing(self) -> list[str]:
+        return sorted(p.name for p in self.prefix.iterdir())
+
+    def stop(self) -> None:
+        try:
+            os.kill(int(self.pidfile.read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+
+
+def _store_readings(env: dict, n: int) -> None:
+    node = Node(config_mod.load(env=env))
+    now = datetime.now(timezone.utc)
+    readings = [Reading(device_id="bp-1", code="8480-6", value=120 + i, unit="mm[Hg]", transport="test",
+                        device_time=now, raw=f"update-test-{i}", source_key=f"update-test-{i}")
+                for i in range(n)]
+    if not devices.get(node.store, "bp-1"):
+        devices.add(node.store, "bp-1", kind="bp", transport="mqtt", now=now)
+    outcomes = ingest(node.store, readings, clock=node.clock)
+    assert all(o.status == "valid" for o in outcomes), outcomes
+    node.close()
+
+
+@pytest.fixture(scope="module")
+def appliance(tmp_path_factory):
+    a = Appliance(tmp_path_factory.mktemp("appliance"))
+    clinic_edge(a.env, "update", "keygen", "--out", str(a.keys))
+    clinic_edge(a.env, "init")
+    a.first = a.bundle("0.1.0")
+    out = a.apply(a.first)
+    assert out.returncode == 0, out.stderr
+    yield a
+    a.stop()
+
+
+def test_first_install_sets_up_a_versioned_virtualenv_and_current(appliance):
+    assert appliance.current() == "0.1.0"
+    assert (appliance.prefix / "0.1.0" / "bin" / "clinic-edge").exists()
+    assert appliance.healthz()["version"] == "0.1.0"
+    assert (appliance.keys / "release.key").stat().st_mode & 0o077 == 0
+
+
+def test_tampered_unsigned_foreign_and_older_bundles_change_nothing(appliance, tmp_path):
+    newer = appliance.bundle("0.1.5")
+    before = appliance.listing()
+    cases = {
+        "tampered": _rewrite(newer, tmp_path / "t.bundle",
+                             lambda n, d: d[:-10] + b"0123456789" if n.startswith("wheels/clinic_edge") else d),
+        "unsigned": _rewrite(newer, tmp_path / "u.bundle", lambda n, d: None if n == "manifest.sig" else d),
+        "older or same": appliance.first,
+    }
+    foreign_key = tmp_path / "foreign"
+    clinic_edge(appliance.env, "update", "keygen", "--out", str(foreign_key))
+    foreign = tmp_path / "f.bundle"
+    clinic_edge(appliance.env, "update", "build-bundle", "--key", str(foreign_key / "release.key"),
+                "--out", str(foreign), str(appliance.base / "build" / "wheels-0.1.5"))
+    cases["signed by another key"] = foreign
+    for name, path in cases.items():
+        out = appliance.apply(path)
+        assert out.returncode == 3, (name, out.stderr)
+        assert "refused" in out.stderr, (name, out.stderr)
+        assert appliance.listing() == before and appliance.current() == "0.1.0", name
+    assert appliance.healthz()["version"] == "0.1.0"
+
+
+def test_a_good_bundle_upgrades_and_keeps_the_data(appliance):
+    _store_readings(appliance.env, 5)
+    before = appliance.readings()
+    out = appliance.apply(appliance.bundle("0.2.0"))
+    assert out.returncode == 0, out.stderr
+    assert appliance.current() == "0.2.0"
+    assert appliance.healthz()["version"] == "0.2.0"
+    assert appliance.readings() == before and len(before) == 5
+    assert (appliance.data / "backups" / "pre-update-0.1.0-to-0.2.0.db").exists()
+    assert (appliance.prefix / "0.1.0").is_dir(), "the previous version stays for a rollback"
+
+
+def test_a_release_that_fails_its_health_check_is_rolled_back_with_the_data_restored(appliance):
+    before = appliance.readings()
+    out = appliance.apply(appliance.bundle("0.3.0", broken=True))
+    assert out.returncode == 4, out.stdout + out.stderr
+    assert "rolled back to 0.2.0" in out.stderr
+    assert appliance.current() == "0.2.0"
+    assert appliance.healthz()["version"] == "0.2.0" and appliance.healthz()["ok"]
+    assert "broken_release_marker" not in appliance.tables(), "the broken release's migration was not undone"
+    assert appliance.readings() == before
+    status = json.loads((appliance.data / "run" / "update.json").read_text())
+    assert status["result"] == "rolled back" and status["to"] == "0.3.0" and status["old_version_healthy"]
