@@ -10,7 +10,7 @@ from edge.core import audit
 from edge.core.followup import records
 from edge.core.store import Store
 from edge.reports import archive, source
-from edge.reports.population import month, quarter
+from edge.reports.population import month, quarter, year
 
 NOW = datetime(2026, 3, 28, 2, 0, tzinfo=timezone.utc)
 
@@ -88,3 +88,42 @@ def test_worklist_from_the_store(store):
     wl = source.build_worklist(store, date(2026, 3, 28))
     assert [(i.resident_id, i.last_visit, i.due) for i in wl.overdue] == [("A", date(2024, 6, 1), date(2024, 9, 1))]
     assert [i.resident_id for i in wl.not_seen] == ["A"]
+
+
+def test_sql_summaries_agree_with_the_pure_ones(store):
+    """The store-side summaries (GROUP BY in SQLite) give exactly what kpi/worklist compute from
+    the visits themselves, on a random mix: same-day visits, phone visits, missing BP, voided."""
+    import random
+    from edge.reports import kpi, worklist
+    rng = random.Random(7)
+    for i in range(12):
+        add_resident(store, f"P{i}", "1958-06-01")
+    for n in range(150):
+        rid, form = f"P{rng.randrange(12)}", rng.choice(["hypertension", "diabetes"])
+        day = date(2025, 1, 1).toordinal() + rng.randrange(450)
+        values = {"visit_date": date.fromordinal(day).isoformat(), "visit_mode": rng.choice("1123"),
+                  "classification": "1", "next_visit_date": date.fromordinal(day + 90).isoformat(),
+                  "next_step": rng.choice("1124")}
+        if rng.random() < 0.7:
+            values.update(sbp=rng.randrange(110, 170), dbp=rng.randrange(60, 100))
+        if form == "diabetes" and rng.random() < 0.7:
+            values["fbg"] = round(rng.uniform(4, 12), 1)
+        s = records.save(store, resident_id=rid, form=form, values=values, actor="doc", at=NOW)
+        if rng.random() < 0.1:
+            records.void(store, s.id, reason="录错", actor="doc", at=NOW)
+    everything = source.visits(store, date(2000, 1, 1), date(2100, 1, 1))
+    for period in (quarter(2026, 1), month(2025, 7), quarter(2025, 4), year(2026)):
+        assert source.year_to_date(store, period) == kpi.summarise(everything, period)
+        assert source.year_to_date_scan(store, period) == kpi.summarise(everything, period)
+    def shape(standings):       # what the worklist reads of each standing
+        return {k: (s.last.id, s.last.visit_date, s.last.visit_mode, s.last.next_step, s.last.next_visit_date,
+                    s.seen_quarter, s.seen_year) for k, s in standings.items()}
+    for today in (date(2025, 6, 30), date(2026, 3, 28), date(2026, 12, 31)):
+        assert shape(source.standings(store, today)) == shape(worklist.summarise(everything, today))
+        assert shape(source.standings_scan(store, today)) == shape(worklist.summarise(everything, today))
+    # the kept summaries are what a fresh rebuild gives
+    before = store.query("SELECT * FROM followup_year ORDER BY year, resident_id, form")
+    with store.atomic() as conn:
+        from edge.core.followup import standing
+        standing.rebuild(conn)
+    assert store.query("SELECT * FROM followup_year ORDER BY year, resident_id, form") == before

@@ -85,52 +85,77 @@ def is_managed(p: Patient, disease: str, period: Period) -> bool:
     return since is not None and since <= period.end
 
 
-def _standard(p: Patient, disease: str, visits: list[Visit], period: Period) -> bool:
+@dataclass(frozen=True)
+class YearToDate:
+    """One patient's follow-ups on one form from 1 January to the period's end."""
+    face_to_face: int = 0
+    last_bp: tuple[date, str, float, float] | None = None      # (visit date, id, SBP, DBP)
+    last_fbg: tuple[date, str, float] | None = None             # (visit date, id, FBG)
+
+
+def summarise(visits: Iterable[Visit], period: Period) -> dict[tuple[str, str], YearToDate]:
+    out: dict[tuple[str, str], YearToDate] = {}
+    for v in visits:
+        if not period.year_start <= v.visit_date <= period.end:
+            continue
+        key = (v.resident_id, v.form)
+        y = out.get(key, YearToDate())
+        bp, fbg = y.last_bp, y.last_fbg
+        if v.sbp is not None and v.dbp is not None and (bp is None or (v.visit_date, v.id) > bp[:2]):
+            bp = (v.visit_date, v.id, v.sbp, v.dbp)
+        if v.fbg is not None and (fbg is None or (v.visit_date, v.id) > fbg[:2]):
+            fbg = (v.visit_date, v.id, v.fbg)
+        out[key] = YearToDate(y.face_to_face + v.face_to_face, bp, fbg)
+    return out
+
+
+def _standard(p: Patient, disease: str, y: YearToDate, period: Period) -> bool:
     start = max(period.year_start, p.managed_since(disease))
-    n = sum(1 for v in visits if v.face_to_face and period.year_start <= v.visit_date <= period.end)
-    return n >= required_visits(start, period.end)
+    return y.face_to_face >= required_visits(start, period.end)
 
 
-def _controlled(p: Patient, disease: str, visits: list[Visit], period: Period) -> bool:
-    measured = [v for v in visits if period.year_start <= v.visit_date <= period.end
-                and ((v.sbp is not None and v.dbp is not None) if disease == HYPERTENSION else v.fbg is not None)]
-    if not measured:
-        return False            # lost to follow-up counts as not controlled
-    last = max(measured, key=lambda v: (v.visit_date, v.id))
+def _controlled(p: Patient, disease: str, y: YearToDate) -> bool:
+    """Judged on the last follow-up with a measurement; none (lost to follow-up) = not controlled."""
     if disease == HYPERTENSION:
-        return bool(rules.bp_controlled(last.sbp, last.dbp, rules.age_on(p.birth_date, last.visit_date)))
-    return bool(rules.glucose_controlled(last.fbg))
+        if y.last_bp is None:
+            return False
+        day, _id, sbp, dbp = y.last_bp
+        return bool(rules.bp_controlled(sbp, dbp, rules.age_on(p.birth_date, day)))
+    return y.last_fbg is not None and bool(rules.glucose_controlled(y.last_fbg[2]))
 
 
 def compute(patients: Iterable[Patient], visits: Iterable[Visit], period: Period,
             readings_by_source: list[dict] | None = None) -> Report:
+    visits = list(visits)
+    in_period = [v for v in visits if period.start <= v.visit_date <= period.end]
+    return from_summaries(patients, summarise(visits, period), in_period, period, readings_by_source)
+
+
+def from_summaries(patients: Iterable[Patient], ytd: dict[tuple[str, str], YearToDate],
+                   in_period: list[Visit], period: Period, readings_by_source: list[dict] | None = None) -> Report:
+    """The report from each patient's year to date and the follow-ups inside the period."""
     patients = list(patients)
-    by_patient: dict[tuple[str, str], list[Visit]] = {}
-    for v in visits:
-        by_patient.setdefault((v.resident_id, v.form), []).append(v)
     report = Report(period, readings_by_source=list(readings_by_source or []))
     ind = report.indicators
     everyone: set[str] = set()
+    empty = YearToDate()
     for disease in DISEASES:
         managed = [p for p in patients if is_managed(p, disease, period)]
         ids = tuple(sorted(p.resident_id for p in managed))
         everyone.update(ids)
         ind[f"managed_{disease}"] = Indicator(f"managed_{disease}", ids, None)
-        std = tuple(sorted(p.resident_id for p in managed
-                           if _standard(p, disease, by_patient.get((p.resident_id, disease), []), period)))
-        ctl = tuple(sorted(p.resident_id for p in managed
-                           if _controlled(p, disease, by_patient.get((p.resident_id, disease), []), period)))
+        mine = [(p, ytd.get((p.resident_id, disease), empty)) for p in managed]
+        std = tuple(sorted(p.resident_id for p, y in mine if _standard(p, disease, y, period)))
+        ctl = tuple(sorted(p.resident_id for p, y in mine if _controlled(p, disease, y)))
         ind[f"standard_{disease}"] = Indicator(f"standard_{disease}", std, ids)
         ind[f"control_{disease}"] = Indicator(f"control_{disease}", ctl, ids)
-        done = [v for (rid, form), vs in by_patient.items() if form == disease for v in vs
-                if period.start <= v.visit_date <= period.end]
+        done = [v for v in in_period if v.form == disease]
         ind[f"followups_{disease}"] = Indicator(f"followups_{disease}",
                                                 tuple(sorted({v.resident_id for v in done})), None)
         report.followups[disease] = {"total": len(done), "face_to_face": sum(v.face_to_face for v in done),
                                      "phone": sum(not v.face_to_face for v in done)}
     ind["managed_total"] = Indicator("managed_total", tuple(sorted(everyone)), None)
-    bp_visits = [v for vs in by_patient.values() for v in vs
-                 if period.start <= v.visit_date <= period.end and v.sbp is not None]
+    bp_visits = [v for v in in_period if v.sbp is not None]
     ind["device_bp"] = Indicator("device_bp", tuple(sorted(v.id for v in bp_visits if v.bp_source == "device")),
                                  tuple(sorted(v.id for v in bp_visits)))
     return report

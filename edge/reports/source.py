@@ -14,11 +14,13 @@ from datetime import datetime, time
 
 from edge.core.reading import utc_iso
 from . import kpi, worklist
-from .population import DIABETES, HYPERTENSION, Patient, Period, Visit
+from .population import DIABETES, HYPERTENSION, Patient, Period, Visit, quarter_of
 
 ENROLMENT_COLUMNS = {HYPERTENSION: ("htn", "htn_diagnosed_on"), DIABETES: ("t2dm", "t2dm_diagnosed_on")}
 VISIT_COLUMNS = ("id, resident_id, form, visit_date, visit_mode, sbp, dbp, fbg, classification, next_step,"
                  " next_visit_date, bp_source")
+# only columns held by the covering indexes of schema_followup 501, so no table row is read
+PERIOD_COLUMNS = "id, resident_id, form, visit_date, visit_mode, sbp, dbp, fbg, bp_source"
 
 
 def _columns(store, table: str) -> set[str]:
@@ -55,22 +57,15 @@ def patients(store) -> list[Patient]:
 
 
 def _visit(r: dict) -> Visit:
+    nxt = r.get("next_visit_date")
     return Visit(r["resident_id"], r["form"], date.fromisoformat(r["visit_date"]), r["visit_mode"],
-                 r["sbp"], r["dbp"], r["fbg"], r["classification"], r["next_step"],
-                 date.fromisoformat(r["next_visit_date"]) if r["next_visit_date"] else None,
-                 r["bp_source"], r["id"])
+                 r.get("sbp"), r.get("dbp"), r.get("fbg"), r.get("classification"), r.get("next_step"),
+                 date.fromisoformat(nxt) if nxt else None, r.get("bp_source"), r["id"])
 
 
-def visits(store, since: date, until: date) -> list[Visit]:
-    rows = store.query(f"SELECT {VISIT_COLUMNS} FROM followups WHERE voided_at IS NULL"
+def visits(store, since: date, until: date, columns: str = VISIT_COLUMNS) -> list[Visit]:
+    rows = store.query(f"SELECT {columns} FROM followups WHERE voided_at IS NULL"
                        " AND visit_date BETWEEN ? AND ?", (since.isoformat(), until.isoformat()))
-    return [_visit(r) for r in rows]
-
-
-def last_visits(store, before: date) -> list[Visit]:
-    """Each resident's last follow-up per form before `before` (for those not seen since)."""
-    rows = store.query(f"SELECT {VISIT_COLUMNS}, max(visit_date) FROM followups WHERE voided_at IS NULL"
-                       " AND visit_date < ? GROUP BY resident_id, form", (before.isoformat(),))
     return [_visit(r) for r in rows]
 
 
@@ -84,12 +79,96 @@ def readings_by_source(store, period: Period, tz: str) -> list[dict]:
     return rows
 
 
+LIVE = "voided_at IS NULL"
+
+
+def year_to_date(store, period: Period) -> dict[tuple[str, str], kpi.YearToDate]:
+    """Each patient's year to date: from the kept summaries (followup_year) when nothing in that
+    year lies after the period's end (the current period), else by scanning the follow-ups."""
+    later = store.scalar(f"SELECT 1 FROM followups WHERE {LIVE} AND visit_date > ? AND visit_date <= ? LIMIT 1",
+                         (period.end.isoformat(), f"{period.end.year}-12-31"))
+    if later:
+        return year_to_date_scan(store, period)
+    out = {}
+    for rid, form, f2f, bp, fbg in store.conn.execute(
+            "SELECT resident_id, form, face_to_face, last_bp, last_fbg FROM followup_year WHERE year = ?",
+            (period.end.year,)):
+        out[(rid, form)] = kpi.YearToDate(f2f, _last_bp(bp), _last_fbg(fbg))
+    return out
+
+
+def _last_bp(text: str | None):
+    if not text:
+        return None
+    d, i, sbp, dbp = text.split("|")
+    return (date.fromisoformat(d), i, _num(sbp), _num(dbp))
+
+
+def _last_fbg(text: str | None):
+    if not text:
+        return None
+    d, i, g = text.split("|")
+    return (date.fromisoformat(d), i, _num(g))
+
+
+def year_to_date_scan(store, period: Period) -> dict[tuple[str, str], kpi.YearToDate]:
+    """kpi.summarise done by SQLite in one pass (same answers; tested against each other): the last
+    measurement is the max of 'date|id|value' strings (ISO dates sort as text)."""
+    out = {}
+    for rid, form, f2f, bp, fbg in store.conn.execute(
+            "SELECT resident_id, form, sum(visit_mode IN ('1','2')),"
+            " max(CASE WHEN sbp IS NOT NULL AND dbp IS NOT NULL THEN visit_date || '|' || id || '|' || sbp"
+            "     || '|' || dbp END),"
+            " max(CASE WHEN fbg IS NOT NULL THEN visit_date || '|' || id || '|' || fbg END)"
+            f" FROM followups WHERE {LIVE} AND visit_date BETWEEN ? AND ? GROUP BY resident_id, form",
+            (period.year_start.isoformat(), period.end.isoformat())):
+        out[(rid, form)] = kpi.YearToDate(f2f, _last_bp(bp), _last_fbg(fbg))
+    return out
+
+
+def _num(text: str) -> float:
+    v = float(text)
+    return int(v) if v.is_integer() else v
+
+
+def standings(store, today: date) -> dict[tuple[str, str], worklist.Standing]:
+    """Each patient's standing from the kept summary (followup_standing); by scanning the
+    follow-ups instead if any is dated after `today`."""
+    if store.scalar(f"SELECT 1 FROM followups WHERE {LIVE} AND visit_date > ? LIMIT 1", (today.isoformat(),)):
+        return standings_scan(store, today)
+    q_start, y_start = quarter_of(today).start.isoformat(), date(today.year, 1, 1).isoformat()
+    out = {}
+    for rid, form, i, d, mode, step, nxt, f2f in store.conn.execute(
+            "SELECT resident_id, form, last_id, last_date, last_mode, next_step, next_visit_date, last_f2f_date"
+            " FROM followup_standing"):
+        visit = Visit(rid, form, date.fromisoformat(d), mode, next_step=step or None,
+                      next_visit_date=date.fromisoformat(nxt) if nxt else None, id=i)
+        out[(rid, form)] = worklist.Standing(visit, bool(f2f and f2f >= q_start), d >= y_start)
+    return out
+
+
+def standings_scan(store, today: date) -> dict[tuple[str, str], worklist.Standing]:
+    """worklist.summarise done by SQLite in one pass over the covering index followups_standing."""
+    q_start, y_start = quarter_of(today).start.isoformat(), date(today.year, 1, 1).isoformat()
+    out = {}
+    for rid, form, last, seen_q, seen_y in store.conn.execute(
+            "SELECT resident_id, form, max(visit_date || '|' || id || '|' || visit_mode || '|'"
+            "   || coalesce(next_step, '') || '|' || coalesce(next_visit_date, '')),"
+            " max(visit_mode IN ('1','2') AND visit_date >= ?), max(visit_date >= ?)"
+            f" FROM followups WHERE {LIVE} AND visit_date <= ? GROUP BY resident_id, form",
+            (q_start, y_start, today.isoformat())):
+        d, i, mode, step, nxt = last.split("|")
+        visit = Visit(rid, form, date.fromisoformat(d), mode, next_step=step or None,
+                      next_visit_date=date.fromisoformat(nxt) if nxt else None, id=i)
+        out[(rid, form)] = worklist.Standing(visit, bool(seen_q), bool(seen_y))
+    return out
+
+
 def report(store, period: Period, tz: str) -> kpi.Report:
-    return kpi.compute(patients(store), visits(store, period.year_start, period.end), period,
-                       readings_by_source(store, period, tz))
+    return kpi.from_summaries(patients(store), year_to_date(store, period),
+                              visits(store, period.start, period.end, PERIOD_COLUMNS), period,
+                              readings_by_source(store, period, tz))
 
 
 def build_worklist(store, today: date) -> worklist.Worklist:
-    since = date(today.year - 1, 1, 1)
-    recent = visits(store, since, today)
-    return worklist.build(patients(store), last_visits(store, since) + recent, today)
+    return worklist.from_standings(patients(store), standings(store, today), today)

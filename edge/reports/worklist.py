@@ -51,34 +51,52 @@ SECTION_LABELS = {
 }
 
 
-def build(patients: Iterable[Patient], visits: Iterable[Visit], today: date) -> Worklist:
-    q = quarter_of(today)
-    year_start = date(today.year, 1, 1)
-    last: dict[tuple[str, str], Visit] = {}
-    seen_quarter: set[tuple[str, str]] = set()
-    seen_year: set[str] = set()
+@dataclass(frozen=True)
+class Standing:
+    """One patient's standing on one form, as of today."""
+    last: Visit | None            # the latest follow-up on or before today
+    seen_quarter: bool            # a face-to-face follow-up since the quarter began
+    seen_year: bool               # any follow-up since 1 January
+
+
+def summarise(visits: Iterable[Visit], today: date) -> dict[tuple[str, str], Standing]:
+    q_start, year_start = quarter_of(today).start, date(today.year, 1, 1)
+    out: dict[tuple[str, str], Standing] = {}
     for v in visits:
         if v.visit_date > today:
             continue
         key = (v.resident_id, v.form)
-        if key not in last or (v.visit_date, v.id) > (last[key].visit_date, last[key].id):
-            last[key] = v
-        if v.face_to_face and q.start <= v.visit_date:
-            seen_quarter.add(key)
-        if v.visit_date >= year_start:
-            seen_year.add(v.resident_id)
+        s = out.get(key, Standing(None, False, False))
+        last = v if s.last is None or (v.visit_date, v.id) > (s.last.visit_date, s.last.id) else s.last
+        out[key] = Standing(last, s.seen_quarter or (v.face_to_face and v.visit_date >= q_start),
+                            s.seen_year or v.visit_date >= year_start)
+    return out
+
+
+def build(patients: Iterable[Patient], visits: Iterable[Visit], today: date) -> Worklist:
+    return from_standings(patients, summarise(visits, today), today)
+
+
+def from_standings(patients: Iterable[Patient], standings: dict[tuple[str, str], Standing],
+                   today: date) -> Worklist:
+    q = quarter_of(today)
+    none = Standing(None, False, False)
     wl = Worklist(today)
     for p in sorted(patients, key=lambda p: p.resident_id):
         diseases = [d for d in DISEASES if p.managed_since(d) and p.managed_since(d) <= today]
-        for d in diseases:
-            _place(wl, p, d, last.get((p.resident_id, d)), (p.resident_id, d) in seen_quarter, q)
-        if diseases and p.resident_id not in seen_year:
-            lv = max((last[(p.resident_id, d)].visit_date for d in diseases if (p.resident_id, d) in last),
-                     default=None)
+        mine = {d: standings.get((p.resident_id, d), none) for d in diseases}
+        for d, s in mine.items():
+            _place(wl, p, d, s.last, s.seen_quarter, q)
+        if diseases and not any(s.seen_year for s in standings_of(p.resident_id, standings)):
+            lv = max((s.last.visit_date for s in mine.values() if s.last), default=None)
             wl.not_seen.append(Item(p.resident_id, p.name, ",".join(diseases), lv, None))
     wl.overdue.sort(key=lambda i: -i.days_overdue)
     wl.urgent.sort(key=lambda i: i.due or today)
     return wl
+
+
+def standings_of(resident_id: str, standings: dict[tuple[str, str], Standing]) -> list[Standing]:
+    return [standings[(resident_id, d)] for d in DISEASES if (resident_id, d) in standings]
 
 
 def _place(wl: Worklist, p: Patient, disease: str, last: Visit | None, seen_quarter: bool, q) -> None:

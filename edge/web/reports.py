@@ -16,6 +16,7 @@ from . import context
 from .followup import actor, lang, require_login, template_helpers, today, tz
 
 bp = Blueprint("reports", __name__)
+SHOWN_PER_SECTION = 100      # the whole section is one click away (?section=...)
 bp.before_request(require_login)
 bp.context_processor(template_helpers)
 bp.teardown_app_request(context.close_store)
@@ -25,7 +26,10 @@ bp.teardown_app_request(context.close_store)
 def worklist():
     day = today()
     wl = source.build_worklist(context.store(), day)
-    return render_template("reports/worklist.html", wl=wl, labels=worklist_mod.SECTION_LABELS, today=day)
+    only = request.args.get("section")
+    sections = [(k, items) for k, items in wl.sections() if not only or k == only]
+    return render_template("reports/worklist.html", sections=sections, labels=worklist_mod.SECTION_LABELS,
+                           today=day, limit=None if only else SHOWN_PER_SECTION)
 
 
 def _period(text: str | None):

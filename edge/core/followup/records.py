@@ -17,6 +17,7 @@ from .. import audit, outbox
 from ..errors import NotFound, ValidationError
 from ..reading import utc_iso
 from .fields import FORMS, STEP_URGENT
+from . import standing
 from .rules import urgent_alerts
 
 DISEASES = FORMS   # a form per managed disease: 'hypertension', 'diabetes'
@@ -92,6 +93,7 @@ def save(store, *, resident_id: str, form: str, values: dict[str, Any], actor: s
         version = prev["version"] + 1 if prev else 1
         src = _verified_sources(conn, resident_id, values, sources or {})
         _write_current(conn, fid, resident_id, form, version, values, urgent, src, actor, at, prev is None)
+        standing.refresh(conn, resident_id, form)
         conn.execute("INSERT INTO followup_versions (followup_id, version, data, sources, suggestions, alerts,"
                      " author, saved_at, reason) VALUES (?,?,?,?,?,?,?,?,?)",
                      (fid, version, _json(values), _json(src), _json(suggestions or {}), _json(alerts),
@@ -145,6 +147,7 @@ def void(store, followup_id: str, *, reason: str, actor: str, at: datetime) -> N
             raise NotFound(f"follow-up {followup_id} does not exist")
         conn.execute("UPDATE followups SET voided_at = ?, void_reason = ? WHERE id = ?",
                      (utc_iso(at), reason, followup_id))
+        standing.refresh(conn, prev["resident_id"], prev["form"])
         outbox.add(conn, kind="followup_void", record_id=followup_id, version=prev["version"], at=at,
                    payload={"id": followup_id, "reason": reason})
         audit.append(conn, actor=actor, action="followup.void", entity="followup", entity_id=followup_id,
