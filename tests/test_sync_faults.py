@@ -89,3 +89,60 @@ def test_sync_process_killed_mid_sync_many_times_loses_and_duplicates_nothing(en
     assert len(held) == len(set(held)) == 440
     assert sorted(held) == sorted(node_records(node))
     assert node.store.integrity_check() == ["ok"]
+
+
+def test_an_interrupted_large_batch_resumes_at_the_hubs_offset(env, node, hub):
+    enroll(env, hub)
+    add_records(node, 400)
+    proxy = FaultProxy(hub.port, faults=["pass"]).start()
+    small_chunks = sync_env(env, hub_url=proxy.url, batch_records=400, chunk_bytes=1024, attempts=1)
+    pi = _node(small_chunks)
+    try:
+        cycle = Cycle(pi, state.identity(pi))
+        cycle.chunk = 1024
+        real_call = cycle.client.call
+        calls = []
+
+        def breaking_call(method, path, body=b"", **kw):   # the link dies after three chunks went through
+            calls.append(path)
+            if method == "PUT" and len([c for c in calls if "offset=" in c]) > 3:
+                proxy.mode = "drop_before_request"
+            return real_call(method, path, body, **kw)
+
+        cycle.client.call = breaking_call
+        assert not cycle.run().ok
+    finally:
+        proxy.stop()
+    envelope = pi.store.scalar("SELECT length(envelope) FROM sync_batches WHERE state = 'pending'")
+    assert envelope > 4000
+    resumed = Cycle(pi, state.identity(pi))
+    resumed.client.port = hub.port
+    again, real = [], resumed.client.call
+    resumed.client.call = lambda method, path, body=b"", **kw: again.append((method, path)) or real(
+        method, path, body, **kw)
+    result = resumed.run()
+    assert result.ok, result.error
+    # it sent the rest of the batch (plus hello, offset query and pull), not the whole of it again
+    assert result.bytes < envelope, (result.bytes, envelope)
+    puts = [p for m, p in again if m == "PUT"]
+    assert any(m == "GET" and "?total=" in p for m, p in again)   # asked the hub where it stopped
+    assert "offset=0&" not in puts[0]
+    assert sorted(hub_records(hub)) == sorted(node_records(node))
+    pi.close()
+
+
+def test_sync_now_request_file_starts_a_cycle_in_the_daemon(env, node, hub):
+    enroll(env, hub)
+    daemon_env = sync_env(env, interval_seconds=3600)
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "sync"], env=daemon_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from conftest import wait_for
+
+        wait_for(lambda: (node.read_status("sync") or {}).get("last_cycle"), 20, message="first cycle")
+        add_records(node, 12)
+        (node.data_dir / "run" / "sync-now").touch()     # what the web UI's "sync now" button does
+        wait_for(lambda: len(hub_records(hub)) == 12, 15, message="records after sync now")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0

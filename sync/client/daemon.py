@@ -16,7 +16,7 @@ import threading
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from edge.core import outbox
+from edge.core import outbox, sdnotify, watchdog
 from edge.core.node import Node
 
 from . import state
@@ -57,6 +57,11 @@ def run_daemon(node: Node) -> int:
     signal.signal(signal.SIGINT, on_signal)
     sched.start()
     due.set()   # one cycle at start
+    # systemd (Type=notify, WatchdogSec=): ready now; fed while the store is writable (issue 8)
+    notify = sdnotify.notifier()
+    heartbeat = watchdog.Heartbeat(lambda: watchdog.store_problem(node.config.store_path), notify)
+    heartbeat.start()
+    notify.ready("sync daemon running")
     log.info("sync daemon for node %s -> %s (every %s s while there is a backlog)", ident.node, ident.hub_url,
              cfg["interval_seconds"])
     try:
@@ -70,5 +75,7 @@ def run_daemon(node: Node) -> int:
             log.info("sync cycle: ok=%s acked=%d batches=%d error=%s", result.ok, result.acked, result.batches,
                      result.error)
     finally:
+        notify.stopping()
+        heartbeat.stop()
         sched.shutdown(wait=False)
     return 0

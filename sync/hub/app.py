@@ -47,7 +47,7 @@ def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow) -> Flask:
 
     @app.post("/v1/enroll")
     def enroll():
-        data = request.get_json(silent=True) or {}
+        data = request.get_json(silent=True, force=True) or {}
         if not isinstance(data.get("code"), str) or not isinstance(data.get("pubkey"), str):
             return _json({"error": "send {code, pubkey}"}, 400)
         return _json(hub.enroll(data["code"], data["pubkey"], now=now()))
@@ -55,7 +55,7 @@ def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow) -> Flask:
     @app.post("/v1/hello")
     def hello():
         node = authed()
-        status = request.get_json(silent=True) or {}
+        status = request.get_json(silent=True, force=True) or {}
         hub.store.touch(node, now=now(), status=json.dumps(status, ensure_ascii=False)[:4000])
         return signed({"node": node})
 
@@ -102,7 +102,7 @@ def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow) -> Flask:
     @app.post("/v1/pull")
     def pull():
         node = authed()
-        data = request.get_json(silent=True) or {}
+        data = request.get_json(silent=True, force=True) or {}
         cursor, limit = data.get("cursor", 0), data.get("limit", 200)
         if not isinstance(cursor, int) or not isinstance(limit, int) or not 0 < limit <= 1000:
             return signed({"error": "cursor and limit (1-1000) must be integers"}, 400)

@@ -63,8 +63,12 @@ def serve(node: Node, listen: str | None) -> None:
     h = open_hub(node, pool_size=threads)
     host, _, port = (listen or node.config["hub"]["listen"]).rpartition(":")
     click.echo(f"hub on http://{host}:{port}/ (database {h.store.engine.url.render_as_string()})", err=True)
-    waitress.serve(create_app(h), host=host.strip("[]"), port=int(port), threads=threads,
-                   ident="clinic-edge-hub", connection_limit=max(100, threads * 4), channel_timeout=60)
+    server = waitress.create_server(create_app(h), host=host.strip("[]"), port=int(port), threads=threads,
+                                    ident="clinic-edge-hub", connection_limit=max(100, threads * 4),
+                                    channel_timeout=60)
+    from edge.core import watchdog  # systemd Type=notify + WatchdogSec (issue 8)
+
+    watchdog.serve_notified(server, lambda: None)
 
 
 @hub.group("node")
