@@ -153,27 +153,9 @@ def serve(node: Node, listen: str | None) -> None:
     app = create_app(node=node)
     click.echo(f"web UI on http://{host}:{port}/", err=True)
     server = waitress.create_server(app, host=host, port=int(port), threads=8, ident="clinic-edge")
-    _serve_under_systemd(server, node)
+    from edge.core import watchdog
 
-
-def _serve_under_systemd(server, node: Node) -> None:
-    """READY=1 once the socket listens, WATCHDOG=1 while the store is writable, STOPPING=1 and a
-    graceful finish of in-flight requests on SIGTERM (a no-op outside systemd)."""
-    import signal
-
-    from edge.core import sdnotify, watchdog
-
-    notify = sdnotify.notifier()
-
-    def on_term(*_):
-        notify.stopping("finishing requests")
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, on_term)
-    heartbeat = watchdog.Heartbeat(lambda: watchdog.store_problem(node.config.store_path), notify)
-    heartbeat.start()
-    notify.ready("serving")
-    server.run()
+    watchdog.serve_notified(server, lambda: watchdog.store_problem(node.config.store_path))
 
 
 @main.command()

@@ -122,3 +122,22 @@ def test_ingest_pings_only_once_connected_to_the_broker(notify_socket, env, node
         if proc.poll() is None:
             proc.kill()
         broker.stop()
+
+
+def test_hub_service_says_ready_and_feeds_the_watchdog(notify_socket, env):
+    path, s = notify_socket
+    s.settimeout(30)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "hub", "serve", "--listen", f"127.0.0.1:{port}"],
+                            env={**env, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "600000"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        msgs: list[str] = []
+        wait_for(lambda: msgs.extend(s.recv(4096).decode().split("\n")) or "WATCHDOG=1" in msgs,
+                 timeout=30, message="READY and a watchdog ping from the hub")
+        assert "READY=1" in msgs
+        proc.terminate()
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

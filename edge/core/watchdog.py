@@ -84,3 +84,25 @@ class Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         self.stop_event.set()
+
+
+def serve_notified(server, check: Check, notify: Notifier | None = None) -> None:
+    """Run a waitress server under systemd: READY=1 once the socket listens, WATCHDOG=1 while
+    `check()` finds nothing wrong, STOPPING=1 and a graceful finish of in-flight requests on
+    SIGTERM. Outside systemd only the SIGTERM handling differs from `server.run()`."""
+    import signal
+
+    notify = notify or default_notifier()
+
+    def on_term(*_):
+        notify.stopping("finishing requests")
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    notify.ready("serving")
+    heartbeat = Heartbeat(check, notify)
+    heartbeat.start()
+    try:
+        server.run()
+    finally:
+        heartbeat.stop()

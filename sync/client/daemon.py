@@ -59,9 +59,9 @@ def run_daemon(node: Node) -> int:
     due.set()   # one cycle at start
     # systemd (Type=notify, WatchdogSec=): ready now; fed while the store is writable (issue 8)
     notify = sdnotify.notifier()
+    notify.ready("sync daemon running")
     heartbeat = watchdog.Heartbeat(lambda: watchdog.store_problem(node.config.store_path), notify)
     heartbeat.start()
-    notify.ready("sync daemon running")
     log.info("sync daemon for node %s -> %s (every %s s while there is a backlog)", ident.node, ident.hub_url,
              cfg["interval_seconds"])
     try:
