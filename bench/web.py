@@ -5,7 +5,8 @@
 Seeds a fresh store (residents through edge.core.residents.create, so search keys, outbox and audit
 are real; readings inserted with plain SQL in bulk, as ingest() would store them, to keep seeding
 short), logs in through the real login form and times requests through the Flask app (the WSGI
-app waitress serves; no network in the figure). Prints p50/p95/max in milliseconds.
+app waitress serves), or with --http over real HTTP to waitress on loopback. Prints p50/p95/max
+in milliseconds.
 """
 from __future__ import annotations
 
@@ -100,6 +101,30 @@ def timed(client, paths: list[str]) -> list[float]:
     return times
 
 
+class HttpClient:
+    """The same GETs over real HTTP to waitress (keep-alive), to include the server in the figure."""
+
+    def __init__(self, app, cookie: str):
+        import http.client
+        import threading
+
+        import waitress
+
+        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+        threading.Thread(target=self.server.run, daemon=True).start()
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.server.effective_port, timeout=30)
+        self.cookie = cookie
+
+    def get(self, path: str):
+        from urllib.parse import quote
+
+        self.conn.request("GET", quote(path, safe="/?=&"), headers={"Cookie": self.cookie})
+        r = self.conn.getresponse()
+        r.read()
+        r.status_code = r.status
+        return r
+
+
 def report(name: str, ms: list[float]) -> dict:
     ms = sorted(ms)
     out = {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(ms[int(len(ms) * 0.95) - 1], 1),
@@ -115,6 +140,7 @@ def main() -> int:
     ap.add_argument("--years", type=int, default=3)
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--data", default=None, help="data directory (default: a temporary one)")
+    ap.add_argument("--http", action="store_true", help="time real HTTP requests to waitress, not the WSGI app")
     args = ap.parse_args()
     rng = random.Random(42)
     data = Path(args.data or tempfile.mkdtemp(prefix="bench-web-"))
@@ -126,6 +152,10 @@ def main() -> int:
     client = app.test_client()
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
     client.post("/login", data={"username": "bench", "password": "bench-password", "csrf_token": token})
+    if args.http:
+        cookie = client.get_cookie("clinic_edge_session")
+        client = HttpClient(app, f"clinic_edge_session={cookie.value}")
+        print(f"over HTTP: waitress on port {client.server.effective_port}")
     results = {
         "search (JSON API)": report("search /api/v1/residents", timed(
             client, [f"/api/v1/residents?q={q}" for q in queries(people, rng, args.requests)])),
