@@ -22,8 +22,8 @@ def seed(store, *, now: datetime | None = None, rid: str = "R1", birth: str = "1
     if accounts.by_username(store, username) is None:
         accounts.add(store, username, PASSWORD, display_name="王医生", now=now)
     with store.atomic() as conn:
-        conn.execute("INSERT INTO residents (id, name, birth_date, sex, health_record_no, created_at, updated_at)"
-                     " VALUES (?,?,?,?,?,?,?)", (rid, "张三" + rid, birth, "1", f"110101001001{zlib.crc32(rid.encode()) % 100000:05d}",
+        conn.execute("INSERT INTO residents (id, name, birth_date, sex, health_record_no, created_at, updated_at,"
+                     " htn, htn_diagnosed_on) VALUES (?,?,?,?,?,?,?,1,'2024-01-01')", (rid, "张三" + rid, birth, "1", f"110101001001{zlib.crc32(rid.encode()) % 100000:05d}",
                                                  "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z"))
     records.enrol(store, resident_id=rid, disease="hypertension", since=date(2024, 1, 1), actor="test", at=now)
     devices.add(store, "bp-" + rid, kind="bp", transport="demo", resident_id=rid, now=now)

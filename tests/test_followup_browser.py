@@ -79,9 +79,9 @@ def test_routine_followup_in_six_actions_counted_in_report_and_xlsx(server, page
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login" not in url)
 
-    page.goto(base + "/followup/R1")             # the resident's follow-ups (from the resident page)
+    page.goto(base + "/residents/R1")            # the resident's page, where the BP was just measured
     act = Actions(page)
-    act.click("#new-hypertension")
+    act.click("#followup-hypertension")
     page.wait_for_selector("#followup-form")
     assert page.input_value("input[name=sbp]") == "128"
     assert page.input_value("input[name=dbp]") == "82"
