@@ -83,3 +83,44 @@ def test_no_radio_is_reported_not_fatal(tmp_path, env):
         driver.join(5)
         assert time.monotonic() - t0 < 5
     node.close()
+
+
+def test_clinic_edge_ingest_with_ble_on_a_machine_without_radio(tmp_path, env):
+    """The real `clinic-edge ingest` process: the BLE driver reports the missing radio in the status
+    file, keeps running, and stops cleanly on SIGTERM."""
+    import json
+    from pathlib import Path
+
+    from tests.conftest import Ingest, clinic_edge
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[drivers.ble]\nscan_seconds = 0.5\npause_seconds = 0.5\nbackoff_base = 0.2\nbackoff_cap = 1\n")
+    e = {**env, "CLINIC_EDGE_CONFIG": str(cfg), "CLINIC_EDGE_MQTT_ENABLED": "false"}
+    clinic_edge(e, "device", "add", "bp1", "--transport", "ble", "--kind", "bp", "--address", "C0:26:DA:00:00:02")
+    ingest = Ingest(e).start()
+    status = Path(e["CLINIC_EDGE_DATA"]) / "run" / "ingest.json"
+
+    def reported():
+        try:
+            s = json.loads(status.read_text())
+        except (OSError, ValueError):
+            return None
+        return s if s.get("ble_radio") is False else None
+
+    try:
+        s = wait_for(reported, timeout=20, message="ingest to report the missing radio")
+        assert "no Bluetooth radio" in s["ble_radio_error"] and s["drivers"]["ble"] is True
+    finally:
+        rc = ingest.stop()
+    assert rc == 0 and "Traceback" not in ingest.output()
+
+
+def test_every_ble_setting_is_documented_for_county_it():
+    from dataclasses import fields
+    from pathlib import Path
+
+    from device_drivers.ble.settings import BleSettings
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "ble.md").read_text()
+    missing = [f.name for f in fields(BleSettings) if f.name not in doc]
+    assert not missing, f"docs/ble.md does not mention {missing}"

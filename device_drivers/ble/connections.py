@@ -57,6 +57,7 @@ class BleConnections:
         self.devices: dict[str, DeviceState] = {}
         self.throttle: dict = {}
         self.radio_error: str | None = None
+        self.radio_ok: bool | None = None        # None until a scan has been tried
         self.heartbeat = monotonic()
         self.stop = asyncio.Event()
 
@@ -68,7 +69,7 @@ class BleConnections:
                 radio_attempt = 0
                 pause = self.s.pause_seconds
             except NoRadio as e:
-                self.radio_error = str(e)
+                self.radio_error, self.radio_ok = str(e), False
                 pause = backoff.delay(radio_attempt, base=self.s.backoff_base, cap=self.s.backoff_cap,
                                       rand=self.rand)
                 radio_attempt += 1
@@ -95,7 +96,7 @@ class BleConnections:
                 heard = await self.adapter.scan(self.s.scan_seconds)
         except TimeoutError:
             raise NoRadio(f"a {self.s.scan_seconds:g}s scan did not finish (is bluetoothd wedged?)") from None
-        self.radio_error = None
+        self.radio_error, self.radio_ok = None, True
         self.heartbeat = self.monotonic()
         visited = []
         for adv in heard:
@@ -137,6 +138,10 @@ class BleConnections:
         except BleLinkError as e:
             self._failed(st, e)
             return None
+        except Exception as e:   # a store error or a bug: this device fails, the loop and the others go on
+            log.exception("BLE session with %s failed", st.device_id)
+            self._failed(st, BleLinkError(f"session failed: {type(e).__name__}: {e}"))
+            return None
         finally:
             st.connected = False
             if link is not None:
@@ -174,5 +179,5 @@ class BleConnections:
         await asyncio.to_thread(devices.record_error, self.store, st.device_id, reason, now=self.clock.now())
 
     def status(self) -> dict:
-        return {"ble_radio": self.radio_error is None, "ble_radio_error": self.radio_error,
+        return {"ble_radio": self.radio_ok, "ble_radio_error": self.radio_error,
                 "ble_devices": {d: st.as_dict() for d, st in sorted(self.devices.items())}}
