@@ -74,12 +74,18 @@ def demo_doctor(node: Node) -> str:
     return password
 
 
-def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: Path) -> list[Part]:
+def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: Path,
+              hub_port: int = 0) -> list[Part]:
+    hub_port = hub_port or free_port()
     return [
         Part("broker", ["broker", "run", "--listen", f"127.0.0.1:{mqtt_port}"]),
         Part("ingest", ["ingest"]),
         Part("web", ["serve", "--listen", f"127.0.0.1:{web_port}"]),
         Part("devices", ["simulate", "--credentials", str(creds), "--rate", str(rate)]),
+        # the county hub (database in the data directory) and the node's sync daemon, every 10 s
+        Part("hub", ["hub", "serve", "--listen", f"127.0.0.1:{hub_port}"]),
+        Part("sync", ["sync", "--demo-hub", f"http://127.0.0.1:{hub_port}"],
+             env={"CLINIC_EDGE_SYNC_INTERVAL_SECONDS": "10"}),
     ]
 
 
@@ -96,7 +102,8 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.5)
     if node.config.source:
         env["CLINIC_EDGE_CONFIG"] = str(Path(node.config.source).resolve())
     node.close()
-    parts = parts_for(node, web_port=web_port, mqtt_port=mqtt_port, rate=rate, creds=creds)
+    hub_port = free_port()
+    parts = parts_for(node, web_port=web_port, mqtt_port=mqtt_port, rate=rate, creds=creds, hub_port=hub_port)
     stopping = False
 
     def request_stop(*_):
@@ -118,6 +125,7 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.5)
         print(f"\nclinic-edge demo is running.\n  open:   {url}\n"
               f"  log in: user {DEMO_DOCTOR}, password {doctor_password}  (new at every start)\n"
               f"  health: {url}healthz\n"
+              f"  county hub dashboard: http://127.0.0.1:{hub_port}/ (records arrive within a minute)\n"
               f"  MQTT:   mqtt://127.0.0.1:{mqtt_port} (devices/<id>/readings, SenML)\n"
               f"  data:   {node.data_dir.resolve()}\nPress Ctrl-C to stop.\n", flush=True)
         while not stopping:

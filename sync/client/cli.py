@@ -50,12 +50,16 @@ def enroll(node: Node, hub_url: str, code: str, force: bool) -> None:
 
 @click.group(invoke_without_command=True)
 @click.option("--once", is_flag=True, help="run one cycle and exit (0 only when everything is acknowledged)")
+@click.option("--demo-hub", default=None, hidden=True,
+              help="(clinic-edge demo) enroll first at the local hub whose database is in this data directory")
 @click.pass_context
-def sync(ctx: click.Context, once: bool) -> None:
+def sync(ctx: click.Context, once: bool, demo_hub: str | None) -> None:
     """Send the outbox to the county hub and apply what it sends down (runs as a daemon)."""
     if ctx.invoked_subcommand is not None:
         return
     node: Node = ctx.obj
+    if demo_hub:
+        enroll_at_demo_hub(node, demo_hub)
     if once:
         sys.exit(run_once(node))
     from .daemon import run_daemon
@@ -129,3 +133,39 @@ def export_bundle(node: Node, file: str) -> None:
     tmp.replace(out)
     click.echo(f"{len(batches)} batches, {sum(b.records for b in batches)} records, {len(data)} bytes -> {out}")
     click.echo("the records stay pending here until the hub's receipt arrives by the next online sync", err=True)
+
+
+def enroll_at_demo_hub(node: Node, url: str) -> None:
+    """For `clinic-edge demo`: the hub runs from this same data directory, so make a code there
+    and enroll with it, as county IT and the installer would do by hand."""
+    import secrets
+    import time
+    import urllib.request
+
+    from sync.hub.cli import open_hub
+    from sync.hub.service import utcnow
+
+    from . import state, transport
+
+    if node.store.one("SELECT node FROM sync_enrollment WHERE id = 1"):
+        return
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                _fail(f"the demo hub at {url} did not come up")
+            time.sleep(0.3)
+    hub = open_hub(node)
+    name = node.config["node"]["name"]
+    if (hub.store.node(name) or {}).get("pubkey"):
+        name = f"{name}-{secrets.token_hex(2)}"
+    code = hub.add_node(name, now=utcnow())
+    hub.store.engine.dispose()
+    key = state.new_node_key(node)
+    doc = transport.enroll(url.rstrip("/"), code, protocol.public_text(key))
+    state.commit_enrollment(node, name=doc["node"], hub_url=url.rstrip("/"), hub_pubkey=doc["hub_pubkey"],
+                            now=node.clock.now())
+    click.echo(f"demo: enrolled as {doc['node']} at {url}", err=True)
