@@ -224,3 +224,14 @@ def test_recorded_session_file_replays(store, tmp_path):
                                                  "sessions": [download("0101", [7], SUCCESS)]}]}))
     run(store, FakeAdapter.from_json(path))
     assert state.last_sequence(store, "meter1") == 7
+
+
+def test_heart_rate_stream_is_stored_at_most_once_per_interval(store):
+    now = SystemClock().now()
+    devices.add(store, "hr1", kind="wearable", transport="ble", now=now)
+    state.set_address(store, "hr1", "C0:26:DA:00:00:03", now=now)
+    frames = [{"notify": "2a37", "data": f"00{72 + i:02x}"} for i in range(5)]   # Nordic _simple layout
+    strap = FakePeripheral("C0:26:DA:00:00:03", ["180d"], ["2a37"], [frames + [{"drop": True}]], "HRM")
+    conn = run(store, FakeAdapter([strap]))
+    assert store.query("SELECT value FROM readings WHERE device_id = 'hr1'") == [{"value": 72.0}]
+    assert conn.devices["hr1"].last_result["frames"] == 5
