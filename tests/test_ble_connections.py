@@ -235,3 +235,12 @@ def test_heart_rate_stream_is_stored_at_most_once_per_interval(store):
     conn = run(store, FakeAdapter([strap]))
     assert store.query("SELECT value FROM readings WHERE device_id = 'hr1'") == [{"value": 72.0}]
     assert conn.devices["hr1"].last_result["frames"] == 5
+
+
+def test_time_goes_to_date_time_when_there_is_no_current_time_service(store):
+    # A&D UA-651BLE style: Date Time 0x2A08 inside the BP service (DEVICES.md §3), no CTS
+    p = FakePeripheral(BPM, ["1810"], ["2a35", "2a08"], [[{"notify": "2a35", "data": BP_SOME}]])
+    adapter = FakeAdapter([p])
+    conn = run(store, adapter)
+    (write,) = [w for w in adapter.writes if w[1] == "2a08"]
+    assert len(bytes.fromhex(write[2])) == 7 and conn.devices["bp1"].last_result["time_written"] is True

@@ -61,3 +61,8 @@ def test_requests():
 
 def test_current_time_value():
     assert current_time(datetime(2024, 6, 6, 12, 4, 44, 500000)) == H("E8 07 06 06 0C 04 2C 04 80 00")
+
+
+def test_date_time_value():
+    from device_drivers.ble.adapter import date_time
+    assert date_time(datetime(2018, 4, 17, 15, 51, 0)) == H("E2 07 04 11 0F 33 00")   # Nordic DateTime _today

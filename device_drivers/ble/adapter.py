@@ -42,11 +42,14 @@ class Adapter(Protocol):
     async def connect(self, address: str, *, timeout: float, on_disconnect: Callable[[], None]) -> Link: ...
 
 
+def date_time(now: datetime) -> bytes:
+    """Date Time (0x2A08): year uint16, month, day, hours, minutes, seconds (local time)."""
+    return now.year.to_bytes(2, "little") + bytes([now.month, now.day, now.hour, now.minute, now.second])
+
+
 def current_time(now: datetime, *, adjust_reason: int = 0) -> bytes:
     """Current Time (0x2A2B): Date Time + day of week (1 = Monday) + fractions256 + adjust reason.
 
     `now` is the clinic's local time (the device shows it to the doctor).
     """
-    return (now.year.to_bytes(2, "little")
-            + bytes([now.month, now.day, now.hour, now.minute, now.second, now.isoweekday(),
-                     now.microsecond * 256 // 1_000_000, adjust_reason]))
+    return date_time(now) + bytes([now.isoweekday(), now.microsecond * 256 // 1_000_000, adjust_reason])

@@ -24,7 +24,7 @@ SERVICES = {"1810": "blood pressure", "1809": "health thermometer", "180d": "hea
             "1808": "glucose", "181d": "weight scale", "1822": "pulse oximeter"}
 SERVICE_KIND = {"1810": "bp", "1809": "thermometer", "180d": "wearable", "1808": "glucose",
                 "181d": "scale", "1822": "spo2"}
-CURRENT_TIME_SERVICE, CURRENT_TIME = "1805", "2a2b"
+CURRENT_TIME_SERVICE, CURRENT_TIME, DATE_TIME = "1805", "2a2b", "2a08"
 RACP = "2a52"
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, tzinfo
 from edge.core.ingest import STATUS_REFUSED
 
 from . import gatt, glucose, racp, state
-from .adapter import Link, current_time
+from .adapter import Link, current_time, date_time
 from .errors import BleFrameError, GattRefused, LinkLost, RacpError, StepTimeout
 from .settings import BleSettings
 
@@ -85,14 +85,18 @@ class DeviceSession:
         return self.result
 
     async def _set_time(self) -> None:
-        if gatt.CURRENT_TIME not in self.chars:
+        """Write the clinic's local time: Current Time (0x2A2B), or else a writable Date Time (0x2A08)
+        some BP monitors and meters expose inside their health service (A&D UA-651BLE, Roche)."""
+        target = next((u for u in (gatt.CURRENT_TIME, gatt.DATE_TIME) if u in self.chars), None)
+        if target is None:
             return
         if not self.s.write_time:
             self.result.time_written = False
             return
         now = self.clock.now().astimezone(self.tz)
+        value = current_time(now) if target == gatt.CURRENT_TIME else date_time(now)
         try:
-            await self._step("write Current Time", self.link.write(gatt.CURRENT_TIME, current_time(now)))
+            await self._step("write the time", self.link.write(target, value))
             self.result.time_written = True
         except (GattRefused, StepTimeout) as e:   # e.g. Omron models answer ATT 0x80: carry on
             self.result.time_written = False
