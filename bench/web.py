@@ -140,6 +140,7 @@ def main() -> int:
     ap.add_argument("--years", type=int, default=3)
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--data", default=None, help="data directory (default: a temporary one)")
+    ap.add_argument("--no-followups", action="store_true", help="skip the follow-up figures (issue 5)")
     ap.add_argument("--http", action="store_true", help="time real HTTP requests to waitress, not the WSGI app")
     args = ap.parse_args()
     rng = random.Random(42)
@@ -167,6 +168,9 @@ def main() -> int:
             client, [f"/api/v1/residents/{p['id']}/readings?after=999999999"
                      for p in rng.sample(people, min(args.requests, len(people)))])),
     }
+    if not args.no_followups:   # issue 5: follow-up form, worklist, monthly report (bench/web_followup.py)
+        from web_followup import extend
+        results["follow-ups"] = extend(node, people, args.years, rng)
     print(json.dumps({"residents": len(people), "years": args.years, **results}, ensure_ascii=False))
     return 0
 

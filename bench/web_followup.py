@@ -36,10 +36,10 @@ PASSWORD = "bench-pass-1"
 
 
 def seed(store, n: int, years: int, today: date, rng: random.Random) -> list[str]:
+    """Residents (plain SQL), 60% hypertension, 30% diabetes, then three years of follow-ups."""
     now = datetime.now(timezone.utc)
     accounts.add(store, "bench", PASSWORD, now=now)
-    htn_ids = []
-    t0 = time.perf_counter()
+    managed = []
     with store.atomic() as conn:
         for i in range(n):
             rid = f"res-{i:05d}"
@@ -48,34 +48,38 @@ def seed(store, n: int, years: int, today: date, rng: random.Random) -> list[str
                          " updated_at) VALUES (?,?,?,?,?,?,?)",
                          (rid, f"居民{i}", born, "12"[i % 2], f"110101001001{i:05d}", "2023-01-01T00:00:00Z",
                           "2023-01-01T00:00:00Z"))
-            devices.add(store, f"dev-{i:05d}", kind="bp", transport="demo", resident_id=rid, now=now)
+            diseases = (["hypertension"] if i % 10 < 6 else []) + (["diabetes"] if i % 10 in (4, 5, 6) else [])
+            managed.append((rid, diseases))
+    seed_followups(store, managed, years, today, rng, with_readings=True)
+    return [rid for rid, ds in managed if "hypertension" in ds]
+
+
+def seed_followups(store, managed: list[tuple[str, list[str]]], years: int, today: date, rng: random.Random,
+                   *, with_readings: bool) -> None:
+    """Enrol each (resident, diseases) and give them follow-ups every 70-110 days for `years` years,
+    through records.save (row + version + outbox + audit + summaries). With `with_readings`, each
+    face-to-face visit's BP also arrives from a device bound to the resident, through ingest()."""
+    now = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
     start = date(today.year - years, today.month, 1)
-    saves = readings = 0
-    plan = []
-    for i in range(n):
-        rid = f"res-{i:05d}"
-        diseases = []
-        if i % 10 < 6:
-            diseases.append("hypertension")
-            htn_ids.append(rid)
-        if i % 10 in (4, 5, 6):
-            diseases.append("diabetes")
-        for d in diseases:
-            plan.append((rid, d))
+    plan = [(rid, d) for rid, ds in managed for d in ds]
     with store.atomic():
         for rid, d in plan:
             records.enrol(store, resident_id=rid, disease=d, since=start, actor="bench", at=now)
+        if with_readings:
+            for rid, ds in managed:
+                if ds:
+                    devices.add(store, "dev-" + rid, kind="bp", transport="demo", resident_id=rid, now=now)
+    saves = readings = 0
     batch: list[Reading] = []
-    with_tx = store.atomic()
-    with_tx.__enter__()
-    for k, (rid, d) in enumerate(plan):
+    tx = store.atomic()
+    tx.__enter__()
+    for rid, d in plan:
         day = start + timedelta(days=rng.randrange(20))
-        prev = None
         while day < today:
             mode = "3" if rng.random() < 0.1 else "1"
             sbp, dbp = rng.randrange(110, 175), rng.randrange(65, 105)
             dbp = min(dbp, sbp - 20)
-            fbg = round(rng.uniform(4.5, 11.0), 1)
             values = {"visit_date": day.isoformat(), "visit_mode": mode, "symptoms": ["1"],
                       "classification": "1" if sbp < 140 and dbp < 90 else "2",
                       "next_step": "1", "next_visit_date": (day + timedelta(days=90)).isoformat(),
@@ -84,27 +88,25 @@ def seed(store, n: int, years: int, today: date, rng: random.Random) -> list[str
             if mode == "1":
                 values.update(sbp=sbp, dbp=dbp, heart_rate=rng.randrange(60, 95))
                 if d == "diabetes":
-                    values["fbg"] = fbg
-                at = datetime.combine(day, datetime.min.time(), TZ).replace(hour=9)
-                dev = "dev-" + rid[4:]
-                batch += [Reading(dev, "8480-6", sbp, "mm[Hg]", "demo", device_time=at),
-                          Reading(dev, "8462-4", dbp, "mm[Hg]", "demo", device_time=at)]
+                    values["fbg"] = round(rng.uniform(4.5, 11.0), 1)
+                if with_readings:
+                    at = datetime.combine(day, datetime.min.time(), TZ).replace(hour=9)
+                    batch += [Reading("dev-" + rid, "8480-6", sbp, "mm[Hg]", "demo", device_time=at),
+                              Reading("dev-" + rid, "8462-4", dbp, "mm[Hg]", "demo", device_time=at)]
             records.save(store, resident_id=rid, form=d, values=values, actor="bench", at=now)
             saves += 1
-            prev = values
             day += timedelta(days=rng.randrange(70, 110))
         if len(batch) > 4000:
-            with_tx.__exit__(None, None, None)
+            tx.__exit__(None, None, None)
             readings += len(ingest(store, batch))
             batch = []
-            with_tx = store.atomic()
-            with_tx.__enter__()
-        del prev
-    with_tx.__exit__(None, None, None)
+            tx = store.atomic()
+            tx.__enter__()
+    tx.__exit__(None, None, None)
     readings += len(ingest(store, batch))
-    print(f"seeded {n} residents, {len(plan)} managed patient-diseases, {saves} follow-ups, {readings} "
-          f"readings in {time.perf_counter() - t0:.0f} s")
-    return htn_ids
+    store.conn.execute("ANALYZE")
+    print(f"seeded {len(plan)} managed patient-diseases with {saves} follow-ups and {readings} device readings"
+          f" in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 class FormFields(HTMLParser):
@@ -147,6 +149,74 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
+def measure(node, client, htn: list[str], samples: int, rng: random.Random) -> dict:
+    """Time the follow-up pages (logged-in `client`) and count the actions of a routine visit."""
+    today = datetime.now(TZ).date()
+    picked = rng.sample(htn, min(samples, len(htn)))
+    now = datetime.now(timezone.utc)
+    for rid in picked:          # today's BP, from a device bound to the resident (through ingest)
+        dev = "today-" + rid
+        if devices.get(node.store, dev) is None:
+            devices.add(node.store, dev, kind="bp", transport="demo", resident_id=rid, now=now)
+    ingest(node.store, [Reading("today-" + rid, code, v, "mm[Hg]", "demo", device_time=now,
+                                source_key=f"today-{code}-{time.time()}")
+                        for rid in picked for code, v in (("8480-6", 128), ("8462-4", 82))])
+    month = today.strftime("%Y-%m")
+    n = max(20, samples // 5)
+    results = {
+        "follow-up form (open, pre-filled)": timed(client, [f"/followup/{r}/hypertension/new" for r in picked]),
+        "worklist": timed(client, ["/worklist"] * n),
+        "monthly report": timed(client, [f"/reports?period={month}"] * n),
+        "quarterly report": timed(client, [f"/reports?period={today.year}-Q{(today.month - 1) // 3 + 1}"] * n),
+    }
+    save_ms, actions = [], None
+    for rid in picked[:40]:     # the pre-filled form submitted unchanged: the routine case
+        f = FormFields()
+        f.feed(client.get(f"/followup/{rid}/hypertension/new").text)
+        data: dict[str, list[str]] = {}
+        for k, v in f.fields:
+            data.setdefault(k, []).append(v)
+        t = time.perf_counter()
+        r = client.post(f"/followup/{rid}/hypertension/new", data=data)
+        save_ms.append((time.perf_counter() - t) * 1000)
+        assert r.status_code == 302, r.text[:400]
+        if actions is None:
+            typed = [k for k in ("visit_date", "visit_mode", "sbp", "dbp", "classification", "next_visit_date")
+                     if not data.get(k) or data[k] == [""]]
+            actions = 1 + len(typed) + 1          # open the form, type what is missing, save
+    results["save follow-up (POST)"] = save_ms
+    saved = node.store.one("SELECT classification, bp_source FROM followups ORDER BY created_at DESC LIMIT 1")
+    print(f"{'page':38} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'p95 cpu ms':>11}")
+    out = {}
+    for name, xs in results.items():
+        cpu = CPU.get(id(xs))
+        out[name] = {"p50_ms": round(statistics.median(xs), 1), "p95_ms": round(pct(xs, 95), 1),
+                     "p95_cpu_ms": round(pct(cpu, 95), 1) if cpu else None, "n": len(xs)}
+        print(f"{name:38} {len(xs):4d} {statistics.median(xs):8.1f} {pct(xs, 95):8.1f} "
+              f"{pct(cpu, 95) if cpu else float('nan'):11.1f}")
+    print(f"load average while measuring: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cpus")
+    print(f"routine controlled hypertension follow-up with device BP: {actions} actions required "
+          f"(open the form, save; saved as classification {saved['classification']}, BP source "
+          f"{saved['bp_source']}); 3 with 无症状 ticked, as the browser test does; target <= 6")
+    out["routine follow-up actions"] = actions
+    return out
+
+
+def extend(node, people: list[dict], years: int, rng: random.Random) -> dict:
+    """For bench/web.py: follow-ups for its residents (enrolment from their htn/t2dm flags), then
+    the follow-up figures on the same store, through the Flask app with a doctor logged in."""
+    today = datetime.now(TZ).date()
+    managed = [(p["id"], (["hypertension"] if p.get("htn") else []) + (["diabetes"] if p.get("t2dm") else []))
+               for p in people]
+    seed_followups(node.store, managed, years, today, rng, with_readings=False)
+    accounts.add(node.store, "bench-followup", PASSWORD, now=datetime.now(timezone.utc))
+    client = create_app(node=node).test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+    r = client.post("/login", data={"username": "bench-followup", "password": PASSWORD, "csrf_token": token})
+    assert r.status_code == 303
+    return measure(node, client, [rid for rid, ds in managed if "hypertension" in ds], 100, rng)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--residents", type=int, default=5000)
@@ -158,56 +228,17 @@ def main() -> None:
     data = Path(args.data or tempfile.mkdtemp(prefix="bench-followup-"))
     node = Node(config_mod.load(env={"CLINIC_EDGE_DATA": str(data)}))
     rng = random.Random(5)
-    today = datetime.now(TZ).date()
     if args.reuse:
         htn = [r["resident_id"] for r in node.store.query(
             "SELECT resident_id FROM chronic_management WHERE disease = 'hypertension'")]
     else:
-        htn = seed(node.store, args.residents, args.years, today, rng)
+        htn = seed(node.store, args.residents, args.years, datetime.now(TZ).date(), rng)
     app = create_app(node=node)
     client = app.test_client()
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
-    assert client.post("/login", data={"username": "bench", "password": PASSWORD, "csrf_token": token}).status_code == 303
-
-    picked = rng.sample(htn, args.samples)
-    now = datetime.now(timezone.utc)
-    ingest(node.store, [Reading("dev-" + rid[4:], code, v, "mm[Hg]", "demo", device_time=now, source_key=f"today-{code}-{time.time()}")
-                        for rid in picked for code, v in (("8480-6", 128), ("8462-4", 82))])
-    month = today.strftime("%Y-%m")
-    results = {
-        "follow-up form (open, pre-filled)": timed(client, [f"/followup/{r}/hypertension/new" for r in picked]),
-        "worklist": timed(client, ["/worklist"] * max(20, args.samples // 5)),
-        "monthly report": timed(client, [f"/reports?period={month}"] * max(20, args.samples // 5)),
-        "quarterly report": timed(client, [f"/reports?period={today.year}-Q{(today.month - 1) // 3 + 1}"] * 20),
-    }
-    # saving: the pre-filled form submitted unchanged (the routine case)
-    save_ms, actions = [], None
-    for rid in picked[:40]:
-        f = FormFields()
-        f.feed(client.get(f"/followup/{rid}/hypertension/new").text)
-        data_ = {}
-        for k, v in f.fields:
-            data_.setdefault(k, []).append(v)
-        t = time.perf_counter()
-        r = client.post(f"/followup/{rid}/hypertension/new", data=data_)
-        save_ms.append((time.perf_counter() - t) * 1000)
-        assert r.status_code == 302, r.text[:400]
-        if actions is None:
-            typed = [k for k in ("sbp", "dbp", "classification", "next_visit_date", "visit_mode", "visit_date")
-                     if not data_.get(k) or data_[k] == [""]]
-            # 1 click to open the form (resident page/worklist), 0 typed fields, 1 click to save
-            actions = 1 + len(typed) + 1
-    results["save follow-up (POST)"] = save_ms
-    saved = node.store.one("SELECT classification, bp_source FROM followups ORDER BY created_at DESC LIMIT 1")
-    print(f"{'page':38} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'p95 cpu ms':>11}")
-    for name, xs in results.items():
-        cpu = CPU.get(id(xs))
-        print(f"{name:38} {len(xs):4d} {statistics.median(xs):8.1f} {pct(xs, 95):8.1f} "
-              f"{pct(cpu, 95) if cpu else float('nan'):11.1f}")
-    print(f"load average while measuring: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cpus")
-    print(f"routine controlled hypertension follow-up with device BP: {actions} actions required "
-          f"(open form, save; saved as classification {saved['classification']}, BP source {saved['bp_source']}); "
-          f"3 with 无症状 ticked as in the browser test; target <= 6")
+    r = client.post("/login", data={"username": "bench", "password": PASSWORD, "csrf_token": token})
+    assert r.status_code == 303
+    measure(node, client, htn, args.samples, rng)
     print(f"data directory: {data}")
 
 

@@ -55,7 +55,8 @@ def require_login():
 @bp.context_processor
 def template_helpers() -> dict[str, Any]:
     """`lang` and `t(zh, en)` for these pages; `_`/`csrf_token` only while Babel/CSRF are absent."""
-    out: dict[str, Any] = {"lang": lang(), "t": lambda zh, en: zh if lang() == "zh" else en,
+    current = lang()
+    out: dict[str, Any] = {"lang": current, "t": (lambda zh, en: zh) if current == "zh" else (lambda zh, en: en),
                            "fields": fields}
     if "babel" not in current_app.extensions:
         out["_"] = lambda s, **kw: (s % kw) if kw else s
