@@ -89,12 +89,28 @@ def test_full_download_success_stores_every_record_once_and_sets_time(store):
 
 
 def test_next_session_asks_only_for_newer_records_and_handles_no_records(store):
-    adapter = FakeAdapter([meter(download("0101", [1, 2], SUCCESS),
-                                 download("0103010300", [], NO_RECORDS))])
+    second = download("0103010300", [], NO_RECORDS) + download("0106", [2], SUCCESS)   # newest: one we have
+    adapter = FakeAdapter([meter(download("0101", [1, 2], SUCCESS), second)])
     conn = run(store, adapter, rounds=2)
-    assert [w[2] for w in adapter.writes if w[1] == "2a52"] == ["0101", "0103010300"]
+    assert [w[2] for w in adapter.writes if w[1] == "2a52"] == ["0101", "0103010300", "0106"]
     assert conn.devices["meter1"].last_result["racp"] == "no records"
-    assert len(glucose_rows(store)) == 2 and not adapter.mismatches
+    assert len(glucose_rows(store)) == 2 and state.last_sequence(store, "meter1") == 2
+    assert not adapter.mismatches
+
+
+def test_meter_whose_memory_was_reset_is_downloaded_again_from_the_start(store):
+    def later(seq):   # the same sequence numbers, a day later: different records
+        return record(seq).replace("e907030f08", "e907031008")
+
+    second = (download("0103010600", [], NO_RECORDS)
+              + [{"expect_write": "2a52", "data": "0106", "reply": [["2a18", later(2)], ["2a52", SUCCESS]]},
+                 {"expect_write": "2a52", "data": "0101",
+                  "reply": [["2a18", later(1)], ["2a18", later(2)], ["2a52", SUCCESS]]}])
+    adapter = FakeAdapter([meter(download("0101", [1, 2, 3, 4, 5], SUCCESS), second)])
+    conn = run(store, adapter, rounds=2)
+    assert "newest record 2 < stored 5" in conn.devices["meter1"].last_result["meter_reset"]
+    assert len(glucose_rows(store)) == 7                   # 5 old + 2 new, none twice
+    assert state.last_sequence(store, "meter1") == 2 and not adapter.mismatches
 
 
 def test_dropped_mid_download_resumes_without_fetching_twice_or_missing(store):

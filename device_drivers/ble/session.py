@@ -37,6 +37,7 @@ class SessionResult:
     time_written: bool | None = None        # None: the device offers no Current Time
     time_note: str | None = None
     racp: str | None = None                 # outcome of a stored-records download
+    meter_reset: str | None = None          # the meter's sequence numbers restarted
     last_sequence: int | None = None
     live: dict = field(default_factory=dict)
     last_reading_at: datetime | None = None
@@ -63,6 +64,7 @@ class DeviceSession:
         self.result = SessionResult()
         self.pending: dict[int, list] = {}     # glucose: sequence -> [readings, context still due]
         self.chars: set[str] = set()
+        self.seen: list[int] = []               # glucose sequence numbers received
 
     @property
     def device_id(self) -> str:
@@ -127,11 +129,19 @@ class DeviceSession:
             await self._handle(batch)
 
     async def _download(self) -> None:
-        """Glucose stored records through the Record Access Control Point."""
+        """Glucose stored records through the Record Access Control Point.
+
+        Incremental: "sequence >= last stored + 1". When that finds no records, the newest record
+        is asked for once: a newest sequence below the stored one means the meter's memory was
+        reset or its counter wrapped, so progress is reset and every record is asked for (stable
+        ids keep the ones already stored from being stored twice). Otherwise nothing new exists.
+        """
         await self._step("subscribe to Record Access Control Point",
                          self.link.start_notify(gatt.RACP, self._receiver(gatt.RACP)))
         last = await asyncio.to_thread(state.last_sequence, self.store, self.device_id)
-        await self._step("write RACP request", self.link.write(gatt.RACP, racp.report_after(last)))
+        request = racp.report_after(last)
+        phase = "all" if request == racp.report_all() else "incremental"
+        await self._step("write RACP request", self.link.write(gatt.RACP, request))
         aborted = False
         while True:
             if self.stop.is_set() and not aborted:   # the driver is stopping: end the procedure cleanly
@@ -149,11 +159,25 @@ class DeviceSession:
             answers = [i for i in batch if isinstance(i, _Item) and i.uuid == gatt.RACP]
             await self._handle([i for i in batch if not (isinstance(i, _Item) and i.uuid == gatt.RACP)])
             for answer in answers:
-                if self._finished(answer, aborted):
-                    await self._flush(everything=True)
+                if not self._answered(answer, aborted):
+                    continue
+                await self._flush(everything=True)
+                if aborted or phase == "all" or (phase == "incremental" and self.result.racp != "no records"):
+                    return
+                if phase == "incremental":              # nothing new: is the meter's counter behind ours?
+                    phase, self.seen = "check", []
+                    await self._step("write RACP request", self.link.write(gatt.RACP, racp.report_last()))
+                elif self.seen and max(self.seen) < last:
+                    self.result.meter_reset = f"newest record {max(self.seen)} < stored {last}"
+                    await asyncio.to_thread(state.reset_sequence, self.store, self.device_id, now=self.clock.now())
+                    phase = "all"
+                    await self._step("write RACP request", self.link.write(gatt.RACP, racp.report_all()))
+                else:
+                    self.result.racp = "no records"     # the newest record is one we have
                     return
 
-    def _finished(self, item: _Item, aborted: bool) -> bool:
+    def _answered(self, item: _Item, aborted: bool) -> bool:
+        """True when this RACP indication ends the current request (result.racp says how)."""
         try:
             answer = racp.parse_response(item.data)
         except BleFrameError as e:
@@ -248,6 +272,7 @@ class DeviceSession:
 
     def _glucose(self, item: _Item, readings: list) -> list:
         seq = int.from_bytes(item.data[1:3], "little")
+        self.seen.append(seq)
         follows = bool(item.data[0] & 0x10) and glucose.GLUCOSE_CONTEXT in self.chars
         self.pending[seq] = [readings, follows]
         return []

@@ -97,3 +97,11 @@ def check_new(store, address: str | None, transport: str) -> str | None:
     if owner:
         raise ValidationError(f"address {address} already belongs to device {owner}", field="address")
     return address
+
+
+def reset_sequence(store, device_id: str, *, now: datetime) -> None:
+    """Forget the download progress of a meter whose sequence numbers restarted (memory reset or
+    counter wrap): the next request asks for every record; stable ids drop those already stored."""
+    with store.atomic() as conn:
+        conn.execute("UPDATE ble_state SET last_sequence = NULL, updated_at = ? WHERE device_id = ?",
+                     (utc_iso(now), device_id))
