@@ -129,3 +129,28 @@ def test_report_numbers_link_to_the_residents_and_english_works(app_client):
     client.get("/lang/en")
     assert "BP control rate (managed)" in client.get(f"/reports?period={month}").text
     assert "Systolic BP" in client.get(url).text
+
+
+def test_diabetes_form_prefilled_with_glucose_and_low_glucose_alert(env):
+    from datetime import date, datetime, timezone
+    from edge.core.followup import records
+    from edge.core.ingest import ingest
+    from edge.core.reading import Reading
+    node = Node(config_mod.load(env=env))
+    app = create_app(node=node)
+    seed(node.store)
+    records.enrol(node.store, resident_id="R1", disease="diabetes", since=date(2024, 1, 1), actor="t",
+                  at=datetime.now(timezone.utc))
+    ingest(node.store, [Reading("bp-R1", "2339-0", 70.0, "mg/dL", "demo", device_time=datetime.now(timezone.utc))])
+    client = app.test_client()
+    login(client)
+    page = client.get("/followup/R1/diabetes/new").text
+    f = form_fields(page)
+    assert f["fbg"] == ["3.9"]                                   # 70 mg/dL stored as 3.9 mmol/L
+    assert 'id="urgent-alert"' in page and "≤3.9" in page and f["next_step"] == ["4"]
+    assert f["classification"] == ["1"]                          # < 7.0 is "controlled"; the alert still stands
+    assert "heart_rate" not in f and "salt" not in f             # hypertension-only fields are not on it
+    r = submit(client, "/followup/R1/diabetes/new", page, dorsalis_pedis="1")
+    assert r.status_code == 302
+    assert node.store.scalar("SELECT fbg FROM followups WHERE form = 'diabetes'") == 3.9
+    node.close()
