@@ -30,4 +30,6 @@ def create_app(config: Config | None = None, *, node: Node | None = None) -> Fla
     app.register_blueprint(reports.bp)
     from .workbench import install  # login, CSRF, languages and the doctor's workbench
     install(app)
+    from . import setup  # first-boot /setup page (issue 8)
+    setup.install(app)
     return app

@@ -1,0 +1,196 @@
+"""First boot: the one file county IT writes onto the boot (FAT) partition before posting the card.
+
+    # clinic-edge.toml
+    [clinic]
+    name = "石桥村卫生室"
+    division_code = "110105001001"      # 12-digit statistical division code of the village
+    [hub]
+    url = "https://hub.county.example:8470"
+    code = "K7QF-2MXD-9TRA"              # from `clinic-edge hub node add NAME` (one use, expires)
+    [wifi]                              # optional
+    ssid = "clinic"
+    psk = "secret"
+
+`run()` writes the clinic into the node's config, makes the node's secrets, enrolls with the hub
+(`clinic-edge enroll` as a subprocess, retried with capped backoff until the link comes up),
+creates the first admin account with a random one-time setup code (shown on the local web UI's
+/setup page, never a fixed default), and then deletes the file with its secrets. A refused code
+(wrong, used or expired) is not retried: it is reported in the journal and on /setup with what
+to do, and the file stays so a corrected code can be written into it.
+
+Progress is kept in `run/firstboot.json` (Node.write_status) for the setup page.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Callable
+
+from edge.core.first_admin import ADMIN, create_first_admin
+from edge.core.node import Node
+
+from .errors import ProvisioningError
+
+log = logging.getLogger(__name__)
+NODE_CONFIG = "config.toml"   # /etc/clinic-edge/config.toml links here on the image
+REFUSED_HINT = ("Ask county IT for a new enrollment code (`clinic-edge hub node add NAME` on the hub), write it as "
+                "[hub] code in clinic-edge.toml on the SD card's boot partition, and restart the box.")
+
+
+def read_boot_file(path: Path) -> dict:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise ProvisioningError(f"no provisioning file at {path}: county IT writes clinic-edge.toml onto "
+                                f"the boot partition before the first start") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ProvisioningError(f"{path} is not valid TOML: {e}") from e
+    clinic, hub = raw.get("clinic", {}), raw.get("hub", {})
+    problems = []
+    if not 0 < len(str(clinic.get("name", ""))) <= 64:
+        problems.append("[clinic] name (the clinic's name) is missing")
+    if not re.fullmatch(r"\d{12}", str(clinic.get("division_code", ""))):
+        problems.append("[clinic] division_code must be the village's 12-digit division code")
+    if not re.match(r"https?://[^/\s]+", str(hub.get("url", ""))):
+        problems.append("[hub] url must be http(s)://HOST:PORT")
+    if not str(hub.get("code", "")).strip():
+        problems.append("[hub] code (the enrollment code) is missing")
+    if "wifi" in raw and not raw["wifi"].get("ssid"):
+        problems.append("[wifi] needs ssid (and psk) or should be left out")
+    if problems:
+        raise ProvisioningError(f"{path}: " + "; ".join(problems))
+    return raw
+
+
+def run(node: Node, boot_file: Path, *, attempts: int | None = None, enroll: Callable | None = None,
+        sleep=time.sleep) -> str:
+    status = {"state": "starting", "boot_file": str(boot_file)}
+    try:
+        raw = read_boot_file(boot_file)
+    except ProvisioningError as e:
+        _report(node, status, "invalid", str(e))
+        raise
+    clinic, hub = raw["clinic"], raw["hub"]
+    write_node_config(node, clinic)
+    _make_secrets(node)
+    if "wifi" in raw:
+        write_wifi(node, raw["wifi"])
+    enroll = enroll or (lambda url, code: enroll_subprocess(node, url, code))
+    result = enroll_with_retry(node, status, hub["url"], str(hub["code"]).strip(), enroll, attempts, sleep)
+    if result != "enrolled":
+        raise ProvisioningError(result)
+    code = create_first_admin(node)
+    boot_file.unlink()
+    status.update(state="done", message="enrolled; setup code shown on the web UI's /setup page",
+                  admin=ADMIN, secrets_removed=True)
+    node.write_status("firstboot", status)
+    log.info("first boot done: enrolled with %s, boot file with its secrets deleted", hub["url"])
+    return f"first boot done; open http://<this box>:8080/setup for the admin's one-time setup code" + \
+        ("" if code else " (an admin already existed)")
+
+
+def enroll_with_retry(node, status, url, code, enroll, attempts, sleep) -> str:
+    attempt = 0
+    while True:
+        attempt += 1
+        status.update(state="enrolling", attempt=attempt, hub=url)
+        node.write_status("firstboot", status)
+        ok, message = enroll(url, code)
+        if ok or "already enrolled" in message:
+            return "enrolled"
+        if "enrollment refused" in message:  # the hub said no (wrong, used or expired code)
+            text = f"the hub refused the enrollment code: {message.strip()}. {REFUSED_HINT}"
+            _report(node, status, "refused", text)
+            return text
+        wait = min(300.0, 2.0 * 2 ** min(attempt, 8)) * (0.5 + random.random() / 2)
+        log.warning("cannot enroll yet (attempt %d): %s; retrying in %.0f s", attempt, message.strip(), wait)
+        status.update(last_error=message.strip())
+        if attempts is not None and attempt >= attempts:
+            text = f"could not reach the hub at {url} after {attempt} attempts: {message.strip()}"
+            _report(node, status, "unreachable", text)
+            return text
+        sleep(wait)
+
+
+def enroll_subprocess(node: Node, url: str, code: str) -> tuple[bool, str]:
+    """`clinic-edge enroll --hub URL --code CODE` (PINNED, issue 4) in this same environment."""
+    cmd = [sys.executable, "-m", "edge"]
+    if node.config.source:
+        cmd += ["--config", str(node.config.source)]
+    cmd += ["enroll", "--hub", url, "--code", code]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return False, "enroll timed out"
+    return p.returncode == 0, (p.stdout if p.returncode == 0 else p.stderr) or f"exit {p.returncode}"
+
+
+def write_node_config(node: Node, clinic: dict) -> Path:
+    """Put the clinic into the node's config file (data partition), keeping its other sections."""
+    path = Path(node.config.source) if node.config.source else node.data_dir / NODE_CONFIG
+    raw = tomllib.loads(path.read_text()) if path.exists() else {}
+    raw.setdefault("node", {}).update(clinic_name=str(clinic["name"]), division_code=str(clinic["division_code"]),
+                                      name=f"clinic-{clinic['division_code']}")
+    path.write_text(dump_toml(raw))
+    return path
+
+
+def write_wifi(node: Node, wifi: dict) -> Path:
+    """wpa_supplicant's config for wlan0 (the image links /etc/wpa_supplicant/wpa_supplicant-wlan0.conf here)."""
+    ssid, psk = str(wifi["ssid"]), str(wifi.get("psk", ""))
+    body = ["ctrl_interface=DIR=/run/wpa_supplicant", "update_config=0", f"country={wifi.get('country', 'CN')}",
+            "network={", f"  ssid={_quoted(ssid)}"]
+    body += [f"  psk={_quoted(psk)}"] if psk else ["  key_mgmt=NONE"]
+    body += ["}", ""]
+    path = node.path("network", "wpa_supplicant-wlan0.conf")
+    _write_private(path, "\n".join(body))
+    return path
+
+
+def dump_toml(data: dict) -> str:
+    out = []
+    for section, table in data.items():
+        out.append(f"[{section}]")
+        for k, v in table.items():
+            out.append(f"{k} = {_toml_value(v)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return _quoted(str(v))
+
+
+def _quoted(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _make_secrets(node: Node) -> None:
+    for name in ("web-secret-key", "mqtt-ingest-password"):
+        node.secret(name)
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _report(node: Node, status: dict, state: str, message: str) -> None:
+    status.update(state=state, message=message)
+    node.write_status("firstboot", status)
+    log.error("first boot: %s", message)

@@ -1,0 +1,175 @@
+"""First boot against a temporary directory standing in for the boot (FAT) partition and a real
+local hub (`clinic-edge hub serve`, issue 4): keys with the right permissions, enrolled (after
+retrying while the hub was not up yet), secrets removed, the admin's one-time setup code on
+/setup, and a wrong code reported on /setup and in the log."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import clinic_edge, free_port, wait_port
+from edge.appliance import firstboot
+from edge.appliance.errors import ProvisioningError
+from edge.core import accounts, config as config_mod
+from edge.core.node import Node
+
+BOOT_FILE = """\
+[clinic]
+name = "石桥村卫生室"
+division_code = "110105001002"
+[hub]
+url = "{url}"
+code = "{code}"
+[wifi]
+ssid = "clinic-wifi"
+psk = "wifi-secret-123"
+"""
+
+
+class Hub:
+    def __init__(self, base: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_EDGE_")}
+        self.env["CLINIC_EDGE_DATA"] = str(base / "hub-data")
+        self.env["CLINIC_EDGE_HUB_LISTEN"] = f"127.0.0.1:{self.port}"
+        self.proc = None
+
+    def new_code(self, name: str) -> str:
+        return clinic_edge(self.env, "hub", "node", "add", name).stdout.strip().splitlines()[-1]
+
+    def start(self) -> "Hub":
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge", "hub", "serve"], env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, 20)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def hub(tmp_path):
+    h = Hub(tmp_path)
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def box(tmp_path, env):
+    """The node's environment: its config file on the data partition, a boot partition folder."""
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    config = Path(env["CLINIC_EDGE_DATA"]) / "config.toml"
+    config.write_text('[web]\nlisten = "127.0.0.1:8080"\n')
+    return {**env, "CLINIC_EDGE_CONFIG": str(config)}, boot
+
+
+def _mode(p: Path) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+def test_first_boot_waits_for_the_hub_enrolls_and_removes_the_secrets(hub, box):
+    env, boot = box
+    data = Path(env["CLINIC_EDGE_DATA"])
+    (boot / "clinic-edge.toml").write_text(BOOT_FILE.format(url=hub.url, code=hub.new_code("shiqiao")))
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "firstboot", "--boot-file", str(boot / "clinic-edge.toml")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # the first attempt finds no hub: the link is "not up yet"
+    hub.start()
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert "retrying" in err
+    # enrolled, keys made and private
+    status = json.loads(clinic_edge(env, "sync", "status", "--json").stdout)
+    assert status["enrolled"] and status["hub"] == hub.url
+    assert _mode(data / "secrets" / "sync-node.key") == 0o600
+    assert _mode(data / "secrets") == 0o700
+    for name in ("web-secret-key", "mqtt-ingest-password", "setup-code"):
+        assert _mode(data / "secrets" / name) == 0o600, name
+    assert _mode(data / "network" / "wpa_supplicant-wlan0.conf") == 0o600
+    # the clinic is in the node's config; the boot partition no longer holds any secret
+    cfg = config_mod.load(env=env)
+    assert cfg["node"]["clinic_name"] == "石桥村卫生室" and cfg["node"]["division_code"] == "110105001002"
+    assert cfg["web"]["listen"] == "127.0.0.1:8080", "the other sections were kept"
+    assert list(boot.iterdir()) == []
+    # the admin exists with the one-time code as password, never a fixed default
+    node = Node(cfg)
+    code = (data / "secrets" / "setup-code").read_text().strip()
+    assert len(code) >= 12 and accounts.authenticate(node.store, "admin", code, now=node.clock.now()).is_admin
+    node.close()
+
+
+def test_the_setup_page_shows_the_code_once_and_takes_the_admins_password(hub, box):
+    env, boot = box
+    hub.start()
+    (boot / "clinic-edge.toml").write_text(BOOT_FILE.format(url=hub.url, code=hub.new_code("setup-page")))
+    clinic_edge(env, "firstboot", "--boot-file", str(boot / "clinic-edge.toml"), timeout=90)
+    from edge.web import create_app
+
+    node = Node(config_mod.load(env=env))
+    app = create_app(node=node)
+    app.config["WTF_CSRF_ENABLED"] = False
+    client = app.test_client()
+    code = (Path(env["CLINIC_EDGE_DATA"]) / "secrets" / "setup-code").read_text().strip()
+    page = client.get("/setup").get_data(as_text=True)
+    assert code in page
+    wrong = client.post("/setup", data={"code": "aaaa-bbbb-cccc", "password": "my-own-pass-1",
+                                        "password2": "my-own-pass-1"})
+    assert wrong.status_code == 400 and "setup-error" in wrong.get_data(as_text=True)
+    ok = client.post("/setup", data={"code": code, "password": "my-own-pass-1", "password2": "my-own-pass-1"})
+    assert ok.status_code == 303
+    assert code not in client.get("/setup").get_data(as_text=True)
+    assert accounts.authenticate(node.store, "admin", "my-own-pass-1", now=node.clock.now())
+    with pytest.raises(accounts.LoginRefused):
+        accounts.authenticate(node.store, "admin", code, now=node.clock.now())
+    node.close()
+
+
+def test_a_wrong_enrollment_code_is_reported_and_nothing_is_deleted(hub, box):
+    env, boot = box
+    hub.start()
+    hub.new_code("other-clinic")
+    boot_file = boot / "clinic-edge.toml"
+    boot_file.write_text(BOOT_FILE.format(url=hub.url, code="WRONG-CODE-0000"))
+    out = clinic_edge(env, "firstboot", "--boot-file", str(boot_file), check=False, timeout=90)
+    assert out.returncode == 3
+    assert "refused" in out.stderr and "new enrollment code" in out.stderr
+    assert boot_file.exists(), "the file stays so county IT can correct the code"
+    assert not (Path(env["CLINIC_EDGE_DATA"]) / "secrets" / "setup-code").exists()
+    from edge.web import create_app
+
+    node = Node(config_mod.load(env=env))
+    page = create_app(node=node).test_client().get("/setup").get_data(as_text=True)
+    assert "setup-problem" in page and "new enrollment code" in page
+    node.close()
+
+
+def test_an_unreachable_hub_is_retried_then_reported(box):
+    env, boot = box
+    boot_file = boot / "clinic-edge.toml"
+    boot_file.write_text(BOOT_FILE.format(url=f"http://127.0.0.1:{free_port()}", code="ABCD"))
+    out = clinic_edge(env, "firstboot", "--boot-file", str(boot_file), "--attempts", "2", check=False, timeout=60)
+    assert out.returncode == 3 and "after 2 attempts" in out.stderr
+    assert boot_file.exists()
+
+
+@pytest.mark.parametrize("text, complaint", [
+    ("[clinic]\nname='x'\n", "division_code"),
+    ("not toml [", "not valid TOML"),
+    ('[clinic]\nname="x"\ndivision_code="110105001002"\n[hub]\nurl="ftp://x"\ncode="c"\n', "[hub] url"),
+])
+def test_a_bad_provisioning_file_says_what_to_fix(tmp_path, text, complaint):
+    p = tmp_path / "clinic-edge.toml"
+    p.write_text(text)
+    with pytest.raises(ProvisioningError, match=complaint.replace("[", r"\[")):
+        firstboot.read_boot_file(p)
