@@ -88,8 +88,8 @@ def ble_download(records: int) -> None:
         stored = store.scalar("SELECT count(*) FROM readings")
         commits = store.scalar("SELECT count(*) FROM audit WHERE action = 'reading.create'")
         print(f"BLE RACP download: {stored} records stored (of {records}) in {elapsed:.2f}s = "
-              f"{stored / elapsed:,.0f} records/s through ingest() (fake radio; real meters send ~10-50 "
-              f"records/s), last sequence {state.last_sequence(store, 'meter1')}, audit rows {commits}")
+              f"{stored / elapsed:,.0f} records/s through ingest() (fake radio: on a real link the radio, "
+              f"not parsing or storing, sets the pace), last sequence {state.last_sequence(store, 'meter1')}, audit rows {commits}")
         store.close()
 
 
