@@ -40,8 +40,10 @@ def enroll(node: Node, hub_url: str, code: str, force: bool) -> None:
         doc = transport.enroll(hub_url.rstrip("/"), code, protocol.public_text(key),
                                timeout=node.config["sync"]["timeout_seconds"])
     except HubRefused as e:
+        state.discard_new_key(node)
         _fail(f"enrollment refused: {e.reason}")
     except LinkError as e:
+        state.discard_new_key(node)
         _fail(f"cannot reach the hub at {hub_url}: {e}")
     state.commit_enrollment(node, name=doc["node"], hub_url=hub_url.rstrip("/"), hub_pubkey=doc["hub_pubkey"],
                             now=node.clock.now())

@@ -1,6 +1,8 @@
 """The transport controller: one sync cycle (hello -> uplink -> downlink) over a link that breaks.
 
-* batch size and upload chunk size adapt: double after a success, halve after a timeout or 413;
+* batch size and upload chunk size adapt: double after a success (a chunk no larger than the link
+  carries in CHUNK_SECONDS at the rate just measured), halve after a timeout, a broken
+  connection or a 413;
 * every failure waits a capped exponential delay with full jitter, and a cycle gives up after
   `[sync] attempts` failures (the daemon tries again later; nothing is lost either way);
 * a batch is uploaded in chunks the hub keeps, so an interrupted large batch resumes at the
@@ -30,6 +32,7 @@ from .transport import HubClient
 log = logging.getLogger(__name__)
 SOFTWARE = "clinic-edge/0.1.0"
 MIN_CHUNK, MAX_CHUNK = 512, 1 << 20
+CHUNK_SECONDS = 4.0     # a chunk should cross the link in about this long: a drop then loses little
 
 
 def backoff_delay(failures: int, *, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -79,7 +82,7 @@ class Cycle:
 
     def _failed(self, e: Exception) -> None:
         self.result.failures += 1
-        if isinstance(e, LinkError) and ("timed out" in str(e) or "timeout" in str(e).lower()):
+        if isinstance(e, LinkError) and e.status is None:   # timed out or broke, not a 5xx answer
             self.chunk = max(MIN_CHUNK, self.chunk // 2)
             self.batch_records = max(1, self.batch_records // 2)
         if self.result.failures >= self.cfg["attempts"]:
@@ -175,15 +178,18 @@ class Cycle:
             piece = env[offset:offset + self.chunk]
             self._check_budget(batch, len(piece))
             ans = self._call("PUT", f"{base}?offset={offset}&total={total}", piece, kinds=batch.kinds)
+            if ans.status == 200:
+                self._grow_chunk(len(piece), ans.mono_after - ans.mono_before)
             if "receipt" in ans.doc:
-                self.chunk = min(MAX_CHUNK, self.chunk * 2)
                 return self._verified(batch, ans.doc["receipt"])
             if ans.status == 413:
                 raise HubRefused(413, ans.doc.get("error", "too large"))
-            new = int(ans.doc.get("offset", offset))
-            if ans.status == 200 and new > offset:
-                self.chunk = min(MAX_CHUNK, self.chunk * 2)
-            offset = new
+            offset = int(ans.doc.get("offset", offset))
+
+    def _grow_chunk(self, sent: int, seconds: float) -> None:
+        limit = MAX_CHUNK if seconds <= 0 else max(MIN_CHUNK, int(sent / seconds * CHUNK_SECONDS))
+        if sent >= self.chunk // 2:
+            self.chunk = max(MIN_CHUNK, min(MAX_CHUNK, self.chunk * 2, limit))
 
     def _verified(self, batch: batcher.Batch, receipt: dict) -> dict:
         try:

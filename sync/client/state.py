@@ -51,6 +51,11 @@ def new_node_key(node: Node):
     return key
 
 
+def discard_new_key(node: Node) -> None:
+    path = key_path(node)
+    path.with_name(path.name + ".new").unlink(missing_ok=True)
+
+
 def commit_enrollment(node: Node, *, name: str, hub_url: str, hub_pubkey: str, now: datetime) -> None:
     from edge.core import audit
 
