@@ -78,12 +78,17 @@ def device_add(node: Node, device_id, kind, transport, name, resident_id, addres
 @click.pass_obj
 def device_list(node: Node, as_json: bool) -> None:
     """List registered devices with their last reading and last error."""
+    from .ble import state as ble_state
+
     rows = [{k: v for k, v in d.items() if k != "secret_hash"} for d in devices.active(node.store)]
+    ble_state.annotate(node.store, rows)   # BLE address and last session of Bluetooth devices
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
     for d in rows:
-        click.echo(f"{d['id']:<20} {d['kind']:<11} {d['transport']:<6} last reading {d['last_reading_at'] or '-'}"
+        click.echo(f"{d['id']:<20} {d['kind']:<11} {d['transport']:<6} "
+                   + (f"{d['ble_address']} " if d.get("ble_address") else "")
+                   + f"last reading {d['last_reading_at'] or '-'}"
                    + (f"  last error {d['last_error_at']}: {d['last_error']}" if d["last_error"] else ""))
 
 

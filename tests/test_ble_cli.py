@@ -25,6 +25,9 @@ def test_add_with_address_then_bad_and_duplicate_addresses_change_nothing(env, n
     assert dup.returncode == bad.returncode == 2
     assert "already belongs to device bp1" in dup.stderr and "six hex pairs" in bad.stderr
     assert [d["id"] for d in devices.active(node.store)] == ["bp1"]          # nothing else registered
+    listed = json.loads(clinic_edge(env, "device", "list", "--json").stdout)
+    assert listed[0]["ble_address"] == "C0:26:DA:00:00:02"
+    assert "C0:26:DA:00:00:02" in clinic_edge(env, "device", "list").stdout
 
 
 def test_scan_lists_health_devices_with_kind_and_registration(node):

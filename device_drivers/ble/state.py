@@ -105,3 +105,17 @@ def reset_sequence(store, device_id: str, *, now: datetime) -> None:
     with store.atomic() as conn:
         conn.execute("UPDATE ble_state SET last_sequence = NULL, updated_at = ? WHERE device_id = ?",
                      (utc_iso(now), device_id))
+
+
+def annotate(store, rows: list[dict]) -> None:
+    """Add `ble_address` and `ble_last_session` to `device list` rows of Bluetooth devices."""
+    extra = {r["id"]: r for r in store.query(
+        "SELECT d.id, d.ble_address, s.last_session, s.last_sequence FROM devices d"
+        " LEFT JOIN ble_state s ON s.device_id = d.id WHERE d.transport = 'ble'")}
+    for row in rows:
+        e = extra.get(row["id"])
+        if e is None:
+            continue
+        row["ble_address"] = e["ble_address"]
+        row["ble_last_sequence"] = e["last_sequence"]
+        row["ble_last_session"] = json.loads(e["last_session"]) if e["last_session"] else None
