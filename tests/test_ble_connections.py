@@ -260,3 +260,10 @@ def test_time_goes_to_date_time_when_there_is_no_current_time_service(store):
     conn = run(store, adapter)
     (write,) = [w for w in adapter.writes if w[1] == "2a08"]
     assert len(bytes.fromhex(write[2])) == 7 and conn.devices["bp1"].last_result["time_written"] is True
+
+
+def test_glucose_meter_without_racp_whose_context_never_comes_still_stores(store):
+    # a meter that notifies each new result (no RACP) and announces a context it never sends
+    p = FakePeripheral(METER, ["1808"], ["2a18", "2a34"], [[{"notify": "2a18", "data": record(9, flags=0x13)}]])
+    run(store, FakeAdapter([p]))
+    assert len(glucose_rows(store)) == 1 and state.last_sequence(store, "meter1") == 9

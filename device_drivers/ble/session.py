@@ -84,6 +84,7 @@ class DeviceSession:
             await self._download()
         else:
             await self._listen()
+            await self._flush(everything=True)    # a record whose announced context never came
         return self.result
 
     async def _set_time(self) -> None:
