@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import click
@@ -16,13 +16,18 @@ from edge.core.ingest import latest
 from edge.core.node import Node
 
 COMMAND_GROUP = "clinic_edge.commands"
+# edge's own commands that pull in heavy libraries load only when used (ingest must stay small)
+LAZY_COMMANDS = {"user": "edge.users_cli:user"}
 
 
 class NodeGroup(click.Group):
     """A click group that also lists the commands other packages registered."""
 
     def _plugins(self) -> dict:
-        return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
+        found = {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
+        for name, target in LAZY_COMMANDS.items():
+            found.setdefault(name, EntryPoint(name, target, COMMAND_GROUP))
+        return found
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
@@ -168,11 +173,6 @@ def demo(node: Node, web_port: int, mqtt_port: int, rate: float) -> None:
     from edge import demo as demo_mod
 
     sys.exit(demo_mod.run(node, web_port=web_port, mqtt_port=mqtt_port, rate=rate))
-
-
-from edge.users_cli import user as _user_commands  # noqa: E402  (web accounts)
-
-main.add_command(_user_commands)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -80,8 +80,10 @@ class Broker:
         self.url = f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> "Broker":
+        log = open(Path(self.env["CLINIC_EDGE_DATA"]) / "broker.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "edge", "broker", "run"], env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=log, stderr=subprocess.STDOUT)
+        log.close()
         wait_port(self.port)
         return self
 

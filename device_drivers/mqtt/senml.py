@@ -91,7 +91,7 @@ def _record(device_id: str, rec: dict, i: int, base: dict, now: datetime, text: 
             device_time = _EPOCH + timedelta(seconds=t)
         except OverflowError:
             raise SenMLError(f"record {i} ({name}): time {t} is out of range") from None
-        key = json.dumps([code.loinc, t, value, unit])
+        key = json.dumps([code.loinc, float(t), float(value), unit])
     elif t != 0:
         device_time = now + timedelta(seconds=t)
         key = json.dumps([code.loinc, "msg", digest, i])

@@ -6,6 +6,7 @@ username or one address within `WINDOW`, further attempts are refused until the 
 """
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from dataclasses import dataclass
@@ -24,7 +25,12 @@ MIN_PASSWORD = 8
 MAX_FAILURES = 5
 WINDOW = timedelta(minutes=15)
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when the user does not exist, so both cases take the same time."""
+    return _hasher.hash("not-a-real-password")
 
 
 def N_(message: str) -> str:
@@ -131,7 +137,7 @@ def authenticate(store, username: str, password: str, *, address: str = "", now:
             raise LoginThrottled(N_("Too many failed logins. Wait 15 minutes and try again, "
                                     "or ask the administrator to reset the password."))
     row = store.one("SELECT * FROM users WHERE username = ?", (username,))
-    ok = _verify(row["password_hash"] if row else _DUMMY_HASH, password or "")
+    ok = _verify(row["password_hash"] if row else _dummy_hash(), password or "")
     if not ok or row is None or row["disabled_at"]:
         with store.atomic() as conn:
             conn.execute("DELETE FROM login_failures WHERE at <= ?", (since,))

@@ -56,7 +56,7 @@ class Reading:
 
     @property
     def id(self) -> str:
-        return reading_id(self.device_id, self.source_key or self.default_source_key())
+        return reading_id(self.device_id, self.source_key or self.default_source_key(), self.device_time)
 
     def default_source_key(self) -> str:
         return json.dumps([self.code, utc_iso(self.device_time), self.value, self.unit],
@@ -68,7 +68,15 @@ class Reading:
         return d
 
 
-def reading_id(device_id: str, source_key: str) -> str:
-    """A stable 128-bit id: the same device saying the same thing twice gives the same id."""
+def reading_id(device_id: str, source_key: str, device_time: datetime | None = None) -> str:
+    """A stable id: the same device saying the same thing twice gives the same id.
+
+    When the device gave a time, the id starts with it (hex milliseconds), so new readings land
+    at the end of the primary-key index instead of on a random page: fewer pages rewritten per
+    commit, less SD-card wear. The digest (96 bits) keeps ids of one instant apart.
+    """
     digest = hashlib.sha256(f"{device_id}\x1f{source_key}".encode()).hexdigest()
-    return "r-" + digest[:32]
+    if device_time is None:
+        return "r-" + digest[:32]
+    ms = max(0, int(device_time.timestamp() * 1000))
+    return f"r-{ms:012x}{digest[:20]}"

@@ -1,0 +1,75 @@
+"""Dependencies point one way (ARCHITECTURE.md): device_drivers, sync, edge.web, edge.reports -> edge.core.
+
+Checked on the source, so a new import that breaks the direction fails here."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# edge/cli.py is the front door and composition root: it may start the web app (`serve`).
+COMPOSITION_ROOTS = {"edge/cli.py"}
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    pkg = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+                found.add(mod)
+                found |= {f"{mod}.{a.name}" for a in node.names}
+            elif node.module:
+                found.add(node.module)
+    return found
+
+
+def sources(folder: str):
+    for p in sorted((ROOT / folder).rglob("*.py")):
+        yield p.relative_to(ROOT).as_posix(), imports(p)
+
+
+def starts(mods: set[str], *prefixes: str) -> set[str]:
+    return {m for m in mods if any(m == p or m.startswith(p + ".") for p in prefixes)}
+
+
+def test_core_imports_nothing_above_it():
+    bad = {f: starts(m, "flask", "edge.web", "edge.reports", "edge.cli", "device_drivers", "sync")
+           for f, m in sources("edge/core")}
+    assert {f: m for f, m in bad.items() if m} == {}
+
+
+def test_edge_never_imports_drivers_or_sync():
+    bad = {f: starts(m, "device_drivers", "sync") for f, m in sources("edge")}
+    assert {f: m for f, m in bad.items() if m} == {}
+
+
+def test_nothing_imports_the_web_app():
+    bad = {}
+    for folder in ("edge", "device_drivers", "sync"):
+        for f, m in sources(folder):
+            if f.startswith("edge/web/") or f in COMPOSITION_ROOTS:
+                continue
+            if starts(m, "edge.web"):
+                bad[f] = starts(m, "edge.web")
+    assert bad == {}
+
+
+def test_drivers_and_sync_use_only_edge_core():
+    bad = {}
+    for folder in ("device_drivers", "sync"):
+        for f, m in sources(folder):
+            above = starts(m, "edge") - starts(m, "edge.core")
+            if above:
+                bad[f] = above
+    assert bad == {}
+
+
+def test_reports_depend_only_on_core():
+    bad = {f: starts(m, "edge.web", "flask", "device_drivers", "sync") for f, m in sources("edge/reports")}
+    assert {f: m for f, m in bad.items() if m} == {}
