@@ -12,7 +12,7 @@ from edge.core import devices
 from edge.core.errors import CoreError
 from edge.core.node import Node
 
-from .ble.cli import scan as ble_scan
+from .ble.cli import pair as ble_pair, scan as ble_scan
 from .errors import DriverError
 
 
@@ -108,6 +108,7 @@ def device_remove(node: Node, device_id: str) -> None:
 
 
 device.add_command(ble_scan)   # `device scan`: nearby Bluetooth health devices
+device.add_command(ble_pair)   # `device pair`: bond a Bluetooth device through a BlueZ agent
 
 
 @click.group()

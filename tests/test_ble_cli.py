@@ -45,3 +45,13 @@ def test_scan_lists_health_devices_with_kind_and_registration(node):
     assert rows[0]["services"] == ["glucose"]
     assert len(nearby(adapter, node.store, 0.01, everything=True)) == 3
     json.dumps(rows)
+
+
+def test_pair_without_a_radio_or_with_an_unknown_device_says_what_is_wrong(env):
+    clinic_edge(env, "device", "add", "bp1", "--transport", "ble", "--kind", "bp", "--address", "C0:26:DA:00:00:02")
+    no_radio = clinic_edge(env, "device", "pair", "bp1", "--seconds", "2", check=False)
+    unknown = clinic_edge(env, "device", "pair", "nope", check=False)
+    assert no_radio.returncode == unknown.returncode == 2
+    assert "no Bluetooth radio is available" in no_radio.stderr
+    assert "neither a registered Bluetooth device" in unknown.stderr
+    assert "Traceback" not in no_radio.stderr + unknown.stderr

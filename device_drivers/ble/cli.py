@@ -69,3 +69,36 @@ def scan(node: Node, seconds: float, everything: bool, adapter: str | None, as_j
 def _fail(message: str) -> None:
     click.echo(f"clinic-edge: {message}", err=True)
     sys.exit(2)
+
+
+@click.command("pair")
+@click.argument("device")
+@click.option("--passkey", type=click.IntRange(0, 999999), default=None,
+              help="the 6-digit passkey the device shows (Accu-Chek...); omit for Just Works (Omron, A&D)")
+@click.option("--seconds", type=float, default=60.0, show_default=True, help="give up after this long")
+@click.option("--adapter", default=None, help="BlueZ adapter (default: [drivers.ble] adapter or hci0)")
+@click.pass_obj
+def pair(node: Node, device: str, passkey: int | None, seconds: float, adapter: str | None) -> None:
+    """Pair and trust a Bluetooth device (put it in pairing mode first).
+
+    DEVICE is a registered device id or a Bluetooth address. Registers a BlueZ pairing agent for
+    the duration of the command (as `bluetoothctl` does); see docs/ble.md for pairing modes.
+    """
+    from edge.core.errors import CoreError
+
+    address = (node.store.one("SELECT ble_address FROM devices WHERE id = ? AND removed_at IS NULL",
+                              (device,)) or {}).get("ble_address")
+    try:
+        address = address or state.check_address(device)
+    except CoreError:
+        _fail(f"{device!r} is neither a registered Bluetooth device with an address nor a Bluetooth address")
+    try:
+        from .pairing import pair as pair_device
+    except ImportError as e:
+        _fail(f"the D-Bus library is not installed ({e})")
+    name = adapter or (node.config.driver("ble") or {}).get("adapter", "hci0")
+    try:
+        asked = asyncio.run(pair_device(address, adapter=name, passkey=passkey, timeout=seconds))
+    except BleLinkError as e:
+        _fail(str(e))
+    click.echo(f"{address} paired and trusted" + (" (it was already paired)" if "already paired" in asked else ""))
