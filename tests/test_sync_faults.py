@@ -91,7 +91,9 @@ def test_sync_process_killed_mid_sync_many_times_loses_and_duplicates_nothing(en
     assert node.store.integrity_check() == ["ok"]
 
 
-def test_an_interrupted_large_batch_resumes_at_the_hubs_offset(env, node, hub):
+def test_an_interrupted_large_batch_resumes_at_the_hubs_offset_on_another_worker(env, node, hub, tmp_path):
+    """The upload starts on one hub worker and finishes on a second one sharing the database:
+    workers keep no state of their own (as behind a load balancer)."""
     enroll(env, hub)
     add_records(node, 400)
     proxy = FaultProxy(hub.port, faults=["pass"]).start()
@@ -115,8 +117,14 @@ def test_an_interrupted_large_batch_resumes_at_the_hubs_offset(env, node, hub):
         proxy.stop()
     envelope = pi.store.scalar("SELECT length(envelope) FROM sync_batches WHERE state = 'pending'")
     assert envelope > 4000
+    from sync_fixtures import Hub
+
+    (tmp_path / "worker2" / "hub").mkdir(parents=True)
+    key = (hub.data / "hub" / "hub.key").read_bytes()          # workers share the hub's key file
+    (tmp_path / "worker2" / "hub" / "hub.key").write_bytes(key)
+    worker2 = Hub(env, tmp_path / "worker2", hub.database).start()
     resumed = Cycle(pi, state.identity(pi))
-    resumed.client.port = hub.port
+    resumed.client.port = worker2.port
     again, real = [], resumed.client.call
     resumed.client.call = lambda method, path, body=b"", **kw: again.append((method, path)) or real(
         method, path, body, **kw)
@@ -127,6 +135,7 @@ def test_an_interrupted_large_batch_resumes_at_the_hubs_offset(env, node, hub):
     puts = [p for m, p in again if m == "PUT"]
     assert any(m == "GET" and "?total=" in p for m, p in again)   # asked the hub where it stopped
     assert "offset=0&" not in puts[0]
+    worker2.stop()
     assert sorted(hub_records(hub)) == sorted(node_records(node))
     pi.close()
 
