@@ -9,6 +9,7 @@ Who is under management comes from two places, merged:
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 from datetime import datetime, time
 
@@ -46,21 +47,34 @@ def managed_since(store, resident_id: str | None = None) -> dict[str, dict[str, 
 
 
 def patients(store) -> list[Patient]:
-    managed = managed_since(store)
-    rows = store.query("SELECT id, name, birth_date FROM residents WHERE voided_at IS NULL")
+    """Every live resident under management, with the start of each management (one query)."""
+    cols = _columns(store, "residents")
+    flags = [f"CASE WHEN r.{flag} = 1 THEN COALESCE(r.{diagnosed}, substr(r.created_at, 1, 10)) END"
+             if flag in cols else "NULL" for flag, diagnosed in ENROLMENT_COLUMNS.values()]
+    managed_by = " ".join(
+        f", (SELECT since FROM chronic_management c WHERE c.resident_id = r.id AND c.disease = '{d}'"
+        f" AND c.ended_on IS NULL), {flag}" for d, flag in zip(ENROLMENT_COLUMNS, flags))
     out = []
-    for r in rows:
-        if r["id"] in managed:
-            born = date.fromisoformat(r["birth_date"]) if r["birth_date"] else None
-            out.append(Patient(r["id"], r["name"], born, managed[r["id"]]))
+    for rid, name, born, h_cm, h_flag, d_cm, d_flag in store.conn.execute(
+            f"SELECT r.id, r.name, r.birth_date {managed_by} FROM residents r WHERE r.voided_at IS NULL"):
+        managed = {}
+        if h_cm or h_flag:
+            managed[HYPERTENSION] = day(h_cm or h_flag[:10])
+        if d_cm or d_flag:
+            managed[DIABETES] = day(d_cm or d_flag[:10])
+        if managed:
+            out.append(Patient(rid, name, day(born) if born else None, managed))
     return out
+
+
+day = lru_cache(maxsize=8192)(date.fromisoformat)     # the same few hundred dates, parsed once
 
 
 def _visit(r: dict) -> Visit:
     nxt = r.get("next_visit_date")
-    return Visit(r["resident_id"], r["form"], date.fromisoformat(r["visit_date"]), r["visit_mode"],
+    return Visit(r["resident_id"], r["form"], day(r["visit_date"]), r["visit_mode"],
                  r.get("sbp"), r.get("dbp"), r.get("fbg"), r.get("classification"), r.get("next_step"),
-                 date.fromisoformat(nxt) if nxt else None, r.get("bp_source"), r["id"])
+                 day(nxt) if nxt else None, r.get("bp_source"), r["id"])
 
 
 def visits(store, since: date, until: date, columns: str = VISIT_COLUMNS) -> list[Visit]:
@@ -101,14 +115,14 @@ def _last_bp(text: str | None):
     if not text:
         return None
     d, i, sbp, dbp = text.split("|")
-    return (date.fromisoformat(d), i, _num(sbp), _num(dbp))
+    return (day(d), i, _num(sbp), _num(dbp))
 
 
 def _last_fbg(text: str | None):
     if not text:
         return None
     d, i, g = text.split("|")
-    return (date.fromisoformat(d), i, _num(g))
+    return (day(d), i, _num(g))
 
 
 def year_to_date_scan(store, period: Period) -> dict[tuple[str, str], kpi.YearToDate]:
@@ -141,8 +155,8 @@ def standings(store, today: date) -> dict[tuple[str, str], worklist.Standing]:
     for rid, form, i, d, mode, step, nxt, f2f in store.conn.execute(
             "SELECT resident_id, form, last_id, last_date, last_mode, next_step, next_visit_date, last_f2f_date"
             " FROM followup_standing"):
-        visit = Visit(rid, form, date.fromisoformat(d), mode, next_step=step or None,
-                      next_visit_date=date.fromisoformat(nxt) if nxt else None, id=i)
+        visit = Visit(rid, form, day(d), mode, next_step=step or None,
+                      next_visit_date=day(nxt) if nxt else None, id=i)
         out[(rid, form)] = worklist.Standing(visit, bool(f2f and f2f >= q_start), d >= y_start)
     return out
 
@@ -158,8 +172,8 @@ def standings_scan(store, today: date) -> dict[tuple[str, str], worklist.Standin
             f" FROM followups WHERE {LIVE} AND visit_date <= ? GROUP BY resident_id, form",
             (q_start, y_start, today.isoformat())):
         d, i, mode, step, nxt = last.split("|")
-        visit = Visit(rid, form, date.fromisoformat(d), mode, next_step=step or None,
-                      next_visit_date=date.fromisoformat(nxt) if nxt else None, id=i)
+        visit = Visit(rid, form, day(d), mode, next_step=step or None,
+                      next_visit_date=day(nxt) if nxt else None, id=i)
         out[(rid, form)] = worklist.Standing(visit, bool(seen_q), bool(seen_y))
     return out
 
