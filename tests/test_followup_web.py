@@ -126,6 +126,10 @@ def test_report_numbers_link_to_the_residents_and_english_works(app_client):
     w = client.post(f"/reports/{month}/write", data={"csrf_token": token})
     assert w.status_code == 302
     assert node.store.scalar("SELECT count(*) FROM outbox WHERE kind = 'report'") == 1
+    api = client.get(f"/api/v1/reports/{month}").get_json()
+    assert api["indicators"]["control_hypertension"] == {"numerator": 1, "denominator": 1, "rate": 1.0,
+                                                         "numerator_ids": ["R1"]}
+    assert client.get("/api/v1/worklist").get_json()["urgent"] == []
     client.get("/lang/en")
     assert "BP control rate (managed)" in client.get(f"/reports?period={month}").text
     assert "Systolic BP" in client.get(url).text

@@ -5,10 +5,12 @@
   GET  /reports/<period>/residents?key=&part= the residents behind a number
   GET  /reports/<period>.csv | .xlsx          exports (the same rows as the page)
   POST /reports/<period>/write                write the report (snapshot + outbox + audit)
+  GET  /api/v1/reports/<period>               the report as JSON (numbers and the resident ids behind them)
+  GET  /api/v1/worklist                       the worklist as JSON
 """
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
 from edge.reports import archive, export, kpi, source, worklist as worklist_mod
 from edge.reports.population import month, parse_period
@@ -101,3 +103,18 @@ def write(period: str):
     rid = archive.write(context.store(), source.report(context.store(), p, tz()), actor=actor(),
                         at=context.node().clock.now())
     return redirect(url_for("reports.report", period=p.label, written=rid))
+
+
+@bp.get("/api/v1/reports/<period>")
+def api_report(period: str):
+    return jsonify(archive.snapshot(source.report(context.store(), _period(period), tz())))
+
+
+@bp.get("/api/v1/worklist")
+def api_worklist():
+    wl = source.build_worklist(context.store(), today())
+    return jsonify({"today": wl.today.isoformat(), **{
+        key: [{"resident_id": i.resident_id, "name": i.name, "disease": i.disease,
+               "last_visit": i.last_visit and i.last_visit.isoformat(), "due": i.due and i.due.isoformat(),
+               "days_overdue": i.days_overdue} for i in items]
+        for key, items in wl.sections()}})
