@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
+from edge.core import codes
 from edge.reports import archive, export, kpi, source, worklist as worklist_mod
 from edge.reports.population import month, parse_period
 from . import context
@@ -48,7 +49,9 @@ def _period(text: str | None):
 def report():
     period = _period(request.args.get("period"))
     r = source.report(context.store(), period, tz())
+    code_names = {c.loinc: (c.display_zh if lang() == "zh" else c.display_en) for c in codes.CODES}
     return render_template("reports/report.html", r=r, period=period, rows=export.rows(r, lang()),
+                           code_names=code_names,
                            order=export.ORDER, labels=kpi.LABELS,
                            written=archive.written(context.store(), period.label),
                            written_id=request.args.get("written"))
