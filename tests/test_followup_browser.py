@@ -98,6 +98,11 @@ def test_routine_followup_in_six_actions_counted_in_report_and_xlsx(server, page
     assert "128/82" in page.inner_text("#p-bp")
     assert page.inner_text("#p-classification").strip().startswith("控制满意")
     shot(page, "saved-paper-form")
+    page.emulate_media(media="print")                                    # the paper-form layout
+    assert not page.is_visible("header.top") and not page.is_visible("#versions")
+    assert page.is_visible("table.paper-table") and page.is_visible("#p-bp")
+    page.pdf(path=str(ARTIFACTS / "followup-paper-form.pdf"), format="A4")
+    page.emulate_media(media="screen")
 
     period = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
     page.goto(f"{base}/reports?period={period}")
@@ -127,6 +132,10 @@ def test_correction_makes_a_new_version_and_the_audit_shows_both(server, page):
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login" not in url)
     page.goto(base + "/followup/R1/hypertension/new")
+    page.check("input[name=danger_signs][value='orthopnoea']")          # a danger sign: urgent referral
+    assert page.is_checked("input[name=next_step][value='4']")
+    page.uncheck("input[name=danger_signs][value='orthopnoea']")
+    page.click("input[name=next_step][value='1']")                      # the doctor overrides
     page.click("#save")
     page.wait_for_selector("#saved")
     page.click("#correct")

@@ -26,6 +26,7 @@
       urgent = fbg !== null && (fbg >= 16.7 || fbg <= 3.9); }
     else if (sbp !== null && dbp !== null) cls = (sbp < sT && dbp < dT) ? "1" : "2";
     urgent = urgent || (sbp !== null && sbp >= 180) || (dbp !== null && dbp >= 110);
+    urgent = urgent || form.querySelector('input[name="danger_signs"]:checked') !== null;
     var prev = form.dataset.previous, step = "1";
     if (urgent) step = "4"; else if (cls === "2" && (prev === "2" || prev === "3")) step = "3";
     else if (cls === "2") step = "2";
@@ -36,7 +37,7 @@
   form.addEventListener("change", function (e) {
     var n = e.target.name;
     if (n === "classification" || n === "next_step" || n === "next_visit_date") { touched[n] = true; return; }
-    if (n === "sbp" || n === "dbp" || n === "fbg") suggest();
+    if (n === "sbp" || n === "dbp" || n === "fbg" || n === "danger_signs") suggest();
     if (n === "weight" || n === "height") {
       var w = num("weight"), h = num("height"), b = form.elements["bmi"];
       if (w && h && b) b.value = (w / Math.pow(h / 100, 2)).toFixed(1);
