@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 import secrets
 
-import pytest
 import sqlalchemy as sa
 
 from conftest import clinic_edge
-from edge.core import config as config_mod, outbox
+from edge.core import outbox
 from edge.core.node import Node
 from sync import protocol
 from sync.client import batcher, state

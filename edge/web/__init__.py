@@ -28,6 +28,8 @@ def create_app(config: Config | None = None, *, node: Node | None = None) -> Fla
     from . import followup, reports
     app.register_blueprint(followup.bp)
     app.register_blueprint(reports.bp)
+    from . import sync_page  # the link to the county: status, refused records, conflicts, sync now
+    app.register_blueprint(sync_page.bp)
     from .workbench import install  # login, CSRF, languages and the doctor's workbench
     install(app)
     from . import setup  # first-boot /setup page (issue 8)

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from edge.core import outbox
+from edge.core import outbox, sync_view
 from edge.core.node import Node
 
 from sync import protocol
@@ -30,7 +30,7 @@ from .errors import BudgetExhausted, HubRefused, LinkError
 from .transport import HubClient
 
 log = logging.getLogger(__name__)
-SOFTWARE = "clinic-edge/0.1.0"
+SOFTWARE = sync_view.SOFTWARE
 MIN_CHUNK, MAX_CHUNK = 512, 1 << 20
 CHUNK_SECONDS = 4.0     # a chunk should cross the link in about this long: a drop then loses little
 
@@ -224,28 +224,5 @@ class Cycle:
 
 
 def status_report(node: Node) -> dict:
-    """What `sync status --json` prints and what the hub's dashboard shows."""
-    store = node.store
-    oldest = store.scalar("SELECT min(created_at) FROM outbox WHERE acked_at IS NULL AND quarantined_at IS NULL")
-    quarantined = store.query("SELECT seq, kind, record_id, version, quarantine_reason AS reason, quarantined_at"
-                              " FROM outbox WHERE quarantined_at IS NOT NULL ORDER BY seq LIMIT 100")
-    tz = ZoneInfo(node.config["node"]["timezone"])
-    offset = state.get(store, "clock_offset_s")
-    t = datetime.fromtimestamp(node.clock.now().timestamp() + float(offset or 0), timezone.utc)
-    today = t.astimezone(tz).date().isoformat()
-    usage = {r["kind"]: {"bytes": r["bytes"], "records": r["records"]}
-             for r in store.query("SELECT kind, bytes, records FROM sync_usage WHERE day = ?", (today,))}
-    enrolled = store.one("SELECT node, hub_url FROM sync_enrollment WHERE id = 1")
-    return {
-        "enrolled": bool(enrolled), "node": enrolled and enrolled["node"], "hub": enrolled and enrolled["hub_url"],
-        "backlog": outbox.backlog(store.conn), "oldest_pending": oldest,
-        "pending_batches": store.scalar("SELECT count(*) FROM sync_batches WHERE state = 'pending'"),
-        "last_success": state.get(store, "last_success"), "last_attempt": state.get(store, "last_attempt"),
-        "last_error": state.get(store, "last_error"), "clock_offset_s": offset,
-        "quarantined": store.scalar("SELECT count(*) FROM outbox WHERE quarantined_at IS NOT NULL"),
-        "quarantined_records": quarantined,
-        "conflicts": store.scalar("SELECT count(*) FROM sync_conflicts WHERE resolved_at IS NULL"),
-        "day": today, "bytes_today": sum(u["bytes"] for u in usage.values()), "usage_today": usage,
-        "daily_budget_bytes": node.config["sync"]["daily_budget_bytes"], "software": SOFTWARE,
-        "batch_records": state.get(store, "batch_records"), "chunk_bytes": state.get(store, "chunk_bytes"),
-    }
+    """What `sync status --json` prints (edge.core.sync_view, shared with the web UI)."""
+    return sync_view.report(node)

@@ -18,12 +18,12 @@ from apscheduler.triggers.cron import CronTrigger
 
 from edge.core import outbox, sdnotify, watchdog
 from edge.core.node import Node
+from edge.core.sync_view import REQUEST_FILE
 
 from . import state
 from .controller import Cycle
 
 log = logging.getLogger(__name__)
-REQUEST_FILE = ("run", "sync-now")
 
 
 def run_daemon(node: Node) -> int:

@@ -13,7 +13,7 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from edge.core import audit
+from edge.core import audit, sync_view
 from edge.core.reading import utc_iso
 
 from . import state
@@ -92,8 +92,4 @@ def _conflict(conn, rid: str, local: dict, remote: dict, version: int, now: date
 
 
 def open_conflicts(store) -> list[dict[str, Any]]:
-    rows = store.query("SELECT id, kind, record_id, local, remote, remote_version, detected_at FROM sync_conflicts"
-                       " WHERE resolved_at IS NULL ORDER BY id")
-    for r in rows:
-        r["local"], r["remote"] = json.loads(r["local"]), json.loads(r["remote"])
-    return rows
+    return sync_view.conflicts(store)

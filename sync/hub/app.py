@@ -7,7 +7,7 @@ load balancer. Status codes: 401 unsigned / bad signature / unknown node / refus
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable
 
 from flask import Flask, Response, g, render_template, request

@@ -1,0 +1,56 @@
+"""The doctor's view of the link to the county (blueprint `sync_page`): is the clinic up to date,
+what was refused and why, residents changed on both sides; "sync now". Imports edge.core only:
+the button leaves a request file the sync daemon picks up within seconds.
+
+  GET  /sync                       status, quarantined records, conflicts
+  POST /sync/now                   ask the sync daemon for a cycle now
+  POST /sync/conflicts/<id>        keep=local|hub
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from edge.core import sync_view
+from . import context
+from .followup import actor, require_login
+
+bp = Blueprint("sync_page", __name__)
+bp.before_request(require_login)
+bp.teardown_app_request(context.close_store)
+
+
+@bp.app_context_processor
+def sync_badge():
+    """For the header: records waiting to go to the county and open conflicts."""
+    try:
+        s = context.store()
+        waiting = s.scalar("SELECT count(*) FROM outbox WHERE acked_at IS NULL AND quarantined_at IS NULL")
+        conflicts = s.scalar("SELECT count(*) FROM sync_conflicts WHERE resolved_at IS NULL")
+    except Exception:  # noqa: BLE001 - a header badge never breaks a page
+        return {}
+    return {"sync_waiting": waiting, "sync_conflicts": conflicts}
+
+
+@bp.get("/sync")
+def index():
+    node = context.node()
+    return render_template("sync.html", s=sync_view.report(node), conflicts=sync_view.conflicts(node.store))
+
+
+@bp.post("/sync/now")
+def now():
+    sync_view.request_now(context.node())
+    flash("已请求立即同步 (sync requested)", "info")
+    return redirect(url_for("sync_page.index"), 303)
+
+
+@bp.post("/sync/conflicts/<int:conflict_id>")
+def resolve(conflict_id: int):
+    keep = request.form.get("keep")
+    if keep not in ("local", "hub"):
+        abort(400)
+    sync_view.resolve(context.store(), conflict_id, keep, actor=actor(), now=datetime.now(timezone.utc))
+    flash("已处理 (resolved)", "info")
+    return redirect(url_for("sync_page.index"), 303)
