@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..reading import parse_iso, utc_iso
+from ..reading import utc_iso
 from . import records, rules
 from .fields import BY_NAME, MEDICATION_SLOTS, fields_for, lifestyle_fields
 
@@ -107,7 +107,3 @@ def flat(values: dict[str, Any]) -> dict[str, Any]:
         out[f"med_{n}_name"], out[f"med_{n}_times"] = m["name"], m["times_per_day"]
         out[f"med_{n}_dose"] = f"{m['dose_mg']:g}"
     return out
-
-
-def reading_time(text: str | None) -> datetime | None:
-    return parse_iso(text)

@@ -79,6 +79,9 @@ def save(store, *, resident_id: str, form: str, values: dict[str, Any], actor: s
     """Store validated `values` as a new follow-up, or as a correction of `followup_id`."""
     if form not in FORMS:
         raise ValidationError(f"form must be one of {', '.join(FORMS)}", "form")
+    for name in ("visit_date", "visit_mode"):
+        if not values.get(name):
+            raise ValidationError(f"{name} is required (validate the form first)", name)
     if followup_id and not (reason or "").strip():
         raise ValidationError("a correction needs a reason", "reason")
     alerts = [{"code": a.code, "zh": a.zh, "en": a.en} for a in urgent_alerts(form, values)]
