@@ -50,7 +50,21 @@ class Postgres:
                                       "-c", "max_connections=400", "-c", "synchronous_commit=off"],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         wait_port(self.port, 30)
+        self._wait_ready(30)
         return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def new_database(self) -> str:
         import psycopg

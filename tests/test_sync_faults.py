@@ -30,7 +30,7 @@ def test_many_rounds_through_a_faulty_link_deliver_every_record_exactly_once(env
     total, outcomes = 0, Counter()
     try:
         flaky = _node(faulty)
-        for round_no in range(40):
+        for round_no in range(32):
             n = rng.randint(0, 14)
             add_records(flaky, n, start=total, rng=rng)
             total += n
@@ -39,7 +39,7 @@ def test_many_rounds_through_a_faulty_link_deliver_every_record_exactly_once(env
         flaky.close()
     finally:
         proxy.stop()
-    assert sum(proxy.counts.get(f, 0) for f in proxy.counts if f != "pass") > 60, proxy.counts
+    assert sum(proxy.counts.get(f, 0) for f in proxy.counts if f != "pass") > 50, proxy.counts
     assert all(proxy.counts.get(f) for f in ("drop_after_request", "truncate_response", "stall", "503"))
     assert outcomes[False] > 5          # the link really did break cycles
     # a clean link drains what is left

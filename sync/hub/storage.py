@@ -159,6 +159,12 @@ class HubStore:
                             .on_conflict_do_nothing(index_elements=["node", "nonce"]).returning(nonces.c.nonce))
             return res.first() is not None
 
+    def prune(self, *, before: datetime) -> None:
+        """Forget nonces and abandoned partial uploads older than `before` (hub time)."""
+        with self.begin() as c:
+            c.execute(nonces.delete().where(nonces.c.seen_at < now_iso(before)))
+            c.execute(chunks.delete().where(chunks.c.at < now_iso(before)))
+
     def touch(self, node: str, *, now: datetime, status: str | None = None) -> None:
         values: dict[str, Any] = {"last_contact": now_iso(now)}
         if status is not None:
