@@ -158,3 +158,18 @@ def test_diabetes_form_prefilled_with_glucose_and_low_glucose_alert(env):
     assert r.status_code == 302
     assert node.store.scalar("SELECT fbg FROM followups WHERE form = 'diabetes'") == 3.9
     node.close()
+
+
+def test_void_needs_a_reason_and_keeps_the_record(app_client):
+    node, client = app_client
+    url = "/followup/R1/hypertension/new"
+    show_url = submit(client, url, client.get(url).text).headers["Location"].split("?")[0]
+    token = csrf(client.get(show_url).text)
+    client.post(show_url + "/void", data={"csrf_token": token, "reason": ""})
+    assert node.store.scalar("SELECT voided_at FROM followups") is None
+    client.post(show_url + "/void", data={"csrf_token": token, "reason": "录错病人"})
+    page = client.get(show_url).text
+    assert "已作废" in page and "录错病人" in page and "followup.void" in page
+    assert node.store.scalar("SELECT count(*) FROM followups") == 1          # still there, voided
+    month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    assert client.get(f"/api/v1/reports/{month}").get_json()["followups"]["hypertension"]["total"] == 0

@@ -6,13 +6,14 @@ Routes (blueprint `followup`):
   POST /followup/<resident_id>/<form>/new            validate; save or show a message per field
   GET  /followups/<id>[?version=n]                   paper-form layout (print stylesheet), versions, audit
   GET|POST /followups/<id>/correct                   a correction = a new version, with a reason
+  POST /followups/<id>/void                          void (never delete) with a reason
 """
 from __future__ import annotations
 
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from edge.core import audit
 from edge.core.errors import CoreError
@@ -192,3 +193,16 @@ def correct(followup_id: str):
         return _render_form(resident, form, _form_inputs(request.form), errors={"reason": str(e)},
                             correcting=f, status=422)
     return redirect(url_for("followup.show", followup_id=followup_id, saved=1))
+
+
+@bp.post("/followups/<followup_id>/void")
+def void(followup_id: str):
+    f = records.get(context.store(), followup_id)
+    if f is None:
+        abort(404)
+    reason = (request.form.get("reason") or "").strip()
+    if not reason:
+        flash("请填写作废原因" if lang() == "zh" else "Give the reason for voiding.", "error")
+    elif not f["voided_at"]:
+        records.void(context.store(), followup_id, reason=reason, actor=actor(), at=context.node().clock.now())
+    return redirect(url_for("followup.show", followup_id=followup_id), 303)
