@@ -348,6 +348,7 @@ def main() -> None:
     ap.add_argument("--batches-per-node", type=int, default=4)
     ap.add_argument("--records-per-batch", type=int, default=100)
     ap.add_argument("--skip-drain", action="store_true")
+    ap.add_argument("--drop-every", type=float, default=DROP_EVERY, help="seconds between link cuts")
     ap.add_argument("--skip-ingest", action="store_true")
     args = ap.parse_args()
     base = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_EDGE_")}
@@ -363,9 +364,10 @@ def main() -> None:
         if not args.skip_drain:
             clean = backlog_run(tmp, base, args.readings, args.followups, "clean")
             ideal = clean["bytes"] / LINK_BPS
-            drain = backlog_run(tmp, base, args.readings, args.followups, "drain", bps=LINK_BPS, drop=DROP_EVERY)
+            drain = backlog_run(tmp, base, args.readings, args.followups, "drain", bps=LINK_BPS,
+                                drop=args.drop_every)
             print(f"drain:      {args.readings} readings + {args.followups} follow-ups through 64 kbit/s cut every "
-                  f"{DROP_EVERY:.0f} s: {drain['seconds']:.1f} s ({drain['drops']} cuts, {drain['bytes']} bytes); "
+                  f"{args.drop_every:.0f} s: {drain['seconds']:.1f} s ({drain['drops']} cuts, {drain['bytes']} bytes); "
                   f"ideal {ideal:.1f} s ({clean['bytes']} bytes at full capacity) -> {ideal / drain['seconds']:.2f} "
                   f"of capacity (target >= 0.8)", flush=True)
         if not args.skip_ingest:

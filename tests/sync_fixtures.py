@@ -172,9 +172,31 @@ def sync_env(env: dict[str, str], **sync: object) -> dict[str, str]:
     return {**env, **{f"CLINIC_EDGE_SYNC_{k.upper()}": str(v) for k, v in base.items()}}
 
 
-def enroll(env: dict[str, str], hub: Hub, name: str = "clinic-a", url: str | None = None) -> None:
-    code = hub.add_node(name)
-    clinic_edge(env, "enroll", "--hub", url or hub.url, "--code", code)
+def enroll(env: dict[str, str], hub: Hub, name: str = "clinic-a", url: str | None = None, *,
+           cli: bool = False) -> None:
+    """Register and enroll a node: through both real commands (cli=True, as county IT and the
+    installer would), or in-process with the same functions, which saves two process starts."""
+    if cli:
+        code = hub.add_node(name)
+        clinic_edge(env, "enroll", "--hub", url or hub.url, "--code", code)
+        return
+    from datetime import timedelta
+
+    from edge.core import config as config_mod
+    from edge.core.node import Node
+    from sync import protocol
+    from sync.client import state, transport
+
+    code = f"T{uuid.uuid4().hex[:11].upper()}"
+    hub.store().add_node(name, code, now=datetime.now(timezone.utc), ttl=timedelta(hours=1))
+    n = Node(config_mod.load(env=env))
+    try:
+        key = state.new_node_key(n)
+        doc = transport.enroll(url or hub.url, code, protocol.public_text(key))
+        state.commit_enrollment(n, name=doc["node"], hub_url=url or hub.url, hub_pubkey=doc["hub_pubkey"],
+                                now=n.clock.now())
+    finally:
+        n.close()
 
 
 # ---- records of every kind ------------------------------------------------------------------------

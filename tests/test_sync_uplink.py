@@ -17,7 +17,7 @@ from sync_fixtures import (add_records, enroll, hub, hub_database, hub_records, 
 
 
 def test_enrolled_node_delivers_every_record_once_and_marks_the_outbox(env, node, hub):
-    enroll(env, hub)
+    enroll(env, hub, cli=True)
     key = state.key_path(node)
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     add_records(node, 120)
