@@ -100,7 +100,13 @@ def test_broker_restart_mid_stream_loses_nothing(env, data_dir, broker, ingest_p
                 broker.restart()
             time.sleep(0.002)
         wait_for(lambda: len(pub.acked) == 300, timeout=30, message="every reading acknowledged by the broker")
-        wait_for(lambda: len(stored_seconds(data_dir)) >= 300, timeout=30, message="every reading stored")
+        try:
+            wait_for(lambda: len(stored_seconds(data_dir)) >= 300, timeout=60, message="every reading stored")
+        finally:
+            missing = sorted(set(range(300)) - set(stored_seconds(data_dir)))
+            print("missing:", missing[:50], len(missing))
+            print(ingest.output()[-3000:])
+            print((data_dir / "broker.log").read_text()[-3000:])
         assert sorted(stored_seconds(data_dir)) == list(range(300))
         assert "lost the broker" in ingest.output()
     finally:

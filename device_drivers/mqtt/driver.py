@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -28,6 +29,9 @@ from .broker import ERRORS_TOPIC, broker_address, ingest_credentials
 
 log = logging.getLogger(__name__)
 SUBSCRIPTION = "devices/+/readings"
+# the broker is on the same box (or LAN): after its restart, be back within a few seconds
+RECONNECT_CAP_S = 5.0
+CONNACK_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -99,23 +103,28 @@ class MqttDriver:
 
     def _network_loop(self) -> None:
         attempt = 0
+        socket_open = False  # a TCP connection exists; CONNACK may still be on its way
         while not self._stop.is_set():
-            if not self._connected.is_set():
+            if not socket_open:
                 try:
                     self.client.connect(self.host, self.port, keepalive=30)
+                    socket_open, opened_at = True, time.monotonic()
                 except OSError as e:
-                    wait = backoff.delay(attempt, base=0.5, cap=30)
+                    wait = backoff.delay(attempt, base=0.2, cap=RECONNECT_CAP_S)
                     log.warning("broker %s:%d unreachable (%s); retrying in %.1fs", self.host, self.port, e, wait)
                     attempt += 1
                     self._stop.wait(wait)
                     continue
-                # CONNACK arrives during the loop below; reset backoff only once connected
             rc = self.client.loop(timeout=0.2)
             if self._connected.is_set():
                 attempt = 0
+            elif time.monotonic() - opened_at > CONNACK_TIMEOUT_S:
+                rc = mqtt.MQTT_ERR_CONN_LOST  # the broker accepted TCP but never answered CONNECT
+                log.warning("no CONNACK from the broker in %.0fs; reconnecting", CONNACK_TIMEOUT_S)
             if rc != mqtt.MQTT_ERR_SUCCESS and not self._stop.is_set():
                 self._connected.clear()
-                wait = backoff.delay(attempt, base=0.5, cap=30)
+                socket_open = False
+                wait = backoff.delay(attempt, base=0.2, cap=RECONNECT_CAP_S)
                 attempt += 1
                 self._stop.wait(wait)
 
