@@ -44,6 +44,7 @@ def test_prefilled_form_saved_as_opened_is_counted_in_the_report(app_client):
     assert r.status_code == 302
     shown = client.get(r.headers["Location"]).text
     assert "128/82" in shown and "控制满意" in shown and 'id="saved"' in shown
+    assert 'id="p-doctor">王医生<' in shown                    # 随访医生签名: the doctor's name
     row = node.store.one("SELECT bp_source, version, author FROM followups")
     assert row == {"bp_source": "device", "version": 1, "author": "doc"}
     month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")

@@ -164,6 +164,8 @@ def show(followup_id: str):
         abort(404)
     resident = resident_or_404(f["resident_id"])
     history = audit.history(context.store().conn, "followup", followup_id)
+    signer = context.store().one("SELECT display_name FROM users WHERE username = ?", (f["saved_by"],))
+    f["signed_by"] = (signer or {}).get("display_name") or f["saved_by"]
     return render_template("followup/show.html", f=f, resident=resident, form=f["form"],
                            v=f["values"], title=fields.FORM_TITLES[f["form"]],
                            versions=records.versions(context.store(), followup_id), history=history,
