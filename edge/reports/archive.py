@@ -24,6 +24,13 @@ def snapshot(report: Report) -> dict:
     }
 
 
+def upstream(rid: str, data: dict) -> dict:
+    """What the county receives: the numbers, not the resident lists (the hub takes records up to
+    64 KB, sync/hub/service.py; the county has every follow-up record to rebuild the lists)."""
+    indicators = {k: {f: v for f, v in i.items() if f != "numerator_ids"} for k, i in data["indicators"].items()}
+    return {"id": rid, **data, "indicators": indicators}
+
+
 def write(store, report: Report, *, actor: str, at: datetime) -> str:
     data = snapshot(report)
     rid = "rep-" + uuid.uuid4().hex
@@ -32,7 +39,7 @@ def write(store, report: Report, *, actor: str, at: datetime) -> str:
                      " VALUES (?,?,?,?,?,?,?,?)",
                      (rid, data["kind"], data["period"], data["start"], data["end"],
                       json.dumps(data, ensure_ascii=False), actor, utc_iso(at)))
-        outbox.add(conn, kind="report", record_id=rid, payload={"id": rid, **data}, at=at)
+        outbox.add(conn, kind="report", record_id=rid, payload=upstream(rid, data), at=at)
         audit.append(conn, actor=actor, action="report.write", entity="report", entity_id=rid, at=at,
                      after={k: data[k] for k in ("period", "kind", "start", "end")})
     return rid
