@@ -15,6 +15,8 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
+from flask_babel import gettext
+
 from edge.core import audit
 from edge.core.errors import CoreError
 from edge.core.followup import fields, prefill, records, rules
@@ -183,7 +185,7 @@ def correct(followup_id: str):
     v = validate(form, request.form, today=today(), lang=lang())
     reason = (request.form.get("reason") or "").strip()
     if not reason:
-        v.errors["reason"] = "请填写更正原因" if lang() == "zh" else "give the reason for the correction"
+        v.errors["reason"] = gettext("Give the reason for the correction.")
     if not v.ok:
         return _render_form(resident, form, _form_inputs(request.form), errors=v.errors,
                             sources=_sources(request.form), correcting=f, status=422)
@@ -204,7 +206,7 @@ def void(followup_id: str):
         abort(404)
     reason = (request.form.get("reason") or "").strip()
     if not reason:
-        flash("请填写作废原因" if lang() == "zh" else "Give the reason for voiding.", "error")
+        flash(gettext("Give the reason for voiding."), "error")
     elif not f["voided_at"]:
         records.void(context.store(), followup_id, reason=reason, actor=actor(), at=context.node().clock.now())
     return redirect(url_for("followup.show", followup_id=followup_id), 303)
