@@ -57,10 +57,9 @@ def require_login():
 
 @bp.context_processor
 def template_helpers() -> dict[str, Any]:
-    """`lang` and `t(zh, en)` for these pages; `_`/`csrf_token` only while Babel/CSRF are absent."""
-    current = lang()
-    out: dict[str, Any] = {"lang": current, "t": (lambda zh, en: zh) if current == "zh" else (lambda zh, en: en),
-                           "fields": fields}
+    """`lang` (form labels and code lists come in both languages from fields.py) and the field
+    definitions; `_`/`csrf_token` stand-ins only if the app runs without Babel/CSRF."""
+    out: dict[str, Any] = {"lang": lang(), "fields": fields}
     if "babel" not in current_app.extensions:
         out["_"] = lambda s, **kw: (s % kw) if kw else s
     if "csrf" not in current_app.extensions:
