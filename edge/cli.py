@@ -53,6 +53,8 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """clinic-edge: the village clinic's node."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("apscheduler", "waitress.queue"):  # their INFO lines drown what matters
+        logging.getLogger(chatty).setLevel(logging.DEBUG if verbose else logging.WARNING)
     try:
         cfg = config_mod.load(config_path)
     except config_mod.ConfigError as e:

@@ -37,6 +37,7 @@ class Part:
     args: list[str]
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    quiet: bool = False   # chatty parts (the broker) write to <data>/logs/<name>.log instead
 
 
 def register_demo_devices(node: Node) -> Path:
@@ -78,7 +79,7 @@ def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: 
               hub_port: int = 0) -> list[Part]:
     hub_port = hub_port or free_port()
     return [
-        Part("broker", ["broker", "run", "--listen", f"127.0.0.1:{mqtt_port}"]),
+        Part("broker", ["broker", "run", "--listen", f"127.0.0.1:{mqtt_port}"], quiet=True),
         Part("ingest", ["ingest"]),
         Part("web", ["serve", "--listen", f"127.0.0.1:{web_port}"]),
         Part("devices", ["simulate", "--credentials", str(creds), "--rate", str(rate)]),
@@ -115,8 +116,13 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.5)
     url = f"http://127.0.0.1:{web_port}/"
     try:
         for part in parts:
+            out = None
+            if part.quiet:
+                out = open(node.path("logs", f"{part.name}.log"), "ab")
             part.proc = subprocess.Popen([sys.executable, "-m", "edge", *part.args], env={**env, **part.env},
-                                         start_new_session=True)
+                                         start_new_session=True, stdout=out, stderr=out)
+            if out is not None:
+                out.close()
             if part.name == "broker":
                 _wait_port(mqtt_port, 10)
         if not _wait_http(url + "healthz", 20):
@@ -127,7 +133,8 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.5)
               f"  health: {url}healthz\n"
               f"  county hub dashboard: http://127.0.0.1:{hub_port}/ (records arrive within a minute)\n"
               f"  MQTT:   mqtt://127.0.0.1:{mqtt_port} (devices/<id>/readings, SenML)\n"
-              f"  data:   {node.data_dir.resolve()}\nPress Ctrl-C to stop.\n", flush=True)
+              f"  data:   {node.data_dir.resolve()} (broker log: logs/broker.log)\n"
+              f"Press Ctrl-C to stop.\n", flush=True)
         while not stopping:
             for part in parts:
                 if part.proc.poll() is not None:

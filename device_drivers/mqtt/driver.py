@@ -103,12 +103,13 @@ class MqttDriver:
 
     def _network_loop(self) -> None:
         attempt = 0
-        socket_open = False  # a TCP connection exists; CONNACK may still be on its way
+        socket_open = False        # a TCP connection exists
+        awaiting_connack = False   # ... and the broker has not answered CONNECT yet
         while not self._stop.is_set():
             if not socket_open:
                 try:
                     self.client.connect(self.host, self.port, keepalive=30)
-                    socket_open, opened_at = True, time.monotonic()
+                    socket_open, awaiting_connack, opened_at = True, True, time.monotonic()
                 except OSError as e:
                     wait = backoff.delay(attempt, base=0.2, cap=RECONNECT_CAP_S)
                     log.warning("broker %s:%d unreachable (%s); retrying in %.1fs", self.host, self.port, e, wait)
@@ -117,8 +118,8 @@ class MqttDriver:
                     continue
             rc = self.client.loop(timeout=0.2)
             if self._connected.is_set():
-                attempt = 0
-            elif time.monotonic() - opened_at > CONNACK_TIMEOUT_S:
+                attempt, awaiting_connack = 0, False
+            elif awaiting_connack and time.monotonic() - opened_at > CONNACK_TIMEOUT_S:
                 rc = mqtt.MQTT_ERR_CONN_LOST  # the broker accepted TCP but never answered CONNECT
                 log.warning("no CONNACK from the broker in %.0fs; reconnecting", CONNACK_TIMEOUT_S)
             if rc != mqtt.MQTT_ERR_SUCCESS and not self._stop.is_set():
