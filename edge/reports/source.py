@@ -122,7 +122,7 @@ def _last_fbg(text: str | None):
     if not text:
         return None
     d, i, g = text.split("|")
-    return (day(d), i, _num(g))
+    return (day(d), i, float(g))
 
 
 def year_to_date_scan(store, period: Period) -> dict[tuple[str, str], kpi.YearToDate]:
@@ -141,6 +141,8 @@ def year_to_date_scan(store, period: Period) -> dict[tuple[str, str], kpi.YearTo
 
 
 def _num(text: str) -> float:
+    if text.isdigit():
+        return int(text)
     v = float(text)
     return int(v) if v.is_integer() else v
 
