@@ -348,6 +348,7 @@ def main() -> None:
     ap.add_argument("--batches-per-node", type=int, default=4)
     ap.add_argument("--records-per-batch", type=int, default=100)
     ap.add_argument("--skip-drain", action="store_true")
+    ap.add_argument("--skip-bytes", action="store_true", help="skip the per-record byte runs")
     ap.add_argument("--drop-every", type=float, default=DROP_EVERY, help="seconds between link cuts")
     ap.add_argument("--skip-ingest", action="store_true")
     args = ap.parse_args()
@@ -355,12 +356,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ce-bench-sync-") as t:
         tmp = Path(t)
         os.chmod(tmp, 0o755)
-        r = backlog_run(tmp, base, args.readings, 0, "readings")
-        print(f"readings:   {args.readings} readings, {r['bytes']} bytes on the wire "
-              f"= {r['bytes'] / args.readings:.1f} bytes/reading (target < 60)", flush=True)
-        f = backlog_run(tmp, base, 0, args.followups, "followups")
-        print(f"follow-ups: {args.followups} follow-ups, {f['bytes']} bytes on the wire "
-              f"= {f['bytes'] / args.followups:.0f} bytes/follow-up", flush=True)
+        if not args.skip_bytes:
+            r = backlog_run(tmp, base, args.readings, 0, "readings")
+            print(f"readings:   {args.readings} readings, {r['bytes']} bytes on the wire "
+                  f"= {r['bytes'] / args.readings:.1f} bytes/reading (target < 60)", flush=True)
+            f = backlog_run(tmp, base, 0, args.followups, "followups")
+            print(f"follow-ups: {args.followups} follow-ups, {f['bytes']} bytes on the wire "
+                  f"= {f['bytes'] / args.followups:.0f} bytes/follow-up", flush=True)
         if not args.skip_drain:
             clean = backlog_run(tmp, base, args.readings, args.followups, "clean")
             ideal = clean["bytes"] / LINK_BPS

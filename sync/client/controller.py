@@ -32,7 +32,7 @@ from .transport import HubClient
 log = logging.getLogger(__name__)
 SOFTWARE = sync_view.SOFTWARE
 MIN_CHUNK, MAX_CHUNK = 512, 1 << 20
-CHUNK_SECONDS = 4.0     # a chunk should cross the link in about this long: a drop then loses little
+CHUNK_SECONDS = 2.5     # a chunk should cross the link in about this long: a drop then loses little
 
 
 def backoff_delay(failures: int, *, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
