@@ -72,6 +72,12 @@ def restore_file(backup: Path, target: Path) -> None:
         raise ApplianceError(f"{backup} fails its integrity check; try an older backup")
     tmp = target.with_name(target.name + ".restoring")
     shutil.copyfile(backup, tmp)
+    try:  # root restores for the service user: the database keeps its owner and mode
+        st = target.stat()
+        os.chown(tmp, st.st_uid, st.st_gid)
+        os.chmod(tmp, st.st_mode & 0o777)
+    except FileNotFoundError:
+        pass
     for suffix in ("-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)
     os.replace(tmp, target)
