@@ -93,7 +93,13 @@ class Cycle:
         self.sleep(wait)
 
     def _call(self, method: str, path: str, body: bytes = b"", kinds: dict[str, int] | None = None):
-        ans = self.client.call(method, path, body)
+        try:
+            ans = self.client.call(method, path, body)
+        except LinkError as e:      # a failed attempt costs the SIM card too
+            if e.sent_bytes:
+                self.result.bytes += e.sent_bytes
+                state.meter(self.store, self.day(), kinds or {"_control": 1}, e.sent_bytes)
+            raise
         n = ans.sent_bytes + ans.received_bytes
         self.result.bytes += n
         state.meter(self.store, self.day(), kinds or {"_control": 1}, n)

@@ -12,9 +12,10 @@ class NotEnrolled(SyncError):
 class LinkError(SyncError):
     """The link failed (connect, timeout, reset, truncated answer, 5xx): retry later, it is safe."""
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, sent_bytes: int = 0):
         super().__init__(message)
         self.status = status
+        self.sent_bytes = sent_bytes      # what the attempt may have cost on a metered link
 
 
 class HubRefused(SyncError):

@@ -62,7 +62,7 @@ class HubClient:
             got = 17 + sum(len(k) + len(v) + 4 for k, v in resp.getheaders()) + len(data)
             return resp.status, dict(resp.getheaders()), data, sent, got
         except (OSError, http.client.HTTPException, socket.timeout) as e:
-            raise LinkError(f"{method} {path}: {e.__class__.__name__}: {e}") from e
+            raise LinkError(f"{method} {path}: {e.__class__.__name__}: {e}", sent_bytes=sent) from e
         finally:
             conn.close()
 
@@ -75,7 +75,7 @@ class HubClient:
         status, rh, data, sent, got = self.raw(method, path, body, headers)
         wa, ma = self.wall(), self.monotonic()
         if status >= 500 or status in (408, 429):
-            raise LinkError(f"{method} {path}: hub answered {status}", status=status)
+            raise LinkError(f"{method} {path}: hub answered {status}", status=status, sent_bytes=sent + got)
         if status not in ok and status not in (409, 413):
             raise HubRefused(status, _error_text(data))
         sig = _header(rh, protocol.H_SIG)
