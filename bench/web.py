@@ -61,7 +61,7 @@ def seed(node: Node, n: int, years: int, rng: random.Random) -> list[dict]:
     rows = []
     for p in people:
         for month in range(12 * years):
-            t = utc_iso(NOW - timedelta(days=30 * month, minutes=rng.randrange(600)))
+            t = utc_iso(NOW - timedelta(days=30 * month + 1, minutes=rng.randrange(600)))
             sys_, dia = rng.gauss(140, 15), rng.gauss(85, 10)
             rows += [(p["id"], "bench-bp", "8480-6", round(sys_), "mm[Hg]", t),
                      (p["id"], "bench-bp", "8462-4", round(dia), "mm[Hg]", t),
@@ -69,6 +69,9 @@ def seed(node: Node, n: int, years: int, rng: random.Random) -> list[dict]:
                      (p["id"], "bench-scale", "29463-7", round(rng.gauss(65, 8), 1), "kg", t)]
             if p["t2dm"]:
                 rows.append((p["id"], "bench-glu", "2339-0", round(rng.gauss(7.2, 1.5), 1), "mmol/L", t))
+    for p in rng.sample(people, min(100, len(people))):     # a busy day: 100 patients measured today
+        t = utc_iso(NOW - timedelta(minutes=rng.randrange(480)))
+        rows += [(p["id"], "bench-bp", "8480-6", 135, "mm[Hg]", t), (p["id"], "bench-bp", "8462-4", 85, "mm[Hg]", t)]
     with store.atomic() as conn:
         conn.executemany(
             "INSERT INTO readings (id, resident_id, device_id, code, value, unit, value_as_sent, unit_as_sent,"
@@ -162,6 +165,7 @@ def main() -> int:
             client, [f"/api/v1/residents?q={q}" for q in queries(people, rng, args.requests)])),
         "search (page)": report("search page /?q=", timed(
             client, [f"/?q={q}" for q in queries(people, rng, args.requests)])),
+        "workbench home": report("workbench home (today's list)", timed(client, ["/"] * args.requests)),
         "resident page": report("resident page", timed(
             client, [f"/residents/{rng.choice(people)['id']}" for _ in range(args.requests)])),
         "live poll": report("live poll (no new rows)", timed(

@@ -33,7 +33,7 @@ def home():
     if q and len(results) == 1 and request.args.get("go"):
         return redirect(url_for("residents.page", resident_id=results[0]["id"]))
     return render_template("workbench.html", q=q, results=results,
-                           today=measuring.today(context.store(), since=_start_of_day()))
+                           today=[] if q else measuring.today(context.store(), since=_start_of_day()))
 
 
 def _start_of_day():
