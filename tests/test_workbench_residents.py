@@ -153,3 +153,19 @@ def test_void_reading_keeps_it_with_reason(node):
     measuring.void_reading(s, rid, "cuff was loose", now=NOW, actor="doc")
     row = s.one("SELECT status, status_before_void, void_reason FROM readings WHERE id = ?", (rid,))
     assert row == {"status": "voided", "status_before_void": "valid", "void_reason": "cuff was loose"}
+
+
+def test_todays_patients_come_from_todays_readings_through_the_time_index(node):
+    s = node.store
+    patient = make(s, name="张三", sex="1", birth_date="1950-01-01")
+    devices.add(s, "clinic-bp", kind="bp", now=NOW)
+    measuring.start(s, patient, now=NOW, actor="doc")
+    ingest(s, bp("clinic-bp", 150, NOW), clock=FixedClock(NOW + timedelta(minutes=1)))
+    assert [r["name"] for r in measuring.today(s, since=NOW - timedelta(hours=1))] == ["张三"]
+    assert measuring.today(s, since=NOW + timedelta(hours=1)) == []
+    seen: list[str] = []
+    s.conn.set_trace_callback(seen.append)
+    measuring.today(s, since=NOW)
+    s.conn.set_trace_callback(None)
+    plan = " | ".join(p["detail"] for p in s.query("EXPLAIN QUERY PLAN " + seen[-1]))
+    assert "readings_effective" in plan, plan
