@@ -16,7 +16,7 @@ import threading
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from edge.core import outbox, sdnotify, watchdog
+from edge.core import sdnotify, watchdog
 from edge.core.node import Node
 from edge.core.sync_view import REQUEST_FILE
 
@@ -34,8 +34,9 @@ def run_daemon(node: Node) -> int:
     request = node.data_dir.joinpath(*REQUEST_FILE)
 
     def backlog_tick():
-        if outbox.backlog(node.store.conn) or node.store.scalar(
-                "SELECT count(*) FROM sync_batches WHERE state = 'pending'"):
+        # store.scalar takes the store's lock: this runs in the scheduler's thread
+        if node.store.scalar("SELECT count(*) FROM outbox WHERE acked_at IS NULL AND quarantined_at IS NULL"
+                             ) or node.store.scalar("SELECT count(*) FROM sync_batches WHERE state = 'pending'"):
             due.set()
 
     def request_tick():
