@@ -37,7 +37,7 @@ def test_enrolled_node_delivers_every_record_once_and_marks_the_outbox(env, node
 
     page = urllib.request.urlopen(hub.url + "/", timeout=5).read().decode()
     assert 'data-node="clinic-a"' in page and "clinic-edge/0.1.0" in page
-    assert '<td class="records">120</td>' in page and " s ago" in page
+    assert '<span class="records">120</span> (' in page and " s ago" in page
     # nothing new: a second cycle sends no batch and the hub still holds each record once
     assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
     assert len(hub_records(hub)) == 120
@@ -126,6 +126,7 @@ def test_resending_a_batch_after_a_lost_receipt_returns_the_same_receipt(env, no
     assert json.loads(b1)["receipt"] == json.loads(b2)["receipt"]
     receipt = json.loads(b1)["receipt"]
     protocol.verify_document(protocol.public_from_text(ident.hub_pubkey), receipt)
+    assert receipt["high_water"] == batch.seq_to and receipt["stored"] == 15
     assert len(hub_records(hub)) == 15
     # the node, whose receipt was "lost", settles the batch on its next cycle without storing twice
     assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0

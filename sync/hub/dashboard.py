@@ -40,6 +40,7 @@ def node_rows(store: HubStore, now: datetime) -> list[dict[str, Any]]:
             "backlog_age": _age(oldest, now) if oldest else "-",
             "clock_offset": status.get("clock_offset_s"), "quarantined": status.get("quarantined"),
             "software": status.get("software", "?"), "records": info["totals"].get(n["name"], 0),
+            "high_water": info["high_water"].get(n["name"]),
             "days": per_day.get(n["name"], [])[:7],
         })
     return out

@@ -156,7 +156,9 @@ class Hub:
                                 "payload": text, "digest": digest, "batch_id": env.batch_id, "day": day,
                                 "received_at": at})
             self.store.insert_records(c, new)
+            high = c.execute(sa.select(sa.func.max(batches.c.seq_to)).where(batches.c.node == env.node)).scalar()
             receipt = protocol.sign_document(self.key, {
+                "high_water": max(high or 0, env.header["to"]),   # highest outbox seq received from this node
                 "type": "receipt", "node": env.node, "batch": env.batch_id, "from": env.header["from"],
                 "to": env.header["to"], "records": len(recs), "stored": len(new),
                 "accepted": len(recs) - len(rejected), "rejected": rejected, "at": at})

@@ -254,7 +254,8 @@ class HubStore:
                                           sa.func.sum(batches.c.bytes)).group_by(batches.c.node, batches.c.day)
                                 .order_by(batches.c.node, batches.c.day.desc())).all()
             totals = c.execute(sa.select(records.c.node, sa.func.count()).group_by(records.c.node)).all()
-        return {"per_day": per_day, "totals": dict((n, k) for n, k in totals)}
+            high = c.execute(sa.select(batches.c.node, sa.func.max(batches.c.seq_to)).group_by(batches.c.node)).all()
+        return {"per_day": per_day, "totals": dict((n, k) for n, k in totals), "high_water": dict(high)}
 
 
 def _sqlite_begin(conn) -> None:
