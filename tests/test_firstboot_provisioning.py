@@ -107,6 +107,16 @@ def test_first_boot_waits_for_the_hub_enrolls_and_removes_the_secrets(hub, box):
     code = (data / "secrets" / "setup-code").read_text().strip()
     assert len(code) >= 12 and accounts.authenticate(node.store, "admin", code, now=node.clock.now()).is_admin
     node.close()
+    # with each sync the node tells the hub how it is (disk, uptime, version, devices, backlog)
+    clinic_edge(env, "sync", "--once", check=False, timeout=60)
+    import sqlite3
+
+    hub_db = sqlite3.connect(Path(hub.env["CLINIC_EDGE_DATA"]) / "hub" / "hub.db")
+    reported = json.loads(hub_db.execute("SELECT status FROM hub_nodes WHERE name = 'shiqiao'").fetchone()[0])
+    hub_db.close()
+    health = reported["health"]
+    assert health["version"] and health["uptime_s"] > 0 and 0 < health["disk_free_pct"] <= 100
+    assert health["devices"]["registered"] == 0 and health["backlog"] >= 0
 
 
 def test_the_setup_page_shows_the_code_once_and_takes_the_admins_password(hub, box):

@@ -141,6 +141,8 @@ class Cycle:
         full = status_report(self.node)
         brief = {k: full[k] for k in ("backlog", "oldest_pending", "quarantined", "conflicts", "clock_offset_s",
                                       "software", "bytes_today", "last_success")}
+        from edge.core import node_health  # disk, temperature, uptime, devices (issue 8)
+        brief["health"] = node_health.report(self.node)
         body = json.dumps(brief, ensure_ascii=False).encode()
         ans = self._call("POST", "/v1/hello", body)
         timefix.learn(self.store, boot_id=self.node.clock.boot_id(), hub_time=ans.doc["hub_time"],
