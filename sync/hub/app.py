@@ -17,6 +17,10 @@ from .service import Hub, HubError, TooLarge, utcnow
 from .storage import now_iso
 
 
+STATUS_KEYS = ("backlog", "oldest_pending", "quarantined", "conflicts", "clock_offset_s", "software",
+               "bytes_today", "last_success")
+
+
 def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = hub.max_batch_bytes + 65536
@@ -55,8 +59,11 @@ def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow) -> Flask:
     @app.post("/v1/hello")
     def hello():
         node = authed()
-        status = request.get_json(silent=True, force=True) or {}
-        hub.store.touch(node, now=now(), status=json.dumps(status, ensure_ascii=False)[:4000])
+        status = request.get_json(silent=True, force=True)
+        text = json.dumps(status if isinstance(status, dict) else {}, ensure_ascii=False)
+        if len(text) > 16000:   # keep what the dashboard shows rather than cutting JSON in half
+            text = json.dumps({k: status.get(k) for k in STATUS_KEYS}, ensure_ascii=False)[:16000]
+        hub.store.touch(node, now=now(), status=text)
         return signed({"node": node})
 
     @app.get("/v1/uploads/<batch_id>")
