@@ -313,3 +313,16 @@ def test_booted_services_reach_active_and_healthz_answers_inside(booted):
     assert body["ok"] and body["store"] == "ok" and body["version"] == VERSION
     wait_for(lambda: json.loads(c.run("curl", "-sf", url).stdout).get("broker_connected"), timeout=60, interval=1,
              message="ingest connected to the broker inside the container")
+
+
+def test_booted_nightly_backup_unit_writes_a_backup(booted):
+    c = booted["c"]
+    p = c.run("systemctl", "start", "clinic-edge-backup.service", timeout=120)
+    assert p.returncode == 0, p.stderr + c.run("journalctl", "--no-pager", "-u", "clinic-edge-backup").stdout[-2000:]
+    backups = list((booted["data"] / "clinic-edge/backups").glob("clinic-edge-*.db"))
+    assert backups, "no backup written"
+    doctor = c.run("runuser", "-u", "clinic-edge", "--", "env", "CLINIC_EDGE_DATA=/var/lib/clinic-edge",
+                   "/opt/clinic-edge/current/bin/clinic-edge", "doctor", "--json", timeout=60)
+    findings = {f["check"]: f for f in json.loads(doctor.stdout)}
+    assert findings["database"]["level"] == "ok" and findings["broker"]["level"] == "ok", findings
+    assert findings["hub"]["level"] == "ok", findings["hub"]
