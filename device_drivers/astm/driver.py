@@ -15,21 +15,18 @@ noted on the device (`clinic-edge device list`).
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import Counter
 from zoneinfo import ZoneInfo
 
 from edge.core import devices
 from edge.core.ingest import STATUS_REFUSED, ingest
 from edge.core.node import Node
-from edge.core.store import Store
 
 from .. import backoff
 from ..errors import DriverError
-from ..registration import ensure_device
 from ..section import BAUDRATES, Option, device_id_ok, read_section
-from ..serial_port import PortGone, SerialPort, pump
+from ..serial_driver import SerialDriver
+from ..serial_port import PortGone, SerialPort
 from .codec import AstmFrameError
 from .link import FRAME_TIMEOUT, Link, Message, Problem, Send, SessionEnded
 from .results import Context, code_map, readings_from_message
@@ -51,12 +48,14 @@ OPTIONS = {
 }
 
 
-class AstmDriver:
+class AstmDriver(SerialDriver):
     name = "astm"
     transport = "astm"
+    kind = "analyser"
 
     def __init__(self, node: Node, table: dict, *, port: SerialPort | None = None, monotonic=None,
                  on_commit=None):
+        super().__init__()
         cfg = read_section(self.name, table, OPTIONS)
         try:
             self.codes = code_map(cfg["codes"])
@@ -73,51 +72,19 @@ class AstmDriver:
         self._busy_since: float | None = None
         self.tz = ZoneInfo(node.config["node"]["timezone"])
         self.context = Context()
-        self.stats: Counter = Counter()
-        self._stop = threading.Event()
-        self._port_open = False
-        self._thread: threading.Thread | None = None
-        self.store: Store | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        self.store = Store(self.node.config.store_path)
+    def _store_opened(self) -> None:
         # one lock wait must not outlast the analyser's patience (15 s); retries happen in _commit
         self.store.conn.execute(f"PRAGMA busy_timeout = {min(3000, self.store_patience * 500)}")
-        ensure_device(self.store, self.device_id, kind="analyser", transport=self.transport, name=self.label,
-                      now=self.node.clock.now(), driver=self.name)
-        self._thread = threading.Thread(target=self._run, name=f"{self.name}-serial", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread:
-            self._thread.join(timeout)
-        if self.store:
-            self.store.close()
-
-    @property
-    def port_open(self) -> bool:
-        return self._port_open
-
-    def healthy(self) -> bool:
-        """The driver is working. An unplugged or switched-off analyser is normal in a clinic (the
-        driver waits for it), so the port's state is reported in status(), not as ill health."""
-        return self._thread is not None and self._thread.is_alive()
 
     def status(self) -> dict:
         link = {f"{self.name}_link_{k}": v for k, v in self.link.stats.items()}
-        return {f"{self.name}_port_open": self._port_open, **link,
-                **{f"{self.name}_{k}": v for k, v in self.stats.items()}}
+        return {**super().status(), **link}
 
     # -- I/O ---------------------------------------------------------------------------------
-    def _run(self) -> None:
-        pump(self.port, self._stop, on_data=self._on_data, on_tick=self._on_tick, on_state=self._on_state)
-
     def _on_state(self, is_open: bool, reason: str) -> None:
-        self._port_open = is_open
+        super()._on_state(is_open, reason)
         if not is_open:
             self.stats["port_lost"] += 1
 

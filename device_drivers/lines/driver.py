@@ -12,18 +12,15 @@ arrives; a line cut by unplugging the adapter is dropped (its bytes are gone) an
 from __future__ import annotations
 
 import logging
-import threading
-from collections import Counter
 from zoneinfo import ZoneInfo
 
 from edge.core import devices
 from edge.core.ingest import ingest
 from edge.core.node import Node
-from edge.core.store import Store
 
-from ..registration import ensure_device
 from ..section import BAUDRATES, Option, device_id_ok, read_section
-from ..serial_port import SerialPort, pump
+from ..serial_driver import SerialDriver
+from ..serial_port import SerialPort
 from .profile import LineFrameError, LineSplitter, load, parse_line
 
 log = logging.getLogger(__name__)
@@ -38,10 +35,12 @@ OPTIONS = {
 }
 
 
-class LineDriver:
+class LineDriver(SerialDriver):
     name = "lines"
+    transport = "lines"
 
     def __init__(self, node: Node, table: dict, *, port: SerialPort | None = None):
+        super().__init__()
         cfg = read_section(self.name, table, OPTIONS)
         self.node = node
         self.profile = load(cfg["profile"])
@@ -51,45 +50,12 @@ class LineDriver:
         self.port = port or SerialPort(cfg["url"], settings)
         self.device_id = cfg["device_id"]
         self.label = cfg["name"] or self.profile.name
+        self.kind = self.profile.kind
         self.tz = ZoneInfo(node.config["node"]["timezone"])
         self.splitter = LineSplitter()
-        self.stats: Counter = Counter()
-        self._stop = threading.Event()
-        self._port_open = False
-        self._thread: threading.Thread | None = None
-        self.store: Store | None = None
-
-    def start(self) -> None:
-        self.store = Store(self.node.config.store_path)
-        ensure_device(self.store, self.device_id, kind=self.profile.kind, transport="lines", name=self.label,
-                      now=self.node.clock.now(), driver=self.name)
-        self._thread = threading.Thread(target=self._run, name="lines-serial", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread:
-            self._thread.join(timeout)
-        if self.store:
-            self.store.close()
-
-    @property
-    def port_open(self) -> bool:
-        return self._port_open
-
-    def healthy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def status(self) -> dict:
-        return {"lines_port_open": self._port_open, **{f"lines_{k}": v for k, v in self.stats.items()}}
-
-    def _run(self) -> None:
-        pump(self.port, self._stop, on_data=self._on_data, on_tick=lambda: None, on_state=self._on_state)
 
     def _on_state(self, is_open: bool, reason: str) -> None:
-        self._port_open = is_open
+        super()._on_state(is_open, reason)
         if not is_open and self.splitter.drop_partial():
             self.stats["lines_cut_by_unplug"] += 1
 
