@@ -1,5 +1,5 @@
 """Reports computed from a real store: follow-ups saved through records.save, management from
-chronic_management and from the resident record's enrolment flags; a written report goes to the
+chronic_management (the record; resident flags are derived, migration 510 carried old ones over); a written report goes to the
 outbox in the same transaction."""
 import json
 from datetime import date, datetime, timezone
@@ -64,22 +64,29 @@ def test_report_from_the_store(store):
     assert [h["action"] for h in audit.history(store.conn, "report", rid)] == ["report.write"]
 
 
-def test_enrolment_flags_on_the_resident_record_count_too(store):
-    cols = {r["name"] for r in store.query("PRAGMA table_info(residents)")}
-    with store.atomic() as conn:     # the workbench's columns (schema_workbench 101), if not there yet
-        for c in ("htn INTEGER NOT NULL DEFAULT 0", "htn_diagnosed_on TEXT", "t2dm INTEGER NOT NULL DEFAULT 0",
-                  "t2dm_diagnosed_on TEXT"):
-            if c.split()[0] not in cols:
-                conn.execute(f"ALTER TABLE residents ADD COLUMN {c}")
+def test_migration_510_carries_resident_flags_into_management(store):
+    """Rows flagged on the resident record before 510 (no management row) are carried over with
+    the start the reports used to merge (diagnosis date, else the record's creation day), through
+    the outbox and the audit; the flags of managed-only residents are set."""
+    from edge.core import schema_management
     add_resident(store, "D", "1970-01-01", created="2025-05-05T03:00:00Z")
     add_resident(store, "E", "1970-01-01")
-    with store.atomic() as conn:
+    add_resident(store, "F", "1970-01-01")
+    with store.atomic() as conn:     # the state a pre-510 node could be in
         conn.execute("UPDATE residents SET htn = 1, t2dm = 1, t2dm_diagnosed_on = '2026-03-15' WHERE id = 'D'")
-    [p] = source.patients(store)
-    assert p.resident_id == "D"
-    assert p.managed == {"hypertension": date(2025, 5, 5), "diabetes": date(2026, 3, 15)}
+        conn.execute("INSERT INTO chronic_management (resident_id, disease, since, created_at, updated_at)"
+                     " VALUES ('F', 'diabetes', '2024-02-02', 'x', 'x')")
+    with store.atomic():
+        schema_management.single_enrolment(store.db)
+    pats = {p.resident_id: p for p in source.patients(store)}
+    assert set(pats) == {"D", "F"}
+    assert pats["D"].managed == {"hypertension": date(2025, 5, 5), "diabetes": date(2026, 3, 15)}
+    assert store.scalar("SELECT t2dm FROM residents WHERE id = 'F'") == 1
+    assert store.scalar("SELECT count(*) FROM outbox WHERE kind = 'chronic_management'") == 2
+    assert [h["actor"] for h in audit.history(store.conn, "chronic_management", "D:diabetes")] == ["migration-510"]
+    assert audit.verify(store.conn).ok
     r = source.report(store, month(2026, 2), "Asia/Shanghai")
-    assert r["managed_diabetes"].numerator == () and r["managed_hypertension"].numerator == ("D",)
+    assert r["managed_diabetes"].numerator == ("F",) and r["managed_hypertension"].numerator == ("D",)
 
 
 def test_worklist_from_the_store(store):

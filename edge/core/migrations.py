@@ -20,6 +20,7 @@ SCHEMA_MODULES = [
     "edge.core.schema",
     "edge.core.schema_workbench",
     "edge.core.schema_followup",
+    "edge.core.schema_management",
     "edge.core.schema_sync",
     "edge.core.schema_ble",
 ]

@@ -12,7 +12,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from . import audit, idnumber, outbox
+from . import audit, idnumber, management, outbox
 from .errors import NotFound, ValidationError
 from .reading import utc_iso
 from .resident_search import reverse, write_keys
@@ -146,6 +146,7 @@ def create(store, data: dict[str, Any], *, division_code: str, now: datetime, ac
         conn.execute(f"INSERT INTO residents ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)
         initials = write_keys(conn, rid, fields["name"])
         conn.execute("UPDATE residents SET name_initials = ? WHERE id = ?", (initials, rid))
+        management.follow_form(conn, rid, fields, None, actor=actor, at=now)
         record = _record(conn, rid)
         outbox.add(conn, kind="resident", record_id=rid, payload=record, at=now, version=1)
         audit.append(conn, actor=actor, action="resident.create", entity="resident", entity_id=rid, at=now,
@@ -169,6 +170,7 @@ def update(store, resident_id: str, data: dict[str, Any], *, now: datetime, acto
                 "name_initials": write_keys(conn, resident_id, fields["name"])}
         conn.execute(f"UPDATE residents SET {', '.join(k + ' = :' + k for k in sets)}, version = version + 1"
                      " WHERE id = :id", {**sets, "id": resident_id})
+        management.follow_form(conn, resident_id, fields, before, actor=actor, at=now)
         after = _record(conn, resident_id)
         changed_before = {k: before[k] for k in FIELDS if before[k] != after[k]}
         changed_after = {k: after[k] for k in FIELDS if before[k] != after[k]}

@@ -81,8 +81,7 @@ def required_visits(window_start: date, end: date) -> int:
 
 
 def is_managed(p: Patient, disease: str, period: Period) -> bool:
-    since = p.managed_since(disease)
-    return since is not None and since <= period.end
+    return p.managed_on(disease, period.end)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,15 @@ class Patient:
     name: str = ""
     birth_date: date | None = None
     managed: dict[str, date] | None = None     # disease -> date management began (纳入管理)
+    ended: dict[str, date] | None = None       # disease -> date management ended (死亡/迁出/失访...)
 
     def managed_since(self, disease: str) -> date | None:
         return (self.managed or {}).get(disease)
+
+    def managed_on(self, disease: str, day: date) -> bool:
+        """Under management on `day`: begun by then and not ended on or before it."""
+        since, ended = self.managed_since(disease), (self.ended or {}).get(disease)
+        return since is not None and since <= day and (ended is None or ended > day)
 
 
 @dataclass(frozen=True)

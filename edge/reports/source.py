@@ -1,10 +1,8 @@
 """Loading the report's plain records from the store (read-only SQL; the maths is in kpi/worklist).
 
-Who is under management comes from two places, merged:
-- chronic_management (this area's 纳入管理 table, schema_followup), and
-- the workbench's enrolment flags on the resident record (residents.htn / residents.t2dm with
-  their diagnosis dates), when that schema is present; management then starts at the diagnosis
-  date, or at the day the record was made.
+Who is under management comes from one place: chronic_management (edge/core/management.py), the
+record the resident form's 高血压/糖尿病 ticks write. Ended managements are loaded too (with their
+end date), so a report for a past period still counts a patient who later died or moved away.
 """
 from __future__ import annotations
 
@@ -17,54 +15,34 @@ from edge.core.reading import utc_iso
 from . import kpi, worklist
 from .population import DIABETES, HYPERTENSION, Patient, Period, Visit, quarter_of
 
-ENROLMENT_COLUMNS = {HYPERTENSION: ("htn", "htn_diagnosed_on"), DIABETES: ("t2dm", "t2dm_diagnosed_on")}
 VISIT_COLUMNS = ("id, resident_id, form, visit_date, visit_mode, sbp, dbp, fbg, classification, next_step,"
                  " next_visit_date, bp_source")
 # only columns held by the covering indexes of schema_followup 501, so no table row is read
 PERIOD_COLUMNS = "id, resident_id, form, visit_date, visit_mode, sbp, dbp, fbg, bp_source"
 
 
-def _columns(store, table: str) -> set[str]:
-    return {r["name"] for r in store.query(f"PRAGMA table_info({table})")}
-
-
 def managed_since(store, resident_id: str | None = None) -> dict[str, dict[str, date]]:
-    """resident id -> disease -> the date management began (one resident, or everyone)."""
+    """resident id -> disease -> the date the active management began (one resident, or everyone)."""
     one, params = ("", ()) if resident_id is None else (" AND resident_id = ?", (resident_id,))
     managed: dict[str, dict[str, date]] = {}
     for r in store.query("SELECT resident_id, disease, since FROM chronic_management WHERE ended_on IS NULL"
                          + one, params):
         managed.setdefault(r["resident_id"], {})[r["disease"]] = date.fromisoformat(r["since"])
-    cols = _columns(store, "residents")
-    one = one.replace("resident_id", "id")
-    for disease, (flag, diagnosed) in ENROLMENT_COLUMNS.items():
-        if flag not in cols:
-            continue
-        for r in store.query(f"SELECT id, COALESCE({diagnosed}, substr(created_at, 1, 10)) AS since"
-                             f" FROM residents WHERE {flag} = 1 AND voided_at IS NULL" + one, params):
-            managed.setdefault(r["id"], {}).setdefault(disease, date.fromisoformat(r["since"][:10]))
     return managed
 
 
 def patients(store) -> list[Patient]:
-    """Every live resident under management, with the start of each management (one query)."""
-    cols = _columns(store, "residents")
-    flags = [f"CASE WHEN r.{flag} = 1 THEN COALESCE(r.{diagnosed}, substr(r.created_at, 1, 10)) END"
-             if flag in cols else "NULL" for flag, diagnosed in ENROLMENT_COLUMNS.values()]
-    managed_by = " ".join(
-        f", (SELECT since FROM chronic_management c WHERE c.resident_id = r.id AND c.disease = '{d}'"
-        f" AND c.ended_on IS NULL), {flag}" for d, flag in zip(ENROLMENT_COLUMNS, flags))
-    out = []
-    for rid, name, born, h_cm, h_flag, d_cm, d_flag in store.conn.execute(
-            f"SELECT r.id, r.name, r.birth_date {managed_by} FROM residents r WHERE r.voided_at IS NULL"):
-        managed = {}
-        if h_cm or h_flag:
-            managed[HYPERTENSION] = day(h_cm or h_flag[:10])
-        if d_cm or d_flag:
-            managed[DIABETES] = day(d_cm or d_flag[:10])
-        if managed:
-            out.append(Patient(rid, name, day(born) if born else None, managed))
-    return out
+    """Every live resident ever under management, with when each management began and ended."""
+    by_id: dict[str, tuple] = {}
+    for rid, name, born, disease, since, ended in store.conn.execute(
+            "SELECT r.id, r.name, r.birth_date, c.disease, c.since, c.ended_on FROM chronic_management c"
+            " JOIN residents r ON r.id = c.resident_id WHERE r.voided_at IS NULL ORDER BY r.id"):
+        entry = by_id.setdefault(rid, (name, born, {}, {}))
+        entry[2][disease] = day(since[:10])
+        if ended:
+            entry[3][disease] = day(ended[:10])
+    return [Patient(rid, name, day(born) if born else None, managed, ended or None)
+            for rid, (name, born, managed, ended) in by_id.items()]
 
 
 day = lru_cache(maxsize=8192)(date.fromisoformat)     # the same few hundred dates, parsed once

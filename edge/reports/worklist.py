@@ -83,7 +83,7 @@ def from_standings(patients: Iterable[Patient], standings: dict[tuple[str, str],
     none = Standing(None, False, False)
     wl = Worklist(today)
     for p in sorted(patients, key=lambda p: p.resident_id):
-        diseases = [d for d in DISEASES if p.managed_since(d) and p.managed_since(d) <= today]
+        diseases = [d for d in DISEASES if p.managed_on(d, today)]
         mine = {d: standings.get((p.resident_id, d), none) for d in diseases}
         for d, s in mine.items():
             _place(wl, p, d, s.last, s.seen_quarter, q)

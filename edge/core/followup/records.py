@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from .. import audit, outbox
+from .. import management as management_record
 from ..errors import NotFound, ValidationError
 from ..reading import utc_iso
 from .fields import FORMS, STEP_URGENT
@@ -39,24 +40,8 @@ def _json(v: Any) -> str:
 
 
 def enrol(store, *, resident_id: str, disease: str, since: date, actor: str, at: datetime) -> None:
-    """Start managing a resident for a disease (纳入管理); a second call moves the start date."""
-    if disease not in DISEASES:
-        raise ValidationError(f"disease must be one of {', '.join(DISEASES)}", "disease")
-    with store.atomic() as conn:
-        if conn.execute("SELECT 1 FROM residents WHERE id = ?", (resident_id,)).fetchone() is None:
-            raise NotFound(f"resident {resident_id} does not exist")
-        before = conn.execute("SELECT since FROM chronic_management WHERE resident_id = ? AND disease = ?",
-                              (resident_id, disease)).fetchone()
-        ts = utc_iso(at)
-        conn.execute("INSERT INTO chronic_management (resident_id, disease, since, created_at, updated_at)"
-                     " VALUES (?,?,?,?,?) ON CONFLICT (resident_id, disease) DO UPDATE SET since = excluded.since,"
-                     " updated_at = excluded.updated_at, ended_on = NULL, end_reason = NULL",
-                     (resident_id, disease, since.isoformat(), ts, ts))
-        after = {"resident_id": resident_id, "disease": disease, "since": since.isoformat()}
-        outbox.add(conn, kind="chronic_management", record_id=f"{resident_id}:{disease}", payload=after, at=at)
-        audit.append(conn, actor=actor, action="management.enrol", entity="chronic_management",
-                     entity_id=f"{resident_id}:{disease}", at=at,
-                     before={"since": before[0]} if before else None, after=after)
+    """Start managing a resident for a disease (纳入管理); see edge.core.management (the record)."""
+    management_record.enrol(store, resident_id=resident_id, disease=disease, since=since, actor=actor, at=at)
 
 
 def _verified_sources(conn, resident_id: str, values: dict, sources: dict[str, str]) -> dict[str, str]:
@@ -198,6 +183,4 @@ def last_visit(store, resident_id: str, form: str, *, before: str | None = None,
 
 def management(store, resident_id: str) -> dict[str, str]:
     """disease -> since (ISO date) for the resident's active management."""
-    rows = store.query("SELECT disease, since FROM chronic_management WHERE resident_id = ? AND ended_on IS NULL",
-                       (resident_id,))
-    return {r["disease"]: r["since"] for r in rows}
+    return management_record.active(store, resident_id)
