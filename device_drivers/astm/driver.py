@@ -22,7 +22,7 @@ from edge.core import devices
 from edge.core.ingest import STATUS_REFUSED, ingest
 from edge.core.node import Node
 
-from .. import backoff
+from edge.core import backoff
 from ..errors import DriverError
 from ..section import BAUDRATES, Option, device_id_ok, read_section
 from ..serial_driver import SerialDriver

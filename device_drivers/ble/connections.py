@@ -1,6 +1,6 @@
 """The connection loop: scan for the clinic's registered devices, run one session per device that
 is due, remember per device when it was last seen, last gave a reading and last failed, and back
-off (capped, jittered: device_drivers.backoff.delay) from devices that fail.
+off (capped, jittered: edge.core.backoff.delay) from devices that fail.
 
 One iteration is `round()`; `run(stop)` repeats it. Only devices registered with a Bluetooth
 address are ever connected to; everything else nearby is ignored.
@@ -17,7 +17,7 @@ from datetime import datetime, tzinfo
 from edge.core import devices
 from edge.core.reading import utc_iso
 
-from .. import backoff
+from edge.core import backoff
 from . import state
 from .adapter import Adapter
 from .errors import BleLinkError, BondLost, NoRadio, StepTimeout

@@ -22,7 +22,7 @@ from edge.core.ingest import STATUS_REFUSED, ingest
 from edge.core.node import Node
 from edge.core.store import Store
 
-from .. import backoff
+from edge.core import backoff
 from ..errors import FrameError
 from . import senml
 from .broker import ERRORS_TOPIC, broker_address, ingest_credentials

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from edge.core import outbox, sync_view
+from edge.core import backoff, outbox, sync_view
 from edge.core.node import Node
 
 from sync import protocol
@@ -37,7 +37,7 @@ CHUNK_SECONDS = 2.5     # a chunk should cross the link in about this long: a dr
 
 def backoff_delay(failures: int, *, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
     """Seconds to wait after the n-th consecutive failure (1-based): full jitter up to min(cap, base*2^(n-1))."""
-    return min(cap, base * 2 ** min(max(failures - 1, 0), 40)) * rand()
+    return backoff.delay(max(failures - 1, 0), base=base, cap=cap, rand=rand)
 
 
 @dataclass
