@@ -326,3 +326,20 @@ def test_booted_nightly_backup_unit_writes_a_backup(booted):
     findings = {f["check"]: f for f in json.loads(doctor.stdout)}
     assert findings["database"]["level"] == "ok" and findings["broker"]["level"] == "ok", findings
     assert findings["hub"]["level"] == "ok", findings["hub"]
+
+
+def test_booted_watchdog_restarts_a_hung_web_service(booted):
+    """SIGSTOP freezes the web service: no more WATCHDOG=1, so systemd kills and restarts it.
+    (WatchdogSec is shortened to 3 s by a runtime drop-in so the test does not wait a minute.)"""
+    c = booted["c"]
+    dropin = "/run/systemd/system/clinic-edge-web.service.d"
+    assert c.run("sh", "-c", f"mkdir -p {dropin} && printf '[Service]\\nWatchdogSec=3s\\n' > {dropin}/test.conf"
+                 " && systemctl daemon-reload && systemctl restart clinic-edge-web").returncode == 0
+    pid = c.run("systemctl", "show", "-P", "MainPID", "clinic-edge-web").stdout.strip()
+    assert pid != "0" and c.active("clinic-edge-web.service") == "active"
+    c.run("kill", "-STOP", pid)
+    wait_for(lambda: c.run("systemctl", "show", "-P", "MainPID", "clinic-edge-web").stdout.strip() not in (pid, "0")
+             and c.active("clinic-edge-web.service") == "active", timeout=60, interval=1,
+             message="systemd to restart the hung web service")
+    journal = c.run("journalctl", "--no-pager", "-u", "clinic-edge-web").stdout
+    assert "Watchdog timeout" in journal or "watchdog" in journal.lower()
