@@ -66,6 +66,38 @@ def test_end_management_keeps_history_for_past_periods(store):
     kinds = [r["kind"] for r in store.query("SELECT kind FROM outbox WHERE record_id LIKE ? ORDER BY rowid", (a + "%",))]
     assert kinds[-2:] == ["resident", "chronic_management"]                   # new flag + the end, sent upstream
     assert audit.verify(store.conn).ok
+    rec = residents.get(store, a)                                             # editing the phone later
+    residents.update(store, a, {**rec, "phone": "13800138000"}, now=NOW, actor="doc")
+    assert management.active(store, a) == {} and residents.get(store, a)["htn_diagnosed_on"] == "2019-04-01"
     with pytest.raises(ValidationError):                                      # already ended
         management.end(store, resident_id=a, disease="hypertension", on=date(2026, 6, 1), reason="moved",
                        actor="doc", at=NOW)
+
+
+def test_end_management_from_the_resident_page(env):
+    import re
+    from edge.core import config as config_mod
+    from edge.core.node import Node
+    from edge.web import create_app
+    from followup_support import login, seed
+    node = Node(config_mod.load(env=env))
+    try:
+        app = create_app(node=node)
+        seed(node.store)
+        client = app.test_client()
+        login(client)
+        page = client.get("/residents/R1").text
+        assert "2024-01-01 起纳入管理" in page and 'id="followup-hypertension"' in page
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        today = node.clock.now().date().isoformat()
+        r = client.post("/residents/R1/management/hypertension/end",
+                        data={"csrf_token": token, "end_reason": "moved", "ended_on": today})
+        assert r.status_code == 303
+        page = client.get("/residents/R1").text
+        assert f"{today} 终止" in page and "迁出" in page and "已终止管理" in page
+        assert 'id="followup-hypertension"' not in page                   # the flag is derived: gone
+        assert management.active(node.store, "R1") == {}
+        wl = client.get("/api/v1/worklist").get_json()
+        assert "R1" not in str(wl)
+    finally:
+        node.close()

@@ -98,14 +98,15 @@ def end_in(conn, resident_id: str, disease: str, on: date, reason: str, *, actor
 def follow_form(conn, resident_id: str, fields: dict[str, Any], before: dict[str, Any] | None, *,
                 actor: str, at: datetime) -> None:
     """The resident form's ticks (高血压/糖尿病) applied to management, in the form's transaction:
-    ticked -> managed (since the diagnosis date, else today); a changed diagnosis date moves the
-    start; unticked -> management ends today as 录入更正 (use `end` for 死亡/迁出/失访)."""
+    ticked -> managed (since the diagnosis date, else today; a restart after an end: today); a
+    changed diagnosis date moves the start of an active management; unticked -> management ends today as 录入更正 (use `end` for 死亡/迁出/失访)."""
     for disease, (flag, diagnosed) in RESIDENT_COLUMNS.items():
         row = _row(conn, resident_id, disease)
         active = bool(row and not row["ended_on"])
         when = fields.get(diagnosed)
-        if fields.get(flag) and not active:
-            enrol_in(conn, resident_id, disease, date.fromisoformat(when) if when else at.date(), actor=actor, at=at)
+        if fields.get(flag) and not active:     # a restart after an end begins today
+            since = date.fromisoformat(when) if when and not row else at.date()
+            enrol_in(conn, resident_id, disease, since, actor=actor, at=at)
         elif fields.get(flag) and when and (before or {}).get(diagnosed) != when:
             enrol_in(conn, resident_id, disease, date.fromisoformat(when), actor=actor, at=at)
         elif not fields.get(flag) and active:

@@ -101,8 +101,7 @@ def clean(data: dict[str, Any], *, today: date) -> dict[str, Any]:
         diagnosed = _date(data.get(when), when, errors)
         if diagnosed and (diagnosed > today or (born and diagnosed < born)):
             errors[when] = N_("The diagnosis date must lie between birth and today.")
-        if diagnosed and not out[flag]:
-            out[flag] = 1   # a diagnosis date means the resident is enrolled
+        # the tick alone enrols (edge.core.management): a diagnosis date stays after management ended
         out[when] = diagnosed.isoformat() if diagnosed else None
     out["contract_signed"] = _flag(data.get("contract_signed"))
     if errors:

@@ -28,6 +28,8 @@ def create_app(config: Config | None = None, *, node: Node | None = None) -> Fla
     from . import followup, reports
     app.register_blueprint(followup.bp)
     app.register_blueprint(reports.bp)
+    from . import management  # end a chronic-disease management (死亡/迁出/失访) from the resident page
+    app.register_blueprint(management.bp)
     from . import sync_page  # the link to the county: status, refused records, conflicts, sync now
     app.register_blueprint(sync_page.bp)
     from .workbench import install  # login, CSRF, languages and the doctor's workbench
