@@ -117,6 +117,12 @@ def test_first_boot_waits_for_the_hub_enrolls_and_removes_the_secrets(hub, box):
     health = reported["health"]
     assert health["version"] and health["uptime_s"] > 0 and 0 < health["disk_free_pct"] <= 100
     assert health["devices"]["registered"] == 0 and health["backlog"] >= 0
+    import urllib.request
+
+    with urllib.request.urlopen(hub.url + "/", timeout=10) as r:  # the hub's node dashboard shows it
+        page = r.read().decode()
+    row = page[page.index('data-node="shiqiao"'):]
+    assert f"{health['disk_free_pct']}% free" in row[:row.index("</tr>")]
 
 
 def test_the_setup_page_shows_the_code_once_and_takes_the_admins_password(hub, box):

@@ -42,5 +42,6 @@ def node_rows(store: HubStore, now: datetime) -> list[dict[str, Any]]:
             "software": status.get("software", "?"), "records": info["totals"].get(n["name"], 0),
             "high_water": info["high_water"].get(n["name"]),
             "days": per_day.get(n["name"], [])[:7],
+            "health": status.get("health") or {},  # disk, temperature, uptime, devices (issue 8)
         })
     return out
