@@ -96,6 +96,8 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.5)
     node.store  # create and migrate once, before the parts start
     creds = register_demo_devices(node)
     doctor_password = demo_doctor(node)
+    from edge import demo_village  # a small village with a year of history, first start only
+    seeded = demo_village.seed(node, creds)
     env = {**os.environ, "CLINIC_EDGE_DATA": str(node.data_dir.resolve()),
            "CLINIC_EDGE_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
            "CLINIC_EDGE_WEB_LISTEN": f"127.0.0.1:{web_port}",
@@ -134,6 +136,7 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.5)
               f"  county hub dashboard: http://127.0.0.1:{hub_port}/ (records arrive within a minute)\n"
               f"  MQTT:   mqtt://127.0.0.1:{mqtt_port} (devices/<id>/readings, SenML)\n"
               f"  data:   {node.data_dir.resolve()} (broker log: logs/broker.log)\n"
+              + "\n".join(demo_village.banner(seeded)) + "\n"
               f"Press Ctrl-C to stop.\n", flush=True)
         while not stopping:
             for part in parts:
