@@ -97,7 +97,7 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.5)
     creds = register_demo_devices(node)
     doctor_password = demo_doctor(node)
     from edge import demo_village  # a small village with a year of history, first start only
-    seeded = demo_village.seed(node, creds)
+    seeded = demo_village.seed(node)
     env = {**os.environ, "CLINIC_EDGE_DATA": str(node.data_dir.resolve()),
            "CLINIC_EDGE_MQTT_URL": f"mqtt://127.0.0.1:{mqtt_port}",
            "CLINIC_EDGE_WEB_LISTEN": f"127.0.0.1:{web_port}",

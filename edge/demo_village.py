@@ -3,7 +3,8 @@
 Twelve residents with valid GB 11643 ID numbers (region = the clinic's division code), eight of
 them under hypertension and/or type 2 diabetes management with diagnosis dates, a height on
 record, and a year of follow-ups: most controlled, one not (李桂兰), one overdue (刘长春), one with
-an open urgent referral (陈玉梅). 张秀英 wears a wristband (SpO2/pulse) bound to her record.
+an open urgent referral (陈玉梅). 张秀英 wears a wristband bound to her record, with a week of
+morning SpO2/pulse readings.
 
 Everything goes through the real core APIs (residents.create, ingest, validation + records.save,
 devices.add/bind), so the outbox and the audit chain are written as in real use. Seeding is
@@ -11,11 +12,8 @@ idempotent: a villager whose ID number is already registered is skipped, with he
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from edge.core import devices, idnumber, residents
@@ -122,7 +120,7 @@ def _region(division_code: str, today: date) -> str:
         return "110105"
 
 
-def seed(node, creds_path: Path | None = None) -> dict[str, int]:
+def seed(node) -> dict[str, int]:
     """Seed the village (first start only); returns how many residents / follow-ups were added."""
     store, now = node.store, node.clock.now()
     zone = ZoneInfo(node.config["node"]["timezone"])
@@ -138,7 +136,7 @@ def seed(node, creds_path: Path | None = None) -> dict[str, int]:
         rid = _register(node, v, number, village, today, created_at + timedelta(minutes=7 * i))
         added["residents"] += 1
         added["followups"] += _history(node, rid, v, number, today, zone)
-    _wearable(node, creds_path, region, now)
+    _wearable(node, region, now, zone)
     return added
 
 
@@ -217,31 +215,31 @@ def _form(v: Villager, visit: Visit, day: date) -> dict:
     return {k: val if isinstance(val, list) else "" if val is None else str(val) for k, val in raw.items()}
 
 
-def _wearable(node, creds_path: Path | None, region: str, now: datetime) -> None:
-    """张秀英's wristband: registered as a wearable, bound to her, and (if the simulator's
-    credentials file is given) publishing SpO2 and pulse like the clinic's oximeter."""
+def _wearable(node, region: str, now: datetime, zone: ZoneInfo) -> None:
+    """张秀英's wristband: registered as a wearable and bound to her, with a week of morning
+    SpO2/pulse readings that attached to her record by themselves (the bound-device path)."""
     device_id, name = WEARABLE
-    creds = json.loads(creds_path.read_text()) if creds_path and creds_path.exists() else {}
-    known = devices.get(node.store, device_id)
-    if known and (creds_path is None or device_id in creds):
+    if devices.get(node.store, device_id):
         return
-    if known:      # registered, but the simulator lost its password: give it a new one
-        devices.remove(node.store, device_id, now=now, actor=ACTOR)
-    password = devices.add(node.store, device_id, kind="wearable", name=name, now=now, actor=ACTOR)
+    devices.add(node.store, device_id, kind="wearable", transport="demo", name=name, now=now, actor=ACTOR)
     rid = node.store.scalar("SELECT id FROM residents WHERE id_number = ?", (id_number(region, VILLAGE[0]),))
-    if rid:
-        devices.bind(node.store, device_id, rid, now=now, actor=ACTOR)
-    if creds_path is not None:
-        creds[device_id] = {"password": password, "kind": "spo2"}
-        fd = os.open(creds_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(creds, f)
+    if rid is None:
+        return
+    devices.bind(node.store, device_id, rid, now=now, actor=ACTOR)
+    today = now.astimezone(zone).date()
+    for n, (spo2, pulse) in enumerate(((97, 68), (96, 71), (98, 66), (97, 70), (95, 74), (97, 69), (96, 72))):
+        at = datetime.combine(today - timedelta(days=7 - n), time(6, 40 + n), zone)
+        ingest(node.store, [Reading(device_id, code, value, unit, "demo", device_time=at,
+                                    receive_time=at + timedelta(seconds=5), source_key=f"band:{at.isoformat()}:{code}")
+                            for code, value, unit in (("2708-6", spo2, "%"), ("8867-4", pulse, "/min"))])
 
 
 def banner(seeded: dict[str, int]) -> list[str]:
     """The demo banner's lines about the village and what to try first."""
-    done = (f"{seeded['residents']} residents and {seeded['followups']} follow-ups added" if seeded["residents"]
-            else "already there from an earlier start")
-    return [f"  village: {len(VILLAGE)} residents ({done})",
+    if seeded["residents"]:
+        done = f"{seeded['residents']} residents and {seeded['followups']} follow-ups of the past year added"
+    else:
+        done = f"{len(VILLAGE)} residents, seeded on an earlier start"
+    return [f"  village: {done}",
             "  try:    search “zxy” → 张秀英 and press 开始测量 (Measuring now): the BP monitor's next reading",
             "          lands on her record; then 高血压随访 opens pre-filled. 随访工作表 lists who is due."]
