@@ -168,7 +168,7 @@ def serve(node: Node, listen: str | None) -> None:
 @main.command()
 @click.option("--web-port", type=int, default=0, help="0 = a free port")
 @click.option("--mqtt-port", type=int, default=0, help="0 = a free port")
-@click.option("--rate", type=float, default=0.5, show_default=True, help="simulated readings per second")
+@click.option("--rate", type=float, default=0.1, show_default=True, help="simulated readings per second (all devices)")
 @click.pass_obj
 def demo(node: Node, web_port: int, mqtt_port: int, rate: float) -> None:
     """Run a complete node on built-in defaults: broker, simulated devices, ingest, web."""

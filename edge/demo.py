@@ -90,7 +90,7 @@ def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: 
     ]
 
 
-def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.5) -> int:
+def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1) -> int:
     web_port = web_port or free_port()
     mqtt_port = mqtt_port or free_port()
     node.store  # create and migrate once, before the parts start

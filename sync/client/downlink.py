@@ -13,7 +13,8 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from edge.core import audit, sync_view
+from edge.core import audit, management, sync_view
+from edge.core.errors import CoreError
 from edge.core.reading import utc_iso
 
 from . import state
@@ -74,11 +75,24 @@ def _resident(conn, item, columns: set[str], now: datetime) -> str:
         conn.execute("ROLLBACK TO downlink_resident")
         conn.execute("RELEASE downlink_resident")
         return _conflict(conn, rid, dict(local or {}) | {"_error": str(e)}, remote, version, now)
+    _follow_management(conn, rid, local, values, now)
     conn.execute("INSERT OR REPLACE INTO sync_resident_base (resident_id, hub_version, local_version) VALUES (?,?,?)",
                  (rid, version, local_version))
     audit.append(conn, actor="hub", action="resident.downlink", entity="resident", entity_id=rid, at=now,
                  before={k: local.get(k) for k in values} if local else None, after=values)
     return "applied"
+
+
+def _follow_management(conn, rid: str, local: dict | None, values: dict[str, Any], now: datetime) -> None:
+    """The county's 高血压/糖尿病 ticks start or end management here, as the resident form's do
+    (the management record is what the reports count). Flags the hub did not send stay as they are."""
+    flags = {col for pair in management.RESIDENT_COLUMNS.values() for col in pair}
+    if not flags & set(values):
+        return
+    try:
+        management.follow_form(conn, rid, {**(local or {}), **values}, local, actor="hub", at=now)
+    except CoreError:   # a resident voided here: nothing to manage
+        pass
 
 
 def _conflict(conn, rid: str, local: dict, remote: dict, version: int, now: datetime) -> str:
