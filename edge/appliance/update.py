@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from edge.core.errors import CoreError
+from edge.core.ingest import carry_forward
 from edge.core.node import Node
 
 from . import bundle
@@ -128,7 +130,14 @@ def rollback(node: Node, layout: Layout, outcome: Outcome, *, run: Run = _run, s
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
         log.error("stop command failed during rollback: %s", e)
     if outcome.backup is not None:
+        failed = keep_failed_copy(node, outcome.new)
         restore_file(outcome.backup, node.config.store_path)
+        if failed is not None:
+            carried, skipped = carry_forward(node.store, str(failed), actor="update-rollback",
+                                             now=node.clock.now())
+            node.close()
+            log.info("carried %d readings stored by %s into the restored database (%d of unknown devices "
+                     "left in %s)", carried, outcome.new, skipped, failed)
     run(shlex.split(cfg["restart_command"]))
     healthy = outcome.old is not None and wait_healthy(cfg["health_url"], outcome.old, cfg["health_timeout"],
                                                        sleep=sleep, clock=clock)
@@ -136,6 +145,19 @@ def rollback(node: Node, layout: Layout, outcome: Outcome, *, run: Run = _run, s
     # the hub learns about it from the sync client's health report (status file "update")
     node.write_status("update", {"result": "rolled back", "from": outcome.old, "to": outcome.new,
                                  "old_version_healthy": healthy, "backup": str(outcome.backup)})
+
+
+def keep_failed_copy(node: Node, version: str) -> Path | None:
+    """A consistent copy of the database as the failed version left it (services stopped)."""
+    if not node.config.store_path.exists():
+        return None
+    try:
+        return node.store.backup(node.path("backups", f"failed-update-{version}.db"))
+    except CoreError as e:
+        log.error("could not keep the failed version's database: %s", e)
+        return None
+    finally:
+        node.close()
 
 
 def health(url: str, timeout: float = 3.0) -> dict | None:

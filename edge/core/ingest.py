@@ -119,11 +119,13 @@ def resident_for(conn: sqlite3.Connection, r: Reading, bound_resident: str | Non
     return session["resident_id"] if session else None
 
 
+_UPSTREAM = ("id", "device_id", "code", "value", "unit", "device_time", "receive_time", "effective_time",
+             "boot_id", "monotonic", "clock_status", "transport", "status", "reason", "resident_id")
+
+
 def _upstream(row: dict) -> dict:
     """What the county receives for a reading (the raw payload stays on the node)."""
-    keep = ("id", "device_id", "code", "value", "unit", "device_time", "receive_time", "effective_time",
-            "boot_id", "monotonic", "clock_status", "transport", "status", "reason", "resident_id")
-    return {k: row[k] for k in keep}
+    return {k: row[k] for k in _UPSTREAM}
 
 
 def latest(store, limit: int = 50, *, since: datetime | None = None) -> list[dict]:
@@ -136,3 +138,43 @@ def latest(store, limit: int = 50, *, since: datetime | None = None) -> list[dic
     sql += " ORDER BY effective_time DESC, id LIMIT ?"
     params.append(limit)
     return store.query(sql, params)
+
+
+
+def carry_forward(store, source_db: str, *, actor: str, now: datetime) -> tuple[int, int]:
+    """Readings in another copy of this database (the one a failed update wrote to before it was
+    rolled back) that this store lacks: inserted with their ids unchanged, each with its outbox and
+    audit entry, in one transaction. A device saw them acknowledged; restoring an older backup must
+    not lose them. Returns (carried, skipped): a reading of a device this copy does not know is
+    skipped (it stays in the source file); one of a resident it does not know goes to the inbox.
+    """
+    conn = store.conn
+    conn.execute("ATTACH DATABASE ? AS src", (str(source_db),))  # not allowed inside a transaction
+    try:
+        with store.atomic():
+            mine = [r[1] for r in conn.execute("PRAGMA main.table_info(readings)")]
+            theirs = {r[1] for r in conn.execute("PRAGMA src.table_info(readings)")}
+            cols = [c for c in mine if c in theirs]
+            rows = conn.execute(f"SELECT {', '.join('r.' + c for c in cols)} FROM src.readings r"
+                                " WHERE r.id NOT IN (SELECT id FROM main.readings) ORDER BY r.rowid").fetchall()
+            devices = {r[0] for r in conn.execute("SELECT id FROM main.devices")}
+            residents = {r[0] for r in conn.execute("SELECT id FROM main.residents")}
+            carried = skipped = 0
+            for values in rows:
+                row = dict(zip(cols, values))
+                if row["device_id"] not in devices:
+                    skipped += 1
+                    continue
+                if row.get("resident_id") not in residents:
+                    row["resident_id"] = None
+                conn.execute(f"INSERT INTO readings ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                             tuple(row.values()))
+                outbox.add(conn, kind="reading", record_id=row["id"], at=now,
+                           payload={k: row.get(k) for k in _UPSTREAM})
+                audit.append(conn, actor=actor, action="reading.carry_forward", entity="reading",
+                             entity_id=row["id"], at=now,
+                             after={k: row[k] for k in ("code", "value", "unit", "status") if row.get(k) is not None})
+                carried += 1
+    finally:
+        conn.execute("DETACH DATABASE src")
+    return carried, skipped
