@@ -124,3 +124,16 @@ def test_readings_taken_before_the_clock_was_set_are_corrected_from_the_hub_offs
     assert [v for k, _, v in held if k == "reading"].count(2) == 3   # corrections went up as version 2
     assert len(held) == 6
     pi.close()
+
+
+def test_settings_from_the_county_are_checked_then_applied_at_next_start(env, node, hub):
+    enroll(env, hub)
+    _push(hub, "clinic-a", "config", "web", 1, {"idle_minutes": 12}, cli=True)
+    _push(hub, "clinic-a", "config", "web", 2, {"idle_minutes": "forever"})     # refused: wrong type
+    _push(hub, "clinic-a", "config", "mqtt", 1, {"url": "mqtt://10.0.0.9:1883"})  # refused: local wiring
+    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    loaded = config_mod.load(env=sync_env(env))
+    assert loaded["web"]["idle_minutes"] == 12
+    assert loaded["mqtt"]["url"] != "mqtt://10.0.0.9:1883"
+    # the environment still wins over the county, as over the config file
+    assert config_mod.load(env={**sync_env(env), "CLINIC_EDGE_WEB_IDLE_MINUTES": "7"})["web"]["idle_minutes"] == 7

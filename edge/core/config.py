@@ -7,6 +7,7 @@ line naming the key, the value and what is allowed.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -128,6 +129,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                "clinic-edge-sync", "a command that (re)starts the node's services"),
     },
 }
+# Sections the county may set from its hub (downlink kind "config", record id = section). They
+# are written to COUNTY_FILE in the data directory and sit between the file and the environment:
+# built-in < config file < county < environment. Identity, paths and local wiring stay local.
+COUNTY_SECTIONS = ("sync", "web", "update", "appliance")
+COUNTY_FILE = "county-config.json"
 # Sections whose sub-tables belong to a plug-in (each driver validates its own keys).
 OPEN_SECTIONS = ("drivers",)
 
@@ -181,7 +187,44 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> C
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {source} is not valid TOML: {e}") from None
     data_dir = Path(env[ENV_DATA]) if env.get(ENV_DATA) else default_data_dir()
+    for section, table in _county(data_dir).items():
+        raw[section] = {**raw.get(section, {}), **table}
     return Config(_validate(raw, env), data_dir, source)
+
+
+def _county(data_dir: Path) -> dict[str, dict[str, Any]]:
+    try:
+        doc = json.loads((data_dir / COUNTY_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"config: {data_dir / COUNTY_FILE} (settings from the county) is unreadable: {e}; "
+                          f"delete it and run `clinic-edge sync --once` to fetch it again") from None
+    return {k: v for k, v in doc.items() if k in COUNTY_SECTIONS and isinstance(v, dict)}
+
+
+def check_county_section(section: str, table: Any) -> dict[str, Any]:
+    """A section the county sent down, checked key by key like the config file; ConfigError if not."""
+    if section not in COUNTY_SECTIONS:
+        raise ConfigError(f"config from the county: section [{section}] may not be set centrally; "
+                          f"allowed: {', '.join(COUNTY_SECTIONS)}")
+    if not isinstance(table, dict):
+        raise ConfigError(f"config from the county: [{section}] must be an object")
+    keys = SCHEMA[section]
+    for key, value in table.items():
+        if key not in keys:
+            raise ConfigError(f"config from the county: unknown key {section}.{key}; allowed: {', '.join(keys)}")
+        _check(section, key, keys[key], value)
+    return dict(table)
+
+
+def write_county(data_dir: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    """Replace the county's settings file in one rename (read at each service's next start)."""
+    path = data_dir / COUNTY_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(sections, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 def _validate(raw: dict[str, Any], env: dict[str, str]) -> dict[str, dict[str, Any]]:

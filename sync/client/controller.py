@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from edge.core import backoff, outbox, sync_view
+from edge.core import backoff, config as config_mod, outbox, sync_view
 from edge.core.node import Node
 
 from sync import protocol
@@ -225,6 +225,8 @@ class Cycle:
             items = doc.get("items", [])
             if items or doc.get("cursor", cursor) != cursor:
                 counts = downlink.apply_page(self.store, items, int(doc["cursor"]), now=self.now())
+                if any(i.get("kind") == downlink.CONFIG_KIND for i in items):
+                    config_mod.write_county(self.node.data_dir, downlink.county_settings(self.store))
                 self.result.downlink += counts["applied"]
                 self.result.conflicts += counts["conflicts"]
             if not doc.get("more"):

@@ -4,22 +4,27 @@ with the new cursor, and never written to the outbox (so it is never echoed back
 Residents go into the residents table, only into the columns this node's schema has. A resident
 the doctor edited here since the hub's last version is not overwritten: the hub's version is kept
 in sync_conflicts for the doctor to resolve. Every other kind (code tables, configuration) is
-kept as the latest version per (kind, id) in sync_inbox for whoever reads that kind.
+kept as the latest version per (kind, id) in sync_inbox for whoever reads that kind; settings
+(kind "config", id = a config section) are checked first and then written to the data directory's
+county-config.json, which every service reads at its next start.
 """
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from datetime import datetime
 from typing import Any
 
-from edge.core import audit, management, sync_view
+from edge.core import audit, config as config_mod, management, sync_view
 from edge.core.errors import CoreError
 from edge.core.reading import utc_iso
 
 from . import state
 
 PROTECTED = {"id", "version", "created_at", "updated_at"}
+CONFIG_KIND = "config"
+log = logging.getLogger(__name__)
 
 
 def apply_page(store, items: list[dict[str, Any]], cursor: int, *, now: datetime) -> dict[str, int]:
@@ -29,11 +34,29 @@ def apply_page(store, items: list[dict[str, Any]], cursor: int, *, now: datetime
         for item in items:
             if item.get("kind") == "resident":
                 outcome = _resident(conn, item, columns, now)
+            elif item.get("kind") == CONFIG_KIND and not _config_ok(item):
+                outcome = "rejected"
             else:
                 outcome = _inbox(conn, item, now)
-            counts[outcome] += 1
+            counts[outcome] = counts.get(outcome, 0) + 1
         state.put(conn, "cursor", cursor, now)
     return counts
+
+
+def _config_ok(item) -> bool:
+    """County settings are checked like the config file; a bad one is refused and logged, never applied."""
+    try:
+        config_mod.check_county_section(item["id"], item["payload"])
+        return True
+    except config_mod.ConfigError as e:
+        log.error("refused settings from the county (version %s): %s", item.get("version"), e)
+        return False
+
+
+def county_settings(store) -> dict[str, dict[str, Any]]:
+    """The county's settings as last received (kind "config", one record per section)."""
+    rows = store.query("SELECT record_id, payload FROM sync_inbox WHERE kind = ?", (CONFIG_KIND,))
+    return {r["record_id"]: json.loads(r["payload"]) for r in rows}
 
 
 def _inbox(conn, item, now: datetime) -> str:
