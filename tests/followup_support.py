@@ -7,6 +7,8 @@ import zlib
 from datetime import date, datetime, timezone
 from html.parser import HTMLParser
 
+import pytest
+
 from edge.core import accounts, devices
 from edge.core.followup import records
 from edge.core.ingest import ingest
@@ -74,3 +76,19 @@ def login(client, username: str = "doc") -> None:
     token = csrf(client.get("/login").text)
     r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
     assert r.status_code == 303, r.text[:500]
+
+
+@pytest.fixture
+def app_client(env):
+    """A logged-in doctor's test client on a node seeded with one enrolled resident."""
+    from edge.core import config as config_mod
+    from edge.core.node import Node
+    from edge.web import create_app
+
+    node = Node(config_mod.load(env=env))
+    app = create_app(node=node)
+    seed(node.store)
+    client = app.test_client()
+    login(client)
+    yield node, client
+    node.close()

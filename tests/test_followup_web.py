@@ -5,24 +5,12 @@ import io
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import pytest
 from openpyxl import load_workbook
 
 from edge.core import config as config_mod, outbox
 from edge.core.node import Node
 from edge.web import create_app
-from followup_support import csrf, form_fields, login, seed
-
-
-@pytest.fixture
-def app_client(env):
-    node = Node(config_mod.load(env=env))
-    app = create_app(node=node)
-    seed(node.store)
-    client = app.test_client()
-    login(client)
-    yield node, client
-    node.close()
+from followup_support import app_client, csrf, form_fields, login, seed  # noqa: F401 (fixture)
 
 
 def submit(client, url, html, **changes):

@@ -3,23 +3,8 @@ their reason, a resident changed on both sides resolved by the doctor, and the "
 import json
 from datetime import datetime, timezone
 
-import pytest
-
-from edge.core import config as config_mod, outbox, sync_view
-from edge.core.node import Node
-from edge.web import create_app
-from followup_support import csrf, login, seed
-
-
-@pytest.fixture
-def app_client(env):
-    node = Node(config_mod.load(env=env))
-    app = create_app(node=node)
-    seed(node.store)
-    client = app.test_client()
-    login(client)
-    yield node, client
-    node.close()
+from edge.core import outbox, sync_view
+from followup_support import app_client, csrf  # noqa: F401 (fixture)
 
 
 def test_sync_page_shows_backlog_refusals_and_sync_now_asks_the_daemon(app_client):

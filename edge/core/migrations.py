@@ -37,6 +37,12 @@ def migration(version: int, name: str) -> Callable[[Callable], Callable]:
     return register
 
 
+def run_statements(db, *statements: str) -> None:
+    """Execute DDL one statement at a time (executescript would commit the migration's transaction)."""
+    for sql in statements:
+        db.execute(sql)
+
+
 def registered() -> dict[int, tuple[str, Callable]]:
     for module in SCHEMA_MODULES:
         importlib.import_module(module)

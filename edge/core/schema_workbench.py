@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from .migrations import migration
-
-
-def _run(db: sqlite_utils.Database, *statements: str) -> None:
-    for sql in statements:
-        db.execute(sql)
+from .migrations import migration, run_statements as _run
 
 
 @migration(100, "user accounts and login throttle")
