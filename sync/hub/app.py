@@ -115,6 +115,30 @@ def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow) -> Flask:
             return signed({"error": "cursor and limit (1-1000) must be integers"}, 400)
         return signed(hub.pull(node, cursor, limit))
 
+    @app.get("/v1/bundles/<sha256>")
+    def bundle_bytes(sha256: str):
+        """The bytes of a published update bundle, for an enrolled node; Range resumes a download."""
+        from . import bundles
+
+        authed()
+        path = hub.bundle_dir / f"{sha256}.bundle" if hub.bundle_dir and bundles.SHA_RE.fullmatch(sha256) else None
+        if path is None or not path.is_file():
+            return _json({"error": f"no bundle {sha256} on this hub"}, 404)
+        size = path.stat().st_size
+        try:
+            span = bundles.byte_range(request.headers.get("Range"), size)
+        except ValueError as e:
+            return Response(str(e), 416, headers={"Content-Range": f"bytes */{size}"})
+        start, end = span or (0, size)
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(end - start)
+        resp = Response(data, 206 if span else 200, content_type="application/octet-stream")
+        resp.headers["Accept-Ranges"] = "bytes"
+        if span:
+            resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        return resp
+
     @app.get("/healthz")
     def healthz():
         return _json({"ok": True, "hub_pubkey": hub.pubkey})

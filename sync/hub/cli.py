@@ -42,7 +42,7 @@ def open_hub(node: Node, *, pool_size: int = 10):
     except Exception as e:  # noqa: BLE001 - any driver error: say which URL and why
         _fail(f"cannot open the hub database {database_url(node)}: {e.__class__.__name__}: {e}")
     return Hub(store, load_or_create_key(key_path), max_batch_bytes=cfg["max_batch_bytes"],
-               code_ttl=timedelta(hours=cfg["code_ttl_hours"]))
+               code_ttl=timedelta(hours=cfg["code_ttl_hours"]), bundle_dir=node.data_dir / "hub" / "bundles")
 
 
 @click.group()
@@ -181,3 +181,26 @@ def push(node: Node, node_name: str, kind: str, record_id: str, version: int, pa
     seq = open_hub(node).store.put_downlink(node_name, kind, record_id, version,
                                             json.dumps(doc, ensure_ascii=False), now=utcnow())
     click.echo(f"queued {kind} {record_id} v{version} for {node_name} (cursor {seq})")
+
+
+@hub.group("bundle")
+def bundle_group() -> None:
+    """Update bundles sent to the clinics through the downlink."""
+
+
+@bundle_group.command("publish")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--node", "node_name", default="*", show_default=True, help="one node, or '*' for every node")
+@click.pass_obj
+def bundle_publish(node: Node, file: Path, node_name: str) -> None:
+    """Keep FILE on the hub (by its sha256) and queue it for NODE; nodes fetch it on their next sync."""
+    from . import bundles
+    from .service import utcnow
+
+    h = open_hub(node)
+    try:
+        doc = bundles.publish(h.store, h.bundle_dir, file, node_name, now=utcnow())
+    except bundles.BundleError as e:
+        _fail(str(e))
+    click.echo(f"queued update bundle {doc['version']} ({doc['size']} bytes, sha256 {doc['sha256']}) "
+               f"for {node_name} (cursor {doc['cursor']})")

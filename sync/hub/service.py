@@ -53,6 +53,7 @@ class Hub:
     key: Any                     # Ed25519PrivateKey
     max_batch_bytes: int = 4 << 20
     code_ttl: timedelta = timedelta(hours=72)
+    bundle_dir: Path | None = None   # published update bundles, <sha256>.bundle (sync.hub.bundles)
 
     @property
     def pubkey(self) -> str:
