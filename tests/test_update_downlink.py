@@ -76,3 +76,47 @@ def test_the_hub_serves_a_published_bundle_in_ranges_to_signed_node_requests_onl
     assert _signed_get(ident, hub.url, f"/v1/bundles/{'0' * 64}")[0] == 404
     r = hub.cli("bundle", "publish", str(tmp_path / "w-0.8.0" / "dep-1.0-py3-none-any.whl"), check=False)
     assert r.returncode == 2 and "not an update bundle" in r.stderr
+
+
+def test_a_published_bundle_reaches_updates_ready_and_only_enrolled_nodes_may_fetch_it(env, node, hub, tmp_path):
+    enroll(env, hub)
+    b = make_bundle(tmp_path, Ed25519PrivateKey.generate(), "0.9.0")
+    out = hub.cli("bundle", "publish", str(b)).stdout
+    assert "0.9.0" in out and sha(b) in out
+    assert (hub.data / "hub" / "bundles" / f"{sha(b)}.bundle").read_bytes() == b.read_bytes()
+    with pytest.raises(urllib.error.HTTPError) as e:     # unsigned request: refused
+        urllib.request.urlopen(f"{hub.url}/v1/bundles/{sha(b)}")
+    assert e.value.code == 401
+    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    ready = node.data_dir / "updates" / "ready" / "0.9.0.bundle"
+    assert sha(ready) == sha(b)
+    assert not list((node.data_dir / "updates").glob("*.partial"))
+    before = usage(node, "_update")
+    assert before >= b.stat().st_size          # the download counts against the SIM budget
+    # already here: the next sync does not fetch it again
+    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    assert usage(node, "_update") == before
+
+
+def test_a_cut_download_resumes_and_a_corrupted_partial_is_discarded_then_fetched_again(env, node, hub, tmp_path):
+    enroll(env, hub)
+    b = make_bundle(tmp_path, Ed25519PrivateKey.generate(), "0.9.1")
+    data = b.read_bytes()
+    hub.cli("bundle", "publish", str(b), "--node", "clinic-a")
+    updates = node.data_dir / "updates"
+    updates.mkdir()
+    half = len(data) // 2
+    partial = updates / "0.9.1.bundle.partial"
+    partial.write_bytes(data[:half])              # an earlier download the link cut half way
+    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    ready = updates / "ready" / "0.9.1.bundle"
+    assert ready.read_bytes() == data and not partial.exists()
+    assert usage(node, "_update") < len(data) - half + 1000   # only the rest came (Range)
+
+    ready.unlink()                                 # now a partial whose bytes are wrong
+    partial.write_bytes(b"\0" * half)
+    r = clinic_edge(sync_env(env), "sync", "--once", check=False)
+    assert not ready.exists() and not partial.exists()
+    assert "sha256" in r.stderr
+    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    assert ready.read_bytes() == data

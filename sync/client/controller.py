@@ -118,6 +118,7 @@ class Cycle:
             self._retrying(self.hello)
             self.uplink()
             self._retrying(self.pull_all)
+            self.fetch_bundles()
             self.result.ok = outbox.backlog(self.store.conn) == 0
         except BudgetExhausted as e:
             self.result.budget_exhausted, self.result.error = True, str(e)
@@ -231,6 +232,23 @@ class Cycle:
                 self.result.conflicts += counts["conflicts"]
             if not doc.get("more"):
                 return
+
+    def fetch_bundles(self) -> None:
+        """Update bundles announced by the downlink: download (resumable) into updates/ready."""
+        from . import bundles
+
+        for item in bundles.wanted(self.store, self.node.data_dir):
+            def one(item=item):
+                try:
+                    ready, got = bundles.fetch(self.client, item, self.node.data_dir)
+                except LinkError as e:
+                    state.meter(self.store, self.day(), {"_update": 1}, e.sent_bytes)
+                    raise
+                state.meter(self.store, self.day(), {"_update": 1}, got)
+                self.result.bytes += got
+                if ready is None:
+                    self.result.notes.append(f"update bundle {item['version']} had a wrong hash; fetched again next sync")
+            self._retrying(one)
 
 
 def status_report(node: Node) -> dict:

@@ -1,0 +1,116 @@
+"""Update bundles that came down the downlink (kind `update_bundle`, kept in sync_inbox): fetch
+each into <data>/updates/<version>.bundle.partial with signed, resumable (HTTP Range) GETs, check
+size and sha256, then rename it to <data>/updates/ready/<version>.bundle.
+
+The sync process never applies a bundle (it runs unprivileged); the root `clinic-edge update
+apply-pending` (clinic-edge-update.path) does, and that checks the Ed25519 signature. A file
+whose hash is wrong is deleted and fetched again on the next cycle.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import re
+import secrets
+import socket
+from pathlib import Path
+
+from sync import protocol
+
+from .errors import LinkError
+
+log = logging.getLogger(__name__)
+KIND = "update_bundle"
+VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
+BLOCK = 64 * 1024
+
+
+def updates_dir(data_dir: Path) -> Path:
+    return data_dir / "updates"
+
+
+def wanted(store, data_dir: Path) -> list[dict]:
+    """Inbox bundles not yet ready, applied or failed here."""
+    root = updates_dir(data_dir)
+    out = []
+    for row in store.query("SELECT record_id, payload FROM sync_inbox WHERE kind = ?", (KIND,)):
+        try:
+            doc = json.loads(row["payload"])
+            version, sha, size = str(doc["version"]), str(doc["sha256"]), int(doc["size"])
+        except (ValueError, KeyError, TypeError):
+            log.error("update bundle item %s is malformed; ignored", row["record_id"])
+            continue
+        if not VERSION_RE.fullmatch(version) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+            log.error("update bundle item %s has a bad version or sha256; ignored", row["record_id"])
+            continue
+        if any((root / sub / f"{version}.bundle").exists() for sub in ("ready", "done", "failed")):
+            continue
+        out.append({"version": version, "sha256": sha, "size": size})
+    return out
+
+
+def fetch(client, item: dict, data_dir: Path) -> tuple[Path | None, int]:
+    """Download (resuming) and check one bundle. Returns (ready path or None if the hash was bad,
+    bytes received). Raises LinkError when the link breaks (the .partial stays for next time)."""
+    root = updates_dir(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    partial = root / f"{item['version']}.bundle.partial"
+    have = partial.stat().st_size if partial.exists() else 0
+    got = 0
+    if have > item["size"]:
+        partial.unlink()
+        have = 0
+    if have < item["size"]:
+        got = _download(client, f"/v1/bundles/{item['sha256']}", partial, have)
+    size = partial.stat().st_size
+    digest = _sha256(partial)
+    if size != item["size"] or digest != item["sha256"]:
+        log.error("update bundle %s: got %d bytes with sha256 %s, expected %d bytes %s; deleted, "
+                  "fetching it again next sync", item["version"], size, digest, item["size"], item["sha256"])
+        partial.unlink()
+        return None, got
+    ready = root / "ready" / f"{item['version']}.bundle"
+    ready.parent.mkdir(parents=True, exist_ok=True)
+    partial.replace(ready)
+    log.info("update bundle %s downloaded (%d bytes) and ready to apply", item["version"], size)
+    return ready, got
+
+
+def _download(client, path: str, partial: Path, have: int) -> int:
+    nonce = secrets.token_urlsafe(18)
+    headers = protocol.sign_request(client.key, "GET", path, client.node, nonce, protocol.utc_now_iso(), b"")
+    headers["Connection"] = "close"
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    conn = client._connection()
+    got = 0
+    try:
+        conn.request("GET", client.prefix + path, headers=headers)
+        resp = conn.getresponse()
+        if resp.status not in (200, 206):
+            raise LinkError(f"GET {path}: hub answered {resp.status} {resp.read(200)!r}", status=resp.status)
+        mode = "ab" if resp.status == 206 else "wb"   # 200 = the whole file again
+        with open(partial, mode) as f:
+            while True:
+                block = resp.read(BLOCK)
+                if not block:
+                    break
+                f.write(block)
+                f.flush()
+                got += len(block)
+        return got
+    except (OSError, http.client.HTTPException, socket.timeout) as e:
+        raise LinkError(f"GET {path}: {e.__class__.__name__}: {e} (kept {partial.name} to resume)",
+                        sent_bytes=got) from e
+    finally:
+        conn.close()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
