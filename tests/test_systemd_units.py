@@ -26,8 +26,8 @@ def unit_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("unitroot")
     shutil.copytree("/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
     (root / "etc/systemd/system").mkdir(parents=True)
-    for unit in UNITS.glob("*.[st]*"):
-        if unit.suffix in (".service", ".timer"):
+    for unit in UNITS.glob("*"):
+        if unit.suffix in (".service", ".timer", ".path"):
             shutil.copy(unit, root / "etc/systemd/system" / unit.name)
     for exe in ("opt/clinic-edge/current/bin/clinic-edge", "usr/bin/kill", "bin/kill"):
         p = root / exe
@@ -43,7 +43,7 @@ def test_every_expected_unit_exists():
         assert (UNITS / name).is_file(), name
 
 
-@pytest.mark.parametrize("unit", SERVICES + ["clinic-edge-backup.timer"])
+@pytest.mark.parametrize("unit", SERVICES + ["clinic-edge-backup.timer", "clinic-edge-update.path"])
 def test_unit_verifies_cleanly(unit_root, unit):
     proc = subprocess.run(["systemd-analyze", "verify", f"--root={unit_root}",
                            str(unit_root / "etc/systemd/system" / unit)], capture_output=True, text=True)

@@ -120,3 +120,28 @@ def test_a_cut_download_resumes_and_a_corrupted_partial_is_discarded_then_fetche
     assert "sha256" in r.stderr
     assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
     assert ready.read_bytes() == data
+
+
+def test_apply_pending_files_a_refused_older_bundle_under_failed_and_changes_nothing(env, tmp_path):
+    key = Ed25519PrivateKey.generate()
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "release.pub").write_text(base64.b64encode(key.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode())
+    prefix = tmp_path / "opt"
+    (prefix / "1.0.0").mkdir(parents=True)
+    os.symlink("1.0.0", prefix / "current")
+    data = Path(env["CLINIC_EDGE_DATA"])
+    ready = data / "updates" / "ready"
+    ready.mkdir(parents=True)
+    make_bundle(tmp_path, key, "0.5.0", filler=100).rename(ready / "0.5.0.bundle")
+    e = {**env, "CLINIC_EDGE_UPDATE_PREFIX": str(prefix), "CLINIC_EDGE_UPDATE_RELEASE_KEY": str(keys / "release.pub")}
+    listing = sorted(p.name for p in prefix.iterdir())
+    r = clinic_edge(e, "update", "apply-pending", check=False)
+    assert r.returncode == 3, r.stderr
+    assert "not newer" in r.stderr
+    assert (data / "updates" / "failed" / "0.5.0.bundle").exists() and not list(ready.iterdir())
+    assert sorted(p.name for p in prefix.iterdir()) == listing and os.readlink(prefix / "current") == "1.0.0"
+    # nothing pending: exit 0, says so
+    r = clinic_edge(e, "update", "apply-pending", check=False)
+    assert r.returncode == 0 and "no bundle" in (r.stdout + r.stderr)

@@ -41,6 +41,37 @@ def update_apply(node: Node, bundle_path: Path) -> None:
     click.echo(f"updated {out.old or '(none)'} -> {out.new}; database backup before the switch: {out.backup}")
 
 
+@update.command("apply-pending")
+@click.pass_obj
+def update_apply_pending(node: Node) -> None:
+    """Apply the newest bundle in <data>/updates/ready (fetched by sync), then file it under
+    updates/done or updates/failed. Run as root by clinic-edge-update.path/.service."""
+    from . import update as upd
+    from .bundle import version_key
+    from .errors import BundleRefused, UpdateFailed
+
+    updates = node.data_dir / "updates"
+    ready = sorted((updates / "ready").glob("*.bundle"), key=lambda p: version_key(p.name[:-len(".bundle")]))
+    if not ready:
+        click.echo("no bundle waiting in " + str(updates / "ready"))
+        return
+    path = ready[-1]
+
+    def file_under(sub: str) -> Path:
+        (updates / sub).mkdir(parents=True, exist_ok=True)
+        return path.replace(updates / sub / path.name)
+
+    try:
+        out = upd.apply(node, path)
+    except BundleRefused as e:
+        _fail(f"{e}; moved to {file_under('failed')}", 3)
+    except UpdateFailed as e:
+        _fail(f"{e}; moved to {file_under('failed')}", 4)
+    except CoreError as e:
+        _fail(f"{e}; moved to {file_under('failed')}")
+    click.echo(f"updated {out.old or '(none)'} -> {out.new}; bundle moved to {file_under('done')}")
+
+
 @update.command("build-bundle")
 @click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="the release private key (PEM)")
