@@ -145,3 +145,30 @@ def test_apply_pending_files_a_refused_older_bundle_under_failed_and_changes_not
     # nothing pending: exit 0, says so
     r = clinic_edge(e, "update", "apply-pending", check=False)
     assert r.returncode == 0 and "no bundle" in (r.stdout + r.stderr)
+
+
+def test_a_download_the_link_cuts_mid_response_resumes_from_the_partial(env, node, hub, tmp_path):
+    """Through the sync tests' fault proxy: the response is cut after a third of its bytes."""
+    from sync.client import bundles, state, transport
+    from sync.client.errors import LinkError
+    from sync_fixtures import FaultProxy
+
+    enroll(env, hub)
+    b = make_bundle(tmp_path, Ed25519PrivateKey.generate(), "0.9.2", filler=600_000)
+    data = b.read_bytes()
+    hub.cli("bundle", "publish", str(b))
+    item = {"version": "0.9.2", "sha256": sha(b), "size": len(data)}
+    proxy = FaultProxy(hub.port, mode="drop_during_response").start()
+    try:
+        ident = state.identity(node)
+        client = transport.HubClient(proxy.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=5)
+        with pytest.raises(LinkError, match="to resume"):
+            bundles.fetch(client, item, node.data_dir)
+        partial = node.data_dir / "updates" / "0.9.2.bundle.partial"
+        cut = partial.stat().st_size
+        assert 0 < cut < len(data) and partial.read_bytes() == data[:cut]
+        proxy.mode = "pass"
+        ready, got = bundles.fetch(client, item, node.data_dir)
+        assert ready.read_bytes() == data and got == len(data) - cut     # only the rest crossed the link
+    finally:
+        proxy.stop()

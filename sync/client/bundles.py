@@ -65,6 +65,9 @@ def fetch(client, item: dict, data_dir: Path) -> tuple[Path | None, int]:
     if have < item["size"]:
         got = _download(client, f"/v1/bundles/{item['sha256']}", partial, have)
     size = partial.stat().st_size
+    if size < item["size"]:     # the hub sent less than announced: keep what came, resume next time
+        raise LinkError(f"update bundle {item['version']}: {size} of {item['size']} bytes so far "
+                        f"(kept {partial.name} to resume)", sent_bytes=got)
     digest = _sha256(partial)
     if size != item["size"] or digest != item["sha256"]:
         log.error("update bundle %s: got %d bytes with sha256 %s, expected %d bytes %s; deleted, "
@@ -100,6 +103,10 @@ def _download(client, path: str, partial: Path, have: int) -> int:
                 f.write(block)
                 f.flush()
                 got += len(block)
+        expected = resp.getheader("Content-Length")
+        if expected is not None and got != int(expected):   # http.client's read(n) does not notice a cut
+            raise LinkError(f"GET {path}: connection closed after {got} of {expected} bytes "
+                            f"(kept {partial.name} to resume)", sent_bytes=got)
         return got
     except (OSError, http.client.HTTPException, socket.timeout) as e:
         raise LinkError(f"GET {path}: {e.__class__.__name__}: {e} (kept {partial.name} to resume)",
