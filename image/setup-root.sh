@@ -15,7 +15,7 @@ mkdir -p "$PREFIX/$VERSION/share/clinic-edge"
 cp "$STAGE/README.md" "$PREFIX/$VERSION/share/clinic-edge/README.md"
 
 # -- units, the service user, its directories --
-install -m 0644 "$STAGE"/systemd/*.service "$STAGE"/systemd/*.timer /usr/lib/systemd/system/
+install -m 0644 "$STAGE"/systemd/*.service "$STAGE"/systemd/*.timer "$STAGE"/systemd/*.path /usr/lib/systemd/system/
 install -m 0644 "$STAGE/systemd/sysusers-clinic-edge.conf" /usr/lib/sysusers.d/clinic-edge.conf
 install -m 0644 "$STAGE/systemd/tmpfiles-clinic-edge.conf" /usr/lib/tmpfiles.d/clinic-edge.conf
 systemd-sysusers
@@ -50,7 +50,7 @@ sed -i -E 's/^([^:]+):[^:!*]*:/\1:!*:/' /etc/shadow
 
 # -- enable what runs --
 systemctl enable clinic-edge-broker.service clinic-edge-ingest.service clinic-edge-web.service \
-    clinic-edge-sync.service clinic-edge-firstboot.service clinic-edge-backup.timer \
+    clinic-edge-sync.service clinic-edge-firstboot.service clinic-edge-backup.timer clinic-edge-update.path \
     nftables.service systemd-networkd.service systemd-timesyncd.service ssh.service \
     fake-hwclock.service bluetooth.service wpa_supplicant@wlan0.service
 systemctl mask mosquitto.service   # clinic-edge-broker runs mosquitto with the generated config

@@ -138,6 +138,7 @@ def test_the_units_are_installed_enabled_and_verify(root):
         assert (wants / f"{unit}.service").is_symlink(), unit
     assert (r / "etc/systemd/system/sysinit.target.wants/nftables.service").is_symlink()
     assert (r / "etc/systemd/system/timers.target.wants/clinic-edge-backup.timer").is_symlink()
+    assert (r / "etc/systemd/system/paths.target.wants/clinic-edge-update.path").is_symlink()
     assert os.readlink(r / "etc/systemd/system/mosquitto.service") == "/dev/null"
     for unit in sorted((ROOT / "systemd").glob("*.service")):
         p = sh("systemd-analyze", "verify", f"--root={r}", str(r / "usr/lib/systemd/system" / unit.name), check=False)
