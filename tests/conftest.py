@@ -178,6 +178,18 @@ def ingest_proc(broker):
             p.stop(signal.SIGKILL)
 
 
+def stored_readings(node) -> list[dict]:
+    """Every row of the readings table, read through a connection of its own (as another process would)."""
+    import sqlite3
+
+    conn = sqlite3.connect(node.config.store_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM readings ORDER BY code")]
+    finally:
+        conn.close()
+
+
 def add_device(env: dict[str, str], device_id: str, kind: str = "bp", broker: Broker | None = None) -> str:
     """Register a device through the CLI; returns its MQTT password."""
     import json

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sqlite3
-import time
 
 import pytest
 
@@ -21,7 +19,7 @@ from device_drivers.errors import DriverError
 from device_drivers.hl7.driver import MllpDriver
 from device_drivers.hl7.mllp import frame
 
-from conftest import clinic_edge, wait_for
+from conftest import clinic_edge, stored_readings as rows, wait_for
 
 PCD01 = ("MSH|^~\\&|AcmeInc^ACDE48234567ABCD^EUI-64||||20090713090030+0500||ORU^R01^ORU_R01|MSGID1234|P|2.6|||NE|AL"
          "|||||IHE PCD ORU-R01 2006^HL7^2.16.840.1.113883.9.n.m^HL7\r"
@@ -71,15 +69,6 @@ def read_acks(sock: socket.socket, n: int) -> list[list[list[str]]]:
         buf += chunk
     blocks = [b.strip(b"\x0b") for b in buf.split(b"\x1c\r") if b]
     return [[seg.split("|") for seg in b.decode().split("\r") if seg] for b in blocks]
-
-
-def rows(node) -> list[dict]:
-    conn = sqlite3.connect(node.config.store_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM readings ORDER BY code")]
-    finally:
-        conn.close()
 
 
 def test_pcd01_blood_pressure_is_committed_before_the_aa(node, env, listener):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 
 import pytest
 
@@ -16,7 +15,7 @@ from device_drivers.lines.driver import LineDriver
 from device_drivers.lines.profile import ProfileError, from_dict, load
 from serial_fixtures import PlugPort
 
-from conftest import clinic_edge, wait_for
+from conftest import clinic_edge, stored_readings as rows, wait_for
 
 
 @pytest.fixture
@@ -32,15 +31,6 @@ def start(node, port, profile: str) -> LineDriver:
     d.start()
     wait_for(lambda: d.port_open, 5, message="the port to open")
     return d
-
-
-def rows(node) -> list[dict]:
-    conn = sqlite3.connect(node.config.store_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM readings ORDER BY code")]
-    finally:
-        conn.close()
 
 
 def test_bp_profile_lines_become_readings_listed_by_the_cli(node, env, port):

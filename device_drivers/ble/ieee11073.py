@@ -47,32 +47,29 @@ def scaled(mantissa: int, exponent: int) -> float:
     return round(mantissa / 10 ** -exponent, -exponent)
 
 
-def sfloat(raw: int) -> Number:
-    """Decode a 16-bit SFLOAT given as an unsigned int."""
-    if not 0 <= raw <= 0xFFFF:
-        raise ValueError(f"SFLOAT is 16 bits, got {raw:#x}")
-    mantissa, exponent = raw & 0x0FFF, raw >> 12
-    if mantissa in SFLOAT_SPECIAL:
-        return Number(0, 0, SFLOAT_SPECIAL[mantissa])
-    if mantissa >= 0x800:
-        mantissa -= 0x1000
-    if exponent >= 0x8:
-        exponent -= 0x10
+def _decode(raw: int, bits: int, mantissa_bits: int, specials: dict, name: str) -> Number:
+    """Split `raw` into a signed mantissa (low bits) and a signed exponent (high bits)."""
+    if not 0 <= raw < 1 << bits:
+        raise ValueError(f"{name} is {bits} bits, got {raw:#x}")
+    mantissa, exponent = raw & ((1 << mantissa_bits) - 1), raw >> mantissa_bits
+    if mantissa in specials:  # tested before sign extension, as Antidote does
+        return Number(0, 0, specials[mantissa])
+    exponent_bits = bits - mantissa_bits
+    if mantissa >= 1 << (mantissa_bits - 1):
+        mantissa -= 1 << mantissa_bits
+    if exponent >= 1 << (exponent_bits - 1):
+        exponent -= 1 << exponent_bits
     return Number(mantissa, exponent)
+
+
+def sfloat(raw: int) -> Number:
+    """Decode a 16-bit SFLOAT given as an unsigned int (4-bit exponent, 12-bit mantissa)."""
+    return _decode(raw, 16, 12, SFLOAT_SPECIAL, "SFLOAT")
 
 
 def float32(raw: int) -> Number:
-    """Decode a 32-bit FLOAT given as an unsigned int."""
-    if not 0 <= raw <= 0xFFFFFFFF:
-        raise ValueError(f"FLOAT is 32 bits, got {raw:#x}")
-    mantissa, exponent = raw & 0x00FFFFFF, raw >> 24
-    if mantissa in FLOAT_SPECIAL:
-        return Number(0, 0, FLOAT_SPECIAL[mantissa])
-    if mantissa >= 0x800000:
-        mantissa -= 0x1000000
-    if exponent >= 0x80:
-        exponent -= 0x100
-    return Number(mantissa, exponent)
+    """Decode a 32-bit FLOAT given as an unsigned int (8-bit exponent, 24-bit mantissa)."""
+    return _decode(raw, 32, 24, FLOAT_SPECIAL, "FLOAT")
 
 
 def encode_sfloat(mantissa: int, exponent: int) -> bytes:
