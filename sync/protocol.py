@@ -56,18 +56,10 @@ def new_key() -> Ed25519PrivateKey:
 
 def save_key(key: Ed25519PrivateKey, path: Path) -> None:
     """Write a private key readable only by its owner (mode 0600), atomically."""
-    import os
+    from edge.core import durable
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    durable.write_file(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
 
 
 def load_key(path: Path) -> Ed25519PrivateKey:

@@ -12,7 +12,7 @@ import signal
 from pathlib import Path
 from urllib.parse import urlparse
 
-from edge.core import devices
+from edge.core import devices, durable
 from edge.core.devices import mosquitto_hash
 from edge.core.node import Node
 
@@ -101,8 +101,4 @@ def broker_address(url: str) -> tuple[str, int]:
 
 
 def _write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    tmp.replace(path)
+    durable.write_file(path, text)

@@ -23,7 +23,6 @@ Progress is kept in `run/firstboot.json` (Node.write_status) for the setup page.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
 import subprocess
@@ -33,6 +32,7 @@ import tomllib
 from pathlib import Path
 from typing import Callable
 
+from edge.core import durable
 from edge.core.first_admin import ADMIN, create_first_admin
 from edge.core.node import Node
 
@@ -87,7 +87,7 @@ def run(node: Node, boot_file: Path, *, attempts: int | None = None, enroll: Cal
     if result != "enrolled":
         raise ProvisioningError(result)
     code = create_first_admin(node)
-    boot_file.unlink()
+    durable.remove_file(boot_file)   # the enrollment code must not come back after a power cut
     status.update(state="done", message="enrolled; setup code shown on the web UI's /setup page",
                   admin=ADMIN, secrets_removed=True)
     node.write_status("firstboot", status)
@@ -138,7 +138,7 @@ def write_node_config(node: Node, clinic: dict) -> Path:
     raw = tomllib.loads(path.read_text()) if path.exists() else {}
     raw.setdefault("node", {}).update(clinic_name=str(clinic["name"]), division_code=str(clinic["division_code"]),
                                       name=f"clinic-{clinic['division_code']}")
-    path.write_text(dump_toml(raw))
+    durable.write_file(path, dump_toml(raw), 0o640)
     return path
 
 
@@ -150,7 +150,7 @@ def write_wifi(node: Node, wifi: dict) -> Path:
     body += [f"  psk={_quoted(psk)}"] if psk else ["  key_mgmt=NONE"]
     body += ["}", ""]
     path = node.path("network", "wpa_supplicant-wlan0.conf")
-    _write_private(path, "\n".join(body))
+    durable.write_file(path, "\n".join(body))
     return path
 
 
@@ -179,15 +179,6 @@ def _quoted(s: str) -> str:
 def _make_secrets(node: Node) -> None:
     for name in ("web-secret-key", "mqtt-ingest-password"):
         node.secret(name)
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _report(node: Node, status: dict, state: str, message: str) -> None:

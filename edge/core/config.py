@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
+from . import durable
+
 ENV_PREFIX = "CLINIC_EDGE_"
 ENV_CONFIG = "CLINIC_EDGE_CONFIG"
 ENV_DATA = "CLINIC_EDGE_DATA"
@@ -221,10 +223,7 @@ def check_county_section(section: str, table: Any) -> dict[str, Any]:
 def write_county(data_dir: Path, sections: dict[str, dict[str, Any]]) -> Path:
     """Replace the county's settings file in one rename (read at each service's next start)."""
     path = data_dir / COUNTY_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(sections, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return durable.write_file(path, json.dumps(sections, ensure_ascii=False, indent=1, sort_keys=True), 0o640)
 
 
 def _validate(raw: dict[str, Any], env: dict[str, str]) -> dict[str, dict[str, Any]]:

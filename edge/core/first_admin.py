@@ -8,10 +8,8 @@ admin's own password and deletes the code, after which /setup shows nothing secr
 from __future__ import annotations
 
 import hmac
-import os
-from pathlib import Path
 
-from . import accounts
+from . import accounts, durable
 from .errors import ValidationError
 
 ADMIN = "admin"
@@ -25,7 +23,7 @@ def create_first_admin(node) -> str | None:
     code = accounts.new_password()
     accounts.add(node.store, ADMIN, code, role="admin", display_name="管理员", now=node.clock.now(),
                  actor="firstboot")
-    _write_private(node.path(*SETUP_CODE_FILE), code)
+    durable.write_file(node.path(*SETUP_CODE_FILE), code)
     return code
 
 
@@ -43,12 +41,6 @@ def finish_setup(node, code: str, new_password: str) -> None:
     if not expected or not hmac.compare_digest(expected.encode(), (code or "").strip().encode()):
         raise ValidationError("The setup code is wrong or was already used.", field="code")
     accounts.set_password(node.store, ADMIN, new_password, now=node.clock.now(), actor="setup")
-    node.data_dir.joinpath(*SETUP_CODE_FILE).unlink()
+    durable.remove_file(node.data_dir.joinpath(*SETUP_CODE_FILE))
 
 
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from . import durable
 from .clock import SystemClock
 from .config import Config
 from .store import Store
@@ -42,10 +43,8 @@ class Node:
         """A secret kept in the data directory (mode 0600), made on first use."""
         p = self.path("secrets", name)
         os.chmod(p.parent, 0o700)
-        if not p.exists():
-            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(nbytes))
+        if not p.exists() or not p.stat().st_size:   # empty: cut by a power loss before it was durable
+            durable.create_file(p, secrets.token_urlsafe(nbytes))
         return p.read_text().strip()
 
     def write_status(self, name: str, status: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from edge.core import durable
 from edge.core.reading import utc_iso
 from edge.core.node import Node
 
@@ -61,6 +62,7 @@ def commit_enrollment(node: Node, *, name: str, hub_url: str, hub_pubkey: str, n
 
     path = key_path(node)
     path.with_name(path.name + ".new").replace(path)
+    durable.fsync_dir(path.parent)   # the key under its final name survives a power cut
     with node.store.atomic() as conn:
         conn.execute("INSERT OR REPLACE INTO sync_enrollment (id, node, hub_url, hub_pubkey, enrolled_at)"
                      " VALUES (1, ?, ?, ?, ?)", (name, hub_url, hub_pubkey, utc_iso(now)))

@@ -1,0 +1,76 @@
+"""Small files that survive a power cut.
+
+The boxes lose power without warning. A file written the plain way (open, write, close) can come
+back after the cut as an empty file under its name: the name reached the disk's journal, the
+bytes did not (ext4 writes data late; the data partition commits every 30 s). For a key or a
+password that is a box nobody can log in to. So: write a temporary file beside it, fsync it,
+rename it over the name, fsync the folder; after a cut the file is either the old one or the new
+one, never empty. (The appliance test pulls the plug on a booted card and checks this.)
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make renames and deletions in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError:        # a file system that cannot fsync a folder (some FUSE mounts): nothing more to do
+        pass
+    finally:
+        os.close(fd)
+
+
+def _tmp_written(path: Path, data: bytes, mode: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)        # whatever the umask
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return tmp
+
+
+def write_file(path: Path, data: bytes | str, mode: int = 0o600) -> Path:
+    """Replace `path` with `data` in one durable step (readers see the old or the new file)."""
+    path = Path(path)
+    tmp = _tmp_written(path, data.encode() if isinstance(data, str) else data, mode)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return path
+
+
+def create_file(path: Path, data: bytes | str, mode: int = 0o600) -> bool:
+    """Create `path` with `data` durably unless it already exists (two processes racing to make the
+    same secret agree on one). An empty file left by a power cut before this module existed counts
+    as missing. Returns whether this call created it."""
+    path = Path(path)
+    tmp = _tmp_written(path, data.encode() if isinstance(data, str) else data, mode)
+    try:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            if path.stat().st_size:
+                return False
+            os.replace(tmp, path)     # the empty remains of a cut write
+            tmp = None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return True
+
+
+def remove_file(path: Path) -> None:
+    """Delete `path` so that it stays deleted after a power cut (a secret must not come back)."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    fsync_dir(path.parent)
