@@ -52,7 +52,7 @@ sed -i -E 's/^([^:]+):[^:!*]*:/\1:!*:/' /etc/shadow
 systemctl enable clinic-edge-broker.service clinic-edge-ingest.service clinic-edge-web.service \
     clinic-edge-sync.service clinic-edge-firstboot.service clinic-edge-backup.timer clinic-edge-update.path \
     nftables.service systemd-networkd.service systemd-timesyncd.service ssh.service \
-    fake-hwclock.service bluetooth.service wpa_supplicant@wlan0.service
+    fake-hwclock.service bluetooth.service   # wpa_supplicant@wlan0: started by udev when wlan0 exists
 systemctl mask mosquitto.service   # clinic-edge-broker runs mosquitto with the generated config
 
 echo clinic-edge > /etc/hostname
@@ -62,5 +62,14 @@ rm -f /var/lib/dbus/machine-id
 # -- bootable image only: the overlay script into the initramfs, cmdline.txt for the Pi --
 if ls /boot/vmlinuz-* >/dev/null 2>&1; then
     update-initramfs -u -k all
+    if [ ! -e /etc/kernel/postinst.d/z50-raspi-firmware ]; then
+        # a PC (the test suite's virtual machine) has no raspi-firmware: put the same three things on
+        # the boot partition that the Pi's firmware reads, with the same command line
+        kver=$(ls /boot/vmlinuz-* | sed 's|^/boot/vmlinuz-||' | sort -V | tail -n 1)
+        cp "/boot/vmlinuz-$kver" /boot/firmware/vmlinuz
+        cp "/boot/initrd.img-$kver" /boot/firmware/initrd.img
+        echo "console=ttyS0 root=LABEL=clinic-root rw fsck.repair=yes rootwait $(cat /etc/default/raspi-extra-cmdline)" \
+            > /boot/firmware/cmdline.txt
+    fi
 fi
 rm -rf "$STAGE"

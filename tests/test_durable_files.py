@@ -42,3 +42,15 @@ def test_remove_file_is_quiet_when_already_gone(tmp_path):
     durable.remove_file(p)
     durable.remove_file(p)
     assert not p.exists()
+
+
+def test_write_file_through_a_link_replaces_the_file_it_points_to(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "etc").mkdir()
+    target = tmp_path / "data" / "config.toml"
+    target.write_text("[web]\n")
+    link = tmp_path / "etc" / "config.toml"
+    link.symlink_to(target)
+    durable.write_file(link, "[node]\n", 0o640)
+    assert link.is_symlink() and target.read_text() == "[node]\n"
+    assert os.listdir(tmp_path / "etc") == ["config.toml"]

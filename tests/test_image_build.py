@@ -81,7 +81,7 @@ def image(tmp_path_factory, keys) -> Image:
     env = {**os.environ, "CLINIC_EDGE_IMAGE_CACHE": str(CACHE / "image"), "PYTHON": sys.executable,
            "TMPDIR": str(out)}
     started = time.monotonic()
-    p = subprocess.run([str(ROOT / "image" / "build"), "--arch", ARCH, "--no-compress", "--no-kernel",
+    p = subprocess.run([str(ROOT / "image" / "build"), "--arch", ARCH, "--no-compress",
                         "--imagesize", "2600MB", "--out", str(out), "--wheels", str(dependency_wheels()),
                         "--release-key", str(keys / "release.pub"), "--county-key", str(keys / "county.pub")],
                        env=env, capture_output=True, text=True, timeout=1800)
@@ -89,6 +89,8 @@ def image(tmp_path_factory, keys) -> Image:
     print(f"image built in {time.monotonic() - started:.0f} s")
     img = out / f"clinic-edge-{VERSION}-{ARCH}.img"
     assert (out / f"{img.name}.sha256").read_text().split()[0] == sh("sha256sum", str(img)).stdout.split()[0]
+    # the card as flashed, for the virtual machine (the container tests below write to the image)
+    sh("cp", "--sparse=always", str(img), str(out / "as-flashed.img"), timeout=300)
     return Image(img)
 
 
@@ -344,3 +346,207 @@ def test_booted_watchdog_restarts_a_hung_web_service(booted):
              message="systemd to restart the hung web service")
     journal = c.run("journalctl", "--no-pager", "-u", "clinic-edge-web").stdout
     assert "Watchdog timeout" in journal or "watchdog" in journal.lower()
+
+
+# --- the whole card, booted in a virtual machine -------------------------------------------------------
+# The .img as county IT flashes it, started by qemu (software emulation) from the kernel,
+# initramfs and command line on its own boot partition, as the Pi's firmware does: the initramfs puts
+# the root under its RAM overlay, fstab mounts the data partition, first boot enrolls with a real hub.
+# The machine's network is closed (restrict=on) but for the hub (guestfwd) and its web port (hostfwd).
+
+HUB_IN_VM = "10.0.2.100:8470"
+QEMU = {"x86_64": ["qemu-system-x86_64", "-machine", "q35"], "aarch64": ["qemu-system-aarch64", "-machine", "virt"]}
+
+
+class VM:
+    def __init__(self, disk: Path, base: Path, hub_port: int):
+        self.disk, self.base, self.hub_port = disk, base, hub_port
+        self.web_port, self.ssh_port = free_port(), free_port()
+        self.proc: subprocess.Popen | None = None
+        self.boots = 0
+        sector = 512
+        self.table = json.loads(sh("sfdisk", "--json", str(disk)).stdout)["partitiontable"]
+        self.fat = f"{disk}@@{self.table['partitions'][0]['start'] * sector}"
+
+    def boot_file(self, name: str) -> Path:
+        """A file from the card's boot partition (what the Pi's firmware reads)."""
+        out = self.base / name
+        sh("mcopy", "-o", "-n", "-i", self.fat, f"::/{name}", str(out))
+        return out
+
+    def boot_listing(self) -> list[str]:
+        return [l.split("/")[-1].lower() for l in sh("mdir", "-b", "-i", self.fat, "::/").stdout.split()]
+
+    def start(self) -> None:
+        self.boots += 1
+        # software emulation by default: this machine's /dev/kvm (nested) hangs a guest kernel at once
+        accel = os.environ.get("CLINIC_EDGE_TEST_VM_ACCEL", "tcg")
+        cmdline = self.boot_file("cmdline.txt").read_text().strip()
+        relay = f"cmd:{sys.executable} {ROOT / 'tests' / 'vm_relay.py'} {self.hub_port}"
+        self.console = self.base / f"console-{self.boots}.log"
+        self.proc = subprocess.Popen(
+            [*QEMU[os.uname().machine], "-accel", accel, "-cpu", "host" if accel == "kvm" else "max",
+             "-m", "2048", "-smp", "2", "-display", "none", "-monitor", "none", "-no-reboot",
+             "-serial", f"file:{self.console}",
+             "-kernel", str(self.boot_file("vmlinuz")), "-initrd", str(self.boot_file("initrd.img")),
+             "-append", f"{cmdline} systemd.journald.forward_to_console=1",
+             "-drive", f"file={self.disk},format=raw,if=virtio",
+             "-nic", f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{self.web_port}-:8080,"
+                     f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22,"
+                     f"guestfwd=tcp:{HUB_IN_VM}-{relay}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.base / "qemu.err", "ab"))
+
+    def power_cut(self) -> None:
+        """Pull the plug: nothing in the machine gets to flush or unmount."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    def tail(self) -> str:
+        return self.console.read_text(errors="replace")[-5000:] if self.console.exists() else "(no console)"
+
+    def get(self, path: str, opener=None) -> tuple[int, str]:
+        import urllib.error
+        import urllib.request
+        try:
+            with (opener or urllib.request.build_opener()).open(f"http://127.0.0.1:{self.web_port}{path}", timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except OSError:
+            return 0, ""
+
+    def ssh_host_key(self) -> str | None:
+        """The box's SSH host key as county IT's `ssh` would first see it."""
+        p = subprocess.run(["ssh-keyscan", "-T", "5", "-t", "ed25519", "-p", str(self.ssh_port), "127.0.0.1"],
+                           capture_output=True, text=True, timeout=30)
+        keys = [l.split(None, 1)[1] for l in p.stdout.splitlines() if l and not l.startswith("#")]
+        return keys[0] if keys else None
+
+    def healthz(self) -> dict | None:
+        status, body = self.get("/healthz")
+        return json.loads(body) if status == 200 else None
+
+    def wait_healthy(self, timeout: float = 300) -> dict:
+        try:
+            return wait_for(lambda: (lambda h: h if h and h.get("ok") and h.get("broker_connected") else None)(
+                self.healthz()), timeout=timeout, interval=2, message="the booted card's /healthz")
+        except TimeoutError:
+            raise AssertionError(f"no healthy /healthz from the VM; console:\n{self.tail()}")
+
+
+def _partition_bytes_equal(a: Path, b: Path, part: dict, sector: int = 512) -> bool:
+    start, size = part["start"] * sector, part["size"] * sector
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        fa.seek(start)
+        fb.seek(start)
+        while size:
+            n = min(size, 16 << 20)
+            if fa.read(n) != fb.read(n):
+                return False
+            size -= n
+    return True
+
+
+def _form_post(opener, url: str, fields: dict) -> tuple[int, str]:
+    import urllib.error
+    import urllib.parse
+    try:
+        with opener.open(url, data=urllib.parse.urlencode(fields).encode(), timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+@pytest.fixture(scope="module")
+def vm(image, tmp_path_factory):
+    from test_firstboot_provisioning import BOOT_FILE, Hub
+
+    machine = os.uname().machine
+    if not shutil.which(QEMU[machine][0]):
+        pytest.fail(f"{QEMU[machine][0]} is missing: ./run test installs it (qemu-system-x86 / qemu-system-arm)")
+    base = tmp_path_factory.mktemp("vm")
+    disk = base / "sd-card.img"
+    sh("cp", "--sparse=always", str(image.path.parent / "as-flashed.img"), str(disk), timeout=300)
+    hub = Hub(base).start()
+    code = hub.new_code("image-vm")
+    provisioning = base / "clinic-edge.toml"   # what county IT writes onto the card before posting it
+    provisioning.write_text(BOOT_FILE.format(url=f"http://{HUB_IN_VM}", code=code).split("[wifi]")[0])
+    machine_ = VM(disk, base, hub.port)
+    sh("mcopy", "-i", machine_.fat, str(provisioning), "::/clinic-edge.toml")
+    machine_.start()
+    yield {"vm": machine_, "hub": hub, "flashed": image.path.parent / "as-flashed.img", "table": image.table,
+           "host_key": None}
+    machine_.power_cut()
+    hub.stop()
+
+
+def _hub_row(hub) -> dict | None:
+    rows = json.loads(clinic_edge(hub.env, "hub", "node", "list", "--json").stdout)
+    return next((r for r in rows if r["name"] == "image-vm"), None)
+
+
+def test_vm_the_flashed_card_boots_enrolls_and_shows_the_setup_code(vm):
+    m, hub = vm["vm"], vm["hub"]
+    health = m.wait_healthy()
+    assert health["store"] == "ok" and health["version"] == VERSION
+    try:
+        page = wait_for(lambda: (lambda s, b: b if s == 200 and "setup-code" in b else None)(*m.get("/setup")),
+                        timeout=180, interval=2, message="the setup code on /setup")
+    except TimeoutError:
+        raise AssertionError(f"/setup: {m.get('/setup')[1][-2000:]}\nconsole:\n{m.tail()}")
+    assert "admin" in page
+    try:
+        row = wait_for(lambda: (lambda r: r if r and (r.get("health") or {}).get("version") == VERSION else None)(
+            _hub_row(hub)), timeout=180, interval=3, message="the box's health on the hub's node list")
+    except TimeoutError:
+        raise AssertionError(f"hub rows: {_hub_row(hub)}\nconsole:\n{m.tail()}")
+    assert row["health"]["disk_free_mb"] > 0
+    console = m.console.read_text(errors="replace")
+    assert "Timed out waiting for device" not in console, "the boot waits for hardware the box does not have"
+    vm["host_key"] = wait_for(m.ssh_host_key, timeout=60, interval=3, message="sshd with the box's own host key")
+
+
+def test_vm_county_it_sets_the_admin_password_then_the_power_fails(vm):
+    """The admin's own password is set through /setup; then the plug is pulled. The card's root
+    partition is byte for byte as flashed (the overlay kept every write in RAM), the secrets file is
+    gone from the boot partition, and after power returns the box comes back by itself: healthy,
+    the same enrolled node, the admin's password still works and first boot does not run again."""
+    import http.cookiejar
+    import urllib.request
+
+    m, hub = vm["vm"], vm["hub"]
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    status, page = m.get("/setup", opener)
+    assert status == 200
+    setup_code = re.search(r'class="setup-code"[^>]*>\s*([^<\s]+)', page)
+    assert setup_code, page[-2000:]
+    status, body = _form_post(opener, f"http://127.0.0.1:{m.web_port}/setup",
+                              {"csrf_token": _csrf(page), "code": setup_code.group(1),
+                               "password": "shiqiao-admin-2026", "password2": "shiqiao-admin-2026"})
+    assert status == 200 and 'name="username"' in body, body[-2000:]   # redirected to the login page
+
+    m.power_cut()
+    assert _partition_bytes_equal(m.disk, vm["flashed"], vm["table"]["partitions"][1]), \
+        "the running system wrote to the card's root partition"
+    assert not _partition_bytes_equal(m.disk, vm["flashed"], vm["table"]["partitions"][2]), \
+        "nothing reached the data partition"
+    assert "clinic-edge.toml" not in m.boot_listing(), "the enrollment secrets are still on the boot partition"
+
+    m.start()
+    health = m.wait_healthy()
+    assert health["store"] == "ok"
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    status, page = m.get("/login", opener)
+    status, body = _form_post(opener, f"http://127.0.0.1:{m.web_port}/login",
+                              {"csrf_token": _csrf(page), "username": "admin", "password": "shiqiao-admin-2026"})
+    assert status == 200 and 'name="username"' not in body, body[-2000:]
+    assert "setup-code" not in m.get("/setup")[1]
+    assert wait_for(m.ssh_host_key, timeout=60, interval=3, message="sshd after the power cut") == vm["host_key"], \
+        "the box's SSH host key changed across the power cut"
+    rows = json.loads(clinic_edge(hub.env, "hub", "node", "list", "--json").stdout)
+    assert [r["name"] for r in rows] == ["image-vm"], rows

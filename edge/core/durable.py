@@ -40,8 +40,10 @@ def _tmp_written(path: Path, data: bytes, mode: int) -> Path:
 
 
 def write_file(path: Path, data: bytes | str, mode: int = 0o600) -> Path:
-    """Replace `path` with `data` in one durable step (readers see the old or the new file)."""
-    path = Path(path)
+    """Replace `path` with `data` in one durable step (readers see the old or the new file). A
+    symbolic link is followed: the file it points to is replaced (the appliance's
+    /etc/clinic-edge/config.toml points into the data partition)."""
+    path = Path(os.path.realpath(path))
     tmp = _tmp_written(path, data.encode() if isinstance(data, str) else data, mode)
     os.replace(tmp, path)
     fsync_dir(path.parent)
