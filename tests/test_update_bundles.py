@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import shutil
 import signal
 import sqlite3
@@ -233,3 +234,17 @@ def test_a_release_that_fails_its_health_check_is_rolled_back_with_the_data_rest
     assert appliance.readings() == before
     status = json.loads((appliance.data / "run" / "update.json").read_text())
     assert status["result"] == "rolled back" and status["to"] == "0.3.0" and status["old_version_healthy"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
+def test_an_update_that_does_not_fit_on_the_data_partition_is_refused_before_anything_changes(appliance, tmp_path):
+    small = tmp_path / "small-opt"          # a real 64 MB file system standing in for a full card
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)], check=True)
+    try:
+        env = {**appliance.env, "CLINIC_EDGE_UPDATE_PREFIX": str(small)}
+        out = clinic_edge(env, "update", "apply", str(appliance.first), check=False, timeout=120)
+        assert out.returncode == 3 and "not enough space on the data partition" in out.stderr, out.stderr
+        assert list(small.iterdir()) == [], "something was written although the update was refused"
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

@@ -30,6 +30,7 @@ from typing import Callable
 
 from edge.core.errors import CoreError
 from edge.core.ingest import carry_forward
+from edge.core import durable
 from edge.core.node import Node
 
 from . import bundle
@@ -60,6 +61,18 @@ class Layout:
         tmp.unlink(missing_ok=True)
         os.symlink(version, tmp)
         os.replace(tmp, self.current)
+        durable.fsync_dir(self.prefix)   # after a power cut the box runs the version its database has
+
+    def versions(self) -> list[str]:
+        return sorted(p.name for p in self.prefix.iterdir()
+                      if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+
+    def prune(self, keep: set[str]) -> list[str]:
+        """Remove every installed version but `keep` (each virtualenv is ~130 MB of the data partition)."""
+        gone = [v for v in self.versions() if v not in keep]
+        for v in gone:
+            shutil.rmtree(self.prefix / v, ignore_errors=True)
+        return gone
 
 
 @dataclass
@@ -81,6 +94,8 @@ def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
     public = bundle.load_public_key(Path(cfg["release_key"]))
     old = layout.current_version()
     layout.prefix.mkdir(parents=True, exist_ok=True)
+    layout.prune({old} if old else set())   # older releases than the running one go first
+    check_space(node, layout, bundle_path)
     with tempfile.TemporaryDirectory(prefix=".bundle-", dir=layout.prefix) as tmp:
         wheels = Path(tmp) / "wheels"
         manifest = bundle.verify(bundle_path, public, dest=wheels)
@@ -98,11 +113,36 @@ def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
     run(shlex.split(cfg["restart_command"]))
     if wait_healthy(cfg["health_url"], new, cfg["health_timeout"], sleep=sleep, clock=clock):
         node.write_status("update", {"result": "ok", "from": old, "to": new})
+        layout.prune({new, old})         # the previous release stays for a manual switch back
         return outcome
     rollback(node, layout, outcome, run=run, sleep=sleep, clock=clock)
     raise UpdateFailed(f"version {new} did not report healthy at {cfg['health_url']} within "
                        f"{cfg['health_timeout']} s; rolled back to {old} and restored the database from "
                        f"{outcome.backup}")
+
+
+MB = 1 << 20
+VENV_ESTIMATE = 4           # an installed virtualenv is about 4x its wheels
+
+
+def _tree_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def check_space(node: Node, layout: Layout, bundle_path: Path) -> None:
+    """Refuse before touching anything when the data partition cannot hold the unpacked bundle, the
+    new virtualenv and the database backup (a full disk mid-install helps nobody)."""
+    size = bundle_path.stat().st_size
+    running = layout.prefix / (layout.current_version() or "-")
+    venv = _tree_size(running) if running.is_dir() else VENV_ESTIMATE * size
+    db = node.config.store_path.stat().st_size if node.config.store_path.exists() else 0
+    needed = size + venv + db + 50 * MB
+    free = shutil.disk_usage(layout.prefix).free
+    if free < needed:
+        raise BundleRefused(f"not enough space on the data partition for this update: it needs about "
+                            f"{needed // MB} MB, {free // MB} MB are free. Remove old backups from "
+                            f"{node.path('backups')} (copies are on the USB drive) or run `clinic-edge "
+                            f"doctor`; nothing changed")
 
 
 def install(python: str, target: Path, wheels: Path, version: str, *, run: Run = _run) -> None:
