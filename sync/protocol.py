@@ -364,3 +364,12 @@ def _decode_column(col: dict[str, Any], ids: list[str]) -> list[Any]:
     if t == "raw":
         return list(col["x"])
     raise ProtocolError(f"unknown column type {t!r}")
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks (update bundles are tens of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -8,7 +8,6 @@ whose hash is wrong is deleted and fetched again on the next cycle.
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import logging
@@ -68,7 +67,7 @@ def fetch(client, item: dict, data_dir: Path) -> tuple[Path | None, int]:
     if size < item["size"]:     # the hub sent less than announced: keep what came, resume next time
         raise LinkError(f"update bundle {item['version']}: {size} of {item['size']} bytes so far "
                         f"(kept {partial.name} to resume)", sent_bytes=got)
-    digest = _sha256(partial)
+    digest = protocol.sha256_file(partial)
     if size != item["size"] or digest != item["sha256"]:
         log.error("update bundle %s: got %d bytes with sha256 %s, expected %d bytes %s; deleted, "
                   "fetching it again next sync", item["version"], size, digest, item["size"], item["sha256"])
@@ -114,10 +113,3 @@ def _download(client, path: str, partial: Path, have: int) -> int:
     finally:
         conn.close()
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

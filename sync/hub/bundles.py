@@ -7,13 +7,14 @@ its configured release key); it only reads the version from the manifest to name
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
 import tarfile
 from datetime import datetime
 from pathlib import Path
+
+from sync import protocol
 
 KIND = "update_bundle"
 SHA_RE = re.compile(r"[0-9a-f]{64}")
@@ -33,18 +34,10 @@ def bundle_version(path: Path) -> str:
         raise BundleError(f"{path} is not an update bundle (no readable manifest.json: {e})") from e
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def publish(store, bundle_dir: Path, file: Path, node: str, *, now: datetime) -> dict:
     """Copy FILE to bundle_dir/<sha256>.bundle and queue the downlink item; returns its payload."""
     version = bundle_version(file)
-    digest = sha256_file(file)
+    digest = protocol.sha256_file(file)
     bundle_dir.mkdir(parents=True, exist_ok=True)
     target = bundle_dir / f"{digest}.bundle"
     if not target.exists():
