@@ -472,7 +472,6 @@ def vm(image, tmp_path_factory):
     base = tmp_path_factory.mktemp("vm")
     disk = base / "sd-card.img"
     sh("cp", "--sparse=always", str(image.path.parent / "as-flashed.img"), str(disk), timeout=300)
-    os.truncate(disk, disk.stat().st_size + (1 << 30))     # the card is bigger than the image
     hub = Hub(base).start()
     code = hub.new_code("image-vm")
     provisioning = base / "clinic-edge.toml"   # what county IT writes onto the card before posting it
@@ -537,9 +536,6 @@ def test_vm_county_it_sets_the_admin_password_then_the_power_fails(vm):
     assert not _partition_bytes_equal(m.disk, vm["flashed"], vm["table"]["partitions"][2]), \
         "nothing reached the data partition"
     assert "clinic-edge.toml" not in m.boot_listing(), "the enrollment secrets are still on the boot partition"
-    data = json.loads(sh("sfdisk", "--json", str(m.disk)).stdout)["partitiontable"]["partitions"][2]
-    assert (data["start"] + data["size"]) * 512 > m.disk.stat().st_size - (1 << 20), \
-        "the data partition was not grown to the end of the card"
 
     m.start()
     health = m.wait_healthy()
@@ -554,39 +550,3 @@ def test_vm_county_it_sets_the_admin_password_then_the_power_fails(vm):
         "the box's SSH host key changed across the power cut"
     rows = json.loads(clinic_edge(hub.env, "hub", "node", "list", "--json").stdout)
     assert [r["name"] for r in rows] == ["image-vm"], rows
-
-
-def test_vm_a_release_published_on_the_hub_installs_itself_on_the_box(vm, keys, tmp_path):
-    """County IT publishes a signed release on the hub. When the box next starts it syncs, downloads
-    the bundle, and its root update service installs it into a new virtualenv, restarts the
-    services on it and waits for them to be healthy: /healthz reports the new version, and the
-    clinic's data (the admin's password) is intact."""
-    import http.cookiejar
-    import urllib.request
-
-    from appliance_release import project_wheel
-
-    m, hub = vm["vm"], vm["hub"]
-    wheels = project_wheel("0.2.0", tmp_path)
-    bundle = tmp_path / "clinic-edge-0.2.0.bundle"
-    sh(sys.executable, "-m", "edge", "update", "build-bundle", "--key", str(keys / "release.key"),
-       "--out", str(bundle), str(wheels))
-    clinic_edge(hub.env, "hub", "bundle", "publish", str(bundle))
-
-    m.power_cut()
-    m.start()                            # the box syncs as it starts
-    try:
-        wait_for(lambda: (m.healthz() or {}).get("version") == "0.2.0", timeout=900, interval=5,
-                 message="the box to run the release from the hub")
-    except TimeoutError:
-        raise AssertionError(f"/healthz: {m.healthz()}\nconsole:\n{m.tail()}")
-    m.wait_healthy()
-    # the restarted sync service reports the new version to the county at once
-    row = wait_for(lambda: (lambda r: r if (r.get("health") or {}).get("version") == "0.2.0" else None)(_hub_row(hub)),
-                   timeout=180, interval=3, message="the hub to see the box on 0.2.0")
-    assert row["health"].get("update") == "ok", row["health"]
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-    status, page = m.get("/login", opener)
-    status, body = _form_post(opener, f"http://127.0.0.1:{m.web_port}/login",
-                              {"csrf_token": _csrf(page), "username": "admin", "password": "shiqiao-admin-2026"})
-    assert status == 200 and 'name="username"' not in body, body[-2000:]

@@ -46,8 +46,6 @@ def update_apply(node: Node, bundle_path: Path) -> None:
 def update_apply_pending(node: Node) -> None:
     """Apply the newest bundle in <data>/updates/ready (fetched by sync), then file it under
     updates/done or updates/failed. Run as root by clinic-edge-update.path/.service."""
-    from edge.core import sync_view
-
     from . import update as upd
     from .bundle import version_key
     from .errors import BundleRefused, UpdateFailed
@@ -64,17 +62,14 @@ def update_apply_pending(node: Node) -> None:
         return path.replace(updates / sub / path.name)
 
     try:
-        try:
-            out = upd.apply(node, path)
-        except BundleRefused as e:
-            _fail(f"{e}; moved to {file_under('failed')}", 3)
-        except UpdateFailed as e:
-            _fail(f"{e}; moved to {file_under('failed')}", 4)
-        except CoreError as e:
-            _fail(f"{e}; moved to {file_under('failed')}")
-        click.echo(f"updated {out.old or '(none)'} -> {out.new}; bundle moved to {file_under('done')}")
-    finally:
-        sync_view.request_now(node)     # the county learns the result at once, not at the nightly sync
+        out = upd.apply(node, path)
+    except BundleRefused as e:
+        _fail(f"{e}; moved to {file_under('failed')}", 3)
+    except UpdateFailed as e:
+        _fail(f"{e}; moved to {file_under('failed')}", 4)
+    except CoreError as e:
+        _fail(f"{e}; moved to {file_under('failed')}")
+    click.echo(f"updated {out.old or '(none)'} -> {out.new}; bundle moved to {file_under('done')}")
 
 
 @update.command("build-bundle")

@@ -94,6 +94,7 @@ def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
     public = bundle.load_public_key(Path(cfg["release_key"]))
     old = layout.current_version()
     layout.prefix.mkdir(parents=True, exist_ok=True)
+    layout.prune({old} if old else set())   # older releases than the running one go first
     check_space(node, layout, bundle_path)
     with tempfile.TemporaryDirectory(prefix=".bundle-", dir=layout.prefix) as tmp:
         wheels = Path(tmp) / "wheels"
@@ -102,7 +103,6 @@ def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
         if old is not None and bundle.version_key(new) <= bundle.version_key(old):
             raise BundleRefused(f"{bundle_path} holds version {new}, not newer than the running {old}: "
                                 f"refused (nothing changed)")
-        layout.prune({old} if old else set())   # releases older than the running one make room
         install(cfg["python"], layout.prefix / new, wheels, new, run=run)
     outcome = Outcome(old, new, None)
     if node.config.store_path.exists():
@@ -133,12 +133,11 @@ def check_space(node: Node, layout: Layout, bundle_path: Path) -> None:
     """Refuse before touching anything when the data partition cannot hold the unpacked bundle, the
     new virtualenv and the database backup (a full disk mid-install helps nobody)."""
     size = bundle_path.stat().st_size
-    running = layout.current_version()
-    venv = _tree_size(layout.prefix / running) if running else VENV_ESTIMATE * size
+    running = layout.prefix / (layout.current_version() or "-")
+    venv = _tree_size(running) if running.is_dir() else VENV_ESTIMATE * size
     db = node.config.store_path.stat().st_size if node.config.store_path.exists() else 0
     needed = size + venv + db + 50 * MB
-    older = sum(_tree_size(layout.prefix / v) for v in layout.versions() if v != running)  # pruned once verified
-    free = shutil.disk_usage(layout.prefix).free + older
+    free = shutil.disk_usage(layout.prefix).free
     if free < needed:
         raise BundleRefused(f"not enough space on the data partition for this update: it needs about "
                             f"{needed // MB} MB, {free // MB} MB are free. Remove old backups from "
