@@ -50,16 +50,25 @@ def registered() -> dict[int, tuple[str, Callable]]:
 
 
 def apply(store: "Store") -> list[int]:
-    store.conn.execute("CREATE TABLE IF NOT EXISTS _migrations "
-                       "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
-    done = {r[0] for r in store.conn.execute("SELECT version FROM _migrations")}
+    """Apply what is missing. Safe when several services start at once on the same file: whether
+    a version is applied is read inside that version's own write transaction (BEGIN IMMEDIATE),
+    so a second process waits for the first and then finds it done."""
+    with store.atomic() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS _migrations "
+                     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
     applied = []
     for version, (name, fn) in registered().items():
-        if version in done:
+        if _is_applied(store.conn, version):  # cheap read first: the usual start applies nothing
             continue
         with store.atomic() as conn:
+            if _is_applied(conn, version):
+                continue
             fn(store.db)
             conn.execute("INSERT INTO _migrations VALUES (?, ?, ?)",
                          (version, name, datetime.now(timezone.utc).isoformat()))
         applied.append(version)
     return applied
+
+
+def _is_applied(conn, version: int) -> bool:
+    return conn.execute("SELECT 1 FROM _migrations WHERE version = ?", (version,)).fetchone() is not None
