@@ -112,20 +112,22 @@ def backup(node: Node, dest: str) -> None:
 @click.pass_obj
 def restore(node: Node, source: str, yes: bool) -> None:
     """Replace the database with a backup (stop the services first)."""
-    from edge.core.store import Store
+    from edge.appliance.backup import restore_file
+    from edge.appliance.errors import ApplianceError
+    from edge.core.store import processes_using
 
-    try:
-        Store(source, migrate=False).close()
-    except CoreError as e:
-        _fail(f"{source} is not a usable backup: {e}")
     target = node.config.store_path
+    holders = processes_using(target)
+    if holders:
+        _fail(f"the database {target} is in use by process {', '.join(map(str, holders))}: stop the "
+              f"services first (sudo systemctl stop clinic-edge-web clinic-edge-ingest clinic-edge-sync), "
+              f"then restore; nothing was changed")
     if not yes:
         click.confirm(f"replace {target} with {source}?", abort=True)
-    import shutil
-
-    for suffix in ("-wal", "-shm"):
-        Path(str(target) + suffix).unlink(missing_ok=True)
-    shutil.copyfile(source, target)
+    try:
+        restore_file(Path(source), target)
+    except ApplianceError as e:
+        _fail(str(e))
     click.echo(f"restored {target} from {source}")
 
 

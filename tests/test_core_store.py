@@ -1,7 +1,11 @@
 """The store: pragmas, migrations, damage detection, backup while writing, audit chain, config."""
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
+import subprocess
+import sys
 import threading
 from datetime import datetime, timezone
 
@@ -122,6 +126,42 @@ def test_backup_and_restore_through_the_command_line(env, data_dir, tmp_path):
     clinic_edge(env, "device", "add", "bp-2", "--kind", "bp")
     clinic_edge(env, "restore", "--yes", str(backup))
     assert "bp-2" not in clinic_edge(env, "device", "list").stdout
+
+
+def test_restore_refuses_while_a_service_has_the_database_open(env, data_dir, tmp_path):
+    clinic_edge(env, "device", "add", "bp-1", "--kind", "bp")
+    clinic_edge(env, "backup", str(tmp_path / "usb"))
+    [backup] = list((tmp_path / "usb").glob("clinic-edge-*.db"))
+    clinic_edge(env, "device", "add", "bp-2", "--kind", "bp")
+    db = data_dir / "clinic-edge.db"
+    service = subprocess.Popen([sys.executable, "-c", "import sys, time; from edge.core.store import Store; "
+                                "s = Store(sys.argv[1]); print('open', flush=True); time.sleep(60)", str(db)],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert service.stdout.readline().strip() == "open"
+        out = clinic_edge(env, "restore", "--yes", str(backup), check=False)
+        assert out.returncode != 0
+        assert f"in use by process {service.pid}" in out.stderr and "stop the services" in out.stderr
+    finally:
+        service.kill()
+        service.wait()
+    assert "bp-2" in clinic_edge(env, "device", "list").stdout      # nothing was changed
+
+
+def test_restore_swaps_the_database_in_one_rename_keeping_its_mode(env, data_dir, tmp_path):
+    """A power cut during a restore leaves the old database or the whole backup: the backup is
+    copied beside the database, fsynced and renamed over it (a new file), never written into it."""
+    clinic_edge(env, "device", "add", "bp-1", "--kind", "bp")
+    clinic_edge(env, "backup", str(tmp_path / "usb"))
+    [backup] = list((tmp_path / "usb").glob("clinic-edge-*.db"))
+    db = data_dir / "clinic-edge.db"
+    os.chmod(db, 0o600)
+    inode = db.stat().st_ino
+    clinic_edge(env, "restore", "--yes", str(backup))
+    assert db.stat().st_ino != inode
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    assert not list(data_dir.glob(".clinic-edge.db.*.tmp"))
+    assert "bp-1" in clinic_edge(env, "device", "list").stdout
 
 
 @pytest.mark.parametrize("toml,env_over,message", [

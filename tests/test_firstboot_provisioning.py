@@ -189,3 +189,36 @@ def test_a_bad_provisioning_file_says_what_to_fix(tmp_path, text, complaint):
     p.write_text(text)
     with pytest.raises(ProvisioningError, match=complaint.replace("[", r"\[")):
         firstboot.read_boot_file(p)
+
+
+ANALYSER_CONFIG = """\
+[web]
+listen = "127.0.0.1:8080"
+
+[drivers.astm]
+url = "/dev/serial/by-id/usb-FTDI_FT232R-if00-port0"
+baudrate = 9600
+device_id = "hba1c-analyser"
+
+[drivers.astm.codes]
+HbA1c = "4548-4"
+GLU = { code = "2339-0", unit = "mmol/L" }
+"""
+
+
+def test_first_boot_keeps_the_analyser_section_of_the_node_config(box):
+    """County IT set up an ASTM analyser in the node's config before first boot; writing the
+    clinic's name into that file must give back every section as it was (a hand-written TOML
+    writer once turned [drivers.astm] into a quoted string and the analyser silently vanished)."""
+    import tomllib
+    env, _boot = box
+    cfg = Path(env["CLINIC_EDGE_CONFIG"])
+    cfg.write_text(ANALYSER_CONFIG)
+    before = tomllib.loads(cfg.read_text())
+    node = Node(config_mod.load(env=env))
+    firstboot.write_node_config(node, {"name": "石桥村卫生室", "division_code": "110105001002"})
+    after = tomllib.loads(cfg.read_text())
+    assert after["drivers"] == before["drivers"]
+    assert after["node"]["clinic_name"] == "石桥村卫生室"
+    loaded = config_mod.load(env=env)       # the node still starts with it, analyser included
+    assert loaded["drivers"]["astm"]["codes"]["GLU"] == {"code": "2339-0", "unit": "mmol/L"}

@@ -15,6 +15,7 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
+from edge.core import durable
 from edge.core.node import Node
 
 from .errors import ApplianceError
@@ -70,14 +71,6 @@ def restore_file(backup: Path, target: Path) -> None:
         raise ApplianceError(f"{backup} is not a usable backup: {e}") from e
     if not ok:
         raise ApplianceError(f"{backup} fails its integrity check; try an older backup")
-    tmp = target.with_name(target.name + ".restoring")
-    shutil.copyfile(backup, tmp)
-    try:  # root restores for the service user: the database keeps its owner and mode
-        st = target.stat()
-        os.chown(tmp, st.st_uid, st.st_gid)
-        os.chmod(tmp, st.st_mode & 0o777)
-    except FileNotFoundError:
-        pass
     for suffix in ("-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)
-    os.replace(tmp, target)
+    durable.copy_file(backup, target)

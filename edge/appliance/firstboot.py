@@ -32,6 +32,8 @@ import tomllib
 from pathlib import Path
 from typing import Callable
 
+import tomli_w
+
 from edge.core import durable
 from edge.core.first_admin import ADMIN, create_first_admin
 from edge.core.node import Node
@@ -155,21 +157,9 @@ def write_wifi(node: Node, wifi: dict) -> Path:
 
 
 def dump_toml(data: dict) -> str:
-    out = []
-    for section, table in data.items():
-        out.append(f"[{section}]")
-        for k, v in table.items():
-            out.append(f"{k} = {_toml_value(v)}")
-        out.append("")
-    return "\n".join(out)
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    return _quoted(str(v))
+    """The node's config as TOML. A library writer: nested tables such as [drivers.astm] and
+    [drivers.astm.codes] must come back exactly as they were read."""
+    return tomli_w.dumps(data)
 
 
 def _quoted(s: str) -> str:

@@ -10,6 +10,7 @@ one, never empty. (The appliance test pulls the plug on a booted card and checks
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 
@@ -46,6 +47,33 @@ def write_file(path: Path, data: bytes | str, mode: int = 0o600) -> Path:
     path = Path(os.path.realpath(path))
     tmp = _tmp_written(path, data.encode() if isinstance(data, str) else data, mode)
     os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return path
+
+
+def copy_file(source: Path, path: Path, mode: int | None = None) -> Path:
+    """Replace `path` with a copy of `source` in one durable step: the copy is written beside it
+    and fsynced, then renamed over it, so after a power cut `path` is the old file or the whole
+    new one. `mode` defaults to the replaced file's mode (0600 when there was none)."""
+    path = Path(os.path.realpath(path))
+    try:
+        old = path.stat()
+    except FileNotFoundError:
+        old = None
+    mode = mode if mode is not None else (old.st_mode & 0o777 if old else 0o600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(source, "rb") as src, open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as out:
+        os.fchmod(out.fileno(), mode)
+        shutil.copyfileobj(src, out, 1024 * 1024)   # a database can be large: never all in memory
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        if old is not None and os.geteuid() == 0:   # root restores for the service user: keep the owner
+            os.chown(tmp, old.st_uid, old.st_gid)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
     return path
 

@@ -8,6 +8,7 @@ sqlite-utils' own write helpers commit on their own.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -117,6 +118,24 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def processes_using(path: str | Path) -> list[int]:
+    """Other processes that have the database (or its WAL) open, found through /proc: a restore
+    must not swap the file under a running service. Processes of other users whose /proc entries
+    cannot be read are not seen (the services and `restore` run as the same user)."""
+    path = Path(os.path.realpath(path))
+    names = {str(path), f"{path}-wal", f"{path}-shm"}
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        if proc.name == str(os.getpid()):
+            continue
+        try:
+            if any(os.readlink(fd) in names for fd in (proc / "fd").iterdir()):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return sorted(found)
 
 
 def damaged_message(path: Path, detail: str) -> str:
