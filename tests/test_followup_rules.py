@@ -1,4 +1,4 @@
-"""The follow-up rules at their boundaries (DOMAIN.md §1.2; 国家基本公共卫生服务规范 第三版)."""
+"""The follow-up rules at their boundaries (docs/domain.md §1.2; 国家基本公共卫生服务规范 第三版)."""
 from datetime import date
 
 import pytest

@@ -1,4 +1,4 @@
-"""Dependencies point one way (ARCHITECTURE.md): device_drivers, sync, edge.web, edge.reports -> edge.core.
+"""Dependencies point one way (docs/architecture.md): device_drivers, sync, edge.web, edge.reports -> edge.core.
 
 Checked on the source, so a new import that breaks the direction fails here."""
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Valid numbers: 11010519491231002X and 440524188001010014 are the standard's own examples (GB 11643-1999,
 also in python-stdnum's cn.ric docs); 360426199101010071 and 120103198806018241 come from stdnum's
 test files; 110101202311012176 from the china_identification_card crate's tests
-(see /work/shared/DOMAIN.md §4)."""
+(docs/domain.md §3)."""
 from datetime import date
 
 import pytest

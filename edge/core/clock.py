@@ -2,7 +2,7 @@
 
 A Raspberry Pi boots in 1970 or at its last saved time until NTP or the hub tells it better.
 Every reading keeps (boot_id, monotonic) so its true time can be recomputed once the offset
-between the wall clock and real time is learned (ARCHITECTURE.md principle 4).
+between the wall clock and real time is learned (docs/architecture.md, rule 3).
 """
 from __future__ import annotations
 

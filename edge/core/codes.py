@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 MMHG_PER_PA = 1 / 133.322387415
-GLUCOSE_MG_DL_PER_MMOL_L = 18.016  # glucose molar mass 180.16 g/mol (DEVICES.md §2.4)
+GLUCOSE_MG_DL_PER_MMOL_L = 18.016  # glucose molar mass 180.16 g/mol (docs/devices.md, BLE glucose)
 
 
 class UnitError(ValueError):

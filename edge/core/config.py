@@ -1,6 +1,6 @@
 """Node configuration: one TOML file, embedded defaults, environment overrides.
 
-PINNED (ARCHITECTURE.md): the file comes from `--config` or `CLINIC_EDGE_CONFIG`; the data
+PINNED (docs/architecture.md, README "Configuration"): the file comes from `--config` or `CLINIC_EDGE_CONFIG`; the data
 directory from `CLINIC_EDGE_DATA`; every key may be overridden by `CLINIC_EDGE_<SECTION>_<KEY>`
 (`CLINIC_EDGE_MQTT_URL`, `CLINIC_EDGE_DRIVERS_ASTM_URL`). A bad value stops start-up with one
 line naming the key, the value and what is allowed.

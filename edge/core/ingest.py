@@ -1,7 +1,7 @@
 """`ingest()`: the only way readings enter the store.
 
 One call is one transaction: for each new reading its row, its outbox entry and its audit entry
-(ARCHITECTURE.md data flow). Drivers call it with everything that arrived since their last commit
+(docs/architecture.md, the data's way). Drivers call it with everything that arrived since their last commit
 (group commit) and acknowledge to the device only after it returns.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The clinic's monthly/quarterly/annual report: KPIs with numerator, denominator and the residents
-behind each (DOMAIN.md §2; formulas from 国家基本公共卫生服务规范 第三版 工作指标).
+behind each (docs/domain.md §2; formulas from 国家基本公共卫生服务规范 第三版 工作指标).
 
 Definitions used here (each one is shown on the report page too):
 - 已管理患者 (patients under management) of a disease: management (纳入管理) began on or before

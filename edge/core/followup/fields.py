@@ -1,9 +1,9 @@
 """The fields and code lists of the two national follow-up forms (pure data, no I/O).
 
-Sources (DOMAIN.md §1.1, checked there against several independent implementations):
+Sources (docs/domain.md §1.1, checked there against several independent implementations):
 高血压患者随访服务记录表 and 2型糖尿病患者随访服务记录表 of 国家基本公共卫生服务规范（第三版）.
 Fields marked `national=False` are seen in deployed systems but not confirmed as national
-第三版 fields (DOMAIN.md marks them [U]); they are kept because the workflow needs them
+第三版 fields (docs/domain.md marks them [U]); they are kept because the workflow needs them
 (the danger-sign screening before the visit, the next-step decision) and are labelled as such.
 """
 from __future__ import annotations
@@ -64,7 +64,7 @@ NEXT_STEPS: tuple[Choice, ...] = (
 STEP_ROUTINE, STEP_TWO_WEEKS, STEP_REFERRAL, STEP_URGENT = "1", "2", "3", "4"
 
 # Danger signs the standard lists for urgent referral, other than the measured values
-# (DOMAIN.md §1.2). Asked before the visit; not printed as such on the paper form.
+# (docs/domain.md §1.2). Asked before the visit; not printed as such on the paper form.
 DANGER_SIGNS_HYPERTENSION: tuple[Choice, ...] = (
     ("consciousness", "意识改变", "altered consciousness"),
     ("headache", "剧烈头痛或头晕", "severe headache or dizziness"),

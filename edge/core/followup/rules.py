@@ -1,9 +1,9 @@
 """The standard's rules as pure functions: control targets, classification, urgent referral,
 next visit and BMI. Every rule only *suggests*; the doctor may override each one on the form.
 
-Sources (DOMAIN.md §1.2): 国家基本公共卫生服务规范（第三版） 高血压/2型糖尿病患者健康管理服务规范.
+Sources (docs/domain.md §1.2): 国家基本公共卫生服务规范（第三版） 高血压/2型糖尿病患者健康管理服务规范.
 - Controlled BP: SBP < 140 and DBP < 90; for patients aged 65 and over SBP < 150 and DBP < 90
-  (DOMAIN.md marks the age split [U] for the national text; it is what deployed KPI code does,
+  (docs/domain.md marks the age split [U] for the national text; it is what deployed KPI code does,
   hgc11207141/qos-lujia-support PublicHealthManagementMapper.xml).
 - Controlled glucose: fasting glucose < 7.0 mmol/L.
 - Urgent referral: SBP >= 180 and/or DBP >= 110; diabetes also glucose >= 16.7 or <= 3.9 mmol/L,
