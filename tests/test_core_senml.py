@@ -42,9 +42,9 @@ def test_relative_time_is_relative_to_now():
     (b'"hello"', "non-empty JSON array"),
     (b"[1]", "record 0 is int"),
     (b'[{"n":"8480-6","u":"mm[Hg]","vs":"120"}]', "needs a numeric 'v', not 'vs'"),
-    (b'[{"n":"8480-6","u":"mm[Hg]","v":true}]', "'v' must be a number"),
+    (b'[{"n":"8480-6","u":"mm[Hg]","v":true}]', "'v' must be a finite number"),
     (b'[{"n":"8480-6","v":120}]', "no unit"),
-    (b'[{"n":"8480-6","u":"mm[Hg]","v":120,"t":"now"}]', "'t' must be a number"),
+    (b'[{"n":"8480-6","u":"mm[Hg]","v":120,"t":"now"}]', "'t' must be a finite number"),
     (b'[{"n":"cholesterol","u":"mmol/L","v":5}]', "unknown code"),
     (json.dumps([{"n": "2708-6", "u": "%", "v": 97}] * 65).encode(), "at most 64"),
 ])
