@@ -34,7 +34,7 @@ def test_oru_parser_returns_readings_or_hl7_frame_error(data):
 
 # OBX values, result statuses (HL7 table 0085 and junk) and times (year 1 to beyond 9999, any offset)
 OBX_VALUES = st.sampled_from(["120", "1" + "0" * 400, "-" + "9" * 320, "0", ".5", "37.", "-1", "1e5", "", "NaN"])
-STATUSES = st.sampled_from(["", "F", "P", "R", "S", "C", "U", "W", "X", "D", "I", "N", "O", "Z", "f", "CC"])
+STATUSES = st.sampled_from(["", "F", "P", "R", "S", "C", "U", "A", "B", "W", "X", "D", "I", "N", "O", "Z", "f", "CC"])
 TIMES = st.sampled_from(["", "20260912120000+0800", "00010101000000+1400", "99991231235959-1200", "9999123123",
                          "20260912120000.1234+0530", "20261312", "2026091212+2400", "2026"])
 CODES = st.sampled_from(["150301^MDC_PRESS_CUFF_SYS^MDC", "150344^MDC_TEMP^MDC", "151562^MDC_RESP_RATE^MDC",
@@ -61,7 +61,7 @@ def test_any_obx_value_status_and_time_gives_storable_readings_or_hl7_frame_erro
         return
     for row in assert_storable(readings):
         status = json.loads(row["meta"]).get("result_status", "").upper()
-        if status not in ("", "F", "P", "R", "S", "C", "U"):          # W, X, D... are never a value
+        if status not in ("", "F", "P", "R", "S", "C", "U", "A", "B"):          # W, X, D... are never a value
             assert row["value"] is None and row["status"] != "valid"
 
 

@@ -5,8 +5,8 @@ sources in docs/devices.md); any other code (MDC or vendor, e.g. 108^MNDRY_ECG_P
 `id^text^system`, which ingest stores as 'unmapped'. OBX-6 MDC units become UCUM. OBX-14 is the
 observation time (else OBR-7, else MSH-7); a time without offset is the clinic's local time.
 PID-3 goes to meta["patient_id"] for matching a resident. OBX-11 decides whether the value is a
-result (F, P, R, S, C, U or empty); W, X, D, I, N, O give a reading with no value and the reason
-(stored rejected); C, W and D also replace the device's earlier result (SUPERSEDING, applied by
+result (F, P, R, S, C, U, A, B or empty); W, X, D, I, N, O give a reading with no value and the
+reason (stored rejected); C, W, D, A and B also replace the device's earlier result (SUPERSEDING, applied by
 the driver through edge.core.corrections).
 """
 from __future__ import annotations
@@ -34,9 +34,11 @@ MDC_TO_LOINC = {
 }
 # OBX-11 observation result status (HL7 v2 table 0085). A value is a result only with one of
 # RESULT_STATUSES; C, W and D replace the device's earlier result for the same observation.
-RESULT_STATUSES = {"", "F", "P", "R", "S", "C", "U"}
+# A and B (added in v2.8: amended for demographics, appended report) re-send a final result.
+RESULT_STATUSES = {"", "F", "P", "R", "S", "C", "U", "A", "B"}
 SUPERSEDING = {"C": "corrected by the device (OBX-11 C)", "W": "the device marked it wrong (OBX-11 W)",
-               "D": "deleted by the device (OBX-11 D)"}
+               "D": "deleted by the device (OBX-11 D)", "A": "amended by the device (OBX-11 A)",
+               "B": "sent again by the device with an appended report (OBX-11 B)"}
 NOT_A_RESULT = {"W": "the device marked this result wrong (OBX-11 W)",
                 "X": "the device says this result cannot be obtained (OBX-11 X)",
                 "D": "the device deleted this result (OBX-11 D)",

@@ -1,4 +1,5 @@
-"""A device correcting a result it sent before (HL7 OBX-11 C "correction", W "wrong", D "delete").
+"""A device correcting a result it sent before (HL7 OBX-11 C "correction", W "wrong", D "delete",
+A "amended", B "appended").
 
 The earlier reading is never changed in place nor deleted: it is voided, with the reason and a
 link to the reading that replaced it (`superseded_by`), its status before kept in
