@@ -69,6 +69,8 @@ def _typed(rec: dict, key: str, kind, i: int):
         if not isinstance(v, str):
             raise SenMLError(f"record {i}: '{key}' must be a string, got {_shown(v)}")
         return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise SenMLError(f"record {i}: '{key}' must be a number, got {_shown(v)}")
     number = finite_number(v)
     if number is None:
         raise SenMLError(f"record {i}: '{key}' must be a finite number, got {_shown(v)}")
