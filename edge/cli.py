@@ -14,6 +14,7 @@ from edge.core import audit, config as config_mod
 from edge.core.errors import CoreError
 from edge.core.ingest import latest
 from edge.core.node import Node
+from edge.core.reading import json_safe
 
 COMMAND_GROUP = "clinic_edge.commands"
 # edge's own commands that pull in heavy libraries load only when used (ingest must stay small)
@@ -86,7 +87,8 @@ def readings(node: Node, as_json: bool, limit: int) -> None:
     """Print stored readings, newest first."""
     rows = latest(open_store(node), limit=limit)
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        # a value stored by an older version may be non-finite: printed as null, never as NaN
+        click.echo(json.dumps(json_safe(rows), ensure_ascii=False, indent=1, allow_nan=False))
         return
     for r in rows:
         value = "-" if r["value"] is None else f"{r['value']:g}"

@@ -98,6 +98,24 @@ def test_next_session_asks_only_for_newer_records_and_handles_no_records(store):
     assert not adapter.mismatches
 
 
+def test_record_beyond_year_9999_is_kept_rejected_and_the_download_moves_past_it(store):
+    # base time 9999-12-31 23:59 plus a time offset of +30 min (GLS 1.0 allows a base time up to
+    # year 9999, the offset takes it past the last representable time): this used to raise
+    # OverflowError and end every session with that meter, asking for the record again each time.
+    bad = "03" + "0300" + "0f270c1f173b00" + "1e00" + "5fb0" + "11"
+    first = [{"expect_write": "2a52", "data": "0101",
+              "reply": [["2a18", record(1)], ["2a18", record(2)], ["2a18", bad], ["2a52", SUCCESS]]}]
+    adapter = FakeAdapter([meter(first, download("0103010400", [4], SUCCESS))])
+    conn = run(store, adapter, rounds=2)
+    rows = glucose_rows(store)
+    assert [(json.loads(r["meta"])["sequence"], r["status"]) for r in rows] == \
+        [(1, "valid"), (2, "valid"), (3, "rejected"), (4, "valid")]
+    assert rows[2]["value"] is None and "record 3 cannot be read" in rows[2]["reason"]
+    assert "9999-12-31" in rows[2]["reason"]
+    assert state.last_sequence(store, "meter1") == 4          # the second session asked for >= 4
+    assert conn.devices["meter1"].last_result["racp"] == "success" and not adapter.mismatches
+
+
 def test_meter_whose_memory_was_reset_is_downloaded_again_from_the_start(store):
     def later(seq):   # the same sequence numbers, a day later: different records
         return record(seq).replace("e907030f08", "e907031008")

@@ -52,3 +52,39 @@ def test_unknown_codes_are_kept_raw():
 def test_short_names_and_loinc_codes_find_the_same_code():
     assert codes.lookup("sbp") is codes.lookup("8480-6") is codes.lookup("MDC_PRESS_BLD_NONINV_SYS")
     assert codes.lookup("nonsense") is None
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 10 ** 400, True])
+def test_a_value_that_is_not_a_finite_number_is_never_a_value(value):
+    # the net under every driver (issue 12): ASTM 1e999 was stored as inf and broke readings --json
+    for code in ("8480-6", "vendor-x"):
+        v, _, status, reason = normalise(reading(code, value, "mm[Hg]"))
+        assert v is None and status in ("rejected", "unmapped") and reason
+
+
+def test_whatever_a_driver_hands_ingest_is_stored_as_strict_json(tmp_path):
+    import json
+    from datetime import datetime, timedelta, timezone
+
+    from edge.core import devices
+    from edge.core.clock import SystemClock
+    from edge.core.ingest import ingest, latest
+    from edge.core.store import Store
+
+    store = Store(tmp_path / "node.db")
+    devices.add(store, "d", kind="other", transport="manual", now=SystemClock().now())
+    west = timezone(timedelta(hours=-5))
+    bad = [Reading(device_id="d", code="8480-6", value=float("inf"), unit="mm[Hg]", transport="manual",
+                   source_key="inf"),
+           Reading(device_id="d", code="8480-6", value=120, unit="mm[Hg]", transport="manual", source_key="late",
+                   device_time=datetime(9999, 12, 31, 23, 0, tzinfo=west), meta={"x": float("nan")}),
+           Reading(device_id="d", code="vendor-x", value=10 ** 400, unit="1", transport="manual", source_key="big")]
+    outcomes = ingest(store, bad)
+    assert [o.status for o in outcomes] == ["rejected", "rejected", "unmapped"]
+    rows = latest(store)
+    json.dumps(rows, allow_nan=False)
+    assert {r["id"]: r["value"] for r in rows} == {outcomes[0].id: None, outcomes[1].id: 120, outcomes[2].id: None}
+    late = store.one("SELECT device_time, meta, reason FROM readings WHERE id = ?", (outcomes[1].id,))
+    assert late["device_time"] is None and "out of range" in late["reason"]
+    assert json.loads(late["meta"]) == {"x": None, "device_time_as_sent": "9999-12-31 23:00:00-05:00"}
+    store.close()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from typing import Any, Mapping
 
-from edge.core.reading import Reading
+from edge.core.reading import Reading, finite_number, storable_time
 
 from .codec import AstmFrameError
 from .records import DEFAULT_DELIMITERS, Delimiters, Record, parse_records
@@ -129,16 +129,21 @@ def _number(text: str) -> tuple[float | None, str | None]:
         return None, "the analyser sent no value"
     if not NUMBER.fullmatch(text):
         return None, f"the analyser sent {text[:40]!r}, not a number"
-    return float(text.replace(",", ".")), None
+    number = finite_number(float(text.replace(",", ".")))   # "1e999" is inf: never a value
+    if number is None:
+        return None, f"the analyser sent {text[:40]!r}, beyond any possible value"
+    return number, None
 
 
 def parse_time(text: str, tz: tzinfo) -> datetime | None:
-    """YYYYMMDD[HH[MM[SS]]] in the analyser's (the clinic's) local time; None when absent or invalid."""
+    """YYYYMMDD[HH[MM[SS]]] in the analyser's (the clinic's) local time; None when absent or invalid
+    (including a time that leaves years 1-9999 once in UTC, e.g. 00010101 in UTC+8)."""
     m = TIMESTAMP.fullmatch(text.strip()[:14]) if text else None
     if not m:
         return None
     try:
         parts = [int(g) if g else 0 for g in m.groups()]
-        return datetime(*parts, tzinfo=tz)
+        when = datetime(*parts, tzinfo=tz)
     except ValueError:
         return None
+    return when if storable_time(when) else None

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
+from edge.core.reading import storable_time
+
 from . import ieee11073
 from .errors import BleFrameError
 
@@ -79,13 +81,27 @@ def date_time(raw: bytes, tz: tzinfo, error: type[BleFrameError], what: str) -> 
     if not (year and month and day):
         return DeviceTime(None, text)
     try:
-        return DeviceTime(datetime(year, month, day, hour, minute, second, tzinfo=tz), text)
+        when = datetime(year, month, day, hour, minute, second, tzinfo=tz)
     except ValueError:
         raise error(f"{what}: Date Time {text} is not a valid date") from None
+    if not storable_time(when):     # 9999-12-31 23:00 west of UTC is in year 10000 in UTC
+        raise error(f"{what}: Date Time {text} is beyond the last time that can be kept (9999-12-31 UTC)")
+    return DeviceTime(when, text)
 
 
-def shifted(t: DeviceTime, minutes: int) -> DeviceTime:
-    return DeviceTime(t.when + timedelta(minutes=minutes) if t.when else None, t.text)
+def shifted(t: DeviceTime, minutes: int, error: type[BleFrameError], what: str) -> DeviceTime:
+    """`t` moved by a time offset in minutes (glucose); a result beyond 9999-12-31 (or before
+    year 1) raises the parser's own error, never OverflowError."""
+    if t.when is None:
+        return t
+    try:
+        when = t.when + timedelta(minutes=minutes)
+    except OverflowError:
+        when = None
+    if when is None or not storable_time(when):
+        raise error(f"{what}: base time {t.text} plus time offset {minutes} min is beyond the last time "
+                    "that can be kept (9999-12-31 UTC)")
+    return DeviceTime(when, t.text)
 
 
 def bits(value: int, names: dict[int, str]) -> list[str]:

@@ -59,7 +59,7 @@ def parse(data: bytes, device_id: str, *, tz: tzinfo = timezone.utc,
     t = base
     if flags & 0x01:
         meta["time_offset_min"] = c.s16("time offset")
-        t = shifted(base, meta["time_offset_min"])
+        t = shifted(base, meta["time_offset_min"], GlucoseFrameError, "Glucose Measurement")
     number = None
     if flags & 0x02:
         number = c.sfloat("glucose concentration")
@@ -86,6 +86,20 @@ def parse(data: bytes, device_id: str, *, tz: tzinfo = timezone.utc,
     return [Reading(device_id=device_id, code=GLUCOSE, value=value, unit=unit, transport="ble",
                     device_time=t.when, raw=c.data.hex(), no_value_reason=reason, meta=meta,
                     source_key=sequence_key(sequence, base.text))]
+
+
+def unreadable(data: bytes, device_id: str, error: GlucoseFrameError) -> list[Reading]:
+    """A stored record the meter sent but that cannot be read (e.g. base time 9999-12-31 plus a
+    time offset): kept as a reading with no value and the reason (ingest stores it rejected), so
+    the download moves past its sequence number instead of asking for it at every connection.
+    [] when the frame is too short to hold even the sequence number."""
+    if not isinstance(data, (bytes, bytearray)) or len(data) < 3:
+        return []
+    sequence = int.from_bytes(data[1:3], "little")
+    return [Reading(device_id=device_id, code=GLUCOSE, value=None, unit="mmol/L", transport="ble",
+                    raw=bytes(data).hex(), no_value_reason=f"the meter's record {sequence} cannot be read: {error}",
+                    meta={"characteristic": GLUCOSE_MEASUREMENT, "sequence": sequence, "unreadable": True},
+                    source_key=sequence_key(sequence, "unreadable:" + bytes(data).hex()))]
 
 
 # -- context -------------------------------------------------------------------------------------

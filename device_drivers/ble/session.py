@@ -249,6 +249,8 @@ class DeviceSession:
             except BleFrameError as e:
                 self.result.frame_errors.append(str(e))
                 log.warning("device %s sent a bad %s: %s", self.device_id, characteristic.name, e)
+                if item.uuid == glucose.GLUCOSE_MEASUREMENT:   # kept rejected: the download moves past it
+                    self._glucose(item, glucose.unreadable(item.data, self.device_id, e), context=False)
                 continue
             ready += self._route(item, characteristic, readings)
         if ready:
@@ -271,10 +273,12 @@ class DeviceSession:
             self.throttle[key] = now
         return readings
 
-    def _glucose(self, item: _Item, readings: list) -> list:
+    def _glucose(self, item: _Item, readings: list, *, context: bool = True) -> list:
+        if len(item.data) < 3:              # not even a sequence number: nothing to record
+            return []
         seq = int.from_bytes(item.data[1:3], "little")
         self.seen.append(seq)
-        follows = bool(item.data[0] & 0x10) and glucose.GLUCOSE_CONTEXT in self.chars
+        follows = context and bool(item.data[0] & 0x10) and glucose.GLUCOSE_CONTEXT in self.chars
         self.pending[seq] = [readings, follows]
         return []
 

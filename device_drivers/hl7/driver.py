@@ -19,6 +19,7 @@ from collections import Counter
 from zoneinfo import ZoneInfo
 
 from edge.core import devices
+from edge.core.corrections import supersede_earlier
 from edge.core.ingest import STATUS_REFUSED, ingest
 from edge.core.node import Node
 from edge.core.store import Store
@@ -27,7 +28,7 @@ from ..errors import DriverError
 from ..registration import ensure_device
 from ..section import Option, device_id_ok, read_section
 from .mllp import MAX_MESSAGE, Decoder, frame
-from .oru import Hl7FrameError, ack, parse_header, parse_oru, segments
+from .oru import SUPERSEDING, Hl7FrameError, ack, parse_header, parse_oru, segments
 
 log = logging.getLogger(__name__)
 IDLE_TIMEOUT = 300       # seconds a silent connection is kept open
@@ -164,7 +165,9 @@ class MllpDriver:
         except Hl7FrameError as e:
             return self._refuse(_header_or_none(item), e, now, ack_id)
         try:
-            outcomes = ingest(self.store, readings, clock=self.node.clock)
+            with self.store.atomic() as conn:   # a correction and the result it replaces: one commit
+                outcomes = ingest(self.store, readings, clock=self.node.clock)
+                self._supersede(conn, readings, outcomes, now)
         except Exception as e:   # locked, disk full...: no ACK, the monitor will resend
             log.error("could not store an HL7 message (%d readings): %s", len(readings), e)
             self.stats["store_failures"] += 1
@@ -178,6 +181,15 @@ class MllpDriver:
         if self.on_commit:
             self.on_commit(readings)
         return ack(header, "AA", now=now, ack_id=ack_id)
+
+    def _supersede(self, conn, readings, outcomes, now) -> None:
+        """OBX-11 C, W, D: the device's earlier result for the same observation is voided, linked to
+        the reading that replaces it (edge.core.corrections)."""
+        for r, o in zip(readings, outcomes):
+            reason = SUPERSEDING.get(str(r.meta.get("result_status", "")).strip().upper())
+            if reason and not o.duplicate and o.status != STATUS_REFUSED:
+                replaced = supersede_earlier(conn, o.id, reason=reason, at=now, actor=f"device:{self.device_id}")
+                self.stats["superseded"] += len(replaced)
 
     def _refuse(self, header, error: Hl7FrameError, now, ack_id: str) -> bytes:
         code = "AR" if UNSUPPORTED in str(error) else "AE"

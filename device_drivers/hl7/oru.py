@@ -1,11 +1,13 @@
 """HL7 v2 ORU^R01 from monitors (IHE PCD-01 style) -> Readings; ACK messages.
 
-Each numeric OBX becomes a Reading: OBX-3 in IEEE 11073 MDC terms mapped to LOINC (150021 ->
-8480-6, 150022 -> 8462-4, 150456 -> 2708-6, 149530/147842 -> 8867-4, 150364 -> 8310-5);
-any other code (MDC or vendor, e.g. 108^MNDRY_ECG_PAUSE_RATE^99MNDRY) is kept raw as
+Each numeric OBX becomes a Reading: OBX-3 in IEEE 11073 MDC terms mapped to LOINC (MDC_TO_LOINC,
+sources in docs/devices.md); any other code (MDC or vendor, e.g. 108^MNDRY_ECG_PAUSE_RATE^99MNDRY) is kept raw as
 `id^text^system`, which ingest stores as 'unmapped'. OBX-6 MDC units become UCUM. OBX-14 is the
 observation time (else OBR-7, else MSH-7); a time without offset is the clinic's local time.
-PID-3 goes to meta["patient_id"] for matching a resident.
+PID-3 goes to meta["patient_id"] for matching a resident. OBX-11 decides whether the value is a
+result (F, P, R, S, C, U, A, B or empty); W, X, D, I, N, O give a reading with no value and the
+reason (stored rejected); C, W, D, A and B also replace the device's earlier result (SUPERSEDING, applied by
+the driver through edge.core.corrections).
 """
 from __future__ import annotations
 
@@ -14,12 +16,34 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 
-from edge.core.reading import Reading
+from edge.core.reading import Reading, finite_number, storable_time
 
 from ..errors import FrameError
 
-MDC_TO_LOINC = {"150021": "8480-6", "150022": "8462-4", "150456": "2708-6", "149530": "8867-4",
-                "147842": "8867-4", "150364": "8310-5"}
+# IEEE 11073-10101 context-free codes (partition x 65536 + term) -> LOINC; each one's source is
+# in docs/devices.md, "HL7 ORU: MDC codes". A code not here is kept raw and stored 'unmapped'.
+MDC_TO_LOINC = {
+    "150021": "8480-6", "150022": "8462-4", "150023": "8478-0",    # MDC_PRESS_BLD_NONINV_SYS/_DIA/_MEAN
+    "150301": "8480-6", "150302": "8462-4", "150303": "8478-0",    # MDC_PRESS_CUFF_SYS/_DIA/_MEAN
+    "150456": "2708-6",                                            # MDC_PULS_OXIM_SAT_O2
+    "149530": "8867-4", "149546": "8867-4", "149514": "8867-4",    # MDC_PULS_OXIM_PULS_RATE, _PULS_RATE_NON_INV, _PULS_RATE
+    "149522": "8867-4",                                            # MDC_BLD_PULS_RATE_INV
+    "147842": "8867-4",                                            # MDC_ECG_HEART_RATE
+    "150364": "8310-5", "150344": "8310-5",                        # MDC_TEMP_BODY, MDC_TEMP (monitor's probe)
+    "151562": "9279-1", "151578": "9279-1",                        # MDC_RESP_RATE, MDC_TTHOR_RESP_RATE
+}
+# OBX-11 observation result status (HL7 v2 table 0085). A value is a result only with one of
+# RESULT_STATUSES; C, W and D replace the device's earlier result for the same observation.
+# A and B (added in v2.8: amended for demographics, appended report) re-send a final result.
+RESULT_STATUSES = {"", "F", "P", "R", "S", "C", "U", "A", "B"}
+SUPERSEDING = {"C": "corrected by the device (OBX-11 C)", "W": "the device marked it wrong (OBX-11 W)",
+               "D": "deleted by the device (OBX-11 D)", "A": "amended by the device (OBX-11 A)",
+               "B": "sent again by the device with an appended report (OBX-11 B)"}
+NOT_A_RESULT = {"W": "the device marked this result wrong (OBX-11 W)",
+                "X": "the device says this result cannot be obtained (OBX-11 X)",
+                "D": "the device deleted this result (OBX-11 D)",
+                "I": "the result is not yet available (OBX-11 I: specimen in lab)",
+                "N": "not asked for (OBX-11 N)", "O": "an order detail, not a result (OBX-11 O)"}
 MDC_UNITS = {"266016": "mm[Hg]", "MDC_DIM_MMHG": "mm[Hg]", "262688": "%", "MDC_DIM_PERCENT": "%",
              "264864": "/min", "MDC_DIM_BEAT_PER_MIN": "/min", "268192": "Cel", "MDC_DIM_DEGC": "Cel",
              "MDC_DIM_FAHR": "[degF]", "MDC_DIM_KILO_PASCAL": "kPa", "MDC_DIM_RESP_PER_MIN": "/min"}
@@ -119,8 +143,10 @@ def _observation(f, h: Header, seg: str, device_id, patient, obr_time, tz) -> Re
     code_id, code_text, system = (_comp(f, 3, h, k).strip() for k in (0, 1, 2))
     if not code_id:
         raise Hl7FrameError(f"OBX {set_id or '?'} has no observation identifier (OBX-3)")
-    if not NUMBER.fullmatch(sent):
+    status = _get(f, 11).strip().upper()
+    if status in RESULT_STATUSES and not NUMBER.fullmatch(sent):
         raise Hl7FrameError(f"OBX {set_id or '?'} ({code_id}): value {sent[:30]!r} is not a number")
+    value, why = _result_value(sent, status)
     loinc = MDC_TO_LOINC.get(code_id) if system in ("MDC", "") else None
     raw_code = _get(f, 3).split(h.repeat)[0]
     unit_id, unit_text = _comp(f, 6, h, 0).strip(), _comp(f, 6, h, 1).strip()
@@ -131,8 +157,22 @@ def _observation(f, h: Header, seg: str, device_id, patient, obr_time, tz) -> Re
                               "sending_application": _comp(list(h.fields), 3, h), "mdc_code": code_id,
                               "mdc_name": code_text, "unit_as_sent": _get(f, 6)}.items() if v}
     key = json.dumps(["hl7", h.control_id, set_id, code_id, _get(f, 4), when, sent], separators=(",", ":"))
-    return Reading(device_id=device_id, code=loinc or unescape(raw_code, h), value=float(sent), unit=unit,
-                   transport="hl7", device_time=parse_time(when, tz), raw=seg, source_key=key, meta=meta)
+    if value is None:
+        meta["value_as_text"] = sent[:40]
+    return Reading(device_id=device_id, code=loinc or unescape(raw_code, h), value=value, unit=unit,
+                   transport="hl7", device_time=parse_time(when, tz), raw=seg, source_key=key, meta=meta,
+                   no_value_reason=why)
+
+
+def _result_value(sent: str, status: str) -> tuple[float | None, str | None]:
+    """(value, None), or (None, why) when OBX-11 says this is not a usable result or the number is
+    beyond any float (400 digits)."""
+    if status not in RESULT_STATUSES:
+        return None, NOT_A_RESULT.get(status, f"unknown result status {status[:5]!r} (OBX-11)")
+    value = finite_number(float(sent))
+    if value is None:
+        return None, f"the device sent {sent[:30]}, beyond any possible value"
+    return value, None
 
 
 def unescape(text: str, h: Header) -> str:
@@ -156,9 +196,10 @@ def parse_time(text: str, tz: tzinfo) -> datetime | None:
             offset = timedelta(hours=int(oh), minutes=int(om))
             zone = timezone(offset if sign == "+" else -offset)
         micro = int((frac or "0").ljust(6, "0")[:6])
-        return datetime(int(y), int(mo), int(d), int(hh), int(mi or 0), int(ss or 0), micro, tzinfo=zone)
+        when = datetime(int(y), int(mo), int(d), int(hh), int(mi or 0), int(ss or 0), micro, tzinfo=zone)
     except (ValueError, OverflowError):
         return None
+    return when if storable_time(when) else None
 
 
 def ack(header: Header | None, code: str, *, now: datetime, ack_id: str, text: str = "") -> bytes:

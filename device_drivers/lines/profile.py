@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 
-from edge.core.reading import Reading, utc_iso
+from edge.core.reading import Reading, storable_time, utc_iso
 
 from ..errors import DriverError, FrameError
 
@@ -168,6 +168,8 @@ def _readings(p: Pattern, m: re.Match, text: str, device_id: str, received: date
             device_time = datetime.strptime(m.group(p.time_group).strip(), p.time_format).replace(tzinfo=tz)
         except ValueError as e:
             raise LineFrameError(f"time {m.group(p.time_group)!r} does not match {p.time_format!r}") from e
+        if not storable_time(device_time):   # e.g. 0001-01-01 00:00 in UTC+8 is before year 1 in UTC
+            raise LineFrameError(f"time {m.group(p.time_group)!r} is out of range")
     patient = (m.group(p.patient_group) or "").strip() if p.patient_group else ""
     out = []
     for v in p.values:

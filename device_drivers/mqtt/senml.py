@@ -14,7 +14,7 @@ import math
 from datetime import datetime, timedelta, timezone
 
 from edge.core import codes
-from edge.core.reading import Reading
+from edge.core.reading import Reading, finite_number, storable_time
 
 from ..errors import FrameError
 
@@ -33,9 +33,11 @@ def parse(device_id: str, payload: bytes, *, now: datetime, max_bytes: int = 409
         raise SenMLError(f"payload of {len(payload)} bytes is over the limit of {max_bytes} bytes")
     try:
         text = payload.decode("utf-8")
-        doc = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SenMLError(f"payload is not valid UTF-8 JSON: {e}") from None
+        doc = json.loads(text, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as e:   # JSONDecodeError; an integer of over 4300 digits
+        raise SenMLError(f"payload is not valid UTF-8 JSON: {str(e)[:200]}") from None
+    except RecursionError:
+        raise SenMLError("payload is not valid SenML: JSON nested too deeply") from None
     if isinstance(doc, dict):
         doc = [doc]
     if not isinstance(doc, list) or not doc:
@@ -49,19 +51,43 @@ def parse(device_id: str, payload: bytes, *, now: datetime, max_bytes: int = 409
     for i, rec in enumerate(doc):
         if not isinstance(rec, dict):
             raise SenMLError(f"record {i} is {type(rec).__name__}, not an object")
-        for key, kind in (("bn", str), ("bu", str), ("bt", (int, float)), ("bv", (int, float))):
+        for key, kind in (("bn", str), ("bu", str), ("bt", float), ("bv", float)):
             if key in rec:
                 base[key] = _typed(rec, key, kind, i)
         readings.append(_record(device_id, rec, i, base, now, text, digest, transport))
     return readings
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number (RFC 8259 §6)")
+
+
 def _typed(rec: dict, key: str, kind, i: int):
+    """rec[key] when it is of `kind`; a number comes back as a finite float, or SenMLError."""
     v = rec[key]
-    if isinstance(v, bool) or not isinstance(v, kind) or (isinstance(v, float) and not math.isfinite(v)):
-        want = "a string" if kind is str else "a number"
-        raise SenMLError(f"record {i}: '{key}' must be {want}, got {json.dumps(v)}")
-    return v
+    if kind is str:
+        if not isinstance(v, str):
+            raise SenMLError(f"record {i}: '{key}' must be a string, got {_shown(v)}")
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise SenMLError(f"record {i}: '{key}' must be a number, got {_shown(v)}")
+    number = finite_number(v)
+    if number is None:
+        raise SenMLError(f"record {i}: '{key}' must be a finite number, got {_shown(v)}")
+    return number
+
+
+def _shown(v) -> str:
+    """A short, safe rendering of what was sent (an integer of 400 digits is not repeated whole)."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10 ** 30:
+        return "an integer too large for a number" if abs(v) > 10 ** 308 else f"{float(v):g}"
+    return json.dumps(v)[:60]
+
+
+def _finite(value: float, what: str, i: int, name: str) -> float:
+    if not math.isfinite(value):
+        raise SenMLError(f"record {i} ({name}): {what} is out of range")
+    return value
 
 
 def _record(device_id: str, rec: dict, i: int, base: dict, now: datetime, text: str, digest: str,
@@ -76,7 +102,7 @@ def _record(device_id: str, rec: dict, i: int, base: dict, now: datetime, text: 
     if "v" not in rec:
         other = [k for k in ("vs", "vb", "vd") if k in rec]
         raise SenMLError(f"record {i} ({name}): needs a numeric 'v'" + (f", not {other[0]!r}" if other else ""))
-    value = _typed(rec, "v", (int, float), i) + base["bv"]
+    value = _finite(_typed(rec, "v", float, i) + base["bv"], "'v' + 'bv'", i, name)
     unit = _typed(rec, "u", str, i) if "u" in rec else base["bu"]
     if not unit:
         raise SenMLError(f"record {i} ({name}): no unit ('u' or 'bu'); {code.loinc} takes "
@@ -84,17 +110,19 @@ def _record(device_id: str, rec: dict, i: int, base: dict, now: datetime, text: 
     if unit not in code.conversions:
         raise SenMLError(f"record {i} ({name}): unit {unit!r} is not valid for {code.loinc}; use "
                          f"{', '.join(sorted(code.conversions))}")
-    t = base["bt"] + (_typed(rec, "t", (int, float), i) if "t" in rec else 0)
+    t = _finite(base["bt"] + (_typed(rec, "t", float, i) if "t" in rec else 0), "'bt' + 't'", i, name)
     device_time = None
-    if t >= RELATIVE_TIME_LIMIT:
-        try:
+    try:   # beyond year 1..9999: OverflowError from timedelta or from the addition
+        if t >= RELATIVE_TIME_LIMIT:
             device_time = _EPOCH + timedelta(seconds=t)
-        except OverflowError:
-            raise SenMLError(f"record {i} ({name}): time {t} is out of range") from None
+        elif t != 0:
+            device_time = now + timedelta(seconds=t)
+    except OverflowError:
+        raise SenMLError(f"record {i} ({name}): time {t:g} is out of range") from None
+    if not storable_time(device_time):
+        raise SenMLError(f"record {i} ({name}): time {t:g} is out of range")
+    if t >= RELATIVE_TIME_LIMIT:
         key = json.dumps([code.loinc, float(t), float(value), unit])
-    elif t != 0:
-        device_time = now + timedelta(seconds=t)
-        key = json.dumps([code.loinc, "msg", digest, i])
     else:
         key = json.dumps([code.loinc, "msg", digest, i])
     return Reading(device_id=device_id, code=code.loinc, value=value, unit=unit, transport=transport,

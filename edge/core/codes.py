@@ -65,10 +65,12 @@ _GLUCOSE = {"mmol/L": _same, "mg/dL": lambda v: v / GLUCOSE_MG_DL_PER_MMOL_L,
             "mol/L": lambda v: v * 1000}
 
 CODES: tuple[Code, ...] = (
-    Code("8480-6", ("systolic", "sbp", "MDC_PRESS_BLD_NONINV_SYS"), "收缩压", "Systolic BP",
+    Code("8480-6", ("systolic", "sbp", "MDC_PRESS_BLD_NONINV_SYS", "MDC_PRESS_CUFF_SYS"), "收缩压", "Systolic BP",
          "mm[Hg]", _PRESSURE, 40, 300, 0),
-    Code("8462-4", ("diastolic", "dbp", "MDC_PRESS_BLD_NONINV_DIA"), "舒张压", "Diastolic BP",
+    Code("8462-4", ("diastolic", "dbp", "MDC_PRESS_BLD_NONINV_DIA", "MDC_PRESS_CUFF_DIA"), "舒张压", "Diastolic BP",
          "mm[Hg]", _PRESSURE, 20, 200, 0),
+    Code("8478-0", ("mean_bp", "map", "MDC_PRESS_BLD_NONINV_MEAN", "MDC_PRESS_CUFF_MEAN"), "平均动脉压",
+         "Mean blood pressure", "mm[Hg]", _PRESSURE, 20, 250, 0),
     Code("8867-4", ("heart_rate", "pulse", "hr", "MDC_PULS_RATE_NON_INV", "MDC_PULS_OXIM_PULS_RATE",
                     "MDC_ECG_HEART_RATE"), "心率", "Heart rate", "/min", _RATE, 20, 300, 0),
     Code("2708-6", ("spo2", "MDC_PULS_OXIM_SAT_O2"), "血氧饱和度", "SpO2", "%", _PERCENT, 50, 100, 0),
@@ -81,7 +83,7 @@ CODES: tuple[Code, ...] = (
     Code("2339-0", ("glucose", "blood_glucose", "MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD"), "血糖",
          "Blood glucose", "mmol/L", _GLUCOSE, 0.5, 50, 1),
     Code("4548-4", ("hba1c",), "糖化血红蛋白", "HbA1c", "%", _PERCENT, 2, 25, 1),
-    Code("9279-1", ("respiratory_rate", "rr"), "呼吸频率", "Respiratory rate", "/min", _RATE, 2, 80, 0),
+    Code("9279-1", ("respiratory_rate", "rr", "MDC_RESP_RATE"), "呼吸频率", "Respiratory rate", "/min", _RATE, 2, 80, 0),
     Code("39156-5", ("bmi",), "体质指数", "BMI", "kg/m2", {"kg/m2": _same}, 5, 100, 1),
 )
 

@@ -7,6 +7,7 @@ One call is one transaction: for each new reading its row, its outbox entry and 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,7 +16,8 @@ from typing import Iterable
 from . import audit, codes, outbox
 from .clock import SystemClock, clock_plausible
 from .patient_match import resident_for_patient_id
-from .reading import (STATUS_REJECTED, STATUS_UNMAPPED, STATUS_VALID, Reading, utc_iso)
+from .reading import (STATUS_REJECTED, STATUS_UNMAPPED, STATUS_VALID, Reading, finite_number, json_safe,
+                      storable_time, utc_iso)
 
 
 LAST_SEEN_EVERY = timedelta(minutes=1)
@@ -49,6 +51,7 @@ def _store_one(conn: sqlite3.Connection, r: Reading, anchor) -> Outcome:
     r.receive_time = r.receive_time or anchor.wall
     r.boot_id = r.boot_id or anchor.boot_id
     r.monotonic = anchor.monotonic if r.monotonic is None else r.monotonic
+    time_problem = _drop_unstorable_time(r)
     rid = r.id
     existing = conn.execute("SELECT status, reason, resident_id FROM readings WHERE id = ?", (rid,)).fetchone()
     if existing:
@@ -59,16 +62,18 @@ def _store_one(conn: sqlite3.Connection, r: Reading, anchor) -> Outcome:
         return Outcome(rid, STATUS_REFUSED, f"device {r.device_id} is not registered at this clinic", False)
 
     value, unit, status, reason = normalise(r)
+    if time_problem and status == STATUS_VALID:
+        status, reason = STATUS_REJECTED, time_problem
     resident_id = resident_for(conn, r, device[0])
     clock_status = "ok" if clock_plausible(r.receive_time) else "suspect"
     effective = r.device_time if (r.device_time and clock_plausible(r.device_time)) else r.receive_time
     row = {
         "id": rid, "device_id": r.device_id, "code": r.code, "value": value, "unit": unit,
-        "value_as_sent": r.value, "unit_as_sent": r.unit,
+        "value_as_sent": finite_number(r.value), "unit_as_sent": r.unit,
         "device_time": utc_iso(r.device_time), "receive_time": utc_iso(r.receive_time),
         "effective_time": utc_iso(effective), "boot_id": r.boot_id, "monotonic": r.monotonic,
         "clock_status": clock_status, "transport": r.transport, "raw": r.raw, "status": status,
-        "reason": reason, "meta": json.dumps(r.meta, ensure_ascii=False, default=str),
+        "reason": reason, "meta": json.dumps(json_safe(r.meta), ensure_ascii=False, default=str, allow_nan=False),
         "resident_id": resident_id,
     }
     conn.execute(f"INSERT INTO readings ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)
@@ -87,17 +92,41 @@ def _store_one(conn: sqlite3.Connection, r: Reading, anchor) -> Outcome:
     return Outcome(rid, status, reason, False, resident_id)
 
 
+def _drop_unstorable_time(r: Reading) -> str | None:
+    """A device time that cannot be kept (beyond year 9999 in UTC...) is dropped, kept as text in
+    meta, and makes the reading rejected; the parsers refuse such times already, this is the net."""
+    if storable_time(r.device_time):
+        return None
+    r.meta = {**(r.meta or {}), "device_time_as_sent": str(r.device_time)}
+    r.device_time = None
+    return "the device time is out of range (kept in meta as device_time_as_sent)"
+
+
+def _described(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10 ** 40:
+        return f"a number of {len(str(abs(value))) if abs(value) < 10 ** 4000 else 'over 4000'} digits"
+    return repr(value)[:40]
+
+
 def normalise(r: Reading) -> tuple[float | None, str, str, str | None]:
-    """(value, unit, status, reason) in the code's canonical unit, judged for plausibility."""
+    """(value, unit, status, reason) in the code's canonical unit, judged for plausibility.
+
+    Only a finite number is ever a value: NaN, infinities, bools and numbers beyond a float are
+    rejected with the reason (docs/devices.md, "Numbers and times")."""
     code = codes.lookup(r.code)
+    sent = finite_number(r.value)
     if code is None:
-        return r.value, r.unit, STATUS_UNMAPPED, f"code {r.code} is not mapped; kept as sent"
+        return sent, r.unit, STATUS_UNMAPPED, f"code {r.code} is not mapped; kept as sent"
     if r.value is None:
         return None, code.unit, STATUS_REJECTED, r.no_value_reason or "the device sent no value"
+    if sent is None:
+        return None, code.unit, STATUS_REJECTED, f"the device sent {_described(r.value)}, not a finite number"
     try:
-        value = code.to_canonical(float(r.value), r.unit)
+        value = code.to_canonical(sent, r.unit)
     except codes.UnitError as e:
         return None, code.unit, STATUS_REJECTED, str(e)
+    if not math.isfinite(value):
+        return None, code.unit, STATUS_REJECTED, f"{sent:g} {r.unit} is beyond any possible value"
     problem = code.implausible(value)
     if problem:
         return value, code.unit, STATUS_REJECTED, problem

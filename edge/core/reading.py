@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -29,6 +30,45 @@ def utc_iso(dt: datetime | None) -> str | None:
     if dt.tzinfo is None:
         raise ValueError("naive datetime: every time in the store carries a zone")
     return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def finite_number(value: Any) -> float | None:
+    """`value` as a float when it is a finite real number, else None.
+
+    What a device sends can be NaN, an infinity, a bool, or an integer too large for a float
+    (a SenML `1` followed by 400 zeros): none of these can be stored as a value or printed as
+    JSON, so none of them is a value (docs/devices.md, "Numbers and times").
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def storable_time(dt: datetime | None) -> bool:
+    """True when `dt` can be kept: it carries a zone and is a time in years 1-9999 in UTC too
+    (9999-12-31 23:00 at UTC-5 is in year 10000 in UTC and cannot be)."""
+    if dt is None:
+        return True
+    try:
+        utc_iso(dt)
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def json_safe(obj: Any) -> Any:
+    """`obj` with every non-finite float replaced by None, so json.dumps(allow_nan=False) works."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k if isinstance(k, str) else str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def parse_iso(text: str | None) -> datetime | None:
