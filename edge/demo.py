@@ -85,7 +85,7 @@ def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: 
         Part("devices", ["simulate", "--credentials", str(creds), "--rate", str(rate)]),
         # the county hub (database in the data directory) and the node's sync daemon, every 10 s
         Part("hub", ["hub", "serve", "--listen", f"127.0.0.1:{hub_port}"]),
-        Part("sync", ["sync", "--demo-hub", f"http://127.0.0.1:{hub_port}"],
+        Part("sync", ["sync", "--demo-hub", f"https://127.0.0.1:{hub_port}"],
              env={"CLINIC_EDGE_SYNC_INTERVAL_SECONDS": "10"}),
     ]
 
@@ -133,7 +133,10 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1)
         print(f"\nclinic-edge demo is running.\n  open:   {url}\n"
               f"  log in: user {DEMO_DOCTOR}, password {doctor_password}  (new at every start)\n"
               f"  health: {url}healthz\n"
-              f"  county hub dashboard: http://127.0.0.1:{hub_port}/ (records arrive within a minute)\n"
+              f"  county hub dashboard: https://127.0.0.1:{hub_port}/ (records arrive within a minute)\n"
+              f"  TLS:    a demo county CA made for this data directory signs the hub's and the node's\n"
+              f"          certificates; to trust it, import {node.data_dir.resolve() / 'hub' / 'ca' / 'county-ca.pem'}\n"
+              f"          as a trusted root (README: trusting the county root), or accept the browser's warning\n"
               f"  MQTT:   mqtt://127.0.0.1:{mqtt_port} (devices/<id>/readings, SenML)\n"
               f"  data:   {node.data_dir.resolve()} (broker log: logs/broker.log)\n"
               + "\n".join(demo_village.banner(seeded)) + "\n"

@@ -3,6 +3,7 @@ and a node process SIGKILLed mid-sync; on the hub on SQLite and on PostgreSQL.""
 from __future__ import annotations
 
 import random
+import shutil
 import signal
 import subprocess
 import sys

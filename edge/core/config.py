@@ -73,6 +73,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "broker": {
         "listen": Key(str, "127.0.0.1:1883", "HOST:PORT", _hostport),
         "mosquitto": Key(str, "mosquitto", "the mosquitto program (name or path)"),
+        "tls_listen": Key(str, "0.0.0.0:8883", "HOST:PORT of the MQTT-over-TLS listener with the node certificate "
+                          "(empty = none)", lambda v: v == "" or _hostport(v)),
+        "plain_lan": Key(bool, False, "true lets devices that cannot do TLS use plain MQTT (listen) from the LAN; "
+                         "false binds it to loopback"),
     },
     "web": {
         "listen": Key(str, "127.0.0.1:8080", "HOST:PORT", _hostport),

@@ -73,7 +73,7 @@ def enrollment_context() -> ssl.SSLContext:
 def csr_names(hub_host: str | None = None) -> list[str]:
     """Names clinic PCs may use for this box: its host name, NAME.local, and its LAN address."""
     host = socket.gethostname().split(".")[0] or "clinic-edge"
-    names = [f"{host}.local"]
+    names = [f"{host}.local", "localhost", "127.0.0.1"]
     addr = _lan_address(hub_host)
     if addr:
         names.append(addr)

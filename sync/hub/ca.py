@@ -69,15 +69,16 @@ class CountyCA:
 
 
 def node_may_use(name: str, node: str, forbidden: set[str]) -> bool:
-    """A node may name itself (NAME, NAME.local, any *.local) and private LAN addresses, never a
-    name of the hub or another public host."""
-    if name in forbidden:
-        return False
+    """A node may name itself (NAME, NAME.local, any *.local), private LAN addresses and loopback
+    (only reachable from the box itself: a browser on the box, the demo), never another name of
+    the hub or of a public host."""
     try:
         ip = ipaddress.ip_address(name)
-        return ip.is_private and not ip.is_loopback
     except ValueError:
-        return name.endswith(".local") or name == node
+        if name == "localhost":
+            return True
+        return name not in forbidden and (name.endswith(".local") or name == node)
+    return ip.is_loopback or (ip.is_private and name not in forbidden)
 
 
 def ca_dir(hub_dir: Path) -> Path:
