@@ -123,3 +123,60 @@ def test_the_county_ca_key_is_private_and_exported_root_matches(tmp_path, env):
     assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert root.fingerprint(hashes.SHA256()).hex() in out
     assert os.path.getsize(tmp_path / "county-ca.crt") > 300
+
+
+def test_a_sync_cycle_reuses_one_tls_connection_for_all_its_requests(env, data_dir, node, two_hubs):
+    from sync.client import state, tls
+    from sync.client.controller import Cycle
+    from sync.client.transport import HubClient
+    from sync_fixtures import add_records, enroll
+
+    county, _ = two_hubs
+    enroll(env, county)
+    add_records(node, 40)
+
+    class Counting(HubClient):
+        opened = requests = 0
+
+        def _connection(self):
+            self.opened += 1
+            return super()._connection()
+
+        def raw(self, *a, **kw):
+            self.requests += 1
+            return super().raw(*a, **kw)
+
+    ident = state.identity(node)
+    client = Counting(ident.hub_url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=10,
+                      context=tls.client_context(node.data_dir))
+    node.config["sync"]["batch_records"] = 10
+    result = Cycle(node, ident, client=client).run()
+    assert result.ok, result.error
+    assert client.requests >= 5 and client.opened == 1
+
+
+def test_a_certificate_about_to_expire_is_renewed_through_the_signed_hello(env, data_dir, node, two_hubs):
+    from datetime import datetime, timedelta, timezone
+
+    from sync import pki
+    from sync.hub import ca as ca_mod
+
+    county, _ = two_hubs
+    assert _enroll(env, county.url, county.add_node("clinic-a"), county.fingerprint).returncode == 0
+    cert_file = data_dir / "tls" / "node-cert.pem"
+    key = pki.load_key(data_dir / "tls" / "node-key.pem")
+    hub_ca = ca_mod.load(county.data / "hub")
+    soon = datetime.now(timezone.utc) - timedelta(days=380)    # issued long ago: 17 days left
+    old = pki.leaf_certificate(hub_ca.cert, hub_ca.key, key.public_key(), "clinic-a", ["clinic-a"], days=397,
+                               now=soon)
+    cert_file.write_bytes(pki.cert_pem(old))
+    doctor = json.loads(clinic_edge(env, "doctor", "--json", check=False).stdout)
+    cert_finding = next(f for f in doctor if f["check"] == "certificates" and "node-cert.pem" in f["detail"])
+    assert cert_finding["level"] == "warning" and "days left" in cert_finding["detail"]
+    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    new = pki.load_cert(cert_file.read_bytes())
+    assert pki.days_left(new) > 300 and new.serial_number != old.serial_number
+    assert new.public_key().public_numbers() == key.public_key().public_numbers()
+    assert pki.issued_by(new, hub_ca.cert)
+    doctor = json.loads(clinic_edge(env, "doctor", "--json", check=False).stdout)
+    assert [f["level"] for f in doctor if f["check"] == "certificates"] == ["ok", "ok"]

@@ -77,3 +77,14 @@ def test_plain_mqtt_is_bound_to_loopback_unless_plain_lan_opens_it(env, tmp_path
             n.close()
     assert "listener 1883 127.0.0.1\n" in conf()
     assert "listener 1883 0.0.0.0\n" in conf(CLINIC_EDGE_BROKER_PLAIN_LAN="true")
+
+
+def test_doctor_warns_while_plain_mqtt_is_open_to_the_lan(env):
+    from conftest import clinic_edge
+
+    def finding(**extra):
+        out = clinic_edge({**env, **extra}, "doctor", "--json", check=False).stdout
+        return next(f for f in json.loads(out) if f["check"] == "mqtt tls")
+    assert finding()["level"] == "ok"
+    open_ = finding(CLINIC_EDGE_BROKER_PLAIN_LAN="true")
+    assert open_["level"] == "warning" and "unencrypted" in open_["detail"]
