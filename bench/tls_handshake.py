@@ -29,7 +29,7 @@ from sync import protocol  # noqa: E402
 from sync.hub import ca as ca_mod  # noqa: E402
 from sync.hub.app import create_app  # noqa: E402
 from sync.hub.service import Hub  # noqa: E402
-from sync.hub.serving import CherootService  # noqa: E402
+from edge.core.https import CherootService  # noqa: E402
 from sync.hub.storage import HubStore  # noqa: E402
 
 

@@ -7,28 +7,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
 from conftest import Broker, add_device, free_port
 from edge.core import config as config_mod
 from edge.core.node import Node
-from sync.client import tls
 from sync.hub import ca as ca_mod
+from tls_fixtures import give_node_certificate
 
 pytestmark = pytest.mark.skipif(not shutil.which("mosquitto_pub"), reason="needs mosquitto-clients (./run test)")
-
-
-def give_node_certificate(data_dir: Path, county_dir: Path) -> ca_mod.CountyCA:
-    """What enrollment does (tests/test_enroll_trust.py runs it against a real hub): a CSR for a
-    fresh node key, signed by the county CA, kept in DATA/tls."""
-    county = ca_mod.load_or_create(county_dir)
-    pending = tls.PendingKey(data_dir)
-    cert = county.issue_node(pending.csr(), "clinic-a", now=datetime.now(timezone.utc))
-    pending.save(county.pem.decode(), cert.decode())
-    return county
 
 
 @pytest.fixture

@@ -85,7 +85,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "idle_minutes": Key(int, 30, "minutes, 1-1440", lambda v: 1 <= v <= 1440),
         "measuring_minutes": Key(int, 5, "minutes a \"measuring now\" session lasts, 1-120",
                                  lambda v: 1 <= v <= 120),
-        "secure_cookies": Key(bool, False, "true when served over HTTPS"),
+        "secure_cookies": Key(bool, False, "true when served over HTTPS (`serve` sets it itself when it serves TLS)"),
+        "tls": Key(bool, True, "true: HTTPS on listen with the node certificate (DATA/tls) once enrolled"),
+        "redirect_listen": Key(str, "", "HOST:PORT of a plain HTTP port that only redirects to HTTPS (empty = none)",
+                               lambda v: v == "" or _hostport(v)),
     },
     "sync": {
         "hub_url": Key(str, "", "http(s)://HOST:PORT of the county hub (empty = the one enrolled with)",

@@ -57,7 +57,7 @@ def serve(node: Node, listen: str | None) -> None:
     """Run the hub with a production WSGI server (cheroot), over HTTPS with the county CA."""
     from . import ca as ca_mod
     from .app import create_app
-    from .serving import CherootService
+    from edge.core.https import CherootService
     from .service import utcnow
 
     cfg = node.config["hub"]
@@ -75,7 +75,7 @@ def serve(node: Node, listen: str | None) -> None:
                f"hub key fingerprint {protocol.fingerprint(h.key)}; county CA {county.dir / 'county-ca.pem'}",
                err=True)
     service = CherootService(create_app(h, ca=county, server_names=names), host.strip("[]"), int(port),
-                             threads=threads, cert=cert, key=key)
+                             threads=threads, cert=cert, key=key, name="clinic-edge-hub")
     from edge.core import watchdog  # systemd Type=notify + WatchdogSec (issue 8)
 
     watchdog.serve_notified(service, lambda: None)
