@@ -243,7 +243,10 @@ class Link:
 def start_hub(base: dict[str, str], data: Path, database: str, threads: int = 16):
     port = free_port()
     env = {**base, "CLINIC_EDGE_DATA": str(data), "CLINIC_EDGE_HUB_LISTEN": f"127.0.0.1:{port}",
-           "CLINIC_EDGE_HUB_DATABASE": database, "CLINIC_EDGE_HUB_THREADS": str(threads)}
+           "CLINIC_EDGE_HUB_DATABASE": database, "CLINIC_EDGE_HUB_THREADS": str(threads),
+           # plain HTTP on loopback so the byte-counting proxy sees the requests; the TLS cost is
+           # bench/tls_handshake.py's figure
+           "CLINIC_EDGE_HUB_TLS": "false"}
     proc = subprocess.Popen([sys.executable, "-m", "edge", "hub", "serve"], env=env,
                             stdout=subprocess.DEVNULL, stderr=open(data / "hub.log", "ab"))
     wait_port(port)

@@ -16,6 +16,8 @@ from edge.core.ingest import latest
 from edge.core.node import Node
 from edge.core.reading import json_safe
 
+log = logging.getLogger("edge.cli")
+
 COMMAND_GROUP = "clinic_edge.commands"
 # edge's own commands that pull in heavy libraries load only when used (ingest must stay small)
 LAZY_COMMANDS = {"user": "edge.users_cli:user"}
@@ -152,21 +154,45 @@ def audit_verify(node: Node) -> None:
 
 @main.command()
 @click.option("--listen", default=None, help="HOST:PORT (default: [web] listen)")
+@click.option("--redirect-listen", default=None, help="HOST:PORT of the HTTP port that redirects to HTTPS")
 @click.pass_obj
-def serve(node: Node, listen: str | None) -> None:
-    """Run the web UI with a production WSGI server (waitress)."""
-    import waitress
-
+def serve(node: Node, listen: str | None, redirect_listen: str | None) -> None:
+    """Run the web UI (cheroot): HTTPS with the node certificate, the HTTP port only redirects."""
+    from edge.core import https, watchdog
     from edge.web import create_app
 
     open_store(node)  # migrate and check before the first request
-    host, _, port = (listen or node.config["web"]["listen"]).rpartition(":")
+    web = node.config["web"]
+    host, _, port = (listen or web["listen"]).rpartition(":")
     app = create_app(node=node)
-    click.echo(f"web UI on http://{host}:{port}/", err=True)
-    server = waitress.create_server(app, host=host, port=int(port), threads=8, ident="clinic-edge")
-    from edge.core import watchdog
+    files = node_certificate(node) if web["tls"] else None
+    if files:
+        app.config.update(SESSION_COOKIE_SECURE=True, REMEMBER_COOKIE_SECURE=True)
+    elif web["tls"]:
+        log.warning("no node certificate in %s yet (not enrolled): serving plain HTTP until enrollment",
+                    node.data_dir / "tls")
+    service = https.CherootService(app, host.strip("[]"), int(port), threads=8, cert=files and files[0],
+                                   key=files and files[1], name="clinic-edge")
+    click.echo(f"web UI on {'https' if files else 'http'}://{host}:{service.port}/", err=True)
+    redirect = redirect_listen if redirect_listen is not None else web["redirect_listen"]
+    redirector = None
+    if files and redirect:
+        rhost, _, rport = redirect.rpartition(":")
+        redirector = https.CherootService(https.redirect_app(service.port), rhost.strip("[]"), int(rport),
+                                          threads=2, name="clinic-edge-redirect")
+        redirector.run_in_thread()
+        click.echo(f"http://{rhost}:{rport}/ redirects to HTTPS", err=True)
+    try:
+        watchdog.serve_notified(service, lambda: watchdog.store_problem(node.config.store_path))
+    finally:
+        if redirector:
+            redirector.close()
 
-    watchdog.serve_notified(server, lambda: watchdog.store_problem(node.config.store_path))
+
+def node_certificate(node: Node) -> tuple[Path, Path] | None:
+    """DATA/tls/node-cert.pem and node-key.pem from enrollment (docs/tls.md), if both are there."""
+    cert, key = node.data_dir / "tls" / "node-cert.pem", node.data_dir / "tls" / "node-key.pem"
+    return (cert, key) if cert.exists() and key.exists() else None
 
 
 @main.command()

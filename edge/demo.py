@@ -76,18 +76,32 @@ def demo_doctor(node: Node) -> str:
 
 
 def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: Path,
-              hub_port: int = 0) -> list[Part]:
+              hub_port: int = 0, redirect_port: int = 0, mqtts_port: int = 0) -> list[Part]:
     hub_port = hub_port or free_port()
     return [
-        Part("broker", ["broker", "run", "--listen", f"127.0.0.1:{mqtt_port}"], quiet=True),
-        Part("ingest", ["ingest"]),
-        Part("web", ["serve", "--listen", f"127.0.0.1:{web_port}"]),
-        Part("devices", ["simulate", "--credentials", str(creds), "--rate", str(rate)]),
-        # the county hub (database in the data directory) and the node's sync daemon, every 10 s
+        # the county hub (database and demo county CA in the data directory) and the node's sync
+        # daemon (every 10 s), first: enrolling gives the node the certificate the others serve
         Part("hub", ["hub", "serve", "--listen", f"127.0.0.1:{hub_port}"]),
-        Part("sync", ["sync", "--demo-hub", f"http://127.0.0.1:{hub_port}"],
+        Part("sync", ["sync", "--demo-hub", f"https://127.0.0.1:{hub_port}"],
              env={"CLINIC_EDGE_SYNC_INTERVAL_SECONDS": "10"}),
+        Part("broker", ["broker", "run", "--listen", f"127.0.0.1:{mqtt_port}"], quiet=True,
+             env={"CLINIC_EDGE_BROKER_TLS_LISTEN": f"127.0.0.1:{mqtts_port or free_port()}"}),
+        Part("ingest", ["ingest"]),
+        Part("web", ["serve", "--listen", f"127.0.0.1:{web_port}",
+                     "--redirect-listen", f"127.0.0.1:{redirect_port or free_port()}"]),
+        Part("devices", ["simulate", "--credentials", str(creds), "--rate", str(rate)]),
     ]
+
+
+def _wait_file(path: Path, timeout: float, parts: list[Part]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return True
+        if any(p.proc is not None and p.proc.poll() is not None for p in parts):
+            return False
+        time.sleep(0.2)
+    return False
 
 
 def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1) -> int:
@@ -105,8 +119,10 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1)
     if node.config.source:
         env["CLINIC_EDGE_CONFIG"] = str(Path(node.config.source).resolve())
     node.close()
-    hub_port = free_port()
-    parts = parts_for(node, web_port=web_port, mqtt_port=mqtt_port, rate=rate, creds=creds, hub_port=hub_port)
+    hub_port, redirect_port, mqtts_port = free_port(), free_port(), free_port()
+    parts = parts_for(node, web_port=web_port, mqtt_port=mqtt_port, rate=rate, creds=creds, hub_port=hub_port,
+                      redirect_port=redirect_port, mqtts_port=mqtts_port)
+    ca_file, cert_file = node.data_dir / "tls" / "county-ca.pem", node.data_dir / "tls" / "node-cert.pem"
     stopping = False
 
     def request_stop(*_):
@@ -116,6 +132,7 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1)
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     url = f"http://127.0.0.1:{web_port}/"
+    tls = False
     try:
         for part in parts:
             out = None
@@ -127,13 +144,17 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1)
                 out.close()
             if part.name == "broker":
                 _wait_port(mqtt_port, 10)
-        if not _wait_http(url + "healthz", 20):
+            if part.name == "sync":   # enrolled at the demo hub: the node certificate is there
+                tls = _wait_file(cert_file, 60, parts)
+                url = f"{'https' if tls else 'http'}://127.0.0.1:{web_port}/"
+        if not _wait_http(url + "healthz", 20, ca_file if tls else None):
             print("clinic-edge demo: the web UI did not come up; see the messages above", file=sys.stderr)
             return 1
         print(f"\nclinic-edge demo is running.\n  open:   {url}\n"
               f"  log in: user {DEMO_DOCTOR}, password {doctor_password}  (new at every start)\n"
               f"  health: {url}healthz\n"
-              f"  county hub dashboard: http://127.0.0.1:{hub_port}/ (records arrive within a minute)\n"
+              f"  county hub dashboard: https://127.0.0.1:{hub_port}/ (records arrive within a minute)\n"
+              + _tls_banner(tls, ca_file.resolve(), redirect_port, mqtts_port) +
               f"  MQTT:   mqtt://127.0.0.1:{mqtt_port} (devices/<id>/readings, SenML)\n"
               f"  data:   {node.data_dir.resolve()} (broker log: logs/broker.log)\n"
               + "\n".join(demo_village.banner(seeded)) + "\n"
@@ -177,11 +198,27 @@ def _wait_port(port: int, timeout: float) -> bool:
     return False
 
 
-def _wait_http(url: str, timeout: float) -> bool:
+def _tls_banner(tls: bool, ca_file: Path, redirect_port: int, mqtts_port: int) -> str:
+    if not tls:
+        return ("  TLS:    this data directory was enrolled before the county CA: the web UI is plain HTTP on\n"
+                "          loopback (reachable from this machine only); start with a new data directory for TLS\n")
+    return (f"  TLS:    a demo county CA made for this data directory signs the hub's and this node's\n"
+            f"          certificates. Your browser warns until you trust it: import\n"
+            f"          {ca_file}\n"
+            f"          as a trusted root certificate authority (README: trusting the county root).\n"
+            f"          http://127.0.0.1:{redirect_port}/ only redirects to HTTPS;\n"
+            f"          MQTT over TLS on 127.0.0.1:{mqtts_port} (mosquitto_pub --cafile {ca_file.name});\n"
+            f"          plain MQTT stays on loopback for the simulated devices\n")
+
+
+def _wait_http(url: str, timeout: float, cafile: Path | None = None) -> bool:
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(cafile)) if cafile else None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1):
+            with urllib.request.urlopen(url, timeout=1, context=ctx):
                 return True
         except OSError:
             time.sleep(0.2)

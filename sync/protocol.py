@@ -83,6 +83,23 @@ def public_from_text(text: str) -> Ed25519PublicKey:
         raise ProtocolError(f"not an Ed25519 public key: {e}") from e
 
 
+def fingerprint(key: Ed25519PrivateKey | Ed25519PublicKey | str) -> str:
+    """The hub key's fingerprint county IT hands to each node: SHA-256 of the raw public key, hex."""
+    pub = public_from_text(key) if isinstance(key, str) else key
+    pub = pub.public_key() if isinstance(pub, Ed25519PrivateKey) else pub
+    return hashlib.sha256(pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).hexdigest()
+
+
+def normal_fingerprint(text: str) -> str:
+    """A fingerprint as typed (any case, with or without "sha256:", colons, spaces or dashes)."""
+    t = text.strip().lower()
+    t = t[7:] if t.startswith("sha256:") else t
+    t = re.sub(r"[\s:-]", "", t)
+    if not re.fullmatch(r"[0-9a-f]{64}", t):
+        raise ProtocolError(f"{text!r} is not a hub key fingerprint (64 hex digits from `hub node add`)")
+    return t
+
+
 def verify(pub: Ed25519PublicKey, signature: bytes, data: bytes) -> None:
     try:
         pub.verify(signature, data)

@@ -98,13 +98,15 @@ def postgres():
 # ---- the hub ----------------------------------------------------------------------------------
 
 class Hub:
-    def __init__(self, base_env: dict[str, str], data: Path, database: str, **config: str):
+    """`clinic-edge hub serve` over HTTPS with its county CA (tls=False: plain HTTP on loopback)."""
+
+    def __init__(self, base_env: dict[str, str], data: Path, database: str, tls: bool = True, **config: str):
         self.port = free_port()
         self.data = data
         self.env = {**base_env, "CLINIC_EDGE_DATA": str(data), "CLINIC_EDGE_HUB_LISTEN": f"127.0.0.1:{self.port}",
-                    "CLINIC_EDGE_HUB_DATABASE": database}
+                    "CLINIC_EDGE_HUB_DATABASE": database, "CLINIC_EDGE_HUB_TLS": str(tls).lower()}
         self.env.update({f"CLINIC_EDGE_HUB_{k.upper()}": str(v) for k, v in config.items()})
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.database = database
         self.proc: subprocess.Popen | None = None
 
@@ -127,6 +129,28 @@ class Hub:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data / "hub" / "ca" / "county-ca.pem"
+
+    @property
+    def fingerprint(self) -> str:
+        from sync import protocol
+
+        return protocol.fingerprint(protocol.load_key(self.data / "hub" / "hub.key"))
+
+    def ssl_context(self):
+        """What a client that trusts this county's root uses."""
+        import ssl
+
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def urlopen(self, target, timeout: float = 10):
+        import urllib.request
+
+        url = target if not isinstance(target, str) or target.startswith("http") else self.url + target
+        return urllib.request.urlopen(url, timeout=timeout, context=self.ssl_context())
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return clinic_edge(self.env, "hub", *args, check=check)
@@ -178,23 +202,19 @@ def enroll(env: dict[str, str], hub: Hub, name: str = "clinic-a", url: str | Non
     installer would), or in-process with the same functions, which saves two process starts."""
     if cli:
         code = hub.add_node(name)
-        clinic_edge(env, "enroll", "--hub", url or hub.url, "--code", code)
+        clinic_edge(env, "enroll", "--hub", url or hub.url, "--hub-key", hub.fingerprint, "--code", code)
         return
     from datetime import timedelta
 
     from edge.core import config as config_mod
     from edge.core.node import Node
-    from sync import protocol
-    from sync.client import state, transport
+    from sync.client.cli import enroll_at
 
     code = f"T{uuid.uuid4().hex[:11].upper()}"
     hub.store().add_node(name, code, now=datetime.now(timezone.utc), ttl=timedelta(hours=1))
     n = Node(config_mod.load(env=env))
     try:
-        key = state.new_node_key(n)
-        doc = transport.enroll(url or hub.url, code, protocol.public_text(key))
-        state.commit_enrollment(n, name=doc["node"], hub_url=url or hub.url, hub_pubkey=doc["hub_pubkey"],
-                                now=n.clock.now())
+        enroll_at(n, url or hub.url, code, hub.fingerprint, timeout=10)
     finally:
         n.close()
 
@@ -255,6 +275,7 @@ class FaultProxy:
     counts: dict = field(default_factory=dict)
     mode: str | None = None          # force one fault for every connection
     delay: float = 0.0               # seconds added before each forwarded request (a slow link)
+    hub_data: Path | None = None     # a TLS hub's data directory: speak TLS on both sides with its certificates
 
     def start(self) -> "FaultProxy":
         self.rng = random.Random(self.seed)
@@ -263,8 +284,15 @@ class FaultProxy:
         self.sock.bind(("127.0.0.1", self.port))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if self.hub_data else 'http'}://127.0.0.1:{self.port}"
         self.stopped = False
+        if self.hub_data:
+            import ssl
+
+            tls = self.hub_data / "hub" / "tls"
+            self.server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.server_ctx.load_cert_chain(tls / "hub-cert.pem", tls / "hub-key.pem")
+            self.upstream_ctx = ssl.create_default_context(cafile=str(self.hub_data / "hub" / "ca" / "county-ca.pem"))
         threading.Thread(target=self._accept, daemon=True).start()
         return self
 
@@ -282,10 +310,16 @@ class FaultProxy:
             self.counts[fault] = self.counts.get(fault, 0) + 1
             threading.Thread(target=self._serve, args=(client, fault), daemon=True).start()
 
+    def _upstream(self) -> socket.socket:
+        up = socket.create_connection(("127.0.0.1", self.upstream), 10)
+        return self.upstream_ctx.wrap_socket(up, server_hostname="127.0.0.1") if self.hub_data else up
+
     def _serve(self, client: socket.socket, fault: str) -> None:
         try:
+            client.settimeout(10)
+            if self.hub_data and fault != "drop_before_request":
+                client = self.server_ctx.wrap_socket(client, server_side=True)
             with client:
-                client.settimeout(10)
                 if fault == "drop_before_request":
                     return
                 request = _read_http(client)
@@ -299,7 +333,8 @@ class FaultProxy:
                     time.sleep(self.stall_seconds)
                     return
                 time.sleep(self.delay)
-                with socket.create_connection(("127.0.0.1", self.upstream), 10) as up:
+                request = _one_exchange(request)
+                with self._upstream() as up:
                     if fault == "drop_during_request":
                         up.sendall(request[:len(request) // 2])   # the hub sees half a request
                         return
@@ -339,10 +374,23 @@ def _read_http(sock: socket.socket) -> bytes | None:
     return head + b"\r\n\r\n" + body
 
 
+def _one_exchange(request: bytes) -> bytes:
+    """The request with `Connection: close`, so the hub ends the connection after its answer
+    (one fault per connection, even though the node keeps connections alive)."""
+    head, _, body = request.partition(b"\r\n\r\n")
+    lines = [h for h in head.split(b"\r\n") if not h.lower().startswith(b"connection:")]
+    return b"\r\n".join(lines + [b"Connection: close"]) + b"\r\n\r\n" + body
+
+
 def _read_all(sock: socket.socket) -> bytes:
+    import ssl
+
     out = b""
     while True:
-        chunk = sock.recv(65536)
+        try:
+            chunk = sock.recv(65536)
+        except ssl.SSLError:          # the hub closed TLS without close_notify: the answer is complete
+            return out
         if not chunk:
             return out
         out += chunk

@@ -27,6 +27,7 @@ division_code = "110105001002"
 [hub]
 url = "{url}"
 code = "{code}"
+hub_key = "{hub_key}"
 [wifi]
 ssid = "clinic-wifi"
 psk = "wifi-secret-123"
@@ -34,16 +35,28 @@ psk = "wifi-secret-123"
 
 
 class Hub:
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, names: str = ""):
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.fingerprint = ""
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_EDGE_")}
         self.env["CLINIC_EDGE_DATA"] = str(base / "hub-data")
         self.env["CLINIC_EDGE_HUB_LISTEN"] = f"127.0.0.1:{self.port}"
+        self.env["CLINIC_EDGE_HUB_NAMES"] = names     # extra names in the hub's TLS certificate
         self.proc = None
 
     def new_code(self, name: str) -> str:
-        return clinic_edge(self.env, "hub", "node", "add", name).stdout.strip().splitlines()[-1]
+        lines = clinic_edge(self.env, "hub", "node", "add", name).stdout.strip().splitlines()
+        self.fingerprint = next(x.split()[-1] for x in lines if x.startswith("hub key fingerprint:"))
+        return lines[-1]
+
+    def boot_file(self, name: str, *, code: str | None = None, hub_key: str | None = None) -> str:
+        code = code or self.new_code(name)
+        return BOOT_FILE.format(url=self.url, code=code, hub_key=hub_key or self.fingerprint)
+
+    @property
+    def ca_file(self) -> Path:
+        return Path(self.env["CLINIC_EDGE_DATA"]) / "hub" / "ca" / "county-ca.pem"
 
     def start(self) -> "Hub":
         self.proc = subprocess.Popen([sys.executable, "-m", "edge", "hub", "serve"], env=self.env,
@@ -81,7 +94,7 @@ def _mode(p: Path) -> int:
 def test_first_boot_waits_for_the_hub_enrolls_and_removes_the_secrets(hub, box):
     env, boot = box
     data = Path(env["CLINIC_EDGE_DATA"])
-    (boot / "clinic-edge.toml").write_text(BOOT_FILE.format(url=hub.url, code=hub.new_code("shiqiao")))
+    (boot / "clinic-edge.toml").write_text(hub.boot_file("shiqiao"))
     proc = subprocess.Popen([sys.executable, "-m", "edge", "firstboot", "--boot-file", str(boot / "clinic-edge.toml")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)  # the first attempt finds no hub: the link is "not up yet"
@@ -97,6 +110,13 @@ def test_first_boot_waits_for_the_hub_enrolls_and_removes_the_secrets(hub, box):
     for name in ("web-secret-key", "mqtt-ingest-password", "setup-code"):
         assert _mode(data / "secrets" / name) == 0o600, name
     assert _mode(data / "network" / "wpa_supplicant-wlan0.conf") == 0o600
+    # the node certificate from the hub's county CA, pinned root beside it
+    from cryptography import x509
+
+    ca = x509.load_pem_x509_certificate(hub.ca_file.read_bytes())
+    x509.load_pem_x509_certificate((data / "tls" / "node-cert.pem").read_bytes()).verify_directly_issued_by(ca)
+    assert (data / "tls" / "county-ca.pem").read_bytes() == hub.ca_file.read_bytes()
+    assert _mode(data / "tls" / "node-key.pem") == 0o600 and _mode(data / "tls") == 0o700
     # the clinic is in the node's config; the boot partition no longer holds any secret
     cfg = config_mod.load(env=env)
     assert cfg["node"]["clinic_name"] == "石桥村卫生室" and cfg["node"]["division_code"] == "110105001002"
@@ -117,9 +137,11 @@ def test_first_boot_waits_for_the_hub_enrolls_and_removes_the_secrets(hub, box):
     health = reported["health"]
     assert health["version"] and health["uptime_s"] > 0 and 0 < health["disk_free_pct"] <= 100
     assert health["devices"]["registered"] == 0 and health["backlog"] >= 0
+    import ssl
     import urllib.request
 
-    with urllib.request.urlopen(hub.url + "/", timeout=10) as r:  # the hub's node dashboard shows it
+    ctx = ssl.create_default_context(cafile=str(hub.ca_file))
+    with urllib.request.urlopen(hub.url + "/", timeout=10, context=ctx) as r:  # the hub's node dashboard shows it
         page = r.read().decode()
     row = page[page.index('data-node="shiqiao"'):]
     assert f"{health['disk_free_pct']}% free" in row[:row.index("</tr>")]
@@ -128,7 +150,7 @@ def test_first_boot_waits_for_the_hub_enrolls_and_removes_the_secrets(hub, box):
 def test_the_setup_page_shows_the_code_once_and_takes_the_admins_password(hub, box):
     env, boot = box
     hub.start()
-    (boot / "clinic-edge.toml").write_text(BOOT_FILE.format(url=hub.url, code=hub.new_code("setup-page")))
+    (boot / "clinic-edge.toml").write_text(hub.boot_file("setup-page"))
     clinic_edge(env, "firstboot", "--boot-file", str(boot / "clinic-edge.toml"), timeout=90)
     from edge.web import create_app
 
@@ -156,7 +178,7 @@ def test_a_wrong_enrollment_code_is_reported_and_nothing_is_deleted(hub, box):
     hub.start()
     hub.new_code("other-clinic")
     boot_file = boot / "clinic-edge.toml"
-    boot_file.write_text(BOOT_FILE.format(url=hub.url, code="WRONG-CODE-0000"))
+    boot_file.write_text(hub.boot_file("x", code="WRONG-CODE-0000"))
     out = clinic_edge(env, "firstboot", "--boot-file", str(boot_file), check=False, timeout=90)
     assert out.returncode == 3
     assert "refused" in out.stderr and "new enrollment code" in out.stderr
@@ -170,10 +192,23 @@ def test_a_wrong_enrollment_code_is_reported_and_nothing_is_deleted(hub, box):
     node.close()
 
 
+def test_a_hub_that_does_not_match_the_boot_files_hub_key_is_not_enrolled_with(hub, box):
+    env, boot = box
+    hub.start()
+    boot_file = boot / "clinic-edge.toml"
+    boot_file.write_text(hub.boot_file("shiqiao", hub_key="cd" * 32))
+    out = clinic_edge(env, "firstboot", "--boot-file", str(boot_file), check=False, timeout=90)
+    assert out.returncode == 3
+    assert "not trusted" in out.stderr and "hub_key" in out.stderr
+    assert boot_file.exists()
+    status = json.loads(clinic_edge(env, "sync", "status", "--json").stdout)
+    assert not status["enrolled"] and not (Path(env["CLINIC_EDGE_DATA"]) / "tls" / "node-cert.pem").exists()
+
+
 def test_an_unreachable_hub_is_retried_then_reported(box):
     env, boot = box
     boot_file = boot / "clinic-edge.toml"
-    boot_file.write_text(BOOT_FILE.format(url=f"http://127.0.0.1:{free_port()}", code="ABCD"))
+    boot_file.write_text(BOOT_FILE.format(url=f"http://127.0.0.1:{free_port()}", code="ABCD", hub_key=""))
     out = clinic_edge(env, "firstboot", "--boot-file", str(boot_file), "--attempts", "2", check=False, timeout=60)
     assert out.returncode == 3 and "after 2 attempts" in out.stderr
     assert boot_file.exists()
@@ -183,6 +218,10 @@ def test_an_unreachable_hub_is_retried_then_reported(box):
     ("[clinic]\nname='x'\n", "division_code"),
     ("not toml [", "not valid TOML"),
     ('[clinic]\nname="x"\ndivision_code="110105001002"\n[hub]\nurl="ftp://x"\ncode="c"\n', "[hub] url"),
+    ('[clinic]\nname="x"\ndivision_code="110105001002"\n[hub]\nurl="http://hub.county:8470"\ncode="c"\n'
+     'hub_key="' + "ab" * 32 + '"\n', "must be https://"),
+    ('[clinic]\nname="x"\ndivision_code="110105001002"\n[hub]\nurl="https://hub.county:8470"\ncode="c"\n',
+     "[hub] hub_key must be the hub key fingerprint"),
 ])
 def test_a_bad_provisioning_file_says_what_to_fix(tmp_path, text, complaint):
     p = tmp_path / "clinic-edge.toml"

@@ -253,7 +253,7 @@ def booted(image, tmp_path_factory):
         image.attach(stack, 2, data, readonly=False)
         uid = _uid(r, "clinic-edge")
         boot.mkdir()
-        (boot / "clinic-edge.toml").write_text(BOOT_FILE.format(url=hub.url, code=code).split("[wifi]")[0])
+        (boot / "clinic-edge.toml").write_text(BOOT_FILE.format(url=hub.url, code=code, hub_key=hub.fingerprint).split("[wifi]")[0])
         os.chown(boot, uid, uid)
         os.chown(boot / "clinic-edge.toml", uid, uid)
         cfg = data / "clinic-edge/config.toml"  # free ports: the container shares this machine's network
@@ -295,6 +295,11 @@ def test_booted_root_runs_first_boot_against_the_local_hub(booted):
         raise AssertionError(c.run("journalctl", "--no-pager", "-u", "clinic-edge-firstboot").stdout[-3000:])
     assert not (booted["boot"] / "clinic-edge.toml").exists(), "secrets left on the boot partition"
     assert (booted["data"] / "clinic-edge/secrets/setup-code").exists()
+    from cryptography import x509   # the node certificate, from the real local hub's county CA
+
+    ca = x509.load_pem_x509_certificate(booted["hub"].ca_file.read_bytes())
+    cert = booted["data"] / "clinic-edge/tls/node-cert.pem"
+    x509.load_pem_x509_certificate(cert.read_bytes()).verify_directly_issued_by(ca)
     export = clinic_edge(booted["hub"].env, "hub", "export", "--json", check=False)
     assert export.returncode == 0
 
@@ -472,10 +477,11 @@ def vm(image, tmp_path_factory):
     base = tmp_path_factory.mktemp("vm")
     disk = base / "sd-card.img"
     sh("cp", "--sparse=always", str(image.path.parent / "as-flashed.img"), str(disk), timeout=300)
-    hub = Hub(base).start()
+    hub = Hub(base, names=HUB_IN_VM.split(":")[0]).start()   # the hub's certificate names its address in the VM
     code = hub.new_code("image-vm")
     provisioning = base / "clinic-edge.toml"   # what county IT writes onto the card before posting it
-    provisioning.write_text(BOOT_FILE.format(url=f"http://{HUB_IN_VM}", code=code).split("[wifi]")[0])
+    provisioning.write_text(BOOT_FILE.format(url=f"https://{HUB_IN_VM}", code=code,
+                                            hub_key=hub.fingerprint).split("[wifi]")[0])
     machine_ = VM(disk, base, hub.port)
     sh("mcopy", "-i", machine_.fat, str(provisioning), "::/clinic-edge.toml")
     machine_.start()

@@ -3,6 +3,7 @@ and a node process SIGKILLed mid-sync; on the hub on SQLite and on PostgreSQL.""
 from __future__ import annotations
 
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ def _node(env: dict[str, str]) -> Node:
 
 def test_many_rounds_through_a_faulty_link_deliver_every_record_exactly_once(env, node, hub):
     enroll(env, hub)
-    proxy = FaultProxy(hub.port, seed=4, stall_seconds=1.2).start()
+    proxy = FaultProxy(hub.port, hub_data=hub.data, seed=4, stall_seconds=1.2).start()
     faulty = sync_env(env, hub_url=proxy.url, timeout_seconds=1, attempts=3, batch_records=8, chunk_bytes=512)
     rng = random.Random(7)
     total, outcomes = 0, Counter()
@@ -61,7 +62,7 @@ def test_many_rounds_through_a_faulty_link_deliver_every_record_exactly_once(env
 def test_sync_process_killed_mid_sync_many_times_loses_and_duplicates_nothing(env, node, hub):
     enroll(env, hub)
     add_records(node, 300)
-    proxy = FaultProxy(hub.port, faults=["pass", "pass", "drop_after_request", "truncate_response"],
+    proxy = FaultProxy(hub.port, hub_data=hub.data, faults=["pass", "pass", "drop_after_request", "truncate_response"],
                        seed=11, delay=0.04).start()
     daemon_env = sync_env(env, hub_url=proxy.url, interval_seconds=1, batch_records=10, batch_max_records=10,
                           chunk_bytes=700,
@@ -96,7 +97,7 @@ def test_an_interrupted_large_batch_resumes_at_the_hubs_offset_on_another_worker
     workers keep no state of their own (as behind a load balancer)."""
     enroll(env, hub)
     add_records(node, 400)
-    proxy = FaultProxy(hub.port, faults=["pass"]).start()
+    proxy = FaultProxy(hub.port, hub_data=hub.data, faults=["pass"]).start()
     small_chunks = sync_env(env, hub_url=proxy.url, batch_records=400, chunk_bytes=1024, attempts=1)
     pi = _node(small_chunks)
     try:
@@ -122,6 +123,7 @@ def test_an_interrupted_large_batch_resumes_at_the_hubs_offset_on_another_worker
     (tmp_path / "worker2" / "hub").mkdir(parents=True)
     key = (hub.data / "hub" / "hub.key").read_bytes()          # workers share the hub's key file
     (tmp_path / "worker2" / "hub" / "hub.key").write_bytes(key)
+    shutil.copytree(hub.data / "hub" / "ca", tmp_path / "worker2" / "hub" / "ca")   # ... and the county CA
     worker2 = Hub(env, tmp_path / "worker2", hub.database).start()
     resumed = Cycle(pi, state.identity(pi))
     resumed.client.port = worker2.port

@@ -11,6 +11,7 @@ from edge.core import outbox
 from edge.core.node import Node
 from sync import protocol
 from sync.client import batcher, state
+from sync.client import tls
 from sync.client.transport import HubClient
 from sync_fixtures import (add_records, enroll, hub, hub_database, hub_records, node_records,  # noqa: F401
                            postgres, sync_env)
@@ -33,9 +34,7 @@ def test_enrolled_node_delivers_every_record_once_and_marks_the_outbox(env, node
     assert status["usage_today"]["reading"]["records"] == readings
     assert abs(status["clock_offset_s"]) < 2
     # county IT's dashboard shows the node: last contact, records, clock offset, software version
-    import urllib.request
-
-    page = urllib.request.urlopen(hub.url + "/", timeout=5).read().decode()
+    page = hub.urlopen("/", timeout=5).read().decode()
     assert 'data-node="clinic-a"' in page and "clinic-edge/0.1.0" in page
     assert '<span class="records">120</span> (' in page and " s ago" in page
     # nothing new: a second cycle sends no batch and the hub still holds each record once
@@ -71,7 +70,8 @@ def test_a_bad_record_is_quarantined_with_its_reason_and_the_rest_is_stored(env,
 
 def _client(node: Node, hub, *, key=None, name=None) -> HubClient:
     ident = state.identity(node)
-    return HubClient(hub.url, node=name or ident.node, key=key or ident.key, hub_pubkey=ident.hub_pubkey, timeout=5)
+    return HubClient(hub.url, node=name or ident.node, key=key or ident.key, hub_pubkey=ident.hub_pubkey, timeout=5,
+                     context=tls.client_context(node.data_dir))
 
 
 def _signed_put(client: HubClient, batch: batcher.Batch, body: bytes, nonce: str | None = None):

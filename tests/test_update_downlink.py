@@ -44,7 +44,7 @@ def usage(node, kind: str) -> int:
     return node.store.scalar("SELECT coalesce(sum(bytes), 0) FROM sync_usage WHERE kind = ?", (kind,))
 
 
-def _signed_get(ident, hub_url: str, path: str, range_: str | None = None):
+def _signed_get(ident, hub, path: str, range_: str | None = None):
     import secrets
 
     from sync import protocol
@@ -54,7 +54,7 @@ def _signed_get(ident, hub_url: str, path: str, range_: str | None = None):
     if range_:
         headers["Range"] = range_
     try:
-        with urllib.request.urlopen(urllib.request.Request(hub_url + path, headers=headers)) as r:
+        with hub.urlopen(urllib.request.Request(hub.url + path, headers=headers)) as r:
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
@@ -69,11 +69,11 @@ def test_the_hub_serves_a_published_bundle_in_ranges_to_signed_node_requests_onl
     data, digest = b.read_bytes(), sha(b)
     hub.cli("bundle", "publish", str(b))
     path = f"/v1/bundles/{digest}"
-    assert _signed_get(ident, hub.url, path)[::2] == (200, data)
-    status, headers, body = _signed_get(ident, hub.url, path, "bytes=100-")
+    assert _signed_get(ident, hub, path)[::2] == (200, data)
+    status, headers, body = _signed_get(ident, hub, path, "bytes=100-")
     assert (status, body) == (206, data[100:]) and headers["Content-Range"] == f"bytes 100-{len(data) - 1}/{len(data)}"
-    assert _signed_get(ident, hub.url, path, f"bytes={len(data)}-")[0] == 416
-    assert _signed_get(ident, hub.url, f"/v1/bundles/{'0' * 64}")[0] == 404
+    assert _signed_get(ident, hub, path, f"bytes={len(data)}-")[0] == 416
+    assert _signed_get(ident, hub, f"/v1/bundles/{'0' * 64}")[0] == 404
     r = hub.cli("bundle", "publish", str(tmp_path / "w-0.8.0" / "dep-1.0-py3-none-any.whl"), check=False)
     assert r.returncode == 2 and "not an update bundle" in r.stderr
 
@@ -85,7 +85,7 @@ def test_a_published_bundle_reaches_updates_ready_and_only_enrolled_nodes_may_fe
     assert "0.9.0" in out and sha(b) in out
     assert (hub.data / "hub" / "bundles" / f"{sha(b)}.bundle").read_bytes() == b.read_bytes()
     with pytest.raises(urllib.error.HTTPError) as e:     # unsigned request: refused
-        urllib.request.urlopen(f"{hub.url}/v1/bundles/{sha(b)}")
+        hub.urlopen(f"{hub.url}/v1/bundles/{sha(b)}")
     assert e.value.code == 401
     assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
     ready = node.data_dir / "updates" / "ready" / "0.9.0.bundle"
@@ -158,10 +158,11 @@ def test_a_download_the_link_cuts_mid_response_resumes_from_the_partial(env, nod
     data = b.read_bytes()
     hub.cli("bundle", "publish", str(b))
     item = {"version": "0.9.2", "sha256": sha(b), "size": len(data)}
-    proxy = FaultProxy(hub.port, mode="drop_during_response").start()
+    proxy = FaultProxy(hub.port, hub_data=hub.data, mode="drop_during_response").start()
     try:
         ident = state.identity(node)
-        client = transport.HubClient(proxy.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=5)
+        client = transport.HubClient(proxy.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=5,
+                                    context=transport.tls.client_context(node.data_dir))
         with pytest.raises(LinkError, match="to resume"):
             bundles.fetch(client, item, node.data_dir)
         partial = node.data_dir / "updates" / "0.9.2.bundle.partial"

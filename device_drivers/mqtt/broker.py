@@ -52,6 +52,7 @@ def write_files(node: Node, listen: str | None = None) -> Path:
         "",
     ]))
     host, _, port = (listen or node.config["broker"]["listen"]).rpartition(":")
+    host = plain_host(node, host)
     store_dir = d / "persistence"
     store_dir.mkdir(exist_ok=True)
     conf = [
@@ -60,7 +61,8 @@ def write_files(node: Node, listen: str | None = None) -> Path:
         "allow_anonymous false",
         f"password_file {d / 'passwd'}",
         f"acl_file {d / 'acl'}",
-        f"listener {port} {host or '0.0.0.0'}",
+        f"listener {port} {host}",
+        *tls_listener(node),
         "persistence true",
         f"persistence_location {store_dir}/",
         "autosave_interval 30",
@@ -79,6 +81,36 @@ def write_files(node: Node, listen: str | None = None) -> Path:
     path = d / "mosquitto.conf"
     _write(path, "\n".join(conf) + "\n")
     return path
+
+
+# ---- TLS (issue 13, docs/tls.md) -----------------------------------------------------------------
+# With per_listener_settings false the password file and ACL above apply to this listener too:
+# each device keeps its own account and topics over TLS.
+
+def tls_files(node: Node) -> tuple[Path, Path, Path] | None:
+    """(county root, node certificate, node key) from enrollment, or None before it."""
+    d = node.data_dir / "tls"
+    files = (d / "county-ca.pem", d / "node-cert.pem", d / "node-key.pem")
+    return files if all(f.exists() for f in files) else None
+
+
+def tls_listener(node: Node) -> list[str]:
+    """The MQTT-over-TLS listener ([broker] tls_listen, 8883) with the node's certificate."""
+    listen, files = node.config["broker"]["tls_listen"], tls_files(node)
+    if not listen or files is None:
+        return []
+    host, _, port = listen.rpartition(":")
+    ca, cert, key = files
+    return [f"listener {port} {host.strip('[]') or '0.0.0.0'}", f"cafile {ca}", f"certfile {cert}",
+            f"keyfile {key}", "tls_version tlsv1.2"]
+
+
+def plain_host(node: Node, host: str) -> str:
+    """Plain MQTT stays on loopback unless [broker] plain_lan opens it (doctor warns then)."""
+    host = host.strip("[]") or "0.0.0.0"
+    if node.config["broker"]["plain_lan"] or host in ("localhost", "::1") or host.startswith("127."):
+        return host
+    return "127.0.0.1"
 
 
 def pid_file(node: Node) -> Path:

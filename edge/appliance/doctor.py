@@ -46,7 +46,10 @@ class Finding:
 def examine(node: Node, *, now: datetime | None = None, sys_root: Path = Path("/")) -> list[Finding]:
     now = now or datetime.now(timezone.utc)
     findings: list[Finding] = []
-    for check in (disk, sd_card, clock, store, broker, devices, hub, backlog, last_backup, versions):
+    from .doctor_tls import certificates, plain_mqtt
+
+    for check in (disk, sd_card, clock, store, broker, devices, hub, backlog, last_backup, versions,
+                  certificates, plain_mqtt):
         try:
             findings.extend(check(node, now, sys_root))
         except Exception as e:  # one broken check must not hide the others

@@ -7,6 +7,7 @@
     [hub]
     url = "https://hub.county.example:8470"
     code = "K7QF-2MXD-9TRA"              # from `clinic-edge hub node add NAME` (one use, expires)
+    hub_key = "3f5a…"                    # the hub key fingerprint `hub node add` prints beside it
     [wifi]                              # optional
     ssid = "clinic"
     psk = "secret"
@@ -16,7 +17,9 @@
 creates the first admin account with a random one-time setup code (shown on the local web UI's
 /setup page, never a fixed default), and then deletes the file with its secrets. A refused code
 (wrong, used or expired) is not retried: it is reported in the journal and on /setup with what
-to do, and the file stays so a corrected code can be written into it.
+to do, and the file stays so a corrected code can be written into it. The node believes only the
+hub whose key matches `hub_key` (docs/tls.md), and enrolls over https:// (http:// only to a hub on
+this machine), coming back with its certificate from the county CA in DATA/tls/.
 
 Progress is kept in `run/firstboot.json` (Node.write_status) for the setup page.
 """
@@ -46,6 +49,10 @@ REFUSED_HINT = ("Ask county IT for a new enrollment code (`clinic-edge hub node 
                 "[hub] code in clinic-edge.toml on the SD card's boot partition, and restart the box.")
 
 
+UNTRUSTED_HINT = ("Check [hub] url and hub_key in clinic-edge.toml on the boot partition against what "
+                  "`clinic-edge hub node add` printed (hub key fingerprint), and restart the box.")
+
+
 def read_boot_file(path: Path) -> dict:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
@@ -62,6 +69,7 @@ def read_boot_file(path: Path) -> dict:
         problems.append("[clinic] division_code must be the village's 12-digit division code")
     if not re.match(r"https?://[^/\s]+", str(hub.get("url", ""))):
         problems.append("[hub] url must be http(s)://HOST:PORT")
+    problems += _hub_trust_problems(hub)
     if not str(hub.get("code", "")).strip():
         problems.append("[hub] code (the enrollment code) is missing")
     if "wifi" in raw and not raw["wifi"].get("ssid"):
@@ -69,6 +77,21 @@ def read_boot_file(path: Path) -> dict:
     if problems:
         raise ProvisioningError(f"{path}: " + "; ".join(problems))
     return raw
+
+
+def _hub_trust_problems(hub: dict) -> list[str]:
+    from urllib.parse import urlparse
+
+    host = urlparse(str(hub.get("url", ""))).hostname or ""
+    local = host in ("localhost", "::1") or host.startswith("127.")
+    problems = []
+    if str(hub.get("url", "")).startswith("http://") and not local:
+        problems.append("[hub] url must be https:// (plain http:// only to a hub on this machine)")
+    fp = re.sub(r"[\s:-]", "", str(hub.get("hub_key", "")).lower().removeprefix("sha256:"))
+    if not local and not re.fullmatch(r"[0-9a-f]{64}", fp):
+        problems.append("[hub] hub_key must be the hub key fingerprint (64 hex digits) that "
+                        "`clinic-edge hub node add` prints beside the code")
+    return problems
 
 
 def run(node: Node, boot_file: Path, *, attempts: int | None = None, enroll: Callable | None = None,
@@ -84,7 +107,8 @@ def run(node: Node, boot_file: Path, *, attempts: int | None = None, enroll: Cal
     _make_secrets(node)
     if "wifi" in raw:
         write_wifi(node, raw["wifi"])
-    enroll = enroll or (lambda url, code: enroll_subprocess(node, url, code))
+    hub_key = str(hub.get("hub_key", "")).strip() or None
+    enroll = enroll or (lambda url, code: enroll_subprocess(node, url, code, hub_key))
     result = enroll_with_retry(node, status, hub["url"], str(hub["code"]).strip(), enroll, attempts, sleep)
     if result != "enrolled":
         raise ProvisioningError(result)
@@ -107,6 +131,12 @@ def enroll_with_retry(node, status, url, code, enroll, attempts, sleep) -> str:
         ok, message = enroll(url, code)
         if ok or "already enrolled" in message:
             return "enrolled"
+        if "enrollment refused" in message and ("hub key" in message or "fingerprint" in message
+                                                or "http://" in message or "did not prove" in message
+                                                or "another key" in message):
+            text = f"the hub was not trusted: {message.strip()}. {UNTRUSTED_HINT}"
+            _report(node, status, "untrusted", text)
+            return text
         if "enrollment refused" in message:  # the hub said no (wrong, used or expired code)
             text = f"the hub refused the enrollment code: {message.strip()}. {REFUSED_HINT}"
             _report(node, status, "refused", text)
@@ -121,12 +151,12 @@ def enroll_with_retry(node, status, url, code, enroll, attempts, sleep) -> str:
         sleep(wait)
 
 
-def enroll_subprocess(node: Node, url: str, code: str) -> tuple[bool, str]:
+def enroll_subprocess(node: Node, url: str, code: str, hub_key: str | None = None) -> tuple[bool, str]:
     """`clinic-edge enroll --hub URL --code CODE` (PINNED, issue 4) in this same environment."""
     cmd = [sys.executable, "-m", "edge"]
     if node.config.source:
         cmd += ["--config", str(node.config.source)]
-    cmd += ["enroll", "--hub", url, "--code", code]
+    cmd += ["enroll", "--hub", url, "--code", code] + (["--hub-key", hub_key] if hub_key else [])
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:

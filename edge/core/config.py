@@ -73,6 +73,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "broker": {
         "listen": Key(str, "127.0.0.1:1883", "HOST:PORT", _hostport),
         "mosquitto": Key(str, "mosquitto", "the mosquitto program (name or path)"),
+        "tls_listen": Key(str, "0.0.0.0:8883", "HOST:PORT of the MQTT-over-TLS listener with the node certificate "
+                          "(empty = none)", lambda v: v == "" or _hostport(v)),
+        "plain_lan": Key(bool, False, "true lets devices that cannot do TLS use plain MQTT (listen) from the LAN; "
+                         "false binds it to loopback"),
     },
     "web": {
         "listen": Key(str, "127.0.0.1:8080", "HOST:PORT", _hostport),
@@ -81,7 +85,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "idle_minutes": Key(int, 30, "minutes, 1-1440", lambda v: 1 <= v <= 1440),
         "measuring_minutes": Key(int, 5, "minutes a \"measuring now\" session lasts, 1-120",
                                  lambda v: 1 <= v <= 120),
-        "secure_cookies": Key(bool, False, "true when served over HTTPS"),
+        "secure_cookies": Key(bool, False, "true when served over HTTPS (`serve` sets it itself when it serves TLS)"),
+        "tls": Key(bool, True, "true: HTTPS on listen with the node certificate (DATA/tls) once enrolled"),
+        "redirect_listen": Key(str, "", "HOST:PORT of a plain HTTP port that only redirects to HTTPS (empty = none)",
+                               lambda v: v == "" or _hostport(v)),
     },
     "sync": {
         "hub_url": Key(str, "", "http(s)://HOST:PORT of the county hub (empty = the one enrolled with)",
@@ -111,6 +118,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_batch_bytes": Key(int, 4 << 20, "largest batch in bytes, 1024-268435456",
                                lambda v: 1024 <= v <= 268435456),
         "threads": Key(int, 16, "worker threads, 1-256", lambda v: 1 <= v <= 256),
+        "tls": Key(bool, True, "true (HTTPS with the county CA) or false (plain HTTP, e.g. behind a TLS proxy)"),
+        "names": Key(str, "", "comma-separated host names / IP addresses nodes use to reach the hub (its "
+                     "certificate's names; the listen address is added)"),
     },
     # the appliance (issue 8): first boot, backups, updates
     "appliance": {

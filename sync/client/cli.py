@@ -15,7 +15,7 @@ from edge.core.node import Node
 
 from sync import protocol
 
-from .errors import HubRefused, LinkError, SyncError
+from .errors import HubRefused, HubUntrusted, LinkError, SyncError
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -24,30 +24,51 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 @click.command()
-@click.option("--hub", "hub_url", required=True, help="the county hub, http(s)://HOST:PORT")
+@click.option("--hub", "hub_url", required=True, help="the county hub, https://HOST:PORT")
 @click.option("--code", required=True, help="the one-time code from `clinic-edge hub node add`")
+@click.option("--hub-key", "hub_key", default=None,
+              help="the hub key fingerprint `hub node add` prints (required unless the hub is on this machine)")
 @click.option("--force", is_flag=True, help="enroll again even if this node is already enrolled")
 @click.pass_obj
-def enroll(node: Node, hub_url: str, code: str, force: bool) -> None:
+def enroll(node: Node, hub_url: str, code: str, hub_key: str | None, force: bool) -> None:
     """Create this node's key pair and register it at the hub with a one-time code."""
-    from . import state, transport
-
     existing = node.store.one("SELECT node, hub_url FROM sync_enrollment WHERE id = 1")
     if existing and not force:
         _fail(f"already enrolled as {existing['node']} at {existing['hub_url']} (use --force to replace)")
-    key = state.new_node_key(node)
     try:
-        doc = transport.enroll(hub_url.rstrip("/"), code, protocol.public_text(key),
-                               timeout=node.config["sync"]["timeout_seconds"])
+        doc = enroll_at(node, hub_url, code, hub_key)
     except HubRefused as e:
-        state.discard_new_key(node)
         _fail(f"enrollment refused: {e.reason}")
+    except HubUntrusted as e:
+        _fail(f"enrollment refused: {e}")
+    except protocol.ProtocolError as e:
+        _fail(f"enrollment refused: {e}")
     except LinkError as e:
-        state.discard_new_key(node)
         _fail(f"cannot reach the hub at {hub_url}: {e}")
-    state.commit_enrollment(node, name=doc["node"], hub_url=hub_url.rstrip("/"), hub_pubkey=doc["hub_pubkey"],
+    click.echo(f"enrolled as node {doc['node']} at {hub_url}; hub key {protocol.fingerprint(doc['hub_pubkey'])}"
+               + ("; node certificate from the county CA" if doc.get("node_cert") else ""))
+
+
+def enroll_at(node: Node, hub_url: str, code: str, hub_key: str | None, *, timeout: float | None = None) -> dict:
+    """Enroll (sending a CSR for the node's TLS key), keep the certificates, commit the identity."""
+    from urllib.parse import urlparse
+
+    from . import state, tls, transport
+
+    url = hub_url.rstrip("/")
+    key = state.new_node_key(node)
+    pending = tls.PendingKey(node.data_dir)
+    try:
+        doc = transport.enroll(url, code, protocol.public_text(key), fingerprint=hub_key,
+                               csr=pending.csr(urlparse(url).hostname),
+                               timeout=timeout or node.config["sync"]["timeout_seconds"])
+        pending.save(doc.get("ca_cert"), doc.get("node_cert"))
+    except BaseException:
+        state.discard_new_key(node)
+        raise
+    state.commit_enrollment(node, name=doc["node"], hub_url=url, hub_pubkey=doc["hub_pubkey"],
                             now=node.clock.now())
-    click.echo(f"enrolled as node {doc['node']} at {hub_url}; hub key {doc['hub_pubkey']}")
+    return doc
 
 
 @click.group(invoke_without_command=True)
@@ -147,14 +168,15 @@ def enroll_at_demo_hub(node: Node, url: str) -> None:
     from sync.hub.cli import open_hub
     from sync.hub.service import utcnow
 
-    from . import state, transport
+    from . import tls
 
     if node.store.one("SELECT node FROM sync_enrollment WHERE id = 1"):
         return
     deadline = time.monotonic() + 30
     while True:
         try:
-            urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=2).close()
+            urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=2,   # only "is it up?"
+                                   context=tls.enrollment_context()).close()
             break
         except OSError:
             if time.monotonic() > deadline:
@@ -165,9 +187,7 @@ def enroll_at_demo_hub(node: Node, url: str) -> None:
     if (hub.store.node(name) or {}).get("pubkey"):
         name = f"{name}-{secrets.token_hex(2)}"
     code = hub.add_node(name, now=utcnow())
+    fingerprint = protocol.fingerprint(hub.key)
     hub.store.engine.dispose()
-    key = state.new_node_key(node)
-    doc = transport.enroll(url.rstrip("/"), code, protocol.public_text(key))
-    state.commit_enrollment(node, name=doc["node"], hub_url=url.rstrip("/"), hub_pubkey=doc["hub_pubkey"],
-                            now=node.clock.now())
+    doc = enroll_at(node, url, code, fingerprint, timeout=30)
     click.echo(f"demo: enrolled as {doc['node']} at {url}", err=True)

@@ -25,8 +25,8 @@ from edge.core.node import Node
 
 from sync import protocol
 
-from . import batcher, downlink, state, timefix
-from .errors import BudgetExhausted, HubRefused, LinkError
+from . import batcher, downlink, state, timefix, tls
+from .errors import BudgetExhausted, HubRefused, HubUntrusted, LinkError
 from .transport import HubClient
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ class Cycle:
         self.client = client or HubClient(ident.hub_url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey,
                                           timeout=self.cfg["timeout_seconds"],
                                           wall=lambda: node.clock.now().timestamp(),
-                                          monotonic=node.clock.monotonic)
+                                          monotonic=node.clock.monotonic,
+                                          context=tls.client_context(node.data_dir))
         self.sleep, self.rand = sleep, rand
         self.result = CycleResult()
         self.batch_records = int(state.get(self.store, "batch_records", self.cfg["batch_records"]))
@@ -122,9 +123,10 @@ class Cycle:
             self.result.ok = outbox.backlog(self.store.conn) == 0
         except BudgetExhausted as e:
             self.result.budget_exhausted, self.result.error = True, str(e)
-        except (LinkError, HubRefused) as e:
+        except (LinkError, HubRefused, HubUntrusted) as e:
             self.result.error = str(e)
         finally:
+            self.client.close()
             self._save()
         return self.result
 
@@ -144,8 +146,13 @@ class Cycle:
                                       "software", "bytes_today", "last_success")}
         from edge.core import node_health  # disk, temperature, uptime, devices (issue 8)
         brief["health"] = node_health.report(self.node)
+        csr = tls.renewal_csr(self.node.data_dir, now=self.now(), hub_host=self.client.host)
+        if csr:   # the node certificate expires soon: the hub signs a new one (docs/tls.md)
+            brief["csr"] = csr
         body = json.dumps(brief, ensure_ascii=False).encode()
         ans = self._call("POST", "/v1/hello", body)
+        if csr and tls.store_renewal(self.node.data_dir, ans.doc):
+            self.result.notes.append("node certificate renewed")
         timefix.learn(self.store, boot_id=self.node.clock.boot_id(), hub_time=ans.doc["hub_time"],
                       wall_before=ans.wall_before, wall_after=ans.wall_after, mono_before=ans.mono_before,
                       mono_after=ans.mono_after, now=self.now())

@@ -29,3 +29,8 @@ class HubRefused(SyncError):
 
 class BudgetExhausted(SyncError):
     """Today's byte budget is spent; bulk records wait for tomorrow (urgent ones still go)."""
+
+
+class HubUntrusted(SyncError):
+    """The hub did not prove it is the county's (wrong key, bad signature) or the link to it
+    would be readable (plain http:// off this machine). Retrying will not help; fix the setting."""

@@ -1,7 +1,9 @@
 """Signed HTTP requests to the hub, and verification of its signed answers.
 
-Plain `http.client` with a timeout on every socket operation; one connection per request, so a
-connection the link broke never poisons the next one. Bytes sent and received are counted (request
+Plain `http.client` with a timeout on every socket operation, over TLS verified against the
+pinned county root (sync.client.tls). One connection is kept alive across the requests of a
+cycle, since a TLS handshake costs more than a small request (bench/tls_handshake.py); after
+any error it is dropped, so a connection the link broke never poisons the next request. Bytes sent and received are counted (request
 line, headers and body) so the byte budget meters what the SIM card is charged for.
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ import http.client
 import json
 import secrets
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -17,7 +20,10 @@ from urllib.parse import urlparse
 
 from sync import protocol
 
-from .errors import HubRefused, LinkError
+from . import tls
+from .errors import HubRefused, HubUntrusted, LinkError
+
+STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, http.client.BadStatusLine)
 
 
 @dataclass
@@ -34,10 +40,14 @@ class Answer:
 
 class HubClient:
     def __init__(self, url: str, *, node: str, key, hub_pubkey: str | None, timeout: float = 30,
-                 wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic):
+                 wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
+                 context=None):
         u = urlparse(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise LinkError(f"hub URL {url!r} is not http(s)://HOST:PORT")
+        tls.check_hub_url(url)
+        self.context = context
+        self._conn: http.client.HTTPConnection | None = None
         self.url, self.scheme, self.host = url, u.scheme, u.hostname
         self.port = u.port or (443 if u.scheme == "https" else 80)
         self.prefix = u.path.rstrip("/")
@@ -46,25 +56,48 @@ class HubClient:
         self.wall, self.monotonic = wall, monotonic
 
     def _connection(self) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-        return cls(self.host, self.port, timeout=self.timeout)
+        """A new connection (TLS verified against self.context, or the system roots)."""
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def raw(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
             ) -> tuple[int, dict[str, str], bytes, int, int]:
-        headers = {"Content-Type": "application/octet-stream", "Connection": "close", **(headers or {})}
+        headers = {"Content-Type": "application/octet-stream", **(headers or {})}
         full = self.prefix + path
         sent = len(method) + len(full) + 12 + sum(len(k) + len(v) + 4 for k, v in headers.items()) + len(body) + 60
-        conn = self._connection()
-        try:
-            conn.request(method, full, body=body, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
+        for attempt in (1, 2):
+            reused = self._conn is not None
+            conn = self._conn or self._connection()
+            self._conn = None
+            try:
+                conn.request(method, full, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except ssl.SSLCertVerificationError as e:
+                conn.close()
+                raise HubUntrusted(f"{method} {path}: the hub's TLS certificate is not from the county CA "
+                                   f"this node pinned: {e.verify_message}") from e
+            except STALE as e:
+                conn.close()
+                if reused and attempt == 1:    # the hub closed an idle kept-alive connection: redial once
+                    continue
+                raise LinkError(f"{method} {path}: {e.__class__.__name__}: {e}", sent_bytes=sent) from e
+            except (OSError, http.client.HTTPException, socket.timeout) as e:
+                conn.close()
+                raise LinkError(f"{method} {path}: {e.__class__.__name__}: {e}", sent_bytes=sent) from e
+            if resp.will_close:
+                conn.close()
+            else:
+                self._conn = conn
             got = 17 + sum(len(k) + len(v) + 4 for k, v in resp.getheaders()) + len(data)
             return resp.status, dict(resp.getheaders()), data, sent, got
-        except (OSError, http.client.HTTPException, socket.timeout) as e:
-            raise LinkError(f"{method} {path}: {e.__class__.__name__}: {e}", sent_bytes=sent) from e
-        finally:
-            conn.close()
+        raise AssertionError("unreachable")
 
     def call(self, method: str, path: str, body: bytes = b"", *, ok: tuple[int, ...] = (200,)) -> Answer:
         """A signed request; the answer must carry the hub's signature over our nonce."""
@@ -105,15 +138,40 @@ def _error_text(data: bytes) -> str:
         return data[:200].decode(errors="replace")
 
 
-def enroll(url: str, code: str, pubkey: str, *, timeout: float = 30) -> dict[str, Any]:
-    client = HubClient(url, node="", key=None, hub_pubkey=None, timeout=timeout)
-    body = json.dumps({"code": code, "pubkey": pubkey}).encode()
-    status, _h, data, _s, _g = client.raw("POST", "/v1/enroll", body, {"Content-Type": "application/json"})
+def enroll(url: str, code: str, pubkey: str, *, fingerprint: str | None = None, csr: str | None = None,
+           timeout: float = 30) -> dict[str, Any]:
+    """Register at the hub; the answer must be signed by the hub key whose fingerprint county IT
+    gave (`hub node add` prints it) over our fresh nonce, and must name our key. Without a
+    fingerprint only a hub on this machine (loopback) is believed."""
+    tls.check_hub_url(url)
+    client = HubClient(url, node="", key=None, hub_pubkey=None, timeout=timeout, context=tls.enrollment_context())
+    if fingerprint is None and not tls.is_loopback(client.host):
+        raise HubUntrusted("the hub key fingerprint is required (`clinic-edge enroll --hub-key`, or hub_key in "
+                           "the boot partition's clinic-edge.toml): county IT's `hub node add` prints it")
+    expected = protocol.normal_fingerprint(fingerprint) if fingerprint else None
+    nonce = secrets.token_urlsafe(18)
+    req = {"code": code, "pubkey": pubkey, "nonce": nonce, **({"csr": csr} if csr else {})}
+    try:
+        status, rh, data, _s, _g = client.raw("POST", "/v1/enroll", json.dumps(req).encode(),
+                                              {"Content-Type": "application/json"})
+    finally:
+        client.close()
     if status != 200:
         raise HubRefused(status, _error_text(data))
     try:
         doc = json.loads(data)
-        protocol.public_from_text(doc["hub_pubkey"])
-        return doc
-    except (ValueError, KeyError, protocol.ProtocolError) as e:
+        hub_pub = protocol.public_from_text(doc["hub_pubkey"])
+    except (ValueError, KeyError, TypeError, protocol.ProtocolError) as e:
         raise LinkError(f"the hub's enrollment answer is not valid: {e}") from e
+    if expected is not None and protocol.fingerprint(hub_pub) != expected:
+        raise HubUntrusted(f"the hub at {url} answered with key {protocol.fingerprint(hub_pub)}, not the key "
+                           f"{expected} county IT gave: refusing it (a wrong fingerprint, or someone else answering)")
+    sig = _header(rh, protocol.H_SIG)
+    try:
+        protocol.verify(hub_pub, protocol.unb64(sig or ""), protocol.response_bytes(nonce, data))
+    except protocol.ProtocolError as e:
+        raise HubUntrusted(f"the hub at {url} did not prove its key: the enrollment answer is not signed "
+                           f"over this request ({e})") from e
+    if doc.get("pubkey") != pubkey or doc.get("nonce") != nonce:
+        raise HubUntrusted("the hub registered another key than this node's (someone in between?): refusing")
+    return doc

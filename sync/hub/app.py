@@ -21,7 +21,11 @@ STATUS_KEYS = ("backlog", "oldest_pending", "quarantined", "conflicts", "clock_o
                "bytes_today", "last_success")
 
 
-def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow) -> Flask:
+def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow, ca=None, server_names=()) -> Flask:
+    """`ca` (sync.hub.ca.CountyCA) signs node certificates; `server_names` are the hub's own
+    names, which no node certificate may carry."""
+    from . import enrollment
+
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = hub.max_batch_bytes + 65536
 
@@ -51,20 +55,22 @@ def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow) -> Flask:
 
     @app.post("/v1/enroll")
     def enroll():
-        data = request.get_json(silent=True, force=True) or {}
-        if not isinstance(data.get("code"), str) or not isinstance(data.get("pubkey"), str):
-            return _json({"error": "send {code, pubkey}"}, 400)
-        return _json(hub.enroll(data["code"], data["pubkey"], now=now()))
+        data = request.get_json(silent=True, force=True)
+        body, sig = enrollment.enroll(hub, ca, data if isinstance(data, dict) else {}, now=now(),
+                                      forbidden=set(server_names))
+        return Response(body, 200, content_type="application/json", headers={protocol.H_SIG: sig})
 
     @app.post("/v1/hello")
     def hello():
         node = authed()
         status = request.get_json(silent=True, force=True)
+        csr = status.pop("csr", None) if isinstance(status, dict) else None   # renewal (docs/tls.md)
         text = json.dumps(status if isinstance(status, dict) else {}, ensure_ascii=False)
         if len(text) > 16000:   # keep what the dashboard shows rather than cutting JSON in half
             text = json.dumps({k: status.get(k) for k in STATUS_KEYS}, ensure_ascii=False)[:16000]
         hub.store.touch(node, now=now(), status=text)
-        return signed({"node": node})
+        renewal = enrollment.renew(ca, node, csr, now=now(), forbidden=set(server_names))
+        return signed({"node": node, **renewal})
 
     @app.get("/v1/uploads/<batch_id>")
     def upload_offset(batch_id: str):

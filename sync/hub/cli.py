@@ -54,21 +54,68 @@ def hub() -> None:
 @click.option("--listen", default=None, help="HOST:PORT (default: [hub] listen)")
 @click.pass_obj
 def serve(node: Node, listen: str | None) -> None:
-    """Run the hub with a production WSGI server (waitress)."""
-    import waitress
-
+    """Run the hub with a production WSGI server (cheroot), over HTTPS with the county CA."""
+    from . import ca as ca_mod
     from .app import create_app
+    from edge.core.https import CherootService
+    from .service import utcnow
 
-    threads = node.config["hub"]["threads"]
+    cfg = node.config["hub"]
+    threads = cfg["threads"]
     h = open_hub(node, pool_size=threads)
-    host, _, port = (listen or node.config["hub"]["listen"]).rpartition(":")
-    click.echo(f"hub on http://{host}:{port}/ (database {h.store.engine.url.render_as_string()})", err=True)
-    server = waitress.create_server(create_app(h), host=host.strip("[]"), port=int(port), threads=threads,
-                                    ident="clinic-edge-hub", connection_limit=max(100, threads * 4),
-                                    channel_timeout=60)
+    listen = listen or cfg["listen"]
+    host, _, port = listen.rpartition(":")
+    county = ca_mod.load_or_create(hub_dir(node))
+    names = ca_mod.server_names(cfg["names"], listen)
+    cert = key = None
+    if cfg["tls"]:
+        cert, key = county.server_files(names, now=utcnow())
+    scheme = "https" if cfg["tls"] else "http"
+    click.echo(f"hub on {scheme}://{host}:{port}/ (database {h.store.engine.url.render_as_string()}); "
+               f"hub key fingerprint {protocol.fingerprint(h.key)}; county CA {county.dir / 'county-ca.pem'}",
+               err=True)
+    service = CherootService(create_app(h, ca=county, server_names=names), host.strip("[]"), int(port),
+                             threads=threads, cert=cert, key=key, name="clinic-edge-hub")
     from edge.core import watchdog  # systemd Type=notify + WatchdogSec (issue 8)
 
-    watchdog.serve_notified(server, lambda: None)
+    watchdog.serve_notified(service, lambda: None)
+
+
+def hub_dir(node: Node) -> Path:
+    return node.data_dir / "hub"
+
+
+@hub.group("ca")
+def ca_group() -> None:
+    """The county certificate authority (signs every node's and the hub's certificate)."""
+
+
+@ca_group.command("init")
+@click.pass_obj
+def ca_init(node: Node) -> None:
+    """Create the county CA now (else `hub serve` creates it on first start)."""
+    from . import ca as ca_mod
+
+    county = ca_mod.load_or_create(hub_dir(node))
+    click.echo(f"county CA {county.dir / 'county-ca.pem'} (SHA-256 fingerprint {county.fingerprint})")
+
+
+@ca_group.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.pass_obj
+def ca_export(node: Node, file: Path | None) -> None:
+    """Write the county root certificate (PEM) to FILE, e.g. county-ca.crt, or print it."""
+    from . import ca as ca_mod
+
+    county = ca_mod.load(hub_dir(node))
+    if county is None:
+        _fail("no county CA yet: run `clinic-edge hub ca init` (or start `hub serve` once)")
+    if file is None:
+        click.echo(county.pem.decode(), nl=False)
+        return
+    file.write_bytes(county.pem)
+    click.echo(f"wrote {file} (SHA-256 fingerprint {county.fingerprint}); install it as a trusted root "
+               "certification authority on each clinic PC and tablet (README: trusting the county root)")
 
 
 @hub.group("node")
@@ -93,8 +140,13 @@ def node_add(node: Node, name: str) -> None:
         _fail(f"node {name} is already enrolled")
     code = h.add_node(name, now=utcnow())
     hours = int(h.code_ttl.total_seconds() // 3600)
+    fp = protocol.fingerprint(h.key)
     click.echo(f"node {name} registered; enroll it within {hours} h with:")
-    click.echo(f"  clinic-edge enroll --hub URL --code {code}")
+    click.echo(f"  clinic-edge enroll --hub URL --hub-key {fp} --code {code}")
+    click.echo("or on the boot partition's clinic-edge.toml, section [hub]:")
+    click.echo(f'  code = "{code}"')
+    click.echo(f'  hub_key = "{fp}"')
+    click.echo(f"hub key fingerprint: {fp}")
     click.echo(code)
 
 

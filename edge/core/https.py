@@ -1,0 +1,62 @@
+"""Serving a WSGI app over HTTPS with cheroot (CherryPy's threaded production WSGI server, which
+does TLS itself; waitress does not): the county hub, and the node's web UI with its certificate
+(docs/tls.md). Keep-alive connections are kept, so a node pays the TLS handshake once per sync
+cycle rather than per request (bench/tls_handshake.py measures it). `redirect_app` is what the
+plain HTTP port of the web UI serves: a redirect to the same path over HTTPS."""
+from __future__ import annotations
+
+import ssl
+import threading
+from pathlib import Path
+from urllib.parse import quote
+
+
+class CherootService:
+    """What edge.core.watchdog.serve_notified runs: the socket is bound before READY=1."""
+
+    def __init__(self, app, host: str, port: int, *, threads: int, cert: Path | None = None,
+                 key: Path | None = None, name: str = "clinic-edge"):
+        from cheroot import wsgi
+
+        self.server = wsgi.Server((host, port), app, numthreads=threads, server_name=name, timeout=60,
+                                  shutdown_timeout=10, accepted_queue_size=max(100, threads * 4))
+        if cert is not None:
+            from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+            adapter = BuiltinSSLAdapter(str(cert), str(key))
+            adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
+            self.server.ssl_adapter = adapter
+        self.server.prepare()
+
+    @property
+    def port(self) -> int:
+        return self.server.bind_addr[1]
+
+    def run(self) -> None:
+        try:
+            self.server.serve()
+        finally:
+            self.server.stop()
+
+    def close(self) -> None:
+        self.server.stop()
+
+    def run_in_thread(self) -> threading.Thread:
+        t = threading.Thread(target=self.run, name="redirect", daemon=True)
+        t.start()
+        return t
+
+
+def redirect_app(https_port: int):
+    """A WSGI app that sends every request to https://<the host asked for>:<https_port><path>."""
+    def app(environ, start_response):
+        host = (environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "localhost").rsplit(":", 1)[0]
+        if host.count(":") > 1 and not host.startswith("["):   # a bare IPv6 address without port
+            host = f"[{host}]"
+        path = quote(environ.get("PATH_INFO", "/")) + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING")
+                                                       else "")
+        port = "" if https_port == 443 else f":{https_port}"
+        start_response("308 Permanent Redirect", [("Location", f"https://{host}{port}{path}"),
+                                                  ("Content-Type", "text/plain; charset=utf-8")])
+        return ["请使用 HTTPS / use HTTPS\n".encode()]
+    return app
