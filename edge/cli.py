@@ -159,7 +159,10 @@ def serve(node: Node, listen: str | None) -> None:
     host, _, port = (listen or node.config["web"]["listen"]).rpartition(":")
     app = create_app(node=node)
     click.echo(f"web UI on http://{host}:{port}/", err=True)
-    server = waitress.create_server(app, host=host, port=int(port), threads=8, ident="clinic-edge")
+    from edge.web.limits import server_options
+
+    server = waitress.create_server(app, host=host, port=int(port), threads=8, ident="clinic-edge",
+                                    **server_options(node.config))
     from edge.core import watchdog
 
     watchdog.serve_notified(server, lambda: watchdog.store_problem(node.config.store_path))
