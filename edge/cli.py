@@ -159,7 +159,7 @@ def audit_verify(node: Node) -> None:
 def serve(node: Node, listen: str | None, redirect_listen: str | None) -> None:
     """Run the web UI (cheroot): HTTPS with the node certificate, the HTTP port only redirects."""
     from edge.core import https, watchdog
-    from edge.web import create_app
+    from edge.web import create_app, limits
 
     open_store(node)  # migrate and check before the first request
     web = node.config["web"]
@@ -171,8 +171,9 @@ def serve(node: Node, listen: str | None, redirect_listen: str | None) -> None:
     elif web["tls"]:
         log.warning("no node certificate in %s yet (not enrolled): serving plain HTTP until enrollment",
                     node.data_dir / "tls")
-    service = https.CherootService(app, host.strip("[]"), int(port), threads=8, cert=files and files[0],
-                                   key=files and files[1], name="clinic-edge")
+    service = https.CherootService(limits.behind_proxy(app, node.config), host.strip("[]"), int(port), threads=8,
+                                   cert=files and files[0], key=files and files[1], name="clinic-edge",
+                                   max_body=limits.SERVER_BODY_LIMIT)
     click.echo(f"web UI on {'https' if files else 'http'}://{host}:{service.port}/", err=True)
     redirect = redirect_listen if redirect_listen is not None else web["redirect_listen"]
     redirector = None

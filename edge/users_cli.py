@@ -1,4 +1,4 @@
-"""`clinic-edge user add|passwd|disable|enable|list`: accounts of the web workbench."""
+"""`clinic-edge user add|passwd|disable|enable|logout-all|list`: accounts of the web workbench."""
 from __future__ import annotations
 
 import sys
@@ -88,6 +88,18 @@ def enable(node: Node, username: str) -> None:
     except CoreError as e:
         _fail(str(e))
     click.echo(f"user {username} enabled")
+
+
+@user.command("logout-all")
+@click.argument("username")
+@click.pass_obj
+def logout_all(node: Node, username: str) -> None:
+    """End every session of the account (a copied cookie stops working too)."""
+    try:
+        accounts.end_sessions(node.store, username, now=node.clock.now(), actor="cli")
+    except CoreError as e:
+        _fail(str(e))
+    click.echo(f"user {username} logged out everywhere")
 
 
 @user.command("list")

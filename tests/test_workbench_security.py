@@ -143,3 +143,83 @@ def test_audit_chain_detects_an_edited_or_deleted_row(node, tmp_path, env, sql, 
     assert out.returncode == 1 and "BROKEN at entry" in out.stderr and broken in out.stderr
     ok = clinic_edge(env, "audit", "verify")
     assert "intact" in ok.stdout
+
+
+# --- regression tests for what is blocked today (issue 14): every route, every field, every role ---
+
+PARAMS = {"resident_id": "r-1", "reading_id": "x-1", "followup_id": "f-1", "form": "htn", "period": "2026-01",
+          "disease": "htn", "conflict_id": "1", "username": "doc"}
+
+
+def state_changing_routes(app):
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods & {"POST", "PUT", "DELETE", "PATCH"}):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: PARAMS[m.group(1)], rule.rule)
+            yield method, path, rule.endpoint
+
+
+def snapshot(node):
+    return (node.store.scalar("SELECT count(*) FROM audit"), node.store.scalar("SELECT count(*) FROM outbox"),
+            node.store.query("SELECT username, password_hash, disabled_at, session_generation FROM users"),
+            node.store.scalar("SELECT count(*) FROM residents"))
+
+
+def test_every_state_changing_route_refuses_a_request_without_the_csrf_token(app, node):
+    boss = login(app.test_client(), "boss", "admin-pass-1")
+    before = snapshot(node)
+    routes = list(state_changing_routes(app))
+    assert len(routes) >= 25                              # the url_map, not a hand-kept list
+    for method, path, endpoint in routes:
+        r = boss.open(path, method=method, data={"name": "张三", "reason": "原因写在这里"})
+        if path.startswith("/api/"):
+            assert r.status_code == 400 and r.json["error"] == "csrf", (endpoint, r.status_code)
+        else:
+            with boss.session_transaction() as s:
+                flashes = [m for _cat, m in s.pop("_flashes", [])]
+            assert r.status_code == 303 and any("表单已过期" in m for m in flashes), (endpoint, r.status_code)
+    assert snapshot(node) == before
+    assert boss.get("/").status_code == 200               # still logged in: logout refused too
+
+
+XSS = '"><img src=x onerror=alert(1)><script>alert(2)</script>'
+
+
+def test_html_in_every_field_a_person_can_set_is_shown_as_text(app, node):
+    from edge.core import devices, measuring
+    from edge.core.ingest import ingest
+    from edge.core.reading import Reading
+
+    accounts.add(node.store, "evil", "evil-pass-12", display_name=XSS[:40], now=NOW)
+    rid = residents.create(node.store, {"name": XSS[:50], "sex": "1", "birth_date": "1950-01-01", "address": XSS},
+                           division_code="110105001001", now=NOW, actor="doc")
+    devices.add(node.store, "bp-1", kind="bp", name=XSS[:40], now=NOW)
+    readings = ingest(node.store, [Reading("bp-1", "8480-6", 120, "mm[Hg]", "mqtt", device_time=NOW)])
+    measuring.assign(node.store, [readings[0].id], rid, now=NOW, actor="doc")
+    measuring.void_reading(node.store, readings[0].id, XSS, now=NOW, actor="doc")
+    other = residents.create(node.store, {"name": "李四", "sex": "1", "birth_date": "1950-01-01"},
+                             division_code="110105001001", now=NOW, actor="doc")
+    residents.void(node.store, other, XSS, now=NOW, actor="doc")
+    boss = login(app.test_client(), "boss", "admin-pass-1")
+    evil = login(app.test_client(), "evil", "evil-pass-12")
+    pages = {"/": evil, "/?q=%22%3E%3Cimg": boss, f"/residents/{rid}": boss, f"/residents/{rid}/edit": boss,
+             f"/residents/{other}": boss, "/admin/users": boss, "/readings": boss, "/inbox": boss}
+    for path, client in pages.items():
+        page = client.get(path).text
+        assert "<img src=x" not in page and "<script>alert(2)" not in page, path
+    assert "&lt;img src=x onerror=alert(1)&gt;" in boss.get(f"/residents/{rid}").text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in boss.get("/admin/users").text
+
+
+def test_a_doctor_can_do_no_admin_action(app, node):
+    doc = login(app.test_client())
+    csrf = token(doc, "/")
+    before = snapshot(node)
+    admin_routes = [rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith("admin.")]
+    assert len(admin_routes) >= 4
+    for rule in admin_routes:
+        path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: {"username": "boss"}.get(m.group(1), "x"), rule.rule)
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            r = doc.open(path, method=method, data={"csrf_token": csrf, "username": "mole", "role": "admin"})
+            assert r.status_code == 403, (rule.endpoint, method, r.status_code)
+    assert snapshot(node) == before
+    assert accounts.by_username(node.store, "mole") is None and not accounts.by_username(node.store, "boss").disabled

@@ -1,8 +1,10 @@
-"""User accounts: doctors and admins, Argon2id password hashes, a login throttle.
+"""User accounts: doctors and admins, Argon2id password hashes, a login throttle, session generations.
 
 Passwords are hashed with Argon2id (argon2-cffi, RFC 9106 parameters); a hash made with older
-parameters is upgraded at the next successful login. After `MAX_FAILURES` failed logins for one
-username or one address within `WINDOW`, further attempts are refused until the window passes.
+parameters is upgraded at the next successful login. Failed logins are throttled per (name,
+client address) before the password is checked (edge/core/login_throttle.py). Every account has a
+session generation that the web sessions carry; logout, a new password, disabling and "log out
+everywhere" bump it, which ends every session made before.
 """
 from __future__ import annotations
 
@@ -15,15 +17,14 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from . import audit
+from . import audit, login_throttle
 from .errors import CoreError, NotFound, ValidationError
 from .reading import utc_iso
 
 ROLES = ("doctor", "admin")
 USERNAME = re.compile(r"[a-z0-9][a-z0-9_.-]{1,31}")
 MIN_PASSWORD = 8
-MAX_FAILURES = 5
-WINDOW = timedelta(minutes=15)
+MAX_FAILURES = login_throttle.FREE_TRIES
 _hasher = PasswordHasher()
 
 
@@ -42,7 +43,9 @@ class LoginRefused(CoreError):
 
 
 class LoginThrottled(LoginRefused):
-    pass
+    def __init__(self, message: str, wait: timedelta):
+        super().__init__(message)
+        self.minutes = max(1, -(-int(wait.total_seconds()) // 60))   # rounded up
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class User:
     display_name: str
     role: str
     disabled: bool
+    session_generation: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -59,7 +63,8 @@ class User:
 
 
 def _user(row) -> User:
-    return User(row["id"], row["username"], row["display_name"], row["role"], row["disabled_at"] is not None)
+    return User(row["id"], row["username"], row["display_name"], row["role"], row["disabled_at"] is not None,
+                row["session_generation"])
 
 
 def check_password(password: str) -> str:
@@ -92,11 +97,12 @@ def add(store, username: str, password: str, *, role: str = "doctor", display_na
 def set_password(store, username: str, password: str, *, now: datetime, actor: str = "system") -> None:
     check_password(password)
     with store.atomic() as conn:
-        cur = conn.execute("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE username = ?",
+        cur = conn.execute("UPDATE users SET password_hash = ?, password_changed_at = ?,"
+                           " session_generation = session_generation + 1 WHERE username = ?",
                            (_hasher.hash(password), utc_iso(now), username))
         if cur.rowcount == 0:
             raise NotFound(f"no user named {username}")
-        conn.execute("DELETE FROM login_failures WHERE key = ?", ("user:" + username.lower(),))
+        login_throttle.lift(conn, username.lower())
         audit.append(conn, actor=actor, action="user.passwd", entity="user", entity_id=username, at=now)
 
 
@@ -105,11 +111,23 @@ def set_disabled(store, username: str, disabled: bool, *, now: datetime, actor: 
         row = conn.execute("SELECT disabled_at FROM users WHERE username = ?", (username,)).fetchone()
         if row is None:
             raise NotFound(f"no user named {username}")
-        conn.execute("UPDATE users SET disabled_at = ? WHERE username = ?",
-                     (utc_iso(now) if disabled else None, username))
+        conn.execute("UPDATE users SET disabled_at = ?, session_generation = session_generation + ?"
+                     " WHERE username = ?", (utc_iso(now) if disabled else None, int(disabled), username))
         audit.append(conn, actor=actor, action="user.disable" if disabled else "user.enable", entity="user",
                      entity_id=username, at=now, before={"disabled": row[0] is not None},
                      after={"disabled": disabled})
+
+
+def end_sessions(store, username: str, *, now: datetime, actor: str | None = "system") -> None:
+    """Log the user out everywhere: every session cookie made so far stops working.
+    `actor=None` for the user's own logout (not audited: it changes nothing but the sessions)."""
+    with store.atomic() as conn:
+        cur = conn.execute("UPDATE users SET session_generation = session_generation + 1 WHERE username = ?",
+                           (username,))
+        if cur.rowcount == 0:
+            raise NotFound(f"no user named {username}")
+        if actor is not None:
+            audit.append(conn, actor=actor, action="user.logout_all", entity="user", entity_id=username, at=now)
 
 
 def get(store, user_id: int) -> User | None:
@@ -127,27 +145,21 @@ def all_users(store) -> list[User]:
 
 
 def authenticate(store, username: str, password: str, *, address: str = "", now: datetime) -> User:
-    """The user, or LoginRefused. Every failure counts against the name and the address."""
+    """The user, or LoginRefused. The attempt is counted against (name, address) before the check."""
     username = (username or "").strip().lower()
-    keys = ["user:" + username] + (["addr:" + address] if address else [])
-    since = utc_iso(now - WINDOW)
-    for key in keys:
-        n = store.scalar("SELECT count(*) FROM login_failures WHERE key = ? AND at > ?", (key, since))
-        if n >= MAX_FAILURES:
-            raise LoginThrottled(N_("Too many failed logins. Wait 15 minutes and try again, "
-                                    "or ask the administrator to reset the password."))
+    with store.atomic() as conn:
+        wait = login_throttle.admit(conn, username, address, now=now)
+    if wait is not None:
+        raise LoginThrottled(N_("Too many failed logins from this computer. Try again in %(minutes)d minutes, "
+                                "or ask the administrator to reset the password."), wait)
     row = store.one("SELECT * FROM users WHERE username = ?", (username,))
     ok = _verify(row["password_hash"] if row else _dummy_hash(), password or "")
-    if not ok or row is None or row["disabled_at"]:
-        with store.atomic() as conn:
-            conn.execute("DELETE FROM login_failures WHERE at <= ?", (since,))
-            for key in keys:
-                conn.execute("INSERT INTO login_failures (key, at) VALUES (?, ?)", (key, utc_iso(now)))
-        if ok and row is not None:
-            raise LoginRefused(N_("This account is disabled."))
+    if not ok or row is None:
         raise LoginRefused(N_("Wrong user name or password."))
+    if row["disabled_at"]:
+        raise LoginRefused(N_("This account is disabled."))
     with store.atomic() as conn:
-        conn.execute("DELETE FROM login_failures WHERE key = ?", (keys[0],))
+        login_throttle.succeeded(conn, username, address)
         if _hasher.check_needs_rehash(row["password_hash"]):
             conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (_hasher.hash(password), row["id"]))
     return _user(row)

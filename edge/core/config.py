@@ -83,6 +83,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "secret_key": Key(str, "", "a long random string (empty = generated in the data directory)"),
         "language": Key(str, "zh", "zh or en", lambda v: v in ("zh", "en")),
         "idle_minutes": Key(int, 30, "minutes, 1-1440", lambda v: 1 <= v <= 1440),
+        "session_hours": Key(int, 12, "hours a login lasts however busy, 1-168", lambda v: 1 <= v <= 168),
+        "trusted_proxy": Key(str, "", "the address of a reverse proxy whose X-Forwarded-For is believed "
+                             "(empty = none: the client address is the connection's)"),
         "measuring_minutes": Key(int, 5, "minutes a \"measuring now\" session lasts, 1-120",
                                  lambda v: 1 <= v <= 120),
         "secure_cookies": Key(bool, False, "true when served over HTTPS (`serve` sets it itself when it serves TLS)"),

@@ -15,11 +15,13 @@ class CherootService:
     """What edge.core.watchdog.serve_notified runs: the socket is bound before READY=1."""
 
     def __init__(self, app, host: str, port: int, *, threads: int, cert: Path | None = None,
-                 key: Path | None = None, name: str = "clinic-edge"):
+                 key: Path | None = None, name: str = "clinic-edge", max_body: int = 0):
         from cheroot import wsgi
 
         self.server = wsgi.Server((host, port), app, numthreads=threads, server_name=name, timeout=60,
                                   shutdown_timeout=10, accepted_queue_size=max(100, threads * 4))
+        # a body over max_body is refused with 413 from its Content-Length, before it is read (0: no limit)
+        self.server.max_request_body_size = max_body
         if cert is not None:
             from cheroot.ssl.builtin import BuiltinSSLAdapter
 

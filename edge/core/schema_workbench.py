@@ -82,3 +82,24 @@ def measuring(db: sqlite_utils.Database) -> None:
         # the inbox: readings nobody has claimed yet
         "CREATE INDEX readings_inbox ON readings(resident_id, dismissed_at, receive_time)",
     )
+
+
+@migration(110, "session generations and a login throttle per (name, address)")
+def sessions_and_throttle(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        # bumped on logout, password change, disable and "log out everywhere": a session cookie
+        # made under an older generation is refused (edge/core/accounts.py)
+        "ALTER TABLE users ADD COLUMN session_generation INTEGER NOT NULL DEFAULT 0",
+        # one row per (user name, client address); user name '' = every name from that address
+        """CREATE TABLE login_throttle (
+            username TEXT NOT NULL,
+            address TEXT NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0,   -- attempts admitted since the last success
+            blocked_until TEXT,                    -- refused without a password check until then
+            last_at TEXT NOT NULL,
+            checked INTEGER NOT NULL DEFAULT 0,    -- password checks (Argon2 runs) ever made
+            PRIMARY KEY (username, address)
+        ) WITHOUT ROWID""",
+        "DROP TABLE login_failures",               # counted per name only: a lock-out weapon
+    )

@@ -36,4 +36,6 @@ def create_app(config: Config | None = None, *, node: Node | None = None) -> Fla
     install(app)
     from . import setup  # first-boot /setup page (issue 8)
     setup.install(app)
+    from . import limits  # body limit, 4xx with a reason for malformed input (issue 14)
+    limits.install(app)
     return app

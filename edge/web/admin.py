@@ -53,6 +53,17 @@ def disable(username: str):
     return redirect(url_for("admin.users"), 303)
 
 
+@bp.post("/users/<username>/logout-all")
+def logout_all(username: str):
+    """End every session of the account (a lost tablet, a shared password)."""
+    try:
+        accounts.end_sessions(context.store(), username, now=_now(), actor=current_user.username)
+    except NotFound:
+        abort(404)
+    flash(gettext("%(u)s is logged out everywhere.", u=username), "info")
+    return redirect(url_for("admin.users"), 303)
+
+
 @bp.post("/users/<username>/password")
 def reset_password(username: str):
     password = accounts.new_password()

@@ -2,11 +2,14 @@
 pages; every POST carries the CSRF token in the X-CSRFToken header."""
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, abort, jsonify, request
 from flask_babel import gettext
 from flask_login import current_user
 
 from edge.core import measuring, residents, vitals
+from edge.core.accounts import N_
 from edge.core.errors import NotFound, ValidationError
 from edge.core.resident_search import search
 from . import context
@@ -20,9 +23,41 @@ def _now():
 
 
 def _body() -> dict:
-    data = request.get_json(silent=True)
+    """The request's JSON object, or a 400 that says what is wrong with it."""
+    if not request.is_json:
+        abort(400, gettext("Send the data as JSON (Content-Type: application/json)."))
+    try:
+        data = json.loads(request.get_data(cache=True))
+    except (ValueError, RecursionError):      # not JSON, not UTF-8, or nested too deep
+        abort(400, gettext("The body is not valid JSON."))
     if not isinstance(data, dict):
-        abort(400, "send a JSON object")
+        abort(400, gettext("Send a JSON object."))
+    return data
+
+
+def _text(data: dict, key: str) -> str:
+    value = data.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(N_("This must be text."), field=key)
+    return value
+
+
+def _ids(data: dict, key: str = "reading_ids") -> list[str]:
+    value = data.get(key) or []
+    if not isinstance(value, list) or len(value) > 1000 or not all(isinstance(v, str) for v in value):
+        raise ValidationError(N_("This must be a list of reading ids."), field=key)
+    return value
+
+
+def _resident_fields(data: dict) -> dict:
+    """Every resident field is text, a number or a tick; a version is a whole number."""
+    for key in residents.FIELDS:
+        if data.get(key) is not None and not isinstance(data[key], (str, int, bool)):
+            raise ValidationError(N_("This must be text."), field=key)
+    if data.get("version") is not None and (type(data["version"]) is not int):
+        raise ValidationError(N_("The version must be a whole number."), field="version")
     return data
 
 
@@ -35,14 +70,14 @@ def _invalid(e: ValidationError):
 
 @bp.get("/residents")
 def resident_search():
-    limit = max(1, min(int(request.args.get("limit", 20)), 100))
+    limit = max(1, min(request.args.get("limit", 20, type=int), 100))
     return jsonify(search(context.store(), request.args.get("q", ""), limit=limit))
 
 
 @bp.post("/residents")
 def resident_create():
     try:
-        rid = residents.create(context.store(), _body(), division_code=context.node().config["node"]["division_code"],
+        rid = residents.create(context.store(), _resident_fields(_body()), division_code=context.node().config["node"]["division_code"],
                                now=_now(), actor=current_user.username)
     except ValidationError as e:
         return _invalid(e)
@@ -61,6 +96,7 @@ def resident_get(resident_id: str):
 def resident_update(resident_id: str):
     data = _body()
     try:
+        _resident_fields(data)
         residents.update(context.store(), resident_id, data, now=_now(), actor=current_user.username,
                          version=data.get("version"))
     except NotFound:
@@ -73,7 +109,7 @@ def resident_update(resident_id: str):
 @bp.post("/residents/<resident_id>/void")
 def resident_void(resident_id: str):
     try:
-        residents.void(context.store(), resident_id, _body().get("reason", ""), now=_now(),
+        residents.void(context.store(), resident_id, _text(_body(), "reason"), now=_now(),
                        actor=current_user.username)
     except NotFound:
         abort(404)
@@ -88,7 +124,7 @@ def resident_live(resident_id: str):
     store = context.store()
     if residents.get(store, resident_id) is None:
         abort(404)
-    after = int(request.args.get("after", 0))
+    after = min(max(0, request.args.get("after", 0, type=int)), 2**63 - 1)   # SQLite integers are 64-bit
     rows = vitals.recent(store, resident_id, limit=100, after_seq=after)
     statuses = {"valid": gettext("valid"), "rejected": gettext("rejected"), "voided": gettext("voided")}
     for r in rows:
@@ -110,13 +146,15 @@ def measuring_state():
 def measuring_start():
     data = _body()
     try:
-        minutes = int(data.get("minutes") or context.node().config["web"]["measuring_minutes"])
-        session = measuring.start(context.store(), str(data.get("resident_id", "")), minutes=minutes,
+        minutes = data.get("minutes") or context.node().config["web"]["measuring_minutes"]
+        if type(minutes) is not int:
+            raise ValidationError(N_("The minutes must be a whole number."), field="minutes")
+        session = measuring.start(context.store(), _text(data, "resident_id"), minutes=minutes,
                                   now=_now(), actor=current_user.username)
     except NotFound:
         abort(404)
-    except (ValueError, ValidationError) as e:
-        return _invalid(e if isinstance(e, ValidationError) else ValidationError(str(e), field="minutes"))
+    except ValidationError as e:
+        return _invalid(e)
     return jsonify(measuring=session), 201
 
 
@@ -135,7 +173,7 @@ def inbox():
 def inbox_assign():
     data = _body()
     try:
-        n = measuring.assign(context.store(), data.get("reading_ids") or [], str(data.get("resident_id", "")),
+        n = measuring.assign(context.store(), _ids(data), _text(data, "resident_id"),
                              now=_now(), actor=current_user.username)
     except NotFound:
         abort(404)
@@ -148,7 +186,7 @@ def inbox_assign():
 def inbox_dismiss():
     data = _body()
     try:
-        n = measuring.dismiss(context.store(), data.get("reading_ids") or [], data.get("reason", ""),
+        n = measuring.dismiss(context.store(), _ids(data), _text(data, "reason"),
                               now=_now(), actor=current_user.username)
     except NotFound:
         abort(404)
@@ -160,7 +198,7 @@ def inbox_dismiss():
 @bp.post("/readings/<reading_id>/void")
 def reading_void(reading_id: str):
     try:
-        measuring.void_reading(context.store(), reading_id, _body().get("reason", ""), now=_now(),
+        measuring.void_reading(context.store(), reading_id, _text(_body(), "reason"), now=_now(),
                                actor=current_user.username)
     except NotFound:
         abort(404)

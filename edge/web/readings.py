@@ -12,7 +12,7 @@ bp = Blueprint("readings", __name__)
 
 @bp.get("/readings")
 def index():
-    rows = latest(context.store(), limit=min(int(request.args.get("limit", 100)), 1000))
+    rows = latest(context.store(), limit=_limit())
     for r in rows:
         c = codes.lookup(r["code"])
         r["label_zh"], r["label_en"] = (c.display_zh, c.display_en) if c else (r["code"], r["code"])
@@ -21,5 +21,9 @@ def index():
 
 @bp.get("/api/v1/readings")
 def api_readings():
-    limit = min(int(request.args.get("limit", 100)), 1000)
-    return jsonify(latest(context.store(), limit=limit))
+    return jsonify(latest(context.store(), limit=_limit()))
+
+
+def _limit() -> int:
+    """?limit=N, 1-1000 (100 when missing or not a number)."""
+    return max(1, min(request.args.get("limit", 100, type=int), 1000))

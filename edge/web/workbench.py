@@ -15,7 +15,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from edge.core import accounts, measuring
 from edge.core.reading import parse_iso
-from . import context, i18n
+from . import context, i18n, sessions
 
 PUBLIC = {"auth.login", "auth.language", "health.healthz", "static"}
 # asked every few seconds by an open page: not a sign that a person is there
@@ -58,16 +58,15 @@ def install(app: Flask) -> None:
             return None
         if not current_user.is_authenticated:
             return _login_needed()
-        now = datetime.now(timezone.utc).timestamp()
-        seen = session.get("seen", now)
-        if now - seen > idle.total_seconds():
+        now = node.clock.now()
+        ended = sessions.why_ended(web, now=now)
+        if ended:
             logout_user()
             session.clear()
-            flash(gettext("You were logged out after %(n)d idle minutes.", n=web["idle_minutes"]), "info")
+            flash(gettext(ended[0], **ended[1]), "info")
             return _login_needed()
         if request.endpoint not in PASSIVE:
-            session["seen"] = now
-        session.permanent = True
+            sessions.touch(now=now)
         return None
 
     @app.errorhandler(CSRFError)
@@ -135,9 +134,11 @@ def _lang(web) -> str:
     return session.get("lang") or web["language"]
 
 
-def _load_user(user_id: str):
-    user = accounts.get(context.store(), int(user_id))
-    if user is None or user.disabled:
+def _load_user(token: str):
+    """The logged-in user, if the session's generation is still the account's (sessions.py)."""
+    parsed = sessions.parse_token(token)
+    user = accounts.get(context.store(), parsed[0]) if parsed else None
+    if user is None or user.disabled or user.session_generation != parsed[1]:
         return None
     return WebUser(user)
 
@@ -157,7 +158,7 @@ class WebUser:
         self.is_admin = user.is_admin
 
     def get_id(self) -> str:
-        return str(self.account.id)
+        return sessions.user_token(self.account.id, self.account.session_generation)
 
 
 def _login_needed():
