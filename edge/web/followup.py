@@ -68,9 +68,7 @@ def template_helpers() -> dict[str, Any]:
 
 
 def today() -> date:
-    from zoneinfo import ZoneInfo
-    node = context.node()
-    return node.clock.now().astimezone(ZoneInfo(node.config["node"]["timezone"])).date()
+    return context.today()
 
 
 def tz() -> str:

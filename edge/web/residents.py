@@ -48,7 +48,7 @@ def new():
     if request.method == "POST":
         try:
             rid = residents.create(context.store(), request.form, division_code=context.node().config["node"][
-                "division_code"], now=_now(), actor=current_user.username)
+                "division_code"], now=_now(), actor=current_user.username, today=context.today())
         except residents.FormInvalid as e:
             errors, duplicate = translated(e.errors), e.duplicate_of
         else:
@@ -66,7 +66,7 @@ def edit(resident_id: str):
         values = dict(request.form)
         try:
             residents.update(context.store(), resident_id, request.form, now=_now(), actor=current_user.username,
-                             version=request.form.get("version") or None)
+                             version=request.form.get("version") or None, today=context.today())
         except residents.FormInvalid as e:
             errors, duplicate = translated(e.errors), e.duplicate_of
         else:
@@ -105,7 +105,7 @@ def page(resident_id: str):
                         (resident_id,))
     wearables = store.query("SELECT id, kind, name FROM devices WHERE resident_id IS NULL AND removed_at IS NULL"
                             " AND kind = 'wearable' ORDER BY id")
-    return render_template("resident.html", r=resident, age=residents.age(resident["birth_date"], _now().date()),
+    return render_template("resident.html", r=resident, age=residents.age(resident["birth_date"], context.today()),
                            latest=vitals.latest(store, resident_id), rows=vitals.recent(store, resident_id),
                            last_seq=vitals.last_seq(store, resident_id), charts=chart_panel(resident_id),
                            bound=bound, wearables=wearables,
