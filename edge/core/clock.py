@@ -23,6 +23,9 @@ TOLERANCE = timedelta(minutes=5)
 # Without a hub time on this boot: how far past the latest time known to have passed (the newest
 # signed hub time of any boot) the clock may be. A box can be offline for months, not for years.
 MAX_AHEAD = timedelta(days=366)
+# A box that never had a signed hub time knows only that it is not before 2025 and, coarsely, not
+# after this (raise it with a release before then; docs/time.md).
+UNSYNCED_CEILING = datetime(2030, 1, 1, tzinfo=timezone.utc)
 DEFAULT_ZONE = "Asia/Shanghai"
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 
@@ -72,16 +75,21 @@ class KnownTime:
 
     wall: datetime
     true: datetime | None
-    latest: datetime
+    latest: datetime | None     # the newest signed hub time of any boot; None: never had one
 
     @property
     def best(self) -> datetime:
         return self.true or self.wall
 
+    @property
+    def ceiling(self) -> datetime:
+        return self.latest + MAX_AHEAD if self.latest else UNSYNCED_CEILING
+
     def wall_ok(self) -> bool:
         if self.true is not None:
             return abs(self.wall - self.true) <= TOLERANCE
-        return max(EARLIEST_PLAUSIBLE, self.latest - TOLERANCE) <= self.wall <= self.latest + MAX_AHEAD
+        floor = max(EARLIEST_PLAUSIBLE, self.latest - TOLERANCE) if self.latest else EARLIEST_PLAUSIBLE
+        return floor <= self.wall <= self.ceiling
 
     def device_time_ok(self, t: datetime) -> bool:
         """A device's own time is believed unless before 2025 or ahead of the best known time."""
@@ -89,7 +97,7 @@ class KnownTime:
             return False
         if self.true is not None:
             return t <= self.true + TOLERANCE
-        return t <= (self.wall if self.wall_ok() else self.latest + MAX_AHEAD) + TOLERANCE
+        return t <= (self.wall if self.wall_ok() else self.ceiling) + TOLERANCE
 
 
 def known_time(conn, anchor: Anchor) -> KnownTime:
@@ -100,8 +108,7 @@ def known_time(conn, anchor: Anchor) -> KnownTime:
     if row is not None:
         true = _parse(row[1]) + timedelta(seconds=anchor.monotonic - row[0])
     newest = conn.execute("SELECT hub_time FROM sync_time_anchors ORDER BY rowid DESC LIMIT 1").fetchone()
-    latest = max(EARLIEST_PLAUSIBLE, _parse(newest[0])) if newest else EARLIEST_PLAUSIBLE
-    return KnownTime(anchor.wall, true, latest)
+    return KnownTime(anchor.wall, true, _parse(newest[0]) if newest else None)
 
 
 def best_now(conn, clock) -> datetime:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from . import audit, codes, outbox
-from .clock import SystemClock, clock_plausible
+from .clock import KnownTime, SystemClock, known_time
 from .patient_match import resident_for_patient_id
 from .reading import (STATUS_REJECTED, STATUS_UNMAPPED, STATUS_VALID, Reading, utc_iso)
 
@@ -40,12 +40,13 @@ def ingest(store, readings: Iterable[Reading], *, clock=None) -> list[Outcome]:
     anchor = clock.anchor()
     outcomes = []
     with store.atomic() as conn:
+        known = known_time(conn, anchor)     # the box clock judged against the hub's signed time
         for r in readings:
-            outcomes.append(_store_one(conn, r, anchor))
+            outcomes.append(_store_one(conn, r, anchor, known))
     return outcomes
 
 
-def _store_one(conn: sqlite3.Connection, r: Reading, anchor) -> Outcome:
+def _store_one(conn: sqlite3.Connection, r: Reading, anchor, known: KnownTime) -> Outcome:
     r.receive_time = r.receive_time or anchor.wall
     r.boot_id = r.boot_id or anchor.boot_id
     r.monotonic = anchor.monotonic if r.monotonic is None else r.monotonic
@@ -60,8 +61,10 @@ def _store_one(conn: sqlite3.Connection, r: Reading, anchor) -> Outcome:
 
     value, unit, status, reason = normalise(r)
     resident_id = resident_for(conn, r, device[0])
-    clock_status = "ok" if clock_plausible(r.receive_time) else "suspect"
-    effective = r.device_time if (r.device_time and clock_plausible(r.device_time)) else r.receive_time
+    # before 2025 or ahead of the best known time: corrected from (boot_id, monotonic) at the next
+    # signed exchange with the hub (sync.client.timefix); a device's own wrong time is not used
+    clock_status = "ok" if _receive_time_ok(r, anchor, known) else "suspect"
+    effective = r.device_time if (r.device_time and known.device_time_ok(r.device_time)) else r.receive_time
     row = {
         "id": rid, "device_id": r.device_id, "code": r.code, "value": value, "unit": unit,
         "value_as_sent": r.value, "unit_as_sent": r.unit,
@@ -85,6 +88,12 @@ def _store_one(conn: sqlite3.Connection, r: Reading, anchor) -> Outcome:
     audit.append(conn, actor=f"device:{r.device_id}", action="reading.create", entity="reading",
                  entity_id=rid, at=r.receive_time, after=summary)
     return Outcome(rid, status, reason, False, resident_id)
+
+
+def _receive_time_ok(r: Reading, anchor, known: KnownTime) -> bool:
+    if r.receive_time == anchor.wall:
+        return known.wall_ok()
+    return KnownTime(r.receive_time, None, known.latest).wall_ok()   # set by the caller: judged alone
 
 
 def normalise(r: Reading) -> tuple[float | None, str, str, str | None]:
