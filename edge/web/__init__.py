@@ -38,4 +38,6 @@ def create_app(config: Config | None = None, *, node: Node | None = None) -> Fla
     install(app)
     from . import setup  # first-boot /setup page (issue 8)
     setup.install(app)
+    from . import disk_full  # a full data partition: the message, never a bare 500
+    disk_full.install(app)
     return app

@@ -10,9 +10,9 @@ from flask_babel import gettext
 from flask_login import current_user
 
 from edge.core import measuring, residents, vitals
-from edge.core.errors import NotFound
+from edge.core.errors import NotFound, StoreFull
 from edge.core.resident_search import search
-from . import charts, context
+from . import charts, context, disk_full
 
 bp = Blueprint("residents", __name__)
 CHART_DAYS = 365
@@ -51,6 +51,10 @@ def new():
                 "division_code"], now=_now(), actor=current_user.username, today=context.today())
         except residents.FormInvalid as e:
             errors, duplicate = translated(e.errors), e.duplicate_of
+        except StoreFull:
+            disk_full.notice()
+            return render_template("resident_form.html", values=values, errors={}, duplicate=None,
+                                   resident=None), disk_full.STATUS
         else:
             flash(gettext("Resident registered."), "ok")
             return redirect(url_for("residents.page", resident_id=rid), 303)
@@ -69,6 +73,10 @@ def edit(resident_id: str):
                              version=request.form.get("version") or None, today=context.today())
         except residents.FormInvalid as e:
             errors, duplicate = translated(e.errors), e.duplicate_of
+        except StoreFull:
+            disk_full.notice()
+            return render_template("resident_form.html", values=values, errors={}, duplicate=None,
+                                   resident=resident), disk_full.STATUS
         else:
             flash(gettext("Changes saved."), "ok")
             return redirect(url_for("residents.page", resident_id=resident_id), 303)
