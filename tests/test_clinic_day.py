@@ -139,3 +139,18 @@ def test_core_defaults_to_the_clinic_zone_too(early):
     rid = residents.create(early.store, {"name": "赵六", "sex": "2", "birth_date": CLINIC_TODAY},
                            division_code="110105001001", now=EARLY_MORNING, actor="doc")
     assert residents.get(early.store, rid)["birth_date"] == CLINIC_TODAY
+
+
+def test_the_resident_page_shows_the_clinic_date_and_age_on_its_birthday(client, early):
+    """Born on 2 December: at 07:30 Beijing time she has had her birthday; the chart ends today."""
+    from edge.core import devices
+    from edge.core.ingest import ingest
+    from edge.core.reading import Reading
+
+    row = saved(early, register(client, name="孙兰", id_number=id_number(20, born="19561202")))
+    devices.add(early.store, "bp-day", kind="bp", name="bp", resident_id=row["id"], now=EARLY_MORNING, actor="t")
+    ingest(early.store, [Reading("bp-day", "8480-6", 128, "mm[Hg]", "mqtt", source_key="day")], clock=early.clock)
+    page = client.get(f"/residents/{row['id']}").text
+    assert re.search(r'<text class="axis"[^>]*text-anchor="end">2026-12-02</text>', page)
+    assert residents.age(row["birth_date"], early.today()) == 70
+    assert "70" in page

@@ -127,7 +127,8 @@ def charts_fragment(resident_id: str):
 
 
 def chart_panel(resident_id: str) -> list:
-    store, end = context.store(), _now()
+    # in the clinic's zone: the axis shows the clinic's dates
+    store, end = context.store(), _now().astimezone(ZoneInfo(context.node().config["node"]["timezone"]))
     start = end - timedelta(days=CHART_DAYS)
 
     empty = gettext("No readings in the last 12 months.")
