@@ -14,6 +14,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from .reading import parse_iso
+
 # Earliest wall-clock time this software can really be running at: anything before means the
 # clock was never set since boot.
 EARLIEST_PLAUSIBLE = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -106,9 +108,9 @@ def known_time(conn, anchor: Anchor) -> KnownTime:
                        " ORDER BY rtt_s, monotonic DESC LIMIT 1", (anchor.boot_id,)).fetchone()
     true = None
     if row is not None:
-        true = _parse(row[1]) + timedelta(seconds=anchor.monotonic - row[0])
+        true = parse_iso(row[1]) + timedelta(seconds=anchor.monotonic - row[0])
     newest = conn.execute("SELECT hub_time FROM sync_time_anchors ORDER BY rowid DESC LIMIT 1").fetchone()
-    return KnownTime(anchor.wall, true, _parse(newest[0]) if newest else None)
+    return KnownTime(anchor.wall, true, parse_iso(newest[0]) if newest else None)
 
 
 def best_now(conn, clock) -> datetime:
@@ -124,10 +126,6 @@ def local_date(at: datetime, zone: str = DEFAULT_ZONE) -> date:
 def start_of_day(at: datetime, zone: str = DEFAULT_ZONE) -> datetime:
     local = at.astimezone(ZoneInfo(zone))
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def clinic_today(store, clock, zone: str = DEFAULT_ZONE) -> date:

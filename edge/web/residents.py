@@ -10,6 +10,7 @@ from flask_babel import gettext
 from flask_login import current_user
 
 from edge.core import measuring, residents, vitals
+from edge.core.clock import start_of_day
 from edge.core.errors import NotFound, StoreFull
 from edge.core.resident_search import search
 from . import charts, context, disk_full
@@ -37,9 +38,7 @@ def home():
 
 
 def _start_of_day():
-    zone = ZoneInfo(context.node().config["node"]["timezone"])
-    local = _now().astimezone(zone)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start_of_day(_now(), context.node().config["node"]["timezone"])
 
 
 @bp.route("/residents/new", methods=["GET", "POST"])
