@@ -14,7 +14,7 @@ import threading
 
 from edge.core import sdnotify
 from edge.core.node import Node
-from edge.core.watchdog import store_problem
+from edge.core.watchdog import store_problem, tell_waiting
 
 from .errors import DriverError
 
@@ -101,6 +101,6 @@ def _feed_watchdog(node: Node, health: dict[str, bool], notify: sdnotify.Notifie
     notify = notify or sdnotify.notifier()
     if not notify.due() or not all(health.values()):
         return False
-    if store_problem(node.config.store_path):
+    if not tell_waiting(notify, store_problem(node.config.store_path)):   # a full disk: wait, say why
         return False
     return notify.watchdog()

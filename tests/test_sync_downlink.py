@@ -119,7 +119,8 @@ def test_readings_taken_before_the_clock_was_set_are_corrected_from_the_hub_offs
     assert fixed["effective_time"] == fixed["receive_time"]
     assert json.loads(fixed["meta"])["clock_original"]["receive_time"].startswith("1970-01-01T00:05")
     assert rows[150.0]["clock_status"] == "uncorrectable"      # its boot ended before any time source
-    assert rows[130.0]["effective_time"].startswith("2099")    # dated in the future, and it still went up
+    # a device dated 2099 is not believed (issue 12 item 4): it takes the corrected receive time
+    assert rows[130.0]["clock_status"] == "corrected" and rows[130.0]["effective_time"] == rows[130.0]["receive_time"]
     held = sorted(hub_records(hub))
     assert [v for k, _, v in held if k == "reading"].count(2) == 3   # corrections went up as version 2
     assert len(held) == 6

@@ -42,6 +42,16 @@ def _hostport(v: str) -> bool:
     return bool(m) and 0 <= int(m.group(2)) <= 65535
 
 
+def _zone(v: str) -> bool:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(v)    # time zone data: the system's, else the tzdata package (a dependency)
+    except (ValueError, OSError, LookupError):
+        return False
+    return True
+
+
 def _url(*schemes: str) -> Callable[[str], bool]:
     def ok(v: str) -> bool:
         u = urlparse(v)
@@ -55,7 +65,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "clinic_name": Key(str, "示范村卫生室", "the clinic's name", lambda v: 0 < len(v) <= 64),
         "division_code": Key(str, "110105001001", "the 12-digit statistical division code of the village",
                              lambda v: bool(re.fullmatch(r"\d{12}", v))),
-        "timezone": Key(str, "Asia/Shanghai", "an IANA time zone name", lambda v: "/" in v or v == "UTC"),
+        "timezone": Key(str, "Asia/Shanghai", "an IANA time zone name such as Asia/Shanghai (the clinic's day: "
+                        "dates on forms, rules and reports)", lambda v: _zone(v)),
     },
     "store": {
         "path": Key(str, "", "a file path (empty = clinic-edge.db in the data directory)"),

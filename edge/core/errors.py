@@ -9,6 +9,10 @@ class StoreError(CoreError):
     """The store cannot be used as asked."""
 
 
+class StoreFull(StoreError):
+    """The data partition is full: nothing was written; retry once there is space again."""
+
+
 class StoreDamaged(StoreError):
     """The database file failed its integrity check; the message says how to restore."""
 

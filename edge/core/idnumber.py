@@ -7,9 +7,11 @@ even = female) + check character, ISO 7064 MOD 11-2 over the first 17 digits
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 
+from .clock import local_date
 from .errors import ValidationError
 
 
@@ -47,13 +49,14 @@ def check_char(first17: str) -> str:
 
 
 def normalise(text: str) -> str:
-    return (text or "").strip().replace(" ", "").upper()
+    """As typed -> 18 plain characters: full-width digits and X (NFKC), spaces between groups removed."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text or "")).upper()
 
 
 def parse(text: str, *, today: date | None = None) -> IdNumber:
     """Validate an 18-character ID number; raise ValidationError (field id_number) saying why."""
     n = normalise(text)
-    today = today or date.today()
+    today = today or local_date(datetime.now(timezone.utc))
     if len(n) == 15 and n.isdigit():
         raise ValidationError(N_("This is an old 15-digit ID number; enter the 18-character number "
                               "printed on the second-generation ID card."), field="id_number")

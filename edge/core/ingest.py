@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from . import audit, codes, outbox
-from .clock import SystemClock, clock_plausible
+from .clock import KnownTime, SystemClock, known_time
 from .patient_match import resident_for_patient_id
 from .reading import (STATUS_REJECTED, STATUS_UNMAPPED, STATUS_VALID, Reading, finite_number, json_safe,
                       storable_time, utc_iso)
@@ -42,12 +42,13 @@ def ingest(store, readings: Iterable[Reading], *, clock=None) -> list[Outcome]:
     anchor = clock.anchor()
     outcomes = []
     with store.atomic() as conn:
+        known = known_time(conn, anchor)     # the box clock judged against the hub's signed time
         for r in readings:
-            outcomes.append(_store_one(conn, r, anchor))
+            outcomes.append(_store_one(conn, r, anchor, known))
     return outcomes
 
 
-def _store_one(conn: sqlite3.Connection, r: Reading, anchor) -> Outcome:
+def _store_one(conn: sqlite3.Connection, r: Reading, anchor, known: KnownTime) -> Outcome:
     r.receive_time = r.receive_time or anchor.wall
     r.boot_id = r.boot_id or anchor.boot_id
     r.monotonic = anchor.monotonic if r.monotonic is None else r.monotonic
@@ -65,8 +66,10 @@ def _store_one(conn: sqlite3.Connection, r: Reading, anchor) -> Outcome:
     if time_problem and status == STATUS_VALID:
         status, reason = STATUS_REJECTED, time_problem
     resident_id = resident_for(conn, r, device[0])
-    clock_status = "ok" if clock_plausible(r.receive_time) else "suspect"
-    effective = r.device_time if (r.device_time and clock_plausible(r.device_time)) else r.receive_time
+    # before 2025 or ahead of the best known time: corrected from (boot_id, monotonic) at the next
+    # signed exchange with the hub (sync.client.timefix); a device's own wrong time is not used
+    clock_status = "ok" if _receive_time_ok(r, anchor, known) else "suspect"
+    effective = r.device_time if (r.device_time and known.device_time_ok(r.device_time)) else r.receive_time
     row = {
         "id": rid, "device_id": r.device_id, "code": r.code, "value": value, "unit": unit,
         "value_as_sent": finite_number(r.value), "unit_as_sent": r.unit,
@@ -106,6 +109,10 @@ def _described(value) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10 ** 40:
         return f"a number of {len(str(abs(value))) if abs(value) < 10 ** 4000 else 'over 4000'} digits"
     return repr(value)[:40]
+def _receive_time_ok(r: Reading, anchor, known: KnownTime) -> bool:
+    if r.receive_time == anchor.wall:
+        return known.wall_ok()
+    return KnownTime(r.receive_time, None, known.latest).wall_ok()   # set by the caller: judged alone
 
 
 def normalise(r: Reading) -> tuple[float | None, str, str, str | None]:

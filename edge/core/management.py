@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 from . import audit, outbox
+from .clock import local_date
 from .errors import NotFound, ValidationError
 from .reading import utc_iso
 
@@ -75,15 +76,16 @@ def enrol_in(conn, resident_id: str, disease: str, since: date, *, actor: str, a
 
 
 def end_in(conn, resident_id: str, disease: str, on: date, reason: str, *, actor: str, at: datetime,
-           note: str = "") -> None:
-    """End an active management (死亡/迁出/失访/...) on `on`, inside the caller's transaction."""
+           note: str = "", today: date | None = None) -> None:
+    """End an active management (死亡/迁出/失访/...) on `on`, inside the caller's transaction.
+    `today` is the clinic's date (default: `at` in the default clinic time zone)."""
     _check(conn, resident_id, disease)
     if reason not in END_REASONS:
         raise ValidationError(f"reason must be one of {', '.join(END_REASONS)}", "end_reason")
     before = _row(conn, resident_id, disease)
     if before is None or before["ended_on"]:
         raise ValidationError(f"this resident is not under {disease} management", "disease")
-    if on < date.fromisoformat(before["since"]) or on > at.date():
+    if on < date.fromisoformat(before["since"]) or on > (today or local_date(at)):
         raise ValidationError("the end date must lie between the start of management and today", "ended_on")
     conn.execute("UPDATE chronic_management SET ended_on = ?, end_reason = ?, updated_at = ?"
                  " WHERE resident_id = ? AND disease = ?", (on.isoformat(), reason, utc_iso(at), resident_id, disease))
@@ -96,22 +98,24 @@ def end_in(conn, resident_id: str, disease: str, on: date, reason: str, *, actor
 
 
 def follow_form(conn, resident_id: str, fields: dict[str, Any], before: dict[str, Any] | None, *,
-                actor: str, at: datetime) -> None:
+                actor: str, at: datetime, today: date | None = None) -> None:
     """The resident form's ticks (高血压/糖尿病) applied to management, in the form's transaction:
     ticked -> managed (since the diagnosis date, else today; a restart after an end: today); a
     changed diagnosis date moves the start of an active management; unticked -> management ends today as 录入更正 (use `end` for 死亡/迁出/失访)."""
+    today = today or local_date(at)
     for disease, (flag, diagnosed) in RESIDENT_COLUMNS.items():
         row = _row(conn, resident_id, disease)
         active = bool(row and not row["ended_on"])
         when = fields.get(diagnosed)
         if fields.get(flag) and not active:     # a restart after an end begins today
-            since = date.fromisoformat(when) if when and not row else at.date()
+            since = date.fromisoformat(when) if when and not row else today
             enrol_in(conn, resident_id, disease, since, actor=actor, at=at)
         elif fields.get(flag) and when and (before or {}).get(diagnosed) != when:
             enrol_in(conn, resident_id, disease, date.fromisoformat(when), actor=actor, at=at)
         elif not fields.get(flag) and active:
-            on = max(at.date(), date.fromisoformat(row["since"]))
-            end_in(conn, resident_id, disease, on, "corrected", actor=actor, at=at, note="unticked on the resident form")
+            on = max(today, date.fromisoformat(row["since"]))
+            end_in(conn, resident_id, disease, on, "corrected", actor=actor, at=at, note="unticked on the resident form",
+                   today=today)
 
 
 def enrol(store, *, resident_id: str, disease: str, since: date, actor: str, at: datetime) -> None:
@@ -120,9 +124,9 @@ def enrol(store, *, resident_id: str, disease: str, since: date, actor: str, at:
 
 
 def end(store, *, resident_id: str, disease: str, on: date, reason: str, actor: str, at: datetime,
-        note: str = "") -> None:
+        note: str = "", today: date | None = None) -> None:
     with store.atomic() as conn:
-        end_in(conn, resident_id, disease, on, reason, actor=actor, at=at, note=note)
+        end_in(conn, resident_id, disease, on, reason, actor=actor, at=at, note=note, today=today)
 
 
 def active(store, resident_id: str) -> dict[str, str]:

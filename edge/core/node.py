@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import durable
-from .clock import SystemClock
+from .clock import SystemClock, clinic_today
 from .config import Config
 from .store import Store
 
@@ -33,6 +33,10 @@ class Node:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._store = Store(self.config.store_path)
         return self._store
+
+    def today(self):
+        """Today's date at the clinic ([node] timezone, on the best time known)."""
+        return clinic_today(self.store, self.clock, self.config["node"]["timezone"])
 
     def path(self, *parts: str) -> Path:
         p = self.data_dir.joinpath(*parts)

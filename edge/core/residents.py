@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from . import audit, idnumber, management, outbox
+from .clock import local_date
 from .errors import NotFound, ValidationError
 from .reading import utc_iso
 from .resident_search import reverse, write_keys
@@ -20,7 +21,7 @@ from .resident_search import reverse, write_keys
 SEXES = {"0": "unknown", "1": "male", "2": "female", "9": "unstated"}   # GB/T 2261.1
 FIELDS = ("name", "id_number", "sex", "birth_date", "phone", "address", "htn", "htn_diagnosed_on",
           "t2dm", "t2dm_diagnosed_on", "contract_signed")
-PHONE = re.compile(r"1[3-9]\d{9}|0\d{2,3}-?\d{7,8}")
+PHONE = re.compile(r"1[3-9]\d{9}|0\d{2,3}-?\d{7,8}", re.ASCII)
 
 
 def N_(message: str) -> str:
@@ -132,8 +133,11 @@ def next_record_number(conn, division_code: str) -> str:
     return f"{division_code}{serial:05d}"
 
 
-def create(store, data: dict[str, Any], *, division_code: str, now: datetime, actor: str) -> str:
-    fields = clean(data, today=now.date())
+def create(store, data: dict[str, Any], *, division_code: str, now: datetime, actor: str,
+           today: date | None = None) -> str:
+    """`today` is the clinic's date (Node.today()); default: `now` in the default clinic time zone."""
+    today = today or local_date(now)
+    fields = clean(data, today=today)
     rid = str(uuid.uuid4())
     at = utc_iso(now)
     with store.atomic() as conn:
@@ -145,7 +149,7 @@ def create(store, data: dict[str, Any], *, division_code: str, now: datetime, ac
         conn.execute(f"INSERT INTO residents ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)
         initials = write_keys(conn, rid, fields["name"])
         conn.execute("UPDATE residents SET name_initials = ? WHERE id = ?", (initials, rid))
-        management.follow_form(conn, rid, fields, None, actor=actor, at=now)
+        management.follow_form(conn, rid, fields, None, actor=actor, at=now, today=today)
         record = _record(conn, rid)
         outbox.add(conn, kind="resident", record_id=rid, payload=record, at=now, version=1)
         audit.append(conn, actor=actor, action="resident.create", entity="resident", entity_id=rid, at=now,
@@ -154,8 +158,9 @@ def create(store, data: dict[str, Any], *, division_code: str, now: datetime, ac
 
 
 def update(store, resident_id: str, data: dict[str, Any], *, now: datetime, actor: str,
-           version: int | None = None) -> None:
-    fields = clean(data, today=now.date())
+           version: int | None = None, today: date | None = None) -> None:
+    today = today or local_date(now)
+    fields = clean(data, today=today)
     with store.atomic() as conn:
         before = _record(conn, resident_id)
         if before is None or before["voided_at"]:
@@ -169,7 +174,7 @@ def update(store, resident_id: str, data: dict[str, Any], *, now: datetime, acto
                 "name_initials": write_keys(conn, resident_id, fields["name"])}
         conn.execute(f"UPDATE residents SET {', '.join(k + ' = :' + k for k in sets)}, version = version + 1"
                      " WHERE id = :id", {**sets, "id": resident_id})
-        management.follow_form(conn, resident_id, fields, before, actor=actor, at=now)
+        management.follow_form(conn, resident_id, fields, before, actor=actor, at=now, today=today)
         after = _record(conn, resident_id)
         changed_before = {k: before[k] for k in FIELDS if before[k] != after[k]}
         changed_after = {k: after[k] for k in FIELDS if before[k] != after[k]}

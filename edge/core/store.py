@@ -18,8 +18,8 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
-from .errors import StoreDamaged, StoreError
-from . import migrations
+from .errors import StoreDamaged, StoreError, StoreFull
+from . import disk, migrations
 
 log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 15000
@@ -69,11 +69,14 @@ class Store:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            else:
                 self.conn.execute("COMMIT")
+            except BaseException as e:
+                if self.conn.in_transaction:   # SQLite may have rolled back already (disk full)
+                    self.conn.execute("ROLLBACK")
+                if disk.is_full(e):
+                    raise StoreFull(f"the data partition holding {self.path} is full; nothing was written "
+                                    f"({e})") from e
+                raise
 
     def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         with self._lock:

@@ -7,9 +7,8 @@ the hub and this clinic both changed.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from . import audit, outbox
 from .reading import utc_iso
@@ -24,10 +23,8 @@ def state(store, key: str, default: Any = None) -> Any:
 
 
 def today(node) -> str:
-    """Today's date in the clinic's zone, on the clock corrected by the learned offset."""
-    offset = float(state(node.store, "clock_offset_s", 0.0) or 0.0)
-    t = datetime.fromtimestamp(node.clock.now().timestamp() + offset, timezone.utc)
-    return t.astimezone(ZoneInfo(node.config["node"]["timezone"])).date().isoformat()
+    """Today's date in the clinic's zone, on the best time known (Node.today)."""
+    return node.today().isoformat()
 
 
 def report(node) -> dict[str, Any]:

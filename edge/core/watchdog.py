@@ -4,30 +4,35 @@
 sentence; a `Heartbeat` thread asks a check function every few seconds and sends WATCHDOG=1
 only when it returns None, otherwise it puts the problem into the unit's STATUS= line (seen in
 `systemctl status`) and stays silent, so systemd restarts a service that is stuck or broken.
+A full data partition is different: restarting does not make room, so it is a `Waiting`
+problem: said in STATUS=, with the watchdog still fed while the service waits for space and
+carries on by itself once there is some.
 """
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Callable
 
+from . import disk
 from .sdnotify import Notifier, notifier as default_notifier
 
 log = logging.getLogger(__name__)
-MIN_FREE_BYTES = 8 * 1024 * 1024
 Check = Callable[[], "str | None"]
 
 
+class Waiting(str):
+    """A problem the service waits out by itself (no room on the data partition): systemd is
+    told why, and the watchdog is still fed, so the service is not killed and restarted in a loop."""
+
+
 def store_problem(path: str | Path, timeout: float = 5.0) -> str | None:
-    """None when the database takes a write lock and its disk has room; else what is wrong."""
+    """None when the database takes a write lock and its disk has room; `Waiting` when the disk
+    is full (the lock works); else what is wrong."""
     path = Path(path)
     try:
-        st = os.statvfs(path.parent)
-        if st.f_bavail * st.f_frsize < MIN_FREE_BYTES:
-            return f"the disk holding {path.parent} is full"
         conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -36,7 +41,19 @@ def store_problem(path: str | Path, timeout: float = 5.0) -> str | None:
             conn.close()
     except (OSError, sqlite3.Error) as e:
         return f"the database {path} is not writable: {e}"
-    return None
+    short = disk.shortage(path.parent)
+    return Waiting(f"waiting for disk space: {short}") if short else None
+
+
+def tell_waiting(notify: Notifier, problem: str | None) -> bool:
+    """For a loop that feeds the watchdog itself (ingest): True when it may ping, i.e. no problem
+    or only a `Waiting` one; says the reason in STATUS= (and the log) when it changes."""
+    waiting = problem if isinstance(problem, Waiting) else None
+    if waiting != getattr(notify, "_waiting_for", None):
+        (log.warning if waiting else log.info)("%s", waiting or "disk space is back; carrying on")
+        notify.status(waiting or "healthy")
+        notify._waiting_for = waiting
+    return problem is None or waiting is not None
 
 
 def all_of(*checks: Check) -> Check:
@@ -72,7 +89,7 @@ class Heartbeat(threading.Thread):
             (log.warning if problem else log.info)("health: %s", problem or "ok again")
             self.notify.status(problem or "healthy")
             self.last_problem = problem
-        if problem:
+        if problem and not isinstance(problem, Waiting):
             return False
         self.notify.send("WATCHDOG=1")
         return True

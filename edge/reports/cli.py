@@ -9,7 +9,6 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 
@@ -24,7 +23,7 @@ def _fail(message: str) -> None:
 
 
 def _today(node: Node) -> date:
-    return node.clock.now().astimezone(ZoneInfo(node.config["node"]["timezone"])).date()
+    return node.today()
 
 
 def _period(node: Node, text: str | None, *, default_last_month: bool) -> Period:

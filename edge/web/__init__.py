@@ -12,6 +12,8 @@ def create_app(config: Config | None = None, *, node: Node | None = None) -> Fla
 
     node = node or Node(config or config_mod.load())
     app = Flask(__name__)
+    from .typed import TypedRequest  # NFKC: full-width digits, letters and spaces as plain text
+    app.request_class = TypedRequest
     web = node.config["web"]
     app.config.update(
         SECRET_KEY=web["secret_key"] or node.secret("web-secret-key"),
@@ -38,4 +40,6 @@ def create_app(config: Config | None = None, *, node: Node | None = None) -> Fla
     setup.install(app)
     from . import limits  # body limit, 4xx with a reason for malformed input (issue 14)
     limits.install(app)
+    from . import disk_full  # a full data partition: the message, never a bare 500
+    disk_full.install(app)
     return app

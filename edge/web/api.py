@@ -78,7 +78,7 @@ def resident_search():
 def resident_create():
     try:
         rid = residents.create(context.store(), _resident_fields(_body()), division_code=context.node().config["node"]["division_code"],
-                               now=_now(), actor=current_user.username)
+                               now=_now(), actor=current_user.username, today=context.today())
     except ValidationError as e:
         return _invalid(e)
     return jsonify(residents.get(context.store(), rid)), 201
@@ -98,7 +98,7 @@ def resident_update(resident_id: str):
     try:
         _resident_fields(data)
         residents.update(context.store(), resident_id, data, now=_now(), actor=current_user.username,
-                         version=data.get("version"))
+                         version=data.get("version"), today=context.today())
     except NotFound:
         abort(404)
     except ValidationError as e:

@@ -18,11 +18,11 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext
 
 from edge.core import audit
-from edge.core.errors import CoreError
+from edge.core.errors import CoreError, StoreFull
 from edge.core.followup import fields, prefill, records, rules
 from edge.core.followup.validation import validate
 from edge.reports import source
-from . import context
+from . import context, disk_full
 
 bp = Blueprint("followup", __name__)
 bp.teardown_app_request(context.close_store)
@@ -68,9 +68,7 @@ def template_helpers() -> dict[str, Any]:
 
 
 def today() -> date:
-    from zoneinfo import ZoneInfo
-    node = context.node()
-    return node.clock.now().astimezone(ZoneInfo(node.config["node"]["timezone"])).date()
+    return context.today()
 
 
 def tz() -> str:
@@ -146,8 +144,12 @@ def create(resident_id: str, form: str):
                              previous=previous["values"].get("classification") if previous else None,
                              visit_date=date.fromisoformat(v.values["visit_date"]))
     sugg["alerts"] = [a.code for a in sugg["alerts"]]
-    saved = records.save(context.store(), resident_id=resident_id, form=form, values=v.values, actor=actor(),
-                         at=context.node().clock.now(), sources=sources, suggestions=sugg)
+    try:
+        saved = records.save(context.store(), resident_id=resident_id, form=form, values=v.values, actor=actor(),
+                             at=context.node().clock.now(), sources=sources, suggestions=sugg)
+    except StoreFull:   # keep what was typed on the screen
+        disk_full.notice()
+        return _render_form(resident, form, _form_inputs(request.form), sources=sources, status=disk_full.STATUS)
     return redirect(url_for("followup.show", followup_id=saved.id, saved=1))
 
 
@@ -192,6 +194,10 @@ def correct(followup_id: str):
         records.save(context.store(), resident_id=f["resident_id"], form=form, values=v.values, actor=actor(),
                      at=context.node().clock.now(), sources=_sources(request.form), followup_id=followup_id,
                      reason=reason)
+    except StoreFull:
+        disk_full.notice()
+        return _render_form(resident, form, _form_inputs(request.form), sources=_sources(request.form),
+                            correcting=f, status=disk_full.STATUS)
     except CoreError as e:
         return _render_form(resident, form, _form_inputs(request.form), errors={"reason": str(e)},
                             correcting=f, status=422)

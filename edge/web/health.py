@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from edge.core.errors import CoreError
-from edge.core import outbox
+from edge.core import disk, outbox
 from . import context
 
 bp = Blueprint("health", __name__)
@@ -25,7 +25,13 @@ def healthz():
     ingest = context.node().read_status("ingest") or {}
     body["broker_connected"] = bool(ingest.get("running") and ingest.get("mqtt_connected"))
     body["ingest_running"] = bool(ingest.get("running"))
-    body["ok"] = body["store"] == "ok"
+    # a full data partition: nothing can be saved, however well the rest runs (docs/disk-full.md)
+    data = context.node().config.store_path.parent
+    short = disk.problem(data)
+    body["disk"] = f"full: {short}" if short else "ok"
+    free = disk.free_bytes(data)
+    body["disk_free_mb"] = None if free is None else round(free / 1e6, 1)
+    body["ok"] = body["store"] == "ok" and body["disk"] == "ok"
     body["version"] = _version()  # the update watchdog waits for the new version to answer
     return jsonify(body), (200 if body["ok"] else 503)
 

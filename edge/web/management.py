@@ -42,7 +42,7 @@ def end(resident_id: str, disease: str):
     try:
         management.end(node.store, resident_id=resident_id, disease=disease, on=on,
                        reason=request.form.get("end_reason", ""), note=request.form.get("note", "").strip()[:200],
-                       actor=current_user.username, at=node.clock.now())
+                       actor=current_user.username, at=node.clock.now(), today=context.today())
     except NotFound:
         abort(404)
     except ValidationError as e:

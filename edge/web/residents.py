@@ -10,9 +10,10 @@ from flask_babel import gettext
 from flask_login import current_user
 
 from edge.core import measuring, residents, vitals
-from edge.core.errors import NotFound
+from edge.core.clock import start_of_day
+from edge.core.errors import NotFound, StoreFull
 from edge.core.resident_search import search
-from . import charts, context
+from . import charts, context, disk_full
 
 bp = Blueprint("residents", __name__)
 CHART_DAYS = 365
@@ -37,9 +38,7 @@ def home():
 
 
 def _start_of_day():
-    zone = ZoneInfo(context.node().config["node"]["timezone"])
-    local = _now().astimezone(zone)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start_of_day(_now(), context.node().config["node"]["timezone"])
 
 
 @bp.route("/residents/new", methods=["GET", "POST"])
@@ -48,9 +47,13 @@ def new():
     if request.method == "POST":
         try:
             rid = residents.create(context.store(), request.form, division_code=context.node().config["node"][
-                "division_code"], now=_now(), actor=current_user.username)
+                "division_code"], now=_now(), actor=current_user.username, today=context.today())
         except residents.FormInvalid as e:
             errors, duplicate = translated(e.errors), e.duplicate_of
+        except StoreFull:
+            disk_full.notice()
+            return render_template("resident_form.html", values=values, errors={}, duplicate=None,
+                                   resident=None), disk_full.STATUS
         else:
             flash(gettext("Resident registered."), "ok")
             return redirect(url_for("residents.page", resident_id=rid), 303)
@@ -66,9 +69,13 @@ def edit(resident_id: str):
         values = dict(request.form)
         try:
             residents.update(context.store(), resident_id, request.form, now=_now(), actor=current_user.username,
-                             version=request.form.get("version") or None)
+                             version=request.form.get("version") or None, today=context.today())
         except residents.FormInvalid as e:
             errors, duplicate = translated(e.errors), e.duplicate_of
+        except StoreFull:
+            disk_full.notice()
+            return render_template("resident_form.html", values=values, errors={}, duplicate=None,
+                                   resident=resident), disk_full.STATUS
         else:
             flash(gettext("Changes saved."), "ok")
             return redirect(url_for("residents.page", resident_id=resident_id), 303)
@@ -105,7 +112,7 @@ def page(resident_id: str):
                         (resident_id,))
     wearables = store.query("SELECT id, kind, name FROM devices WHERE resident_id IS NULL AND removed_at IS NULL"
                             " AND kind = 'wearable' ORDER BY id")
-    return render_template("resident.html", r=resident, age=residents.age(resident["birth_date"], _now().date()),
+    return render_template("resident.html", r=resident, age=residents.age(resident["birth_date"], context.today()),
                            latest=vitals.latest(store, resident_id), rows=vitals.recent(store, resident_id),
                            last_seq=vitals.last_seq(store, resident_id), charts=chart_panel(resident_id),
                            bound=bound, wearables=wearables,
@@ -119,7 +126,8 @@ def charts_fragment(resident_id: str):
 
 
 def chart_panel(resident_id: str) -> list:
-    store, end = context.store(), _now()
+    # in the clinic's zone: the axis shows the clinic's dates
+    store, end = context.store(), _now().astimezone(ZoneInfo(context.node().config["node"]["timezone"]))
     start = end - timedelta(days=CHART_DAYS)
 
     empty = gettext("No readings in the last 12 months.")

@@ -16,11 +16,11 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable
-from zoneinfo import ZoneInfo
 
 from edge.core import backoff, config as config_mod, outbox, sync_view
+from edge.core.clock import clinic_today
 from edge.core.node import Node
 
 from sync import protocol
@@ -70,16 +70,13 @@ class Cycle:
         self.result = CycleResult()
         self.batch_records = int(state.get(self.store, "batch_records", self.cfg["batch_records"]))
         self.chunk = int(state.get(self.store, "chunk_bytes", self.cfg["chunk_bytes"]))
-        self.tz = ZoneInfo(node.config["node"]["timezone"])
 
     # ---- helpers ------------------------------------------------------------------------------
     def now(self) -> datetime:
         return self.node.clock.now()
 
     def day(self) -> str:
-        offset = float(state.get(self.store, "clock_offset_s", 0.0) or 0.0)
-        t = datetime.fromtimestamp(self.now().timestamp() + offset, timezone.utc)
-        return t.astimezone(self.tz).date().isoformat()
+        return clinic_today(self.store, self.node.clock, self.node.config["node"]["timezone"]).isoformat()
 
     def _failed(self, e: Exception) -> None:
         self.result.failures += 1
