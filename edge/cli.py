@@ -177,12 +177,13 @@ def serve(node: Node, listen: str | None, redirect_listen: str | None) -> None:
     click.echo(f"web UI on {'https' if files else 'http'}://{host}:{service.port}/", err=True)
     redirect = redirect_listen if redirect_listen is not None else web["redirect_listen"]
     redirector = None
-    if files and redirect:
+    if redirect:   # before enrollment (no certificate) it serves the UI itself, so /setup is reachable
         rhost, _, rport = redirect.rpartition(":")
-        redirector = https.CherootService(https.redirect_app(service.port), rhost.strip("[]"), int(rport),
-                                          threads=2, name="clinic-edge-redirect")
+        redirector = https.CherootService(https.redirect_app(service.port, app) if files else app,
+                                          rhost.strip("[]"), int(rport), threads=2 if files else 8,
+                                          name="clinic-edge-redirect")
         redirector.run_in_thread()
-        click.echo(f"http://{rhost}:{rport}/ redirects to HTTPS", err=True)
+        click.echo(f"http://{rhost}:{rport}/ " + ("redirects to HTTPS" if files else "serves the UI"), err=True)
     try:
         watchdog.serve_notified(service, lambda: watchdog.store_problem(node.config.store_path))
     finally:
