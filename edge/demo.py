@@ -82,8 +82,7 @@ def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: 
         # the county hub (database and demo county CA in the data directory) and the node's sync
         # daemon (every 10 s), first: enrolling gives the node the certificate the others serve
         Part("hub", ["hub", "serve", "--listen", f"127.0.0.1:{hub_port}"]),
-        Part("sync", ["sync", "--demo-hub", f"https://127.0.0.1:{hub_port}"],
-             env={"CLINIC_EDGE_SYNC_INTERVAL_SECONDS": "10"}),
+        Part("sync", ["sync"], env={"CLINIC_EDGE_SYNC_INTERVAL_SECONDS": "10"}),
         Part("broker", ["broker", "run", "--listen", f"127.0.0.1:{mqtt_port}"], quiet=True,
              env={"CLINIC_EDGE_BROKER_TLS_LISTEN": f"127.0.0.1:{mqtts_port or free_port()}"}),
         Part("ingest", ["ingest"]),
@@ -91,6 +90,35 @@ def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: 
                      "--redirect-listen", f"127.0.0.1:{redirect_port or free_port()}"]),
         Part("devices", ["simulate", "--credentials", str(creds), "--rate", str(rate)]),
     ]
+
+
+def enroll_at_demo_hub(env: dict, hub_url: str, name: str, timeout: float = 60) -> str | None:
+    """Enroll the demo node at the demo hub with the two commands county IT and the installer
+    type: `hub node add` (on the hub, which keeps its database in this same data directory) and
+    `enroll --hub-key` (on the node). Returns what went wrong, or None."""
+    import secrets
+
+    for candidate in (name, f"{name}-{secrets.token_hex(2)}"):   # a name left by an earlier demo is taken
+        add = _clinic_edge(env, "hub", "node", "add", candidate, "--json")
+        if add.returncode == 0:
+            break
+    else:
+        return f"could not register the demo node at the hub: {add.stderr.strip()}"
+    doc = json.loads(add.stdout)
+    deadline = time.monotonic() + timeout
+    while True:   # the hub may still be starting: its answer is refused until it listens
+        done = _clinic_edge(env, "enroll", "--hub", hub_url, "--hub-key", doc["hub_key"], "--code", doc["code"])
+        if done.returncode == 0:
+            print(f"demo: enrolled as {doc['node']} at {hub_url}", file=sys.stderr)
+            return None
+        if time.monotonic() > deadline:
+            return f"could not enroll at the demo hub {hub_url}: {done.stderr.strip()}"
+        time.sleep(0.5)
+
+
+def _clinic_edge(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
 
 
 def _wait_file(path: Path, timeout: float, parts: list[Part]) -> bool:
@@ -108,6 +136,7 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1)
     web_port = web_port or free_port()
     mqtt_port = mqtt_port or free_port()
     node.store  # create and migrate once, before the parts start
+    enrolled = node.store.one("SELECT node FROM sync_enrollment WHERE id = 1") is not None
     creds = register_demo_devices(node)
     doctor_password = demo_doctor(node)
     from edge import demo_village  # a small village with a year of history, first start only
@@ -144,6 +173,11 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1)
                 out.close()
             if part.name == "broker":
                 _wait_port(mqtt_port, 10)
+            if part.name == "hub" and not enrolled:
+                message = enroll_at_demo_hub(env, f"https://127.0.0.1:{hub_port}", node.config["node"]["name"])
+                if message:
+                    print(f"clinic-edge demo: {message}", file=sys.stderr)
+                    return 1
             if part.name == "sync":   # enrolled at the demo hub: the node certificate is there
                 tls = _wait_file(cert_file, 60, parts)
                 url = f"{'https' if tls else 'http'}://127.0.0.1:{web_port}/"

@@ -125,8 +125,9 @@ def node_group() -> None:
 
 @node_group.command("add")
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="print name, code and hub key fingerprint as JSON")
 @click.pass_obj
-def node_add(node: Node, name: str) -> None:
+def node_add(node: Node, name: str, as_json: bool) -> None:
     """Register NAME and print a one-time enrollment code (last line)."""
     import re
 
@@ -141,6 +142,9 @@ def node_add(node: Node, name: str) -> None:
     code = h.add_node(name, now=utcnow())
     hours = int(h.code_ttl.total_seconds() // 3600)
     fp = protocol.fingerprint(h.key)
+    if as_json:
+        click.echo(json.dumps({"node": name, "code": code, "hub_key": fp, "expires_hours": hours}))
+        return
     click.echo(f"node {name} registered; enroll it within {hours} h with:")
     click.echo(f"  clinic-edge enroll --hub URL --hub-key {fp} --code {code}")
     click.echo("or on the boot partition's clinic-edge.toml, section [hub]:")
