@@ -140,9 +140,13 @@ def audit_verify(node: Node) -> None:
     """Check the hash chain; name the first broken entry."""
     report = audit.verify(open_store(node).conn)
     if report.ok:
-        click.echo(f"audit chain intact: {report.entries} entries")
+        a = report.anchor
+        anchored = f"; entries up to {a['seq']} match the county hub's anchor of {a['at']}" if a else \
+            "; not yet anchored at a county hub"
+        click.echo(f"audit chain intact: {report.entries} entries{anchored}")
         return
-    click.echo(f"audit chain BROKEN at entry {report.first_broken}: {report.reason}", err=True)
+    where = f" at entry {report.first_broken}" if report.first_broken is not None else ""
+    click.echo(f"audit chain BROKEN{where}: {report.reason}", err=True)
     sys.exit(1)
 
 

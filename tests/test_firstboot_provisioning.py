@@ -117,10 +117,12 @@ def test_first_boot_waits_for_the_hub_enrolls_and_removes_the_secrets(hub, box):
     health = reported["health"]
     assert health["version"] and health["uptime_s"] > 0 and 0 < health["disk_free_pct"] <= 100
     assert health["devices"]["registered"] == 0 and health["backlog"] >= 0
-    import urllib.request
+    from sync_fixtures import HubBrowser
 
-    with urllib.request.urlopen(hub.url + "/", timeout=10) as r:  # the hub's node dashboard shows it
-        page = r.read().decode()
+    password = clinic_edge(hub.env, "hub", "user", "add", "it", "--role", "viewer", "--generate").stdout.split()[-1]
+    browser = HubBrowser(hub.url)                      # the hub's node dashboard (after log-in) shows it
+    assert browser.login("it", password)[0] == 200
+    page = browser.get("/")[1]
     row = page[page.index('data-node="shiqiao"'):]
     assert f"{health['disk_free_pct']}% free" in row[:row.index("</tr>")]
 

@@ -25,7 +25,7 @@ from edge.core.node import Node
 
 from sync import protocol
 
-from . import batcher, downlink, state, timefix
+from . import anchors, batcher, downlink, state, timefix
 from .errors import BudgetExhausted, HubRefused, LinkError
 from .transport import HubClient
 
@@ -65,6 +65,8 @@ class Cycle:
                                           timeout=self.cfg["timeout_seconds"],
                                           wall=lambda: node.clock.now().timestamp(),
                                           monotonic=node.clock.monotonic)
+        if client is None:
+            self.client.offset = float(state.get(self.store, "clock_offset_s", 0.0) or 0.0)
         self.sleep, self.rand = sleep, rand
         self.result = CycleResult()
         self.batch_records = int(state.get(self.store, "batch_records", self.cfg["batch_records"]))
@@ -144,11 +146,14 @@ class Cycle:
                                       "software", "bytes_today", "last_success")}
         from edge.core import node_health  # disk, temperature, uptime, devices (issue 8)
         brief["health"] = node_health.report(self.node)
+        brief["audit"] = anchors.claim(self.store)
         body = json.dumps(brief, ensure_ascii=False).encode()
         ans = self._call("POST", "/v1/hello", body)
-        timefix.learn(self.store, boot_id=self.node.clock.boot_id(), hub_time=ans.doc["hub_time"],
-                      wall_before=ans.wall_before, wall_after=ans.wall_after, mono_before=ans.mono_before,
-                      mono_after=ans.mono_after, now=self.now())
+        self.client.offset = timefix.learn(
+            self.store, boot_id=self.node.clock.boot_id(), hub_time=ans.doc["hub_time"],
+            wall_before=ans.wall_before, wall_after=ans.wall_after, mono_before=ans.mono_before,
+            mono_after=ans.mono_after, now=self.now())
+        anchors.keep(self.store, ans.doc, node=self.ident.node, hub_pubkey=self.ident.hub_pubkey, now=self.now())
         fixed = timefix.correct(self.store, current_boot=self.node.clock.boot_id(), now=self.now())
         self.result.corrected += fixed["corrected"] + fixed["uncorrectable"]
 

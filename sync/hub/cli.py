@@ -42,7 +42,9 @@ def open_hub(node: Node, *, pool_size: int = 10):
     except Exception as e:  # noqa: BLE001 - any driver error: say which URL and why
         _fail(f"cannot open the hub database {database_url(node)}: {e.__class__.__name__}: {e}")
     return Hub(store, load_or_create_key(key_path), max_batch_bytes=cfg["max_batch_bytes"],
-               code_ttl=timedelta(hours=cfg["code_ttl_hours"]), bundle_dir=node.data_dir / "hub" / "bundles")
+               code_ttl=timedelta(hours=cfg["code_ttl_hours"]), bundle_dir=node.data_dir / "hub" / "bundles",
+               time_window=timedelta(seconds=cfg["time_window_seconds"]),
+               nonce_retention=timedelta(seconds=cfg["nonce_retention_seconds"]))
 
 
 @click.group()
@@ -65,10 +67,18 @@ def serve(node: Node, listen: str | None) -> None:
     click.echo(f"hub on http://{host}:{port}/ (database {h.store.engine.url.render_as_string()})", err=True)
     server = waitress.create_server(create_app(h), host=host.strip("[]"), port=int(port), threads=threads,
                                     ident="clinic-edge-hub", connection_limit=max(100, threads * 4),
-                                    channel_timeout=60)
+                                    channel_timeout=60, max_request_body_size=body_limit(h))
     from edge.core import watchdog  # systemd Type=notify + WatchdogSec (issue 8)
 
     watchdog.serve_notified(server, lambda: None)
+
+
+def body_limit(h) -> int:
+    """Largest request body waitress reads: one batch plus room for headers; anything larger is
+    refused with 413 from its Content-Length, before a byte of the body is read or spooled."""
+    from .app import BODY_SLACK
+
+    return h.max_batch_bytes + BODY_SLACK
 
 
 @hub.group("node")
@@ -111,7 +121,8 @@ def node_list(node: Node, as_json: bool) -> None:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
     for r in rows:
-        click.echo(f"{r['name']:<24} {r['last_contact']:<16} records={r['records']} backlog={r['backlog']}")
+        click.echo(f"{r['name']:<24} {r.get('last_contact', '?'):<16} records={r.get('records', '?')} "
+                   f"backlog={r.get('backlog', '?')}")
 
 
 @hub.command("import-bundle")
@@ -204,3 +215,51 @@ def bundle_publish(node: Node, file: Path, node_name: str) -> None:
         _fail(str(e))
     click.echo(f"queued update bundle {doc['version']} ({doc['size']} bytes, sha256 {doc['sha256']}) "
                f"for {node_name} (cursor {doc['cursor']})")
+
+
+@hub.group("user")
+def user_group() -> None:
+    """County IT's accounts for the hub's pages (viewer: the dashboard; admin: also registers nodes)."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "admin"]), default="viewer", show_default=True)
+@click.option("--generate", is_flag=True, help="make a random password and print it once")
+@click.pass_obj
+def user_add(node: Node, name: str, role: str, generate: bool) -> None:
+    """Add an account NAME; with --generate the password is the last line, else it is asked for."""
+    from edge.core import accounts as rules
+    from edge.core.errors import ValidationError
+
+    from . import accounts
+    from .service import utcnow
+
+    password = rules.new_password() if generate else click.prompt("password", hide_input=True,
+                                                                   confirmation_prompt=True)
+    try:
+        accounts.add(open_hub(node).store, name, password, role=role, now=utcnow())
+    except ValidationError as e:
+        _fail(str(e))
+    click.echo(f"hub user {name.strip().lower()} ({role}) added" + ("; password:" if generate else ""))
+    if generate:
+        click.echo(password)
+
+
+@hub.command("audit")
+@click.argument("node_name")
+@click.pass_obj
+def audit(node: Node, node_name: str) -> None:
+    """The audit heads NODE_NAME reported; exit 1 if one did not extend the anchored chain."""
+    heads = open_hub(node).store.audit_heads(node_name, limit=1000)
+    if not heads:
+        _fail(f"node {node_name} has reported no audit head yet")
+    bad = [h for h in heads if h["problem"]]
+    good = [h for h in heads if not h["problem"]]
+    if good:
+        click.echo(f"anchored: entry {good[0]['seq']} hash {good[0]['hash']} (reported {good[0]['received_at']})")
+    for h in reversed(bad):
+        click.echo(f"PROBLEM {h['received_at']}: {h['problem']} (reported entry {h['seq']})")
+    if bad:
+        sys.exit(1)
+    click.echo(f"audit chain of {node_name}: every reported head extends the last ({len(good)} heads)")
