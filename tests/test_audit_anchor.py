@@ -1,0 +1,88 @@
+"""The audit chain cannot be rewritten unnoticed (issue 14 item 8): its head is anchored at the hub
+with each sync, so rewriting (and re-hashing) or truncating entries already sent is reported by
+`clinic-edge audit verify` on the node and flagged by the hub (`hub audit NODE`, dashboard)."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from conftest import clinic_edge
+from edge.core import audit
+from sync_fixtures import Hub, add_records, enroll, sync_env
+
+
+@pytest.fixture
+def hub(tmp_path, env):
+    d = tmp_path / "hubdata"
+    d.mkdir()
+    h = Hub(env, d, f"sqlite:///{tmp_path / 'hub.db'}").start()
+    yield h
+    h.stop()
+
+
+def _tamper(db_path, sql: str, params=()) -> None:
+    """What someone with the database file can do: drop the triggers, change rows, re-hash the chain."""
+    db = sqlite3.connect(db_path)
+    db.execute("DROP TRIGGER audit_no_update")
+    db.execute("DROP TRIGGER audit_no_delete")
+    db.execute(sql, params)
+    prev = audit.GENESIS
+    for row in db.execute("SELECT seq, at, actor, action, entity, entity_id, before, after FROM audit"
+                          " ORDER BY seq").fetchall():
+        h = audit._digest(*row, prev)
+        db.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, h, row[0]))
+        prev = h
+    db.commit()
+    db.close()
+
+
+def _synced_node(env, node, hub) -> int:
+    enroll(env, hub)
+    add_records(node, 6)
+    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    seq, _h = audit.head(node.store.conn)
+    assert audit.anchor(node.store.conn)["seq"] == seq >= 2
+    r = clinic_edge(env, "audit", "verify")
+    assert r.returncode == 0 and f"entries up to {seq} match the county hub's anchor" in r.stdout
+    return seq
+
+
+def test_rewriting_sent_entries_and_recomputing_hashes_is_reported(env, node, hub):
+    seq = _synced_node(env, node, hub)
+    path = node.config.store_path
+    node.close()
+    _tamper(path, "UPDATE audit SET actor = 'nobody' WHERE seq = 1")
+    r = clinic_edge(env, "audit", "verify", check=False)
+    assert r.returncode == 1 and f"entry {seq} differs from the one the county hub acknowledged" in r.stderr
+    # at the next sync the hub sees it too, and keeps its anchor at the last good head
+    clinic_edge(sync_env(env), "sync", "--once", check=False)
+    r = hub.cli("audit", "clinic-a", check=False)
+    assert r.returncode == 1 and f"audit entry {seq}" in r.stdout and "rewritten" in r.stdout
+    page = hub.browser().get("/")[1]
+    row = page[page.index('data-node="clinic-a"'):]
+    assert "REWRITTEN?" in row[:row.index("</tr>")]
+    assert clinic_edge(env, "audit", "verify", check=False).returncode == 1
+
+
+def test_truncating_sent_entries_is_reported_and_the_hub_flags_the_head_going_back(env, node, hub):
+    seq = _synced_node(env, node, hub)
+    path = node.config.store_path
+    node.close()
+    _tamper(path, "DELETE FROM audit WHERE seq > ?", (seq - 1,))
+    r = clinic_edge(env, "audit", "verify", check=False)
+    assert r.returncode == 1 and f"entry {seq}, acknowledged by the county hub" in r.stderr and "truncated" in r.stderr
+    clinic_edge(sync_env(env), "sync", "--once", check=False)
+    r = hub.cli("audit", "clinic-a", check=False)
+    assert r.returncode == 1 and f"went back from entry {seq} to {seq - 1}" in r.stdout
+
+
+def test_an_honest_node_keeps_extending_its_anchor(env, node, hub):
+    first = _synced_node(env, node, hub)
+    add_records(node, 3)
+    with node.store.atomic() as conn:
+        audit.append(conn, actor="test", action="note", entity="node", entity_id="x", at=node.clock.now())
+    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    r = hub.cli("audit", "clinic-a")
+    assert "every reported head extends the last" in r.stdout
+    assert audit.anchor(node.store.conn)["seq"] > first
