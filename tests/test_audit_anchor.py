@@ -21,9 +21,12 @@ def hub(tmp_path, env):
     h.stop()
 
 
-def _tamper(db_path, sql: str, params=()) -> None:
-    """What someone with the database file can do: drop the triggers, change rows, re-hash the chain."""
+def _tamper(db_path, sql: str, params=(), *, drop_seal: bool = False) -> None:
+    """What someone with the database file can do: drop the triggers, change rows, re-hash the chain
+    (and remove the local seal they cannot remake, leaving only the hub's anchor to notice)."""
     db = sqlite3.connect(db_path)
+    if drop_seal:
+        db.execute("DELETE FROM node_state WHERE key = ?", (audit.SEAL_KEY,))
     db.execute("DROP TRIGGER audit_no_update")
     db.execute("DROP TRIGGER audit_no_delete")
     db.execute(sql, params)
@@ -52,7 +55,7 @@ def test_rewriting_sent_entries_and_recomputing_hashes_is_reported(env, node, hu
     seq = _synced_node(env, node, hub)
     path = node.config.store_path
     node.close()
-    _tamper(path, "UPDATE audit SET actor = 'nobody' WHERE seq = 1")
+    _tamper(path, "UPDATE audit SET actor = 'nobody' WHERE seq = 1", drop_seal=True)
     r = clinic_edge(env, "audit", "verify", check=False)
     assert r.returncode == 1 and f"entry {seq} differs from the one the county hub acknowledged" in r.stderr
     # at the next sync the hub sees it too, and keeps its anchor at the last good head
@@ -69,7 +72,7 @@ def test_truncating_sent_entries_is_reported_and_the_hub_flags_the_head_going_ba
     seq = _synced_node(env, node, hub)
     path = node.config.store_path
     node.close()
-    _tamper(path, "DELETE FROM audit WHERE seq > ?", (seq - 1,))
+    _tamper(path, "DELETE FROM audit WHERE seq > ?", (seq - 1,), drop_seal=True)
     r = clinic_edge(env, "audit", "verify", check=False)
     assert r.returncode == 1 and f"entry {seq}, acknowledged by the county hub" in r.stderr and "truncated" in r.stderr
     clinic_edge(sync_env(env), "sync", "--once", check=False)
@@ -86,3 +89,23 @@ def test_an_honest_node_keeps_extending_its_anchor(env, node, hub):
     r = hub.cli("audit", "clinic-a")
     assert "every reported head extends the last" in r.stdout
     assert audit.anchor(node.store.conn)["seq"] > first
+
+
+def test_entries_not_sent_yet_are_sealed_with_a_key_the_web_service_cannot_read(env, node, hub):
+    enroll(env, hub)
+    hub.stop()                                     # the link is down for weeks: nothing is anchored
+    add_records(node, 4)
+    with node.store.atomic() as conn:
+        audit.append(conn, actor="li", action="followup.save", entity="follow_up", entity_id="f1",
+                     at=node.clock.now(), after={"sbp": 150})
+    clinic_edge(sync_env(env), "sync", "--once", check=False)     # fails to reach the hub, still seals
+    assert clinic_edge(env, "audit", "verify").returncode == 0
+    path = node.config.store_path
+    node.close()
+    _tamper(path, "UPDATE audit SET after = '{\"sbp\":120}' WHERE action = 'followup.save'")
+    r = clinic_edge(env, "audit", "verify", check=False)
+    assert r.returncode == 1 and "differs from the one sealed" in r.stderr
+    from pathlib import Path
+
+    unit = (Path(__file__).resolve().parents[1] / "systemd" / "clinic-edge-web.service").read_text()
+    assert f"InaccessiblePaths=-/var/lib/clinic-edge/secrets/{audit.MAC_KEY_FILE}" in unit

@@ -14,6 +14,16 @@ from sync import protocol
 log = logging.getLogger(__name__)
 
 
+def seal(node, *, now: datetime) -> None:
+    """Seal the audit head with the MAC key only this process (not the web service) can read."""
+    key = node.secret(audit.MAC_KEY_FILE).encode()
+    try:
+        with node.store.atomic() as conn:
+            audit.seal(conn, key, now=now)
+    except ValueError as e:
+        log.error("sync: %s", e)
+
+
 def claim(store) -> dict[str, Any]:
     conn = store.conn
     seq, h = audit.head(conn)

@@ -116,6 +116,7 @@ class Cycle:
 
     # ---- the cycle ----------------------------------------------------------------------------
     def run(self) -> CycleResult:
+        anchors.seal(self.node, now=self.now())    # also while the hub cannot be reached
         try:
             self._retrying(self.hello)
             self.uplink()
