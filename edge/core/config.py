@@ -112,7 +112,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                lambda v: 1024 <= v <= 268435456),
         "threads": Key(int, 16, "worker threads, 1-256", lambda v: 1 <= v <= 256),
         # a signed request's X-CE-Time may differ this much from the hub's clock; its nonce is kept
-        # nonce_retention_seconds, which must be at least twice the window (docs/sync.md)
+        # nonce_retention_seconds, which must be at least twice the window (docs/hub.md)
         "time_window_seconds": Key(int, 600, "seconds, 30-86400", lambda v: 30 <= v <= 86400),
         "nonce_retention_seconds": Key(int, 1800, "seconds, at least 2 x time_window_seconds, up to 2592000",
                                        lambda v: 60 <= v <= 2592000),

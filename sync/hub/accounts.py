@@ -77,3 +77,12 @@ def authenticate(store: HubStore, username: str, password: str, *, address: str,
             c.execute(users.update().where(users.c.username == username)
                       .values(password_hash=rules.hash_password(password)))
     return HubUser(row["username"], row["role"])
+
+
+def set_password(store: HubStore, username: str, password: str) -> None:
+    hashed = rules.hash_password(password)
+    with store.begin() as c:
+        done = c.execute(users.update().where(users.c.username == username).values(password_hash=hashed))
+        if done.rowcount != 1:
+            raise ValidationError(f"no hub user named {username}", field="username")
+        c.execute(login_failures.delete().where(login_failures.c.key.like(f"user:{username}|%")))

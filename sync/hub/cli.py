@@ -263,3 +263,25 @@ def audit(node: Node, node_name: str) -> None:
     if bad:
         sys.exit(1)
     click.echo(f"audit chain of {node_name}: every reported head extends the last ({len(good)} heads)")
+
+
+@user_group.command("passwd")
+@click.argument("name")
+@click.option("--generate", is_flag=True, help="make a random password and print it once")
+@click.pass_obj
+def user_passwd(node: Node, name: str, generate: bool) -> None:
+    """Give NAME a new password (also lifts its log-in lock-out); with --generate it is the last line."""
+    from edge.core import accounts as rules
+    from edge.core.errors import ValidationError
+
+    from . import accounts
+
+    password = rules.new_password() if generate else click.prompt("password", hide_input=True,
+                                                                   confirmation_prompt=True)
+    try:
+        accounts.set_password(open_hub(node).store, name, password)
+    except ValidationError as e:
+        _fail(str(e))
+    click.echo(f"new password for hub user {name}" + (":" if generate else ""))
+    if generate:
+        click.echo(password)

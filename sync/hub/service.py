@@ -60,7 +60,7 @@ class Hub:
     code_ttl: timedelta = timedelta(hours=72)
     bundle_dir: Path | None = None   # published update bundles, <sha256>.bundle (sync.hub.bundles)
     time_window: timedelta = timedelta(minutes=10)       # |hub time - X-CE-Time| accepted
-    nonce_retention: timedelta = timedelta(minutes=30)   # at least 2 x time_window (docs/sync.md)
+    nonce_retention: timedelta = timedelta(minutes=30)   # at least 2 x time_window (docs/hub.md)
 
     def __post_init__(self) -> None:
         if self.nonce_retention < 2 * self.time_window:
