@@ -109,3 +109,24 @@ def test_entries_not_sent_yet_are_sealed_with_a_key_the_web_service_cannot_read(
 
     unit = (Path(__file__).resolve().parents[1] / "systemd" / "clinic-edge-web.service").read_text()
     assert f"InaccessiblePaths=-/var/lib/clinic-edge/secrets/{audit.MAC_KEY_FILE}" in unit
+
+
+def test_a_node_that_lost_the_hubs_answer_is_not_flagged_and_proves_it_next_time(tmp_path):
+    from datetime import datetime, timezone
+
+    from sync import protocol
+    from sync.hub import anchors
+    from sync.hub.storage import HubStore
+
+    store, key, now = HubStore(f"sqlite:///{tmp_path / 'hub.db'}"), protocol.new_key(), datetime.now(timezone.utc)
+    h = {n: f"{n:064x}" for n in range(1, 9)}
+    assert anchors.report(store, key, "a", {"seq": 3, "hash": h[3]}, now=now)["audit_anchor"]["seq"] == 3
+    # the answer was lost: the node still has no anchor, then shows entry 3 as the hub kept it
+    answer = anchors.report(store, key, "a", {"seq": 5, "hash": h[5]}, now=now)
+    assert "audit_problem" not in answer and answer["audit_anchor"]["seq"] == 3
+    answer = anchors.report(store, key, "a", {"seq": 6, "hash": h[6], "at_anchor": {"seq": 3, "hash": h[3]}}, now=now)
+    assert "audit_problem" not in answer and answer["audit_anchor"]["seq"] == 6
+    # an older anchor is still checked: entry 3 re-hashed is a rewrite
+    answer = anchors.report(store, key, "a", {"seq": 8, "hash": h[8], "at_anchor": {"seq": 3, "hash": h[4]}}, now=now)
+    assert "rewritten" in answer["audit_problem"] and answer["audit_anchor"]["seq"] == 6
+    assert store.audit_problems()["a"][0] == 1

@@ -31,8 +31,16 @@ def _head(doc: Any) -> tuple[int, str] | None:
     return seq, h
 
 
-def judge(prev: tuple[int, str] | None, claim: dict[str, Any]) -> str | None:
-    """Why `claim` (a node's reported head) does not extend `prev` (the anchored head), or None."""
+UNPROVEN = "unproven"    # judge(): the node showed an older anchor (or none): answer with ours, judge next time
+
+
+def judge(prev: tuple[int, str] | None, claim: dict[str, Any], known=lambda seq: None) -> str | None:
+    """Why `claim` (a node's reported head) does not extend `prev` (the anchored head), None if it
+    does, or UNPROVEN. `known(seq)` is the hash of an older good head the hub kept, or None.
+
+    A node that lost the hub's last answer still shows the anchor before it (or none at all): that
+    is not flagged, the anchor is not moved, and the answer gives the node the current anchor, so
+    its next hello proves it (or shows the rewrite)."""
     head = _head(claim)
     if head is None:
         return "the audit head the node sent is malformed"
@@ -45,7 +53,10 @@ def judge(prev: tuple[int, str] | None, claim: dict[str, Any]) -> str | None:
         return None if h == ph else f"audit entry {seq} has a different hash than anchored: the log was rewritten"
     at = claim.get("at_anchor")
     if not isinstance(at, dict) or at.get("seq") != pseq:
-        return f"the node did not show its audit entry {pseq} (anchored by the hub); its sync state was reset or edited"
+        older = known(at.get("seq")) if isinstance(at, dict) and isinstance(at.get("seq"), int) else None
+        if older is not None and at.get("hash") != older:
+            return f"audit entry {at['seq']} differs from the one the hub anchored: the log was rewritten"
+        return UNPROVEN
     if at.get("hash") != ph:
         return f"audit entry {pseq} differs from the one the hub anchored: the log was rewritten"
     return None
@@ -57,9 +68,11 @@ def report(store: HubStore, key, node: str, claim: Any, *, now: datetime) -> dic
         return {}
     good = store.audit_heads(node, good_only=True, limit=1)
     prev = (good[0]["seq"], good[0]["hash"]) if good else None
-    problem = judge(prev, claim)
+    problem = judge(prev, claim, lambda seq: store.good_audit_hash(node, seq))
     head = _head(claim)
-    if problem is not None:
+    if problem == UNPROVEN:
+        problem = None
+    elif problem is not None:
         store.add_audit_head(node, head[0] if head else -1, head[1] if head else "", problem, now=now)
     elif head != prev:
         store.add_audit_head(node, head[0], head[1], None, now=now)

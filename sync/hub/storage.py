@@ -286,6 +286,12 @@ class HubStore:
         with self.engine.connect() as c:
             return [dict(r) for r in c.execute(q.order_by(audit_heads.c.id.desc()).limit(limit)).mappings()]
 
+    def good_audit_hash(self, node: str, seq: int) -> str | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(audit_heads.c.hash).where(audit_heads.c.node == node)
+                             .where(audit_heads.c.seq == seq).where(audit_heads.c.problem.is_(None))
+                             .limit(1)).scalar()
+
     def add_audit_head(self, node: str, seq: int, hash_: str, problem: str | None, *, now: datetime) -> None:
         with self.begin() as c:
             c.execute(audit_heads.insert().values(node=node, seq=seq, hash=hash_, problem=problem,
