@@ -116,7 +116,6 @@ class Cycle:
 
     # ---- the cycle ----------------------------------------------------------------------------
     def run(self) -> CycleResult:
-        anchors.seal(self.node, now=self.now())    # also while the hub cannot be reached
         try:
             self._retrying(self.hello)
             self.uplink()
@@ -129,6 +128,7 @@ class Cycle:
             self.result.error = str(e)
         finally:
             self._save()
+            anchors.seal(self.node, now=self.now())    # also while the hub cannot be reached
         return self.result
 
     def _save(self) -> None:
