@@ -144,11 +144,21 @@ def audit_group() -> None:
 @click.pass_obj
 def audit_verify(node: Node) -> None:
     """Check the hash chain; name the first broken entry."""
-    report = audit.verify(open_store(node).conn)
+    key_file = node.data_dir / "secrets" / audit.MAC_KEY_FILE
+    try:
+        key = key_file.read_bytes().strip() or None
+    except OSError:          # not made yet, or not readable by this user: the seal is not checked
+        key = None
+    report = audit.verify(open_store(node).conn, mac_key=key)
     if report.ok:
-        click.echo(f"audit chain intact: {report.entries} entries")
+        a = report.anchor
+        anchored = f"; entries up to {a['seq']} match the county hub's anchor of {a['at']}" if a else \
+            "; not yet anchored at a county hub"
+        sealed = "" if key else " (the local seal was not checked: no readable audit key)"
+        click.echo(f"audit chain intact: {report.entries} entries{anchored}{sealed}")
         return
-    click.echo(f"audit chain BROKEN at entry {report.first_broken}: {report.reason}", err=True)
+    where = f" at entry {report.first_broken}" if report.first_broken is not None else ""
+    click.echo(f"audit chain BROKEN{where}: {report.reason}", err=True)
     sys.exit(1)
 
 

@@ -75,6 +75,19 @@ def demo_doctor(node: Node) -> str:
     return password
 
 
+DEMO_HUB_USER = "county"
+
+
+def demo_hub_user(env: dict[str, str]) -> str:
+    """County IT's dashboard account on the demo hub, with a new password (through the hub's CLI)."""
+    base = [sys.executable, "-m", "edge", "hub", "user"]
+    r = subprocess.run([*base, "add", DEMO_HUB_USER, "--role", "admin", "--generate"], env=env,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        r = subprocess.run([*base, "passwd", DEMO_HUB_USER, "--generate"], env=env, capture_output=True, text=True)
+    return r.stdout.strip().splitlines()[-1] if r.returncode == 0 and r.stdout.strip() else "?"
+
+
 def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: Path,
               hub_port: int = 0, redirect_port: int = 0, mqtts_port: int = 0) -> list[Part]:
     hub_port = hub_port or free_port()
@@ -148,6 +161,7 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1)
     if node.config.source:
         env["CLINIC_EDGE_CONFIG"] = str(Path(node.config.source).resolve())
     node.close()
+    hub_password = demo_hub_user(env)
     hub_port, redirect_port, mqtts_port = free_port(), free_port(), free_port()
     parts = parts_for(node, web_port=web_port, mqtt_port=mqtt_port, rate=rate, creds=creds, hub_port=hub_port,
                       redirect_port=redirect_port, mqtts_port=mqtts_port)
@@ -187,7 +201,8 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1)
         print(f"\nclinic-edge demo is running.\n  open:   {url}\n"
               f"  log in: user {DEMO_DOCTOR}, password {doctor_password}  (new at every start)\n"
               f"  health: {url}healthz\n"
-              f"  county hub dashboard: https://127.0.0.1:{hub_port}/ (records arrive within a minute)\n"
+              f"  county hub dashboard: https://127.0.0.1:{hub_port}/ (records arrive within a minute;\n"
+              f"          log in: user {DEMO_HUB_USER}, password {hub_password})\n"
               + _tls_banner(tls, ca_file.resolve(), redirect_port, mqtts_port) +
               f"  MQTT:   mqtt://127.0.0.1:{mqtt_port} (devices/<id>/readings, SenML)\n"
               f"  data:   {node.data_dir.resolve()} (broker log: logs/broker.log)\n"
