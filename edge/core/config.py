@@ -132,6 +132,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_batch_bytes": Key(int, 4 << 20, "largest batch in bytes, 1024-268435456",
                                lambda v: 1024 <= v <= 268435456),
         "threads": Key(int, 16, "worker threads, 1-256", lambda v: 1 <= v <= 256),
+        "tls": Key(bool, True, "true (HTTPS with the county CA) or false (plain HTTP, e.g. behind a TLS proxy)"),
+        "names": Key(str, "", "comma-separated host names / IP addresses nodes use to reach the hub (its "
+                     "certificate's names; the listen address is added)"),
         # a signed request's X-CE-Time may differ this much from the hub's clock; its nonce is kept
         # nonce_retention_seconds, which must be at least twice the window (docs/hub.md)
         "time_window_seconds": Key(int, 600, "seconds, 30-86400", lambda v: 30 <= v <= 86400),
