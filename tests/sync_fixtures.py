@@ -214,9 +214,13 @@ class HubBrowser:
         import urllib.error
         import urllib.parse
 
+        import urllib.request
+
         data = urllib.parse.urlencode({**form, **({"csrf_token": token} if token else {})}).encode()
+        # a browser sends the page's address with a same-origin form (Flask-WTF checks it over HTTPS)
+        req = urllib.request.Request(self.url + path, data=data, headers={"Referer": self.url + path})
         try:
-            with self.opener.open(self.url + path, data=data, timeout=10) as r:
+            with self.opener.open(req, timeout=10) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()

@@ -12,7 +12,7 @@ import pytest
 from edge.core import config as config_mod
 from edge.core.node import Node
 from sync import protocol
-from sync.client import state
+from sync.client import state, tls
 from sync.client.controller import Cycle
 from sync.client.transport import HubClient
 from sync_fixtures import Hub, add_records, enroll, hub_records, node_records, sync_env
@@ -38,7 +38,8 @@ def _hello(client: HubClient, sent_at: str, nonce: str | None = None):
 def test_a_request_signed_in_2001_is_refused_with_the_hubs_signed_time(env, node, hub):
     enroll(env, hub)
     ident = state.identity(node)
-    client = HubClient(hub.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=10)
+    client = HubClient(hub.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=10,
+                       context=tls.client_context(node.data_dir))
     (status, rh, data, _s, _g), headers = _hello(client, "2001-09-09T01:46:40.000Z")
     assert status == 401, data
     doc = json.loads(data)

@@ -10,7 +10,7 @@ import pytest
 
 from edge.core import config as config_mod
 from edge.core.node import Node
-from sync.client import state
+from sync.client import state, tls
 from sync.client.transport import HubClient
 from sync_fixtures import Hub, HubBrowser, enroll
 
@@ -66,7 +66,8 @@ def test_a_node_reporting_malformed_health_shows_question_marks_for_itself_only(
     good.close()
     odd = Node(config_mod.load(env=env))
     ident = state.identity(odd)
-    client = HubClient(hub.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=10)
+    client = HubClient(hub.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=10,
+                       context=tls.client_context(odd.data_dir))
     report = {"backlog": "many", "software": {"x": 1}, "clock_offset_s": "NaN", "quarantined": [1],
               "health": {"disk_free_pct": "lots", "temperature_c": [80], "uptime_s": -5,
                          "devices": {"registered": "3", "silent_7d": "bp-1"}, "update": 7}}

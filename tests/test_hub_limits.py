@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sync import protocol
-from sync.client import state
+from sync.client import state, tls
 from sync.client.transport import HubClient
 from sync_fixtures import Hub, enroll
 
@@ -60,7 +61,8 @@ def _put(client: HubClient, body: bytes):
 def test_a_small_signed_batch_of_millions_of_cells_is_refused_fast_with_bounded_memory(env, node, hub):
     enroll(env, hub)
     ident = state.identity(node)
-    client = HubClient(hub.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=120)
+    client = HubClient(hub.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=120,
+                       context=tls.client_context(node.data_dir))
     bomb = _bomb(ident, 5000, 1000)
     assert len(bomb) < 40_000
     _put(client, _bomb(ident, 1, 1))              # warm up the hub (imports, connections) before measuring
@@ -84,7 +86,8 @@ def test_a_small_signed_batch_of_millions_of_cells_is_refused_fast_with_bounded_
 
 def test_a_400_mib_body_is_refused_from_its_length_without_being_read(hub):
     size = 400 << 20
-    with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as s:
+    raw = socket.create_connection(("127.0.0.1", hub.port), timeout=10)
+    with hub.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1") as s:   # the hub speaks only TLS
         s.sendall(f"PUT /v1/uploads/x?offset=0&total={size} HTTP/1.1\r\nHost: hub\r\n"
                   f"Content-Length: {size}\r\n\r\n".encode())
         sent, block = 0, b"\0" * 65536
@@ -102,13 +105,13 @@ def test_a_400_mib_body_is_refused_from_its_length_without_being_read(hub):
                 except (socket.timeout, BlockingIOError):
                     pass
                 s.settimeout(10)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass
         s.settimeout(5)
         try:
             while chunk := s.recv(65536):
                 answer += chunk
-        except (socket.timeout, ConnectionResetError):
+        except (socket.timeout, ConnectionResetError, ssl.SSLError):
             pass
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert sent < 64 << 20, "the hub kept reading a body it had refused"
@@ -119,7 +122,8 @@ def test_a_400_mib_body_is_refused_from_its_length_without_being_read(hub):
 def test_deeply_nested_json_is_a_400_with_a_reason(env, node, hub):
     enroll(env, hub)
     ident = state.identity(node)
-    client = HubClient(hub.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=10)
+    client = HubClient(hub.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=10,
+                       context=tls.client_context(node.data_dir))
     deep = ("[" * 100000 + "]" * 100000).encode()
     path = "/v1/hello"
     headers = protocol.sign_request(client.key, "POST", path, client.node, secrets.token_urlsafe(18),

@@ -10,7 +10,7 @@ and a guesser elsewhere cannot lock the real user out of their own address.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -20,6 +20,7 @@ from .storage import HubStore, login_failures, now_iso, users
 
 ROLES = ("viewer", "admin")
 PER_ADDRESS = 4 * rules.MAX_FAILURES
+WINDOW = timedelta(minutes=15)   # failures counted over this window (per user+address, per address)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def authenticate(store: HubStore, username: str, password: str, *, address: str,
     """The user, or rules.LoginRefused (LoginThrottled after too many failures)."""
     username = (username or "").strip().lower()[:64]
     keys = {f"user:{username}|addr:{address}"[:128]: rules.MAX_FAILURES, f"addr:{address}"[:128]: PER_ADDRESS}
-    since = now_iso(now - rules.WINDOW)
+    since = now_iso(now - WINDOW)
     with store.begin() as c:   # count this attempt first: parallel guesses each see the others
         c.execute(login_failures.delete().where(login_failures.c.at <= since))
         ids = [c.execute(login_failures.insert().values(key=k, at=now_iso(now))).inserted_primary_key[0]
@@ -67,7 +68,7 @@ def authenticate(store: HubStore, username: str, password: str, *, address: str,
             n = c.execute(sa.select(sa.func.count()).select_from(login_failures).where(login_failures.c.key == key)
                           .where(login_failures.c.at > since)).scalar()
             if n > limit:
-                raise rules.LoginThrottled("too many failed log-ins from this address; wait 15 minutes")
+                raise rules.LoginThrottled("too many failed log-ins from this address; wait 15 minutes", WINDOW)
         row = c.execute(sa.select(users).where(users.c.username == username)).mappings().first()
     if not rules.password_matches(row["password_hash"] if row else None, password) or row["disabled_at"]:
         raise rules.LoginRefused("wrong user name or password, or the account is disabled")
