@@ -23,6 +23,7 @@ SCHEMA_MODULES = [
     "edge.core.schema_management",
     "edge.core.schema_sync",
     "edge.core.schema_ble",
+    "edge.core.schema_mqtt",
 ]
 
 _REGISTRY: dict[int, tuple[str, Callable]] = {}
