@@ -51,11 +51,7 @@ def write_files(node: Node, listen: str | None = None) -> Path:
 
 
 def _account_lines(node: Node, d: Path) -> list[str]:
-    """Who may log in (passwd) and which topics each account may use (acl).
-
-    `use_username_as_clientid`: the broker replaces every client id by the account's username, so
-    a device cannot take over the ingest service's session (or another device's) by connecting
-    with its client id (docs/mqtt.md)."""
+    """Who may log in (passwd) and which topics each account may use (acl)."""
     user, password = ingest_credentials(node)
     lines = [f"{user}:{mosquitto_hash(password)}"]
     for dev in devices.active(node.store):
@@ -75,13 +71,16 @@ def _account_lines(node: Node, d: Path) -> list[str]:
     return ["per_listener_settings false",
             "allow_anonymous false",
             f"password_file {d / 'passwd'}",
-            f"acl_file {d / 'acl'}",
-            "use_username_as_clientid true"]
+            f"acl_file {d / 'acl'}"]
 
 
 def _listener_lines(node: Node, listen: str | None) -> list[str]:
+    """The devices' listener. `use_username_as_clientid` (a listener option in mosquitto 2.0: it
+    must follow its `listener` line) replaces every client id by the account's username, so a
+    device cannot take over the ingest service's session, or another device's, by connecting
+    with its client id (docs/mqtt.md)."""
     host, _, port = (listen or node.config["broker"]["listen"]).rpartition(":")
-    return [f"listener {port} {host or '0.0.0.0'}"]
+    return [f"listener {port} {host or '0.0.0.0'}", "use_username_as_clientid true"]
 
 
 def _persistence_lines(d: Path) -> list[str]:
