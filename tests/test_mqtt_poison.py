@@ -12,7 +12,7 @@ from edge.core import config as config_mod
 from edge.core.node import Node
 from device_drivers.mqtt.driver import MqttDriver
 from tests.conftest import add_device, clinic_edge, stored_readings, wait_for
-from tests.test_mqtt_ingest import pub, readings
+from tests.test_mqtt_ingest import Device, pub, readings
 
 HUGE = '[{"n":"8480-6","u":"mm[Hg]","v":1' + "0" * 400 + "}]"
 # an int too large for SQLite (bv 0 keeps the value an int): the commit of this message fails
@@ -28,32 +28,13 @@ def ingest_status(env) -> dict:
     return json.loads((Path(env["CLINIC_EDGE_DATA"]) / "run" / "ingest.json").read_text())
 
 
-class ErrorWatcher:
-    """The device's side: what ingest sent back on devices/<id>/errors."""
-
-    def __init__(self, broker, device_id, password):
-        self.errors: list[str] = []
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"watch-{device_id}")
-        c.username_pw_set(device_id, password)
-        c.on_message = lambda cl, u, m: self.errors.append(m.payload.decode())
-        c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(f"devices/{device_id}/errors", qos=1)
-        c.connect("127.0.0.1", broker.port)
-        c.loop_start()
-        self.client = c
-        wait_for(c.is_connected, message="error watcher")
-
-    def close(self):
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 def test_a_poisonous_message_is_refused_and_the_good_ones_after_it_are_stored(env, broker, ingest_proc):
     pw = add_device(env, "bp-1", broker=broker)
     first = ingest_proc()
-    watch = ErrorWatcher(broker, "bp-1", pw)
+    watch = Device(broker, "bp-1", pw)
     try:
         for payload in (HUGE, UNSTORABLE, *(good(n) for n in range(5))):
-            assert pub(broker, "bp-1", pw, payload).returncode == 0
+            watch.publish(payload)
         rows = wait_for(lambda: len([r for r in readings(env) if r["code"] == "8480-6"]) >= 5 and readings(env),
                         timeout=20, message="the good readings after the bad ones")
         assert sorted(r["value"] for r in rows if r["code"] == "8480-6") == [100, 101, 102, 103, 104]
@@ -73,7 +54,7 @@ def test_a_poisonous_message_is_refused_and_the_good_ones_after_it_are_stored(en
         final = ingest_status(env)
         assert "mqtt_crashed" not in final and final["mqtt_messages"] == 7
         second = ingest_proc()
-        assert pub(broker, "bp-1", pw, good(5)).returncode == 0
+        watch.publish(good(5))
         wait_for(lambda: len(readings(env)) == len(rows) + 1, message="the next reading")
         assert second.stop() == 0
         assert ingest_status(env)["mqtt_messages"] == 1, "a message was delivered again"
