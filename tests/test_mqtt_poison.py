@@ -123,3 +123,20 @@ def test_a_device_using_ingests_client_id_does_not_knock_ingest_off(env, node, b
     finally:
         impostor.loop_stop()
         impostor.disconnect()
+
+
+def test_a_writer_thread_that_dies_makes_the_driver_unhealthy(env, node, broker):
+    def broken_store():
+        raise RuntimeError("a bug in the writer")
+
+    driver = MqttDriver(Node(config_mod.load(env=broker.env)), store_factory=broken_store)
+    driver.start()
+    try:
+        wait_for(lambda: driver.status()["mqtt_connected"], message="connected to the broker")
+        wait_for(lambda: "mqtt_crashed" in driver.status(), message="the writer to die")
+        assert not driver.healthy()   # so ingest stops feeding the watchdog and systemd restarts it
+        assert "a bug in the writer" in driver.status()["mqtt_crashed"]
+    finally:
+        driver.stop()
+        driver.join(10)
+        driver.node.close()

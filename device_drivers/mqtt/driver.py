@@ -108,7 +108,6 @@ class MqttDriver:
         except BaseException as e:   # a bug: say so in the status; healthy() is now false
             self.crashed = f"{threading.current_thread().name}: {type(e).__name__}: {e}"
             log.exception("MQTT %s stopped", threading.current_thread().name)
-            raise
 
     # -- network -----------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
