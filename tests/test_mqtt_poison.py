@@ -140,3 +140,43 @@ def test_a_writer_thread_that_dies_makes_the_driver_unhealthy(env, node, broker)
         driver.stop()
         driver.join(10)
         driver.node.close()
+
+
+def test_a_flood_while_the_writer_is_stuck_waits_in_the_broker_not_in_ingests_memory(env, node, broker):
+    import sqlite3
+    import threading
+    import time
+
+    from tests.test_mqtt_durability import Publisher
+
+    pw = add_device(env, "bp-1", broker=broker)
+    ingest_node = Node(config_mod.load(env={**broker.env, "CLINIC_EDGE_MQTT_BATCH_MAX": "10"}))
+    driver = MqttDriver(ingest_node)
+    driver.start()
+    other = sqlite3.connect(node.config.store_path, isolation_level=None)
+    flood = Publisher(broker, "bp-1", pw)
+    try:
+        wait_for(driver.healthy, message="ingest connected")
+        other.execute("BEGIN IMMEDIATE")   # the writer cannot commit: it waits and retries
+        peak, done = [0], threading.Event()
+
+        def watch():
+            while not done.is_set():
+                peak[0] = max(peak[0], driver._queue.qsize())
+                time.sleep(0.001)
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        for n in range(600):
+            flood.send(n)
+        wait_for(lambda: driver.stats["writer_behind"] > 0, timeout=20, message="the network thread to wait")
+        other.execute("ROLLBACK")
+        wait_for(lambda: len(stored_readings(node)) == 600, timeout=60, message="the whole flood stored")
+        done.set()
+        watcher.join()
+        assert peak[0] <= 20   # 2 x batch_max, while 600 readings were waiting
+    finally:
+        flood.close()
+        other.close()
+        driver.stop()
+        driver.join(10)
+        ingest_node.close()
