@@ -265,8 +265,8 @@ class MqttDriver:
         device_id = _device_of(item.topic)
         self.stats["rejected_messages"] += 1
         log.warning("rejected message from %s: %s", device_id, reason)
+        self.client.publish(ERRORS_TOPIC.format(device_id=device_id), reason.encode(), qos=1)
         try:
-            self.client.publish(ERRORS_TOPIC.format(device_id=device_id), reason.encode(), qos=1)
             devices.record_error(store, device_id, reason, now=now)
         except Exception as e:  # the error note is a convenience; never block the ack on it
             log.error("could not note the error of %s: %s", device_id, e)
