@@ -13,8 +13,9 @@
 
 `run()` writes the clinic into the node's config, makes the node's secrets, enrolls with the hub
 (`clinic-edge enroll` as a subprocess, retried with capped backoff until the link comes up),
-creates the first admin account with a random one-time setup code (shown on the local web UI's
-/setup page, never a fixed default), and then deletes the file with its secrets. A refused code
+creates the first admin account and a one-time setup code (`announce_setup_code`: shown on the
+local console, in the journal and in clinic-edge-setup-code.txt on the boot partition - never on
+the web page; it expires), and then deletes the file with its secrets. A refused code
 (wrong, used or expired) is not retried: it is reported in the journal and on /setup with what
 to do, and the file stays so a corrected code can be written into it.
 
@@ -86,14 +87,34 @@ def run(node: Node, boot_file: Path, *, attempts: int | None = None, enroll: Cal
     result = enroll_with_retry(node, status, hub["url"], str(hub["code"]).strip(), enroll, attempts, sleep)
     if result != "enrolled":
         raise ProvisioningError(result)
-    code = create_first_admin(node)
+    hours = node.config["appliance"]["setup_code_hours"]
+    code = create_first_admin(node, hours=hours)
     durable.remove_file(boot_file)   # the enrollment code must not come back after a power cut
-    status.update(state="done", message="enrolled; setup code shown on the web UI's /setup page",
+    if code:
+        announce_setup_code(code, hours, boot_file.parent)
+    status.update(state="done", message="enrolled; type the setup code from the box's console at /setup",
                   admin=ADMIN, secrets_removed=True)
     node.write_status("firstboot", status)
     log.info("first boot done: enrolled with %s, boot file with its secrets deleted", hub["url"])
-    return f"first boot done; open http://<this box>:8080/setup for the admin's one-time setup code" + \
-        ("" if code else " (an admin already existed)")
+    return "first boot done" + ("" if code else " (an admin already existed)")
+
+
+SETUP_CODE_NOTE = "clinic-edge-setup-code.txt"
+
+
+def announce_setup_code(code: str, hours: int, boot_dir: Path | None) -> str:
+    """Where county IT has physical access only: the journal, the console (the firstboot unit's
+    output goes to journal+console) and a note on the boot partition. Never the web page."""
+    text = (f"clinic-edge setup code for the {ADMIN} account: {code} (valid {hours} h, one use). "
+            f"Open http://<this box>:8080/setup, type it and choose the admin's password.")
+    log.warning("%s", text)
+    print(text, flush=True)
+    if boot_dir is not None and boot_dir.is_dir():
+        try:
+            durable.write_file(boot_dir / SETUP_CODE_NOTE, text + "\r\n")
+        except OSError as e:
+            log.error("could not write the setup code onto the boot partition: %s", e)
+    return text
 
 
 def enroll_with_retry(node, status, url, code, enroll, attempts, sleep) -> str:
