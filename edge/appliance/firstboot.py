@@ -159,7 +159,7 @@ def write_node_config(node: Node, clinic: dict) -> Path:
     raw = tomllib.loads(path.read_text()) if path.exists() else {}
     raw.setdefault("node", {}).update(clinic_name=str(clinic["name"]), division_code=str(clinic["division_code"]),
                                       name=f"clinic-{clinic['division_code']}")
-    durable.write_file(path, dump_toml(raw), 0o640)
+    durable.write_file(path, dump_toml(raw))
     return path
 
 

@@ -119,6 +119,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "boot_file": Key(str, "/boot/firmware/clinic-edge.toml", "the provisioning file on the boot partition"),
         "usb_backup_dir": Key(str, "/media/clinic-edge-backup", "where a USB backup drive is mounted"),
         "keep_backups": Key(int, 7, "nightly backups kept in each place, 1-365", lambda v: 1 <= v <= 365),
+        "backup_key": Key(str, "/etc/clinic-edge/backup.pub", "the county backup key (base64 X25519 public key, "
+                          "`clinic-edge backup-key`) nightly backups are encrypted to"),
         "setup_code_hours": Key(int, 24, "hours the one-time setup code of the first admin stays valid, 1-720",
                                 lambda v: 1 <= v <= 720),
     },
@@ -154,7 +156,8 @@ COUNTY_FILE = "county-config.json"
 # appliance /etc/clinic-edge/config.toml links into it), only from the built-in defaults (the
 # read-only root: /etc/clinic-edge/release.pub, /opt/clinic-edge), a config file elsewhere, or the
 # environment (set by units on the read-only root, or by tests and the demo).
-ROOT_ONLY = {"update": ("prefix", "release_key", "python", "health_url", "stop_command", "restart_command")}
+ROOT_ONLY = {"update": ("prefix", "release_key", "python", "health_url", "stop_command", "restart_command"),
+             "appliance": ("backup_key",)}
 # Sections whose sub-tables belong to a plug-in (each driver validates its own keys).
 OPEN_SECTIONS = ("drivers",)
 
@@ -269,7 +272,7 @@ def check_county_section(section: str, table: Any) -> dict[str, Any]:
 def write_county(data_dir: Path, sections: dict[str, dict[str, Any]]) -> Path:
     """Replace the county's settings file in one rename (read at each service's next start)."""
     path = data_dir / COUNTY_FILE
-    return durable.write_file(path, json.dumps(sections, ensure_ascii=False, indent=1, sort_keys=True), 0o640)
+    return durable.write_file(path, json.dumps(sections, ensure_ascii=False, indent=1, sort_keys=True))
 
 
 def _validate(raw: dict[str, Any], env: dict[str, str]) -> dict[str, dict[str, Any]]:
