@@ -125,3 +125,20 @@ def test_data_directory_files_are_private_whatever_the_umask(tmp_path):
     wrong = {p: oct(m) for p, m in modes.items()
              if m != (0o700 if (data / p).is_dir() else 0o600)}
     assert wrong == {}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root (the updater) writing into the service user's folder")
+def test_what_the_root_updater_files_in_the_data_directory_stays_the_service_users(tmp_path):
+    data = tmp_path / "data"
+    (data / "updates" / "ready").mkdir(parents=True)
+    for p in (data, data / "updates", data / "updates" / "ready"):
+        os.chown(p, 65534, 65534)
+    (data / "updates" / "ready" / "0.5.0.bundle").write_bytes(b"not a bundle")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_EDGE_")}
+    env.update(CLINIC_EDGE_DATA=str(data), CLINIC_EDGE_UPDATE_PREFIX=str(tmp_path / "opt"),
+               CLINIC_EDGE_UPDATE_RELEASE_KEY=str(tmp_path / "release.pub"))
+    r = clinic_edge(env, "update", "apply-pending", check=False)
+    assert r.returncode == 3, r.stderr
+    failed = data / "updates" / "failed"
+    assert (failed / "0.5.0.bundle").exists()
+    assert (failed.stat().st_uid, stat.S_IMODE(failed.stat().st_mode)) == (65534, 0o700)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from edge.core import durable
 from edge.core.errors import CoreError
 from edge.core.node import Node
 
@@ -58,7 +59,7 @@ def update_apply_pending(node: Node) -> None:
     path = ready[-1]
 
     def file_under(sub: str) -> Path:
-        (updates / sub).mkdir(parents=True, exist_ok=True)
+        durable.make_dir(updates / sub)     # root here: the folder stays the sync service's to read
         return path.replace(updates / sub / path.name)
 
     try:

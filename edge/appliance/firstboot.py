@@ -24,6 +24,7 @@ Progress is kept in `run/firstboot.json` (Node.write_status) for the setup page.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import subprocess
@@ -110,8 +111,11 @@ def announce_setup_code(code: str, hours: int, boot_dir: Path | None) -> str:
     log.warning("%s", text)
     print(text, flush=True)
     if boot_dir is not None and boot_dir.is_dir():
-        try:
-            durable.write_file(boot_dir / SETUP_CODE_NOTE, text + "\r\n")
+        try:   # FAT: no chmod there (the mount's fmask keeps it the service user's); plain write
+            with open(boot_dir / SETUP_CODE_NOTE, "w", encoding="utf-8") as f:
+                f.write(text + "\r\n")
+                f.flush()
+                os.fsync(f.fileno())
         except OSError as e:
             log.error("could not write the setup code onto the boot partition: %s", e)
     return text

@@ -50,6 +50,18 @@ def _owned_like_parent(fd: int, parent: Path) -> None:
         os.fchown(fd, st.st_uid, st.st_gid)
 
 
+def make_dir(path: Path) -> Path:
+    """mkdir -p; when root makes it inside the service user's data directory, it stays the user's."""
+    path = Path(path)
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            st = os.stat(path.parent)
+            if st.st_uid != 0:
+                os.chown(path, st.st_uid, st.st_gid)
+    return path
+
+
 def write_file(path: Path, data: bytes | str, mode: int = 0o600) -> Path:
     """Replace `path` with `data` in one durable step (readers see the old or the new file). A
     symbolic link is followed: the file it points to is replaced (the appliance's

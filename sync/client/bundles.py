@@ -100,8 +100,12 @@ def _signed(partial: Path, version: str, release_key: Path, root: Path) -> bool:
             raise BundleRefused(f"it holds version {manifest.version}, announced as {version}")
     except BundleRefused as e:
         failed = root / "failed" / f"{version}.bundle"
-        failed.parent.mkdir(parents=True, exist_ok=True)
-        partial.replace(failed)
+        try:
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            partial.replace(failed)
+        except OSError as err:      # failed/ not writable here: never keep it where it could be applied
+            partial.unlink(missing_ok=True)
+            log.error("could not file the refused bundle under %s (%s); deleted it", failed.parent, err)
         log.error("update bundle %s refused, filed under %s (never applied, not fetched again): %s",
                   version, failed, e)
         return False
