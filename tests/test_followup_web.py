@@ -134,14 +134,15 @@ def test_diabetes_form_prefilled_with_glucose_and_low_glucose_alert(env):
     seed(node.store)
     records.enrol(node.store, resident_id="R1", disease="diabetes", since=date(2024, 1, 1), actor="t",
                   at=datetime.now(timezone.utc))
-    ingest(node.store, [Reading("bp-R1", "2339-0", 70.0, "mg/dL", "demo", device_time=datetime.now(timezone.utc))])
+    ingest(node.store, [Reading("bp-R1", "2339-0", 70.0, "mg/dL", "demo", device_time=datetime.now(timezone.utc),
+                                meta={"meal": "fasting"})])
     client = app.test_client()
     login(client)
     page = client.get("/followup/R1/diabetes/new").text
     f = form_fields(page)
     assert f["fbg"] == ["3.9"]                                   # 70 mg/dL stored as 3.9 mmol/L
     assert 'id="urgent-alert"' in page and "≤3.9" in page and f["next_step"] == ["4"]
-    assert f["classification"] == ["1"]                          # < 7.0 is "controlled"; the alert still stands
+    assert f["classification"] == ["2"]       # hypoglycaemia is not "controlled": consistent with the alert
     assert "heart_rate" not in f and "salt" not in f             # hypertension-only fields are not on it
     r = submit(client, "/followup/R1/diabetes/new", page, dorsalis_pedis="1")
     assert r.status_code == 302

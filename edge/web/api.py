@@ -112,9 +112,11 @@ def measuring_start():
     try:
         minutes = int(data.get("minutes") or context.node().config["web"]["measuring_minutes"])
         session = measuring.start(context.store(), str(data.get("resident_id", "")), minutes=minutes,
-                                  now=_now(), actor=current_user.username)
+                                  now=_now(), actor=current_user.username, switch=bool(data.get("switch")))
     except NotFound:
         abort(404)
+    except measuring.SessionBusy as e:
+        return jsonify(error="busy", message=gettext(str(e)), measuring=e.session), 409
     except (ValueError, ValidationError) as e:
         return _invalid(e if isinstance(e, ValidationError) else ValidationError(str(e), field="minutes"))
     return jsonify(measuring=session), 201

@@ -59,7 +59,7 @@ def require_login():
 def template_helpers() -> dict[str, Any]:
     """`lang` (form labels and code lists come in both languages from fields.py) and the field
     definitions; `_`/`csrf_token` stand-ins only if the app runs without Babel/CSRF."""
-    out: dict[str, Any] = {"lang": lang(), "fields": fields}
+    out: dict[str, Any] = {"lang": lang(), "fields": fields, "device_fields": records.DEVICE_FIELDS}
     if "babel" not in current_app.extensions:
         out["_"] = lambda s, **kw: (s % kw) if kw else s
     if "csrf" not in current_app.extensions:
@@ -111,13 +111,14 @@ def _form_inputs(raw) -> dict[str, Any]:
 
 
 def _render_form(resident, form, values, *, errors=None, pre=None, sources=None, correcting=None,
-                 status=200):
+                 status=200, session_id=None):
     age = rules.age_on(date.fromisoformat(resident["birth_date"]), today()) if resident["birth_date"] else None
     target = rules.bp_target(age)
     return render_template("followup/form.html", resident=resident, form=form, values=values,
                            errors=errors or {}, pre=pre, sources=sources or {}, age=age, target=target,
                            correcting=correcting, title=fields.FORM_TITLES[form],
-                           field_list=fields.fields_for(form)), status
+                           field_list=fields.fields_for(form),
+                           session_id=session_id or (pre.session["id"] if pre and pre.session else None)), status
 
 
 @bp.get("/followup/<resident_id>/<form>/new")
@@ -127,8 +128,19 @@ def new(resident_id: str, form: str):
     return _render_form(resident, form, prefill.flat(pre.values), pre=pre, sources=pre.sources)
 
 
-def _sources(raw) -> dict[str, str]:
-    return {name: raw[f"src_{name}"] for name in records.DEVICE_FIELDS if raw.get(f"src_{name}")}
+def _sources(raw) -> dict[str, object]:
+    """src_<field>: one reading id, or the comma-separated ids of the readings averaged."""
+    out: dict[str, object] = {}
+    for name in records.DEVICE_FIELDS:
+        ids = [i for i in (raw.get(f"src_{name}") or "").split(",") if i.strip()]
+        if ids:
+            out[name] = ids[0] if len(ids) == 1 else ids
+    return out
+
+
+def _session_id(raw) -> int | None:
+    text = (raw.get("session_id") or "").strip()
+    return int(text) if text.isdigit() else None
 
 
 @bp.post("/followup/<resident_id>/<form>/new")
@@ -138,7 +150,7 @@ def create(resident_id: str, form: str):
     sources = _sources(request.form)
     if not v.ok:
         return _render_form(resident, form, _form_inputs(request.form), errors=v.errors, sources=sources,
-                            status=422)
+                            status=422, session_id=_session_id(request.form))
     if request.form.get("temperature"):
         v.values["temperature"] = float(request.form["temperature"])
     previous = records.last_visit(context.store(), resident_id, form)
@@ -147,7 +159,8 @@ def create(resident_id: str, form: str):
                              visit_date=date.fromisoformat(v.values["visit_date"]))
     sugg["alerts"] = [a.code for a in sugg["alerts"]]
     saved = records.save(context.store(), resident_id=resident_id, form=form, values=v.values, actor=actor(),
-                         at=context.node().clock.now(), sources=sources, suggestions=sugg)
+                         at=context.node().clock.now(), sources=sources, suggestions=sugg,
+                         session_id=_session_id(request.form))
     return redirect(url_for("followup.show", followup_id=saved.id, saved=1))
 
 
@@ -167,7 +180,8 @@ def show(followup_id: str):
     history = audit.history(context.store().conn, "followup", followup_id)
     signer = context.store().one("SELECT display_name FROM users WHERE username = ?", (f["saved_by"],))
     f["signed_by"] = (signer or {}).get("display_name") or f["saved_by"]
-    return render_template("followup/show.html", f=f, resident=resident, form=f["form"],
+    used = records.readings_used(context.store(), followup_id, f["shown_version"])
+    return render_template("followup/show.html", f=f, resident=resident, form=f["form"], used=used,
                            v=f["values"], title=fields.FORM_TITLES[f["form"]],
                            versions=records.versions(context.store(), followup_id), history=history,
                            saved=request.args.get("saved"))
