@@ -133,7 +133,7 @@ def test_correction_makes_a_new_version_and_the_audit_shows_both(server, page):
     page.wait_for_url(lambda url: "/login" not in url)
     page.goto(base + "/followup/R1/hypertension/new")
     page.check("input[name=danger_signs][value='orthopnoea']")          # a danger sign: urgent referral
-    assert page.is_checked("input[name=next_step][value='4']")
+    playwright.expect(page.locator("input[name=next_step][value='4']")).to_be_checked()   # the server's rules
     page.uncheck("input[name=danger_signs][value='orthopnoea']")
     page.click("input[name=next_step][value='1']")                      # the doctor overrides
     page.click("#save")

@@ -144,7 +144,8 @@ def test_diabetes_form_prefilled_with_glucose_and_low_glucose_alert(env):
     assert 'id="urgent-alert"' in page and "≤3.9" in page and f["next_step"] == ["4"]
     assert f["classification"] == ["2"]       # hypoglycaemia is not "controlled": consistent with the alert
     assert "heart_rate" not in f and "salt" not in f             # hypertension-only fields are not on it
-    r = submit(client, "/followup/R1/diabetes/new", page, dorsalis_pedis="1")
+    r = submit(client, "/followup/R1/diabetes/new", page, dorsalis_pedis="1", referral_reason="低血糖",
+               referral_facility="县医院内分泌科")
     assert r.status_code == 302
     assert node.store.scalar("SELECT fbg FROM followups WHERE form = 'diabetes'") == 3.9
     node.close()

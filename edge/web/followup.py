@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 
 from flask_babel import gettext
 
@@ -110,6 +110,12 @@ def _form_inputs(raw) -> dict[str, Any]:
     return out
 
 
+def _referral_pending(resident_id: str, form: str) -> bool:
+    """The last visit on this form was an urgent referral: this contact records whether it was reached."""
+    last = records.last_visit(context.store(), resident_id, form)
+    return bool(last and last["urgent"])
+
+
 def _render_form(resident, form, values, *, errors=None, pre=None, sources=None, correcting=None,
                  status=200, session_id=None):
     age = rules.age_on(date.fromisoformat(resident["birth_date"]), today()) if resident["birth_date"] else None
@@ -118,6 +124,7 @@ def _render_form(resident, form, values, *, errors=None, pre=None, sources=None,
                            errors=errors or {}, pre=pre, sources=sources or {}, age=age, target=target,
                            correcting=correcting, title=fields.FORM_TITLES[form],
                            field_list=fields.fields_for(form),
+                           referral_pending=not correcting and _referral_pending(resident["id"], form),
                            session_id=session_id or (pre.session["id"] if pre and pre.session else None)), status
 
 
@@ -126,6 +133,34 @@ def new(resident_id: str, form: str):
     resident, form = resident_or_404(resident_id), form_or_404(form)
     pre = prefill.build(context.store(), resident_id=resident_id, form=form, today=today(), tz=tz())
     return _render_form(resident, form, prefill.flat(pre.values), pre=pre, sources=pre.sources)
+
+
+@bp.get("/followup/<resident_id>/<form>/suggest")
+def suggest(resident_id: str, form: str):
+    """The rules' answer for the values typed so far (the page asks while the doctor types, so the
+    alert and suggestions come from the same rules the save uses): alerts, classification, next step
+    and date. Values that do not parse are left out, as the save would refuse them."""
+    resident, form = resident_or_404(resident_id), form_or_404(form)
+    values = _readable(form, request.args)
+    visit = date.fromisoformat(values.get("visit_date") or today().isoformat())
+    previous = records.last_visit(context.store(), resident_id, form)
+    sugg = rules.suggestions(form, values, age=_age(resident, visit.isoformat()),
+                             previous=previous["values"].get("classification") if previous else None,
+                             visit_date=visit)
+    return jsonify(alerts=[{"code": a.code, "text": a.text(lang())} for a in sugg["alerts"]],
+                   classification=sugg["classification"], next_step=sugg["next_step"],
+                   next_visit_date=sugg["next_visit_date"], bmi=sugg.get("bmi"))
+
+
+def _readable(form: str, raw) -> dict[str, Any]:
+    v = validate(form, raw, today=today(), lang=lang())
+    out = {k: x for k, x in v.values.items() if k not in v.errors}
+    if raw.get("temperature"):
+        try:
+            out["temperature"] = float(raw["temperature"])
+        except ValueError:
+            pass
+    return out
 
 
 def _sources(raw) -> dict[str, object]:
@@ -146,7 +181,8 @@ def _session_id(raw) -> int | None:
 @bp.post("/followup/<resident_id>/<form>/new")
 def create(resident_id: str, form: str):
     resident, form = resident_or_404(resident_id), form_or_404(form)
-    v = validate(form, request.form, today=today(), lang=lang())
+    v = validate(form, request.form, today=today(), lang=lang(),
+                 referral_pending=_referral_pending(resident_id, form))
     sources = _sources(request.form)
     if not v.ok:
         return _render_form(resident, form, _form_inputs(request.form), errors=v.errors, sources=sources,

@@ -62,6 +62,9 @@ NEXT_STEPS: tuple[Choice, ...] = (
     ("4", "紧急转诊", "urgent referral"),
 )
 STEP_ROUTINE, STEP_TWO_WEEKS, STEP_REFERRAL, STEP_URGENT = "1", "2", "3", "4"
+# Did the patient reach the facility of the last visit's urgent referral? Asked at the next contact
+# (the standard: follow an urgent referral up within 2 weeks); not a national form field [U].
+REFERRAL_OUTCOMES: tuple[Choice, ...] = (("1", "到位", "arrived"), ("2", "未到位", "did not arrive"))
 
 # Danger signs the standard lists for urgent referral, other than the measured values
 # (DOMAIN.md §1.2). Asked before the visit; not printed as such on the paper form.
@@ -206,6 +209,8 @@ FIELDS: tuple[Field, ...] = (
     _f("referral_reason", "转诊原因", "Referral reason", "text", group="referral"),
     _f("referral_facility", "转诊机构及科别", "Referral facility and department", "text",
        group="referral"),
+    _f("referral_outcome", "上次紧急转诊是否到位", "Last urgent referral: did the patient arrive",
+       "code", choices=REFERRAL_OUTCOMES, national=False, group="referral"),
     _f("next_step", "下一步管理措施", "Next step", "code", choices=NEXT_STEPS, national=False,
        group="next"),
     _f("next_visit_date", "下次随访日期", "Next visit date", "date", group="next"),

@@ -1,38 +1,55 @@
-// Re-suggest the classification, next step and next date while the doctor types a measurement,
-// until the doctor picks one by hand (the server re-checks everything on save).
+// While the doctor types or picks a measurement, the page asks the server's rules (the same the
+// save applies: one source of truth) for the urgent-referral alert, the classification, the next
+// step and date; suggestions stop once the doctor picks one by hand (the server re-checks on save).
 (function () {
   Array.prototype.forEach.call(document.querySelectorAll(".print-button"), function (b) {
     b.addEventListener("click", function () { window.print(); });
   });
   var form = document.getElementById("followup-form");
   if (!form) return;
-  var kind = form.dataset.form, sT = +form.dataset.sbpTarget, dT = +form.dataset.dbpTarget;
-  var touched = {};
+  var touched = {}, asked = 0, timer = null;
+  var WATCHED = ["sbp", "dbp", "fbg", "heart_rate", "danger_signs", "adverse_reaction", "weight", "height",
+                 "visit_date", "temperature"];
   function num(n) { var e = form.elements[n]; return e && e.value !== "" ? parseFloat(e.value) : null; }
   function pick(name, value) {
-    if (touched[name] || value === null) return;
+    if (touched[name] || value === null || value === undefined) return;
     var r = form.querySelector('input[name="' + name + '"][value="' + value + '"]');
     if (r) r.checked = true;
   }
-  function plus(days, months) {
-    var d = new Date((form.dataset.visit || "") + "T00:00:00Z");
-    if (isNaN(d)) return null;
-    if (months) d.setUTCMonth(d.getUTCMonth() + months); else d.setUTCDate(d.getUTCDate() + days);
-    return d.toISOString().slice(0, 10);
+  function query() {
+    var q = new URLSearchParams();
+    WATCHED.forEach(function (n) {
+      Array.prototype.forEach.call(form.querySelectorAll('[name="' + n + '"]'), function (e) {
+        if ((e.type === "checkbox" || e.type === "radio") && !e.checked) return;
+        if (e.value !== "") q.append(n, e.value);
+      });
+    });
+    return q.toString();
+  }
+  function showAlerts(alerts) {
+    var box = document.getElementById("urgent-alert"), list = document.getElementById("urgent-reasons");
+    if (!box || !list) return;
+    list.textContent = "";
+    alerts.forEach(function (a) { var li = document.createElement("li"); li.textContent = a.text; list.appendChild(li); });
+    box.hidden = !alerts.length;
+  }
+  function apply(s) {
+    showAlerts(s.alerts || []);
+    pick("classification", s.classification); pick("next_step", s.next_step);
+    var next = form.elements["next_visit_date"];
+    if (next && !touched.next_visit_date && s.next_visit_date) next.value = s.next_visit_date;
+    var b = form.elements["bmi"];
+    if (b && s.bmi && !touched.bmi) b.value = s.bmi;
   }
   function suggest() {
-    var sbp = num("sbp"), dbp = num("dbp"), fbg = num("fbg"), cls = null, urgent = false;
-    if (kind === "diabetes") { if (fbg !== null) cls = fbg < 7.0 ? "1" : "2";
-      urgent = fbg !== null && (fbg >= 16.7 || fbg <= 3.9); }
-    else if (sbp !== null && dbp !== null) cls = (sbp < sT && dbp < dT) ? "1" : "2";
-    urgent = urgent || (sbp !== null && sbp >= 180) || (dbp !== null && dbp >= 110);
-    urgent = urgent || form.querySelector('input[name="danger_signs"]:checked') !== null;
-    var prev = form.dataset.previous, step = "1";
-    if (urgent) step = "4"; else if (cls === "2" && (prev === "2" || prev === "3")) step = "3";
-    else if (cls === "2") step = "2";
-    pick("classification", cls); pick("next_step", step);
-    var next = form.elements["next_visit_date"];
-    if (next && !touched.next_visit_date) next.value = step === "1" ? plus(0, 3) : plus(14, 0);
+    clearTimeout(timer);
+    timer = setTimeout(function () {
+      var mine = ++asked;
+      fetch(form.dataset.suggest + "?" + query(), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+        .then(function (s) { if (mine === asked) apply(s); form.dataset.checked = String(mine); })
+        .catch(function () {});
+    }, 120);
   }
   // the visit's readings: ticking BP measurements fills their mean, with the reading ids
   function setSource(name, value, ids, n) {
@@ -72,16 +89,13 @@
       var badge = document.getElementById("badge-" + n);
       if (badge) badge.hidden = true;
     }
+    if (WATCHED.indexOf(n) >= 0) suggest();                       // the alert shows while typing
   });
   form.addEventListener("change", function (e) {
-    if (e.target.name === "use_bp") { useBp(); suggest(); return; }
-    if (e.target.name && e.target.name.indexOf("use_") === 0) { useOffered(e.target); suggest(); return; }
     var n = e.target.name;
-    if (n === "classification" || n === "next_step" || n === "next_visit_date") { touched[n] = true; return; }
-    if (n === "sbp" || n === "dbp" || n === "fbg" || n === "danger_signs") suggest();
-    if (n === "weight" || n === "height") {
-      var w = num("weight"), h = num("height"), b = form.elements["bmi"];
-      if (w && h && b) b.value = (w / Math.pow(h / 100, 2)).toFixed(1);
-    }
+    if (n === "use_bp") { useBp(); suggest(); return; }
+    if (n && n.indexOf("use_") === 0) { useOffered(e.target); suggest(); return; }
+    if (n === "classification" || n === "next_step" || n === "next_visit_date" || n === "bmi") { touched[n] = true; return; }
+    if (WATCHED.indexOf(n) >= 0) suggest();
   });
 })();
