@@ -141,3 +141,34 @@ def test_two_residents_one_after_the_other_on_one_bp_monitor(web, browser, broke
     assert all(str(v) in inbox for v in (151, 141, 170)) and not any(str(v) in inbox for v in (132, 128, 118))
     assert page.locator(".inbox-item").count() == 3
     shot(page, "12-inbox-before-between-after")
+
+
+def test_a_postprandial_glucose_over_mqtt_never_fills_fbg(web, browser, broker, env, node):  # noqa: F811
+    password = add_device(env, "clinic-glu", "glucose", broker)
+    rid = residents.create(node.store, {"name": "王五", "id_number": "11010519491231002X", "t2dm": "1",
+                                        "t2dm_diagnosed_on": "2024-01-01"},
+                           division_code="110105001001", now=datetime.now(timezone.utc), actor="test")
+    page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    page.set_default_timeout(15000)
+    log_in(page, web)
+    page.goto(f"{web}/residents/{rid}")
+    page.click("#measuring-start")
+    page.wait_for_selector("#measuring-stop")
+    publish(broker, "clinic-glu", password, [{"bt": time.time(), "n": "glucose", "u": "mmol/L", "v": 11.2,
+                                              "meal": "postprandial"}])
+    expect(page.locator("#v-2339-0")).to_have_text("11.2", timeout=20000)
+    page.click("#followup-diabetes")
+    page.wait_for_selector("#followup-form")
+    assert page.input_value("input[name=fbg]") == ""                       # 餐后: never 空腹血糖值
+    offered = page.locator("#offered li[data-field=fbg]")
+    assert "餐后" in offered.inner_text() and offered.locator("input").is_disabled()
+
+    page.goto(f"{web}/residents/{rid}")
+    publish(broker, "clinic-glu", password, [{"bt": time.time(), "n": "glucose", "u": "mmol/L", "v": 6.1,
+                                              "meal": "fasting"}])
+    expect(page.locator("#v-2339-0")).to_have_text("6.1", timeout=20000)
+    page.click("#followup-diabetes")
+    page.wait_for_selector("#followup-form")
+    assert page.input_value("input[name=fbg]") == "6.1"
+    assert page.locator("#offered li[data-field=fbg]").count() == 2
+    shot(page, "13-glucose-fasting-and-postprandial")

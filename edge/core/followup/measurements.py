@@ -16,13 +16,13 @@ import json
 import math
 from typing import Any, Iterable
 
+from .. import codes
+
 SYS, DIA, PULSE, GLUCOSE = "8480-6", "8462-4", "8867-4", "2339-0"
 BP_CODES_SET = frozenset((SYS, DIA, PULSE))
 MAX_AVERAGED = 3
 REMEASURE_MMHG = 5
 FASTING = "fasting"
-# meal marks: BLE Glucose Measurement Context (meta.context.meal), MQTT/lines (meta.meal)
-MEAL_MARKS = ("fasting", "preprandial", "postprandial", "casual", "bedtime")
 
 
 def half_up(x: float) -> int:
@@ -79,8 +79,8 @@ def meal(reading: dict) -> str | None:
             meta = json.loads(meta)
         except ValueError:
             meta = {}
-    mark = (meta.get("context") or {}).get("meal") or meta.get("meal")
-    return mark if mark in MEAL_MARKS else None
+    # BLE: the Glucose Measurement Context merged into meta.context; MQTT and line devices: meta.meal
+    return codes.meal_mark((meta.get("context") or {}).get("meal") or meta.get("meal"))
 
 
 def fasting_glucose_use(reading: dict) -> str:
