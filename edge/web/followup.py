@@ -59,12 +59,27 @@ def require_login():
 def template_helpers() -> dict[str, Any]:
     """`lang` (form labels and code lists come in both languages from fields.py) and the field
     definitions; `_`/`csrf_token` stand-ins only if the app runs without Babel/CSRF."""
-    out: dict[str, Any] = {"lang": lang(), "fields": fields, "device_fields": records.DEVICE_FIELDS}
+    out: dict[str, Any] = {"lang": lang(), "fields": fields, "device_fields": records.DEVICE_FIELDS,
+                           "action_label": action_label}
     if "babel" not in current_app.extensions:
         out["_"] = lambda s, **kw: (s % kw) if kw else s
     if "csrf" not in current_app.extensions:
         out["csrf_token"] = lambda: ""
     return out
+
+
+def N_(message: str) -> str:
+    return message
+
+
+# what the audit trail shows for an action (the log keeps the machine name)
+AUDIT_ACTIONS = {"followup.create": N_("Follow-up saved"), "followup.correct": N_("Correction saved"),
+                 "followup.void": N_("Follow-up voided")}
+
+
+def action_label(action: str) -> str:
+    label = AUDIT_ACTIONS.get(action)
+    return gettext(label) if label else action
 
 
 def today() -> date:

@@ -79,8 +79,9 @@ def assign():
 @bp.post("/inbox/dismiss")
 def dismiss():
     try:
-        n = measuring.dismiss(context.store(), request.form.getlist("reading_id"), request.form.get("reason", ""),
-                              now=_now(), actor=current_user.username)
+        ids = [i for v in request.form.getlist("reading_id") for i in v.split(",") if i]   # a group: "id1,id2"
+        n = measuring.dismiss(context.store(), ids, request.form.get("reason", ""), now=_now(),
+                              actor=current_user.username)
     except (ValidationError, NotFound) as e:
         flash(gettext(str(e)), "error")
     else:

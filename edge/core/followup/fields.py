@@ -122,6 +122,15 @@ class Field:
     def label(self, lang: str = "zh") -> str:
         return self.zh if lang == "zh" else self.en
 
+    def unit_label(self, lang: str = "zh") -> str:
+        """The unit as the page shows it: the paper form's Chinese units, in English when asked."""
+        return self.unit if lang == "zh" else UNITS_EN.get(self.unit, self.unit)
+
+
+# The paper form's Chinese units in English (1 两 = 50 g; alcohol is counted in 两 of liquor).
+UNITS_EN = {"支": "cigarettes", "两": "liang (50 g)", "次/周": "times/week", "分钟/次": "min/session",
+            "克/天": "g/day", "次/分": "/min"}
+
 
 def _f(*args, **kw) -> Field:
     return Field(*args, **kw)
@@ -140,7 +149,7 @@ FIELDS: tuple[Field, ...] = (
        group="symptoms"),
     _f("symptoms_other", "其他症状", "Other symptoms", "text", group="symptoms"),
     _f("sbp", "收缩压", "Systolic BP", "int", low=40, high=300, unit="mmHg", group="signs"),
-    _f("dbp", "舒张压", "Diastolic BP", "int", low=20, high=200, unit="mmHg", group="signs"),
+    _f("dbp", "舒张压", "Diastolic BP", "int", low=30, high=200, unit="mmHg", group="signs"),   # 20: an artefact
     _f("height", "身高", "Height", "decimal", low=30, high=250, unit="cm", decimals=1,
        national=False, group="signs"),
     _f("weight", "体重", "Weight", "decimal", low=0.5, high=350, unit="kg", decimals=1, group="signs"),

@@ -81,7 +81,7 @@ def _number(f: Field, text: str, lang: str) -> tuple[Any, str | None]:
     else:
         n = round(n, f.decimals)
     if (f.low is not None and n < f.low) or (f.high is not None and n > f.high):
-        return n, message("range", lang, label=label, low=f.low, high=f.high, unit=f.unit)
+        return n, message("range", lang, label=label, low=f.low, high=f.high, unit=f.unit_label(lang))
     return n, None
 
 
