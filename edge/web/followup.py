@@ -17,9 +17,10 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 
 from flask_babel import gettext
 
-from edge.core import audit
+from edge.core import audit, measuring
+from edge.core.reading import utc_iso
 from edge.core.errors import CoreError
-from edge.core.followup import fields, prefill, records, rules
+from edge.core.followup import fields, measurements, prefill, records, rules
 from edge.core.followup.validation import validate
 from edge.reports import source
 from . import context
@@ -165,6 +166,23 @@ def suggest(resident_id: str, form: str):
     return jsonify(alerts=[{"code": a.code, "text": a.text(lang())} for a in sugg["alerts"]],
                    classification=sugg["classification"], next_step=sugg["next_step"],
                    next_visit_date=sugg["next_visit_date"], bmi=sugg.get("bmi"))
+
+
+@bp.get("/followup/<resident_id>/<form>/session/<int:session_id>")
+def session_readings(resident_id: str, form: str, session_id: int):
+    """The visit session's BP measurements so far, for the open form (a reading taken after the form
+    was opened appears on it), and whether the session still takes readings."""
+    resident_or_404(resident_id), form_or_404(form)
+    store = context.store()
+    s = store.one("SELECT resident_id, ended_at, expires_at FROM measuring_sessions WHERE id = ?", (session_id,))
+    if s is None or s["resident_id"] != resident_id:
+        abort(404)
+    from .workbench import local_time
+    bps = measurements.bp_measurements(measuring.session_measurements(store, session_id))
+    now = utc_iso(context.node().clock.now())
+    return jsonify(bp=[{**b, "local_time": local_time(b["time"], "%H:%M:%S")} for b in bps],
+                   chosen=[b["key"] for b in measurements.default_bp(bps)],
+                   open=s["ended_at"] is None and s["expires_at"] > now)
 
 
 def _readable(form: str, raw) -> dict[str, Any]:

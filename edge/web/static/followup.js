@@ -82,8 +82,48 @@
     var name = target.name.slice(4);
     setSource(name, target.dataset.value, [target.value], 1);
   }
+  // readings taken after the form was opened appear in the table while the session is open; the
+  // default (mean of the last two) follows them until the doctor ticks or types a BP by hand
+  var bpTable = document.getElementById("bp-choices"), bpByHand = false;
+  function addBpRow(m) {
+    var tr = document.createElement("tr"), box = document.createElement("input");
+    tr.dataset.key = m.key;
+    box.type = "checkbox"; box.name = "use_bp"; box.value = m.key;
+    box.dataset.sbp = m.sbp; box.dataset.dbp = m.dbp; box.dataset.pulse = m.pulse === null ? "" : m.pulse;
+    ["sbp", "dbp", "heart_rate"].forEach(function (f) { box.setAttribute("data-id-" + f, m.ids[f] || ""); });
+    var cells = [box, m.local_time, m.device_id, Math.round(m.sbp) + "/" + Math.round(m.dbp),
+                 m.pulse === null ? "" : String(Math.round(m.pulse))];
+    cells.forEach(function (c) {
+      var td = document.createElement("td");
+      if (typeof c === "string") td.textContent = c; else td.appendChild(c);
+      tr.appendChild(td);
+    });
+    bpTable.tBodies[0].appendChild(tr);
+  }
+  function pollSession() {
+    fetch(bpTable.dataset.poll, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (d) {
+        var fresh = d.bp.filter(function (m) { return !bpTable.querySelector('tr[data-key="' + m.key + '"]'); });
+        fresh.forEach(addBpRow);
+        if (fresh.length) {
+          bpTable.hidden = false;
+          var hint = document.getElementById("bp-mean-hint"), none = document.getElementById("no-readings");
+          if (hint) hint.hidden = false;
+          if (none) none.hidden = true;
+          if (!bpByHand) {
+            Array.prototype.forEach.call(form.querySelectorAll('input[name="use_bp"]'), function (c) {
+              c.checked = d.chosen.indexOf(c.value) >= 0; });
+            useBp(); suggest();
+          }
+        }
+        if (d.open) setTimeout(pollSession, 3000);
+      }).catch(function () { setTimeout(pollSession, 10000); });
+  }
+  if (bpTable && bpTable.dataset.poll) setTimeout(pollSession, 3000);
   form.addEventListener("input", function (e) {
     var n = e.target.name, src = document.getElementById("src-" + n);
+    if (n === "sbp" || n === "dbp") bpByHand = true;
     if (src && e.isTrusted && e.target.type !== "hidden") {     // typed by hand: no longer the device's value
       src.value = "";
       var badge = document.getElementById("badge-" + n);
@@ -93,7 +133,7 @@
   });
   form.addEventListener("change", function (e) {
     var n = e.target.name;
-    if (n === "use_bp") { useBp(); suggest(); return; }
+    if (n === "use_bp") { bpByHand = true; useBp(); suggest(); return; }
     if (n && n.indexOf("use_") === 0) { useOffered(e.target); suggest(); return; }
     if (n === "classification" || n === "next_step" || n === "next_visit_date" || n === "bmi") { touched[n] = true; return; }
     if (WATCHED.indexOf(n) >= 0) suggest();
