@@ -44,7 +44,7 @@ def test_prefilled_form_saved_as_opened_is_counted_in_the_report(app_client):
     assert sheet["高血压随访人次 - 合计"] == (1, None, 1)
     assert sheet["管理人群血压控制率"] == (1, 1, 1.0)
     csv_text = client.get(f"/reports/{month}.csv").data.decode("utf-8-sig")
-    assert "管理人群血压控制率,1,1,1.0" in csv_text
+    assert "管理人群血压控制率,1,1,100.0%" in csv_text                # as the page shows it
 
 
 def test_wrong_value_gets_a_message_next_to_the_field_and_nothing_is_saved(app_client):
