@@ -71,6 +71,7 @@ def test_typed_urgent_bp_alerts_before_saving_and_needs_reason_and_facility(serv
     page.click("input[name=referral_outcome][value='2']")      # 未到位
     page.click("#save")
     page.wait_for_selector("#saved")
+    assert "未到位" in page.inner_text("#p-referral_outcome")
     assert count_followups(env) == 2
 
 

@@ -41,16 +41,29 @@
     var b = form.elements["bmi"];
     if (b && s.bmi && !touched.bmi) b.value = s.bmi;
   }
+  var pending = null, waiting = false;
+  function ask() {
+    timer = null;
+    var mine = ++asked;
+    pending = fetch(form.dataset.suggest + "?" + query(), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (s) { if (mine === asked) apply(s); form.dataset.checked = String(mine); })
+      .catch(function () {})
+      .then(function () { if (mine === asked) pending = null; });
+  }
   function suggest() {
     clearTimeout(timer);
-    timer = setTimeout(function () {
-      var mine = ++asked;
-      fetch(form.dataset.suggest + "?" + query(), { credentials: "same-origin", headers: { "Accept": "application/json" } })
-        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
-        .then(function (s) { if (mine === asked) apply(s); form.dataset.checked = String(mine); })
-        .catch(function () {});
-    }, 120);
+    timer = setTimeout(ask, 120);
   }
+  // saved before the answer came back: wait for it, so the suggestions are on the form that is sent
+  form.addEventListener("submit", function (e) {
+    if (timer) { clearTimeout(timer); ask(); }
+    if (!pending || waiting) return;
+    e.preventDefault();
+    waiting = true;
+    pending.then(function () { form.requestSubmit ? form.requestSubmit(document.getElementById("save")) : form.submit(); })
+      .then(function () { waiting = false; });
+  });
   // the visit's readings: ticking BP measurements fills their mean, with the reading ids
   function setSource(name, value, ids, n) {
     var input = form.elements[name], src = document.getElementById("src-" + name);
