@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.core import accounts, config as config_mod, devices  # noqa: E402
+from edge.core import accounts, config as config_mod, devices, measuring  # noqa: E402
 from edge.core.followup import records  # noqa: E402
 from edge.core.ingest import ingest  # noqa: E402
 from edge.core.node import Node  # noqa: E402
@@ -154,13 +154,14 @@ def measure(node, client, htn: list[str], samples: int, rng: random.Random) -> d
     today = datetime.now(TZ).date()
     picked = rng.sample(htn, min(samples, len(htn)))
     now = datetime.now(timezone.utc)
-    for rid in picked:          # today's BP, from a device bound to the resident (through ingest)
+    for rid in picked:          # today's BP in the visit's measuring session, from a device bound to the resident
         dev = "today-" + rid
         if devices.get(node.store, dev) is None:
             devices.add(node.store, dev, kind="bp", transport="demo", resident_id=rid, now=now)
-    ingest(node.store, [Reading("today-" + rid, code, v, "mm[Hg]", "demo", device_time=now,
-                                source_key=f"today-{code}-{time.time()}")
-                        for rid in picked for code, v in (("8480-6", 128), ("8462-4", 82))])
+        measuring.start(node.store, rid, now=now, actor="bench", switch=True)
+        ingest(node.store, [Reading(dev, code, v, "mm[Hg]", "demo", device_time=now,
+                                    source_key=f"today-{code}-{time.time()}")
+                            for code, v in (("8480-6", 128), ("8462-4", 82))])
     month = today.strftime("%Y-%m")
     n = max(20, samples // 5)
     results = {

@@ -62,6 +62,8 @@ def device_add(node: Node, device_id, kind, transport, name, resident_id, addres
     except CoreError as e:
         _fail(str(e))
     reloaded = broker.reload(node) if transport == "mqtt" else False
+    # "reloaded" only when the broker really took the new files: the new account can log in
+    taken = bool(reloaded and password and broker.accepts_login(node, device_id, password))
     if as_json:
         click.echo(json.dumps({"id": device_id, "username": device_id, "password": password,
                                "topic": f"devices/{device_id}/readings"}))
@@ -70,7 +72,13 @@ def device_add(node: Node, device_id, kind, transport, name, resident_id, addres
     if password:
         click.echo(f"MQTT username: {device_id}\nMQTT password: {password}   (shown once; store it on the device)")
         click.echo(f"publish to: devices/{device_id}/readings (QoS 1, SenML JSON)")
-        click.echo("broker reloaded" if reloaded else "broker files written (the broker reads them when it starts)")
+        if taken:
+            click.echo("broker reloaded: the device can log in")
+        elif reloaded:
+            click.echo("broker files written, but the running broker does not accept the device yet: restart it"
+                       " (systemctl restart clinic-edge-broker)", err=True)
+        else:
+            click.echo("broker files written (the broker reads them when it starts)")
 
 
 @device.command("list")

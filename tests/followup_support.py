@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from edge.core import accounts, devices
+from edge.core import accounts, devices, measuring
 from edge.core.followup import records
 from edge.core.ingest import ingest
 from edge.core.reading import Reading
@@ -19,7 +19,8 @@ PASSWORD = "doctor-pass-1"
 
 def seed(store, *, now: datetime | None = None, rid: str = "R1", birth: str = "1955-02-03",
          sbp: float = 128, dbp: float = 82, username: str = "doc") -> str:
-    """A doctor, a hypertension patient managed since 2024 and today's BP from a bound device."""
+    """A doctor, a hypertension patient managed since 2024 and today's BP from a bound device,
+    measured in this visit's measuring session."""
     now = now or datetime.now(timezone.utc)
     if accounts.by_username(store, username) is None:
         accounts.add(store, username, PASSWORD, display_name="王医生", now=now)
@@ -29,6 +30,7 @@ def seed(store, *, now: datetime | None = None, rid: str = "R1", birth: str = "1
                                                  "2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z"))
     records.enrol(store, resident_id=rid, disease="hypertension", since=date(2024, 1, 1), actor="test", at=now)
     devices.add(store, "bp-" + rid, kind="bp", transport="demo", resident_id=rid, now=now)
+    measuring.start(store, rid, now=now, actor=username, switch=True)       # this visit's measuring session
     ingest(store, [Reading("bp-" + rid, "8480-6", sbp, "mm[Hg]", "demo", device_time=now),
                    Reading("bp-" + rid, "8462-4", dbp, "mm[Hg]", "demo", device_time=now),
                    Reading("bp-" + rid, "8867-4", 70, "/min", "demo", device_time=now)])

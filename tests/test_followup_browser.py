@@ -100,6 +100,7 @@ def test_routine_followup_in_six_actions_counted_in_report_and_xlsx(server, page
     shot(page, "saved-paper-form")
     page.emulate_media(media="print")                                    # the paper-form layout
     assert not page.is_visible("header.top") and not page.is_visible("#versions")
+    assert not page.is_visible("#void-form") and not page.is_visible("#void-form input[name=reason]")   # 作废
     assert page.is_visible("table.paper-table") and page.is_visible("#p-bp")
     page.pdf(path=str(ARTIFACTS / "followup-paper-form.pdf"), format="A4")
     page.emulate_media(media="screen")
@@ -112,6 +113,11 @@ def test_routine_followup_in_six_actions_counted_in_report_and_xlsx(server, page
     assert control.locator(".denominator").inner_text() == "1"
     assert control.locator(".value").inner_text() == "100.0%"
     shot(page, "monthly-report")
+    page.emulate_media(media="print")                                    # the report prints with its head
+    head = page.inner_text("#print-head")
+    assert "随访工作报表" in head and period in head and "卫生室" in head and period[:4] + "-" in head
+    assert not page.is_visible("#period-form")
+    page.emulate_media(media="screen")
     with page.expect_download() as dl:
         page.click("#xlsx")
     ws = load_workbook(io.BytesIO(open(dl.value.path(), "rb").read())).active
@@ -133,7 +139,7 @@ def test_correction_makes_a_new_version_and_the_audit_shows_both(server, page):
     page.wait_for_url(lambda url: "/login" not in url)
     page.goto(base + "/followup/R1/hypertension/new")
     page.check("input[name=danger_signs][value='orthopnoea']")          # a danger sign: urgent referral
-    assert page.is_checked("input[name=next_step][value='4']")
+    playwright.expect(page.locator("input[name=next_step][value='4']")).to_be_checked()   # the server's rules
     page.uncheck("input[name=danger_signs][value='orthopnoea']")
     page.click("input[name=next_step][value='1']")                      # the doctor overrides
     page.click("#save")
@@ -148,7 +154,8 @@ def test_correction_makes_a_new_version_and_the_audit_shows_both(server, page):
     assert "128/84" in page.inner_text("#p-bp")
     assert page.locator("#versions tbody tr").count() == 2
     audit = page.inner_text("#audit")
-    assert "followup.create" in audit and "followup.correct" in audit and "82 → 84" in audit
+    assert "新建随访" in audit and "更正随访" in audit and "82 → 84" in audit
+    assert "followup." not in audit                                      # human names, not the log's
     shot(page, "correction-audit")
     page.click("#versions tbody tr:first-child a")
     assert "128/82" in page.inner_text("#p-bp")

@@ -5,7 +5,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from edge.core import audit, devices, outbox
+from edge.core import audit, devices, measuring, outbox
 from edge.core.errors import ValidationError
 from edge.core.followup import prefill, records
 from edge.core.followup.validation import validate
@@ -41,9 +41,11 @@ def add_resident(store, rid, birth="1960-05-01"):
 
 
 def measure(store, rid, device, pairs, at=NOW):
-    """Readings from a device bound to the resident, through the real ingest()."""
+    """Readings from a device bound to the resident, in a measuring session of this visit, through
+    the real ingest()."""
     if devices.get(store, device) is None:
         devices.add(store, device, kind="bp", transport="demo", resident_id=rid, now=at)
+    measuring.start(store, rid, now=at, actor="doc")
     rs = [Reading(device, code, value, unit, "demo", device_time=at) for code, value, unit in pairs]
     return ingest(store, rs, clock=FixedClock())
 

@@ -35,9 +35,16 @@ def test_age_turns_65_on_the_birthday():
     assert rules.bp_target(rules.age_on(date(1961, 3, 10), VISIT)) == (150, 90)
 
 
-@pytest.mark.parametrize("fbg,expected", [(6.9, "1"), (7.0, "2"), (7.1, "2"), (3.0, "1")])
-def test_glucose_control_below_7(fbg, expected):
+@pytest.mark.parametrize("fbg,expected", [(6.9, "1"), (7.0, "2"), (7.1, "2"), (4.0, "1"), (3.9, "2"), (3.5, "2")])
+def test_glucose_control_below_7_and_above_hypoglycaemia(fbg, expected):
     assert rules.suggest_classification(DM, {"fbg": fbg}, 50) == expected
+
+
+def test_no_glucose_that_calls_for_urgent_referral_is_classified_controlled():
+    for tenth in range(5, 500):
+        fbg = tenth / 10
+        urgent = any(a.code.startswith("glucose") for a in rules.urgent_alerts(DM, {"fbg": fbg}))
+        assert not (urgent and rules.suggest_classification(DM, {"fbg": fbg}, 50) == "1"), fbg
 
 
 def test_no_measurement_no_suggestion_and_adverse_reaction_wins():

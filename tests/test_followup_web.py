@@ -44,7 +44,7 @@ def test_prefilled_form_saved_as_opened_is_counted_in_the_report(app_client):
     assert sheet["高血压随访人次 - 合计"] == (1, None, 1)
     assert sheet["管理人群血压控制率"] == (1, 1, 1.0)
     csv_text = client.get(f"/reports/{month}.csv").data.decode("utf-8-sig")
-    assert "管理人群血压控制率,1,1,1.0" in csv_text
+    assert "管理人群血压控制率,1,1,100.0%" in csv_text                # as the page shows it
 
 
 def test_wrong_value_gets_a_message_next_to_the_field_and_nothing_is_saved(app_client):
@@ -134,16 +134,18 @@ def test_diabetes_form_prefilled_with_glucose_and_low_glucose_alert(env):
     seed(node.store)
     records.enrol(node.store, resident_id="R1", disease="diabetes", since=date(2024, 1, 1), actor="t",
                   at=datetime.now(timezone.utc))
-    ingest(node.store, [Reading("bp-R1", "2339-0", 70.0, "mg/dL", "demo", device_time=datetime.now(timezone.utc))])
+    ingest(node.store, [Reading("bp-R1", "2339-0", 70.0, "mg/dL", "demo", device_time=datetime.now(timezone.utc),
+                                meta={"meal": "fasting"})])
     client = app.test_client()
     login(client)
     page = client.get("/followup/R1/diabetes/new").text
     f = form_fields(page)
     assert f["fbg"] == ["3.9"]                                   # 70 mg/dL stored as 3.9 mmol/L
     assert 'id="urgent-alert"' in page and "≤3.9" in page and f["next_step"] == ["4"]
-    assert f["classification"] == ["1"]                          # < 7.0 is "controlled"; the alert still stands
+    assert f["classification"] == ["2"]       # hypoglycaemia is not "controlled": consistent with the alert
     assert "heart_rate" not in f and "salt" not in f             # hypertension-only fields are not on it
-    r = submit(client, "/followup/R1/diabetes/new", page, dorsalis_pedis="1")
+    r = submit(client, "/followup/R1/diabetes/new", page, dorsalis_pedis="1", referral_reason="低血糖",
+               referral_facility="县医院内分泌科")
     assert r.status_code == 302
     assert node.store.scalar("SELECT fbg FROM followups WHERE form = 'diabetes'") == 3.9
     node.close()

@@ -24,5 +24,5 @@ def test_xlsx_and_csv_hold_the_report_numbers():
     assert sheet["设备读数 - mqtt - 8480-6"] == (12, None, 12)
     text = export.to_csv(r, "en").decode("utf-8-sig")
     rows = {row[0]: row[1:] for row in csv.reader(io.StringIO(text))}
-    assert rows["BP control rate (managed)"] == ["2", "6", str(round(2 / 6, 4))]
-    assert rows["Type 2 diabetes standard-management rate"] == ["2", "3", str(round(2 / 3, 4))]
+    assert rows["BP control rate (managed)"] == ["2", "6", "33.3%"]                # as the page shows it
+    assert rows["Type 2 diabetes standard-management rate"] == ["2", "3", "66.7%"]

@@ -10,7 +10,7 @@ from followup_support import app_client, csrf  # noqa: F401 (fixture)
 def test_sync_page_shows_backlog_refusals_and_sync_now_asks_the_daemon(app_client):
     node, client = app_client
     page = client.get("/sync").text
-    assert "not enrolled" in page and 'id="nav-sync"' in page
+    assert "尚未在县平台注册" in page and 'id="nav-sync"' in page
     now = datetime.now(timezone.utc)
     with node.store.atomic() as conn:
         conn.execute("INSERT INTO sync_enrollment VALUES (1, 'clinic-a', 'http://county:8470', 'k', ?)", (now.isoformat(),))

@@ -13,6 +13,8 @@
     patient_group = "id"                        # optional: a group holding the patient id
     time_group = "t"                            # optional: a group holding the device time
     time_format = "%Y-%m-%d %H:%M"              #   parsed with this strptime format
+    meal = "fasting"                            # optional, glucose: every value of this line is fasting
+    meal_group = "m"                            #   or a group with the meter's mark (fasting, AC, PC, random)
     [[ignore]]
     pattern = '^-+$'                            # lines that are expected and carry no reading
 """
@@ -25,12 +27,14 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 
+from edge.core import codes
 from edge.core.reading import Reading, storable_time, utc_iso
 
 from ..errors import DriverError, FrameError
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
 MAX_LINE = 4096
+GLUCOSE = "2339-0"
 SERIAL_KEYS = {"baudrate": int, "bytesize": int, "parity": str, "stopbits": (int, float), "xonxoff": bool,
                "rtscts": bool}
 
@@ -59,6 +63,8 @@ class Pattern:
     patient_group: str = ""
     time_group: str = ""
     time_format: str = ""
+    meal: str = ""              # every glucose of this line was taken so (a meter kept in fasting mode)
+    meal_group: str = ""        # or the group holding the meter's own mark (fasting, AC, PC, random...)
 
 
 @dataclass(frozen=True)
@@ -143,8 +149,12 @@ def _pattern(i: int, spec: dict, fail) -> Pattern:
             fail(f"line[{i}].{opt}", "names a group the pattern does not have")
     if spec.get("time_group") and not spec.get("time_format"):
         fail(f"line[{i}].time_format", "is needed with time_group (a strptime format)")
+    if spec.get("meal") and codes.meal_mark(spec["meal"]) is None:
+        fail(f"line[{i}].meal", f"must be one of {', '.join(codes.GLUCOSE_MEALS)}")
+    if spec.get("meal_group") and spec["meal_group"] not in regex.groupindex:
+        fail(f"line[{i}].meal_group", "names a group the pattern does not have")
     return Pattern(regex, tuple(values), spec.get("patient_group", ""), spec.get("time_group", ""),
-                   spec.get("time_format", ""))
+                   spec.get("time_format", ""), codes.meal_mark(spec.get("meal")) or "", spec.get("meal_group", ""))
 
 
 def parse_line(profile: Profile, line: bytes, *, device_id: str, received: datetime, tz: tzinfo) -> list[Reading]:
@@ -182,9 +192,12 @@ def _readings(p: Pattern, m: re.Match, text: str, device_id: str, received: date
             raise LineFrameError(f"{v.group} = {sent[:20]!r} is not a finite number")
         unit = (m.group(v.unit_group) or "").strip() if v.unit_group else v.unit
         key = json.dumps(["line", utc_iso(received), text, v.group], separators=(",", ":"), ensure_ascii=False)
+        meta = {"patient_id": patient} if patient else {}
+        meal = codes.meal_mark(m.group(p.meal_group) if p.meal_group else None) or p.meal
+        if meal and v.code == GLUCOSE:
+            meta["meal"] = meal
         out.append(Reading(device_id=device_id, code=v.code, value=value, unit=unit, transport="lines",
-                           device_time=device_time, raw=text, source_key=key,
-                           meta={"patient_id": patient} if patient else {}))
+                           device_time=device_time, raw=text, source_key=key, meta=meta))
     return out
 
 

@@ -154,13 +154,70 @@ def pid_file(node: Node) -> Path:
 
 
 def reload(node: Node) -> bool:
-    """Rewrite the files and ask a running broker to re-read them (SIGHUP)."""
-    write_files(node)
-    try:
-        os.kill(int(pid_file(node).read_text().strip()), signal.SIGHUP)
-        return True
-    except (OSError, ValueError):
+    """Rewrite the files and ask a running broker to re-read them (SIGHUP). The listener stays the
+    one the running broker was started with (mosquitto cannot change it on a reload). True only if
+    a live mosquitto was signalled; `accepts_login` tells whether it took the new files."""
+    write_files(node, running_listener(node))
+    pid = _broker_pid(node)
+    if pid is None:
         return False
+    try:
+        os.kill(pid, signal.SIGHUP)
+        return True
+    except OSError:
+        return False
+
+
+def running_listener(node: Node) -> str | None:
+    """HOST:PORT of the listener in the broker's current mosquitto.conf, if there is one."""
+    try:
+        text = (broker_dir(node) / "mosquitto.conf").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "listener":
+            return f"{parts[2]}:{parts[1]}"
+    return None
+
+
+def _broker_pid(node: Node) -> int | None:
+    """The pid in the pid file, only if that process is alive and is mosquitto (never signal a
+    process that merely reuses a stale pid)."""
+    try:
+        pid = int(pid_file(node).read_text().strip())
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except (OSError, ValueError):
+        return None
+    return pid if comm.startswith("mosquitto") else None
+
+
+def accepts_login(node: Node, username: str, password: str, *, timeout: float = 5.0) -> bool:
+    """Does the broker let this account log in? (After a reload: did it really take the new files?)"""
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    host, _, port = (running_listener(node) or node.config["broker"]["listen"]).rpartition(":")
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"check-{username}"[:23])
+        client.username_pw_set(username, password)
+        try:
+            client.connect(host, int(port), keepalive=5)
+            result: list = []
+            client.on_connect = lambda c, u, f, rc, p: result.append(rc)
+            stop = time.monotonic() + 1.0
+            while not result and time.monotonic() < stop:
+                client.loop(timeout=0.1)
+            client.disconnect()
+            if result and not result[0].is_failure:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)     # mosquitto re-reads the files in its main loop, shortly after SIGHUP
+    return False
 
 
 def broker_address(url: str) -> tuple[str, int]:

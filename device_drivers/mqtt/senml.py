@@ -20,6 +20,7 @@ from ..errors import FrameError
 
 RELATIVE_TIME_LIMIT = 2 ** 28
 MAX_RECORDS = 64
+GLUCOSE = "2339-0"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -125,6 +126,12 @@ def _record(device_id: str, rec: dict, i: int, base: dict, now: datetime, text: 
         key = json.dumps([code.loinc, float(t), float(value), unit])
     else:
         key = json.dumps([code.loinc, "msg", digest, i])
+    meta = {"senml_name": base["bn"] + name} if base["bn"] else {}
+    if "meal" in rec:               # extension field (not must-understand): when a glucose was taken
+        meal = codes.meal_mark(rec["meal"])
+        if meal is None or code.loinc != GLUCOSE:
+            raise SenMLError(f"record {i} ({name}): 'meal' is for glucose (2339-0) and one of "
+                             f"{', '.join(codes.GLUCOSE_MEALS)} or random, got {json.dumps(rec['meal'])}")
+        meta["meal"] = meal
     return Reading(device_id=device_id, code=code.loinc, value=value, unit=unit, transport=transport,
-                   device_time=device_time, raw=text, source_key=key,
-                   meta={"senml_name": base["bn"] + name} if base["bn"] else {})
+                   device_time=device_time, raw=text, source_key=key, meta=meta)

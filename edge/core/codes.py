@@ -106,3 +106,20 @@ def known_names() -> list[str]:
 def glucose_mg_dl(mmol_l: float) -> float:
     """Glucose is stored in mmol/L; this gives the mg/dL figure some doctors read."""
     return round(mmol_l * GLUCOSE_MG_DL_PER_MMOL_L)
+
+
+# When a glucose sample was taken, as the device marks it (docs/followup.md, "Glucose and meals"):
+# the meal values of the BLE Glucose Measurement Context, also used by MQTT ("meal" in the SenML
+# record) and line devices (profile `meal` / `meal_group`). Only "fasting" fills 空腹血糖值.
+GLUCOSE_MEALS = ("fasting", "preprandial", "postprandial", "casual", "bedtime")
+_MEAL_ALIASES = {"random": "casual", "fbg": "fasting", "fpg": "fasting", "ac": "preprandial",
+                 "pc": "postprandial", "2hpg": "postprandial"}
+
+
+def meal_mark(text) -> str | None:
+    """A meal mark from a device, normalised (None when it is not one of GLUCOSE_MEALS or an alias)."""
+    if not isinstance(text, str):
+        return None
+    t = text.strip().lower()
+    t = _MEAL_ALIASES.get(t, t)
+    return t if t in GLUCOSE_MEALS else None

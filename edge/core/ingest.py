@@ -107,7 +107,7 @@ def _store_one(conn: sqlite3.Connection, r: Reading, anchor, known: KnownTime) -
     value, unit, status, reason = normalise(r)
     if time_problem and status == STATUS_VALID:
         status, reason = STATUS_REJECTED, time_problem
-    resident_id = resident_for(conn, r, device[0])
+    resident_id, session_id = attach(conn, r, device[0])
     # before 2025 or ahead of the best known time: corrected from (boot_id, monotonic) at the next
     # signed exchange with the hub (sync.client.timefix); a device's own wrong time is not used
     clock_status = "ok" if _receive_time_ok(r, anchor, known) else "suspect"
@@ -119,7 +119,7 @@ def _store_one(conn: sqlite3.Connection, r: Reading, anchor, known: KnownTime) -
         "effective_time": utc_iso(effective), "boot_id": r.boot_id, "monotonic": r.monotonic,
         "clock_status": clock_status, "transport": r.transport, "raw": r.raw, "status": status,
         "reason": reason, "meta": json.dumps(json_safe(r.meta), ensure_ascii=False, default=str, allow_nan=False),
-        "resident_id": resident_id,
+        "resident_id": resident_id, "session_id": session_id,
     }
     conn.execute(f"INSERT INTO readings ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)
     # at most once a minute per device: each extra page in a commit is SD-card wear
@@ -182,19 +182,20 @@ def normalise(r: Reading) -> tuple[float | None, str, str, str | None]:
     return value, code.unit, STATUS_VALID, None
 
 
-def resident_for(conn: sqlite3.Connection, r: Reading, bound_resident: str | None) -> str | None:
-    """Whose reading this is: the resident a personal device is bound to, else the resident whose
-    ID number or health-record number the device sent as patient id (analysers, monitors), else
-    the resident of an open "measuring now" session, else nobody yet (the reading waits in the doctor's inbox)."""
-    if bound_resident:
-        return bound_resident
-    by_patient_id = resident_for_patient_id(conn, (r.meta or {}).get("patient_id"))
-    if by_patient_id:
-        return by_patient_id
-    # the resident the doctor is measuring now ("measuring now" on the workbench), if any
+def attach(conn: sqlite3.Connection, r: Reading, bound_resident: str | None) -> tuple[str | None, int | None]:
+    """(resident, measuring session) of a new reading. The resident: the one a personal device is
+    bound to, else the one whose ID number or health-record number the device sent as patient id
+    (analysers, monitors), else the resident of the open "measuring now" session, else nobody yet
+    (the reading waits in the doctor's inbox). The session is kept only when the reading is its
+    resident's: the session's readings are what that visit's form is filled from."""
     from .measuring import open_session
     session = open_session(conn, utc_iso(r.receive_time))
-    return session["resident_id"] if session else None
+    resident = bound_resident or resident_for_patient_id(conn, (r.meta or {}).get("patient_id"))
+    if resident is None and session:
+        resident = session["resident_id"]
+    if session and session["resident_id"] == resident:
+        return resident, session["id"]
+    return resident, None
 
 
 _UPSTREAM = ("id", "device_id", "code", "value", "unit", "device_time", "receive_time", "effective_time",

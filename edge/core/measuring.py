@@ -1,8 +1,11 @@
 """Measuring a patient: the "measuring now" session, the readings inbox and voiding readings.
 
-While a session is open, readings from the clinic's own (unbound) devices attach to its resident
-(`ingest.resident_for`); a device bound to a resident keeps attaching to that resident. Readings
-that arrive with nobody selected wait in the inbox until a doctor assigns or dismisses them.
+A session belongs to one visit of one resident. While it is open, readings from the clinic's own
+(unbound) devices attach to its resident and to it (`ingest.attach`); a device bound to a resident
+keeps attaching to that resident. It ends when the visit's form is saved, when the doctor confirms
+measuring someone else, by 结束测量, or at its timeout; the clinic's devices measure one resident at
+a time. Readings that arrive with no session open wait in the inbox until a doctor assigns or
+dismisses them; the visit's form is filled only from its session's readings (followup.prefill).
 Nothing is deleted: a reading is voided with a reason, its former status kept.
 """
 from __future__ import annotations
@@ -16,21 +19,41 @@ from .errors import NotFound, ValidationError
 from .reading import STATUS_VOIDED, utc_iso
 
 DEFAULT_MINUTES = 5
+END_SAVED, END_SWITCHED, END_STOPPED = "saved", "switched", "stopped"   # (timed out: no end_reason)
+BP_CODES = ("8480-6", "8462-4", "8867-4")                                # systolic, diastolic, pulse
 
 
 def N_(message: str) -> str:
     return message
 
 
-def start(store, resident_id: str, *, minutes: int = DEFAULT_MINUTES, now: datetime, actor: str) -> dict:
-    """Open a session for the resident (closing any other: the clinic measures one patient at a time)."""
+class SessionBusy(ValidationError):
+    """Another resident is being measured: starting now would take the clinic's devices from them."""
+
+    def __init__(self, session: dict):
+        super().__init__(N_("Another resident is being measured."), field="resident_id")
+        self.session = session
+
+
+def start(store, resident_id: str, *, minutes: int = DEFAULT_MINUTES, now: datetime, actor: str,
+          switch: bool = False) -> dict:
+    """Open a measuring session for the resident. The clinic's devices measure one resident at a
+    time: if another resident's session is open this raises SessionBusy, unless `switch` (the doctor
+    confirmed), which ends that session first. Starting again for the same resident extends it."""
     if not 1 <= int(minutes) <= 120:
         raise ValidationError("a measuring session lasts 1-120 minutes", field="minutes")
+    expires = utc_iso(now + timedelta(minutes=int(minutes)))
     with store.atomic() as conn:
         if not conn.execute("SELECT 1 FROM residents WHERE id = ? AND voided_at IS NULL", (resident_id,)).fetchone():
             raise NotFound(f"resident {resident_id} does not exist")
-        _close_open(conn, now)
-        expires = utc_iso(now + timedelta(minutes=int(minutes)))
+        session = open_session(conn, utc_iso(now))
+        if session and session["resident_id"] == resident_id:
+            conn.execute("UPDATE measuring_sessions SET expires_at = ? WHERE id = ?", (expires, session["id"]))
+            return current(store, now=now)
+        if session and not switch:
+            raise SessionBusy(_named(conn, session))
+        if session:
+            _end(conn, session, END_SWITCHED, now, actor)
         cur = conn.execute("INSERT INTO measuring_sessions (resident_id, started_by, started_at, expires_at)"
                            " VALUES (?,?,?,?)", (resident_id, actor, utc_iso(now), expires))
         audit.append(conn, actor=actor, action="measuring.start", entity="resident", entity_id=resident_id,
@@ -39,18 +62,39 @@ def start(store, resident_id: str, *, minutes: int = DEFAULT_MINUTES, now: datet
 
 
 def stop(store, *, now: datetime, actor: str) -> None:
+    """结束测量: readings that arrive from now on wait in the inbox."""
     with store.atomic() as conn:
         session = open_session(conn, utc_iso(now))
-        if session is None:
-            return
-        _close_open(conn, now)
-        audit.append(conn, actor=actor, action="measuring.stop", entity="resident",
-                     entity_id=session["resident_id"], at=now, after={"session": session["id"]})
+        if session is not None:
+            _end(conn, session, END_STOPPED, now, actor)
 
 
-def _close_open(conn: sqlite3.Connection, now: datetime) -> None:
-    conn.execute("UPDATE measuring_sessions SET ended_at = ? WHERE ended_at IS NULL AND expires_at > ?",
-                 (utc_iso(now), utc_iso(now)))
+def end_on_save(conn: sqlite3.Connection, session_id: int, followup_id: str, *, now: datetime, actor: str) -> None:
+    """The visit's form was saved: its session takes no more readings (inside the save's transaction)."""
+    row = conn.execute("SELECT id, resident_id, ended_at, expires_at FROM measuring_sessions WHERE id = ?",
+                       (session_id,)).fetchone()
+    if row is None:
+        return
+    if row["ended_at"] is None and row["expires_at"] > utc_iso(now):
+        _end(conn, dict(row), END_SAVED, now, actor, followup_id=followup_id)
+    else:
+        conn.execute("UPDATE measuring_sessions SET followup_id = coalesce(followup_id, ?) WHERE id = ?",
+                     (followup_id, session_id))
+
+
+def _end(conn, session: dict, reason: str, now: datetime, actor: str, followup_id: str | None = None) -> None:
+    conn.execute("UPDATE measuring_sessions SET ended_at = ?, end_reason = ?, followup_id = ? WHERE id = ?",
+                 (utc_iso(now), reason, followup_id, session["id"]))
+    audit.append(conn, actor=actor, action="measuring.stop", entity="resident", entity_id=session["resident_id"],
+                 at=now, after={"session": session["id"], "reason": reason, "followup_id": followup_id})
+
+
+def _named(conn, session: dict) -> dict:
+    session["resident_name"] = conn.execute("SELECT name FROM residents WHERE id = ?",
+                                            (session["resident_id"],)).fetchone()[0]
+    session["readings"] = conn.execute("SELECT count(*) FROM readings WHERE session_id = ?",
+                                       (session["id"],)).fetchone()[0]
+    return session
 
 
 OPEN_SESSION = ("SELECT id, resident_id, started_by, started_at, expires_at FROM measuring_sessions"
@@ -66,9 +110,40 @@ def open_session(conn: sqlite3.Connection, at: str) -> dict | None:
 def current(store, *, now: datetime) -> dict | None:
     """The open session with its resident's name, for the banner on every page."""
     session = store.one(OPEN_SESSION, (utc_iso(now), utc_iso(now)))
-    if session:
-        session["resident_name"] = store.scalar("SELECT name FROM residents WHERE id = ?", (session["resident_id"],))
-    return session
+    return _named(store.conn, session) if session else None
+
+
+def visit_session(store, resident_id: str, form: str, *, since: datetime) -> dict | None:
+    """The measuring session of this visit: the resident's latest session started since `since`
+    (the clinic's day) that no saved follow-up on this form used yet. None: nothing was measured."""
+    row = store.one("SELECT s.id, s.resident_id, s.started_at, s.expires_at, s.ended_at, s.end_reason"
+                    " FROM measuring_sessions s WHERE s.resident_id = ? AND s.started_at >= ?"
+                    " AND NOT EXISTS (SELECT 1 FROM followups f WHERE f.session_id = s.id AND f.form = ?"
+                    "   AND f.voided_at IS NULL)"
+                    " ORDER BY s.started_at DESC LIMIT 1", (resident_id, utc_iso(since), form))
+    return row
+
+
+def session_measurements(store, session_id: int) -> list[dict[str, Any]]:
+    """The valid readings the session took, one entry per measurement (a BP is SYS+DIA+pulse from
+    one device at one time), oldest first."""
+    rows = store.query(f"SELECT {READING_COLUMNS}, meta FROM readings WHERE session_id = ? AND status = 'valid'"
+                       " ORDER BY effective_time, id", (session_id,))
+    return _grouped(rows, newest_first=False)
+
+
+def _grouped(rows: list[dict], *, newest_first: bool) -> list[dict]:
+    order = {c: n for n, c in enumerate(BP_CODES)}   # systolic, diastolic, pulse, then the rest
+    groups: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["device_id"], r["effective_time"])
+        g = groups.setdefault(key, {"device_id": r["device_id"], "effective_time": r["effective_time"],
+                                    "receive_time": r["receive_time"], "readings": []})
+        g["readings"].append(r)
+    for g in groups.values():
+        g["readings"].sort(key=lambda r: (order.get(r["code"], 9), r["code"]))
+    out = list(groups.values())
+    return out if newest_first else sorted(out, key=lambda g: g["effective_time"])
 
 
 READING_COLUMNS = ("id, device_id, code, value, unit, effective_time, receive_time, status, reason, resident_id,"
@@ -79,16 +154,7 @@ def inbox(store, *, limit: int = 200) -> list[dict[str, Any]]:
     """Readings nobody has claimed, newest first, grouped by device and time (one BP = SYS+DIA+pulse)."""
     rows = store.query(f"SELECT {READING_COLUMNS} FROM readings WHERE resident_id IS NULL AND dismissed_at IS NULL"
                        " AND status != 'voided' ORDER BY receive_time DESC, id LIMIT ?", (limit,))
-    order = {"8480-6": 0, "8462-4": 1, "8867-4": 2}   # systolic, diastolic, pulse, then the rest
-    groups: dict[tuple, dict] = {}
-    for r in rows:
-        key = (r["device_id"], r["effective_time"])
-        g = groups.setdefault(key, {"device_id": r["device_id"], "effective_time": r["effective_time"],
-                                    "receive_time": r["receive_time"], "readings": []})
-        g["readings"].append(r)
-    for g in groups.values():
-        g["readings"].sort(key=lambda r: (order.get(r["code"], 9), r["code"]))
-    return list(groups.values())
+    return _grouped(rows, newest_first=True)
 
 
 def today(store, *, since: datetime, limit: int = 12) -> list[dict[str, Any]]:

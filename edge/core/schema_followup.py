@@ -106,3 +106,17 @@ def followup_indexes(db: sqlite_utils.Database) -> None:
         PRIMARY KEY (year, resident_id, form)) WITHOUT ROWID""")
     from .followup import standing
     standing.rebuild(db.conn)
+
+
+@migration(520, "the measuring session a follow-up was filled from and the readings each field used")
+def followup_readings(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE followups ADD COLUMN session_id INTEGER")
+    db.execute("CREATE INDEX followups_session ON followups(session_id) WHERE session_id IS NOT NULL")
+    # field -> reading(s): one row per reading; two or three rows for a field are their mean
+    db.execute("""CREATE TABLE followup_readings (
+        followup_id TEXT NOT NULL REFERENCES followups(id),
+        version INTEGER NOT NULL,
+        field TEXT NOT NULL,
+        reading_id TEXT NOT NULL REFERENCES readings(id),
+        PRIMARY KEY (followup_id, version, field, reading_id)) WITHOUT ROWID""")
+    db.execute("CREATE INDEX followup_readings_reading ON followup_readings(reading_id)")

@@ -102,4 +102,16 @@ def sessions_and_throttle(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (username, address)
         ) WITHOUT ROWID""",
         "DROP TABLE login_failures",               # counted per name only: a lock-out weapon
+@migration(103, "a measuring session belongs to one visit: how it ended, the readings it took")
+def measuring_visit(db: sqlite_utils.Database) -> None:
+    _run(
+        db,
+        # saved (the visit's form was saved), switched (measuring someone else), stopped (结束测量);
+        # a session past expires_at with no end_reason timed out
+        "ALTER TABLE measuring_sessions ADD COLUMN end_reason TEXT",
+        "ALTER TABLE measuring_sessions ADD COLUMN followup_id TEXT",
+        "CREATE INDEX measuring_resident ON measuring_sessions(resident_id, started_at)",
+        # the session that attached the reading to its resident (NULL: bound device, patient id, inbox)
+        "ALTER TABLE readings ADD COLUMN session_id INTEGER",
+        "CREATE INDEX readings_session ON readings(session_id) WHERE session_id IS NOT NULL",
     )

@@ -50,8 +50,9 @@ def to_csv(report: Report, lang: str = "zh") -> bytes:
     w = csv.writer(buf)
     w.writerow([title(report, lang), report.period.start.isoformat(), report.period.end.isoformat()])
     w.writerow(HEADERS[lang])
-    for r in rows(report, lang):
-        w.writerow(["" if c is None else c for c in r])
+    for r in rows(report, lang):       # a rate as the page shows it (88.9%); XLSX keeps the fraction, %-formatted
+        w.writerow(["" if c is None else (f"{c * 100:.1f}%" if n == 3 and isinstance(c, float) else c)
+                    for n, c in enumerate(r)])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")   # BOM so Excel opens Chinese text right
 
 

@@ -150,9 +150,11 @@ def measuring_start():
         if type(minutes) is not int:
             raise ValidationError(N_("The minutes must be a whole number."), field="minutes")
         session = measuring.start(context.store(), _text(data, "resident_id"), minutes=minutes,
-                                  now=_now(), actor=current_user.username)
+                                  now=_now(), actor=current_user.username, switch=bool(data.get("switch")))
     except NotFound:
         abort(404)
+    except measuring.SessionBusy as e:
+        return jsonify(error="busy", message=gettext(str(e)), measuring=e.session), 409
     except ValidationError as e:
         return _invalid(e)
     return jsonify(measuring=session), 201

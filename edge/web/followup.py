@@ -13,13 +13,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 
 from flask_babel import gettext
 
-from edge.core import audit
+from edge.core import audit, measuring
 from edge.core.errors import CoreError, StoreFull
-from edge.core.followup import fields, prefill, records, rules
+from edge.core.followup import fields, measurements, prefill, records, rules
+from edge.core.reading import utc_iso
 from edge.core.followup.validation import validate
 from edge.reports import source
 from . import context, disk_full
@@ -59,12 +60,27 @@ def require_login():
 def template_helpers() -> dict[str, Any]:
     """`lang` (form labels and code lists come in both languages from fields.py) and the field
     definitions; `_`/`csrf_token` stand-ins only if the app runs without Babel/CSRF."""
-    out: dict[str, Any] = {"lang": lang(), "fields": fields}
+    out: dict[str, Any] = {"lang": lang(), "fields": fields, "device_fields": records.DEVICE_FIELDS,
+                           "action_label": action_label}
     if "babel" not in current_app.extensions:
         out["_"] = lambda s, **kw: (s % kw) if kw else s
     if "csrf" not in current_app.extensions:
         out["csrf_token"] = lambda: ""
     return out
+
+
+def N_(message: str) -> str:
+    return message
+
+
+# what the audit trail shows for an action (the log keeps the machine name)
+AUDIT_ACTIONS = {"followup.create": N_("Follow-up saved"), "followup.correct": N_("Correction saved"),
+                 "followup.void": N_("Follow-up voided")}
+
+
+def action_label(action: str) -> str:
+    label = AUDIT_ACTIONS.get(action)
+    return gettext(label) if label else action
 
 
 def today() -> date:
@@ -108,14 +124,22 @@ def _form_inputs(raw) -> dict[str, Any]:
     return out
 
 
+def _referral_pending(resident_id: str, form: str) -> bool:
+    """The last visit on this form was an urgent referral: this contact records whether it was reached."""
+    last = records.last_visit(context.store(), resident_id, form)
+    return bool(last and last["urgent"])
+
+
 def _render_form(resident, form, values, *, errors=None, pre=None, sources=None, correcting=None,
-                 status=200):
+                 status=200, session_id=None):
     age = rules.age_on(date.fromisoformat(resident["birth_date"]), today()) if resident["birth_date"] else None
     target = rules.bp_target(age)
     return render_template("followup/form.html", resident=resident, form=form, values=values,
                            errors=errors or {}, pre=pre, sources=sources or {}, age=age, target=target,
                            correcting=correcting, title=fields.FORM_TITLES[form],
-                           field_list=fields.fields_for(form)), status
+                           field_list=fields.fields_for(form),
+                           referral_pending=not correcting and _referral_pending(resident["id"], form),
+                           session_id=session_id or (pre.session["id"] if pre and pre.session else None)), status
 
 
 @bp.get("/followup/<resident_id>/<form>/new")
@@ -125,18 +149,75 @@ def new(resident_id: str, form: str):
     return _render_form(resident, form, prefill.flat(pre.values), pre=pre, sources=pre.sources)
 
 
-def _sources(raw) -> dict[str, str]:
-    return {name: raw[f"src_{name}"] for name in records.DEVICE_FIELDS if raw.get(f"src_{name}")}
+@bp.get("/followup/<resident_id>/<form>/suggest")
+def suggest(resident_id: str, form: str):
+    """The rules' answer for the values typed so far (the page asks while the doctor types, so the
+    alert and suggestions come from the same rules the save uses): alerts, classification, next step
+    and date. Values that do not parse are left out, as the save would refuse them."""
+    resident, form = resident_or_404(resident_id), form_or_404(form)
+    values = _readable(form, request.args)
+    visit = date.fromisoformat(values.get("visit_date") or today().isoformat())
+    previous = records.last_visit(context.store(), resident_id, form)
+    sugg = rules.suggestions(form, values, age=_age(resident, visit.isoformat()),
+                             previous=previous["values"].get("classification") if previous else None,
+                             visit_date=visit)
+    return jsonify(alerts=[{"code": a.code, "text": a.text(lang())} for a in sugg["alerts"]],
+                   classification=sugg["classification"], next_step=sugg["next_step"],
+                   next_visit_date=sugg["next_visit_date"], bmi=sugg.get("bmi"))
+
+
+@bp.get("/followup/<resident_id>/<form>/session/<int:session_id>")
+def session_readings(resident_id: str, form: str, session_id: int):
+    """The visit session's BP measurements so far, for the open form (a reading taken after the form
+    was opened appears on it), and whether the session still takes readings."""
+    resident_or_404(resident_id), form_or_404(form)
+    store = context.store()
+    s = store.one("SELECT resident_id, ended_at, expires_at FROM measuring_sessions WHERE id = ?", (session_id,))
+    if s is None or s["resident_id"] != resident_id:
+        abort(404)
+    from .workbench import local_time
+    bps = measurements.bp_measurements(measuring.session_measurements(store, session_id))
+    now = utc_iso(context.node().clock.now())
+    return jsonify(bp=[{**b, "local_time": local_time(b["time"], "%H:%M:%S")} for b in bps],
+                   chosen=[b["key"] for b in measurements.default_bp(bps)],
+                   open=s["ended_at"] is None and s["expires_at"] > now)
+
+
+def _readable(form: str, raw) -> dict[str, Any]:
+    v = validate(form, raw, today=today(), lang=lang())
+    out = {k: x for k, x in v.values.items() if k not in v.errors}
+    if raw.get("temperature"):
+        try:
+            out["temperature"] = float(raw["temperature"])
+        except ValueError:
+            pass
+    return out
+
+
+def _sources(raw) -> dict[str, object]:
+    """src_<field>: one reading id, or the comma-separated ids of the readings averaged."""
+    out: dict[str, object] = {}
+    for name in records.DEVICE_FIELDS:
+        ids = [i for i in (raw.get(f"src_{name}") or "").split(",") if i.strip()]
+        if ids:
+            out[name] = ids[0] if len(ids) == 1 else ids
+    return out
+
+
+def _session_id(raw) -> int | None:
+    text = (raw.get("session_id") or "").strip()
+    return int(text) if text.isdigit() else None
 
 
 @bp.post("/followup/<resident_id>/<form>/new")
 def create(resident_id: str, form: str):
     resident, form = resident_or_404(resident_id), form_or_404(form)
-    v = validate(form, request.form, today=today(), lang=lang())
+    v = validate(form, request.form, today=today(), lang=lang(),
+                 referral_pending=_referral_pending(resident_id, form))
     sources = _sources(request.form)
     if not v.ok:
         return _render_form(resident, form, _form_inputs(request.form), errors=v.errors, sources=sources,
-                            status=422)
+                            status=422, session_id=_session_id(request.form))
     if request.form.get("temperature"):
         v.values["temperature"] = float(request.form["temperature"])
     previous = records.last_visit(context.store(), resident_id, form)
@@ -146,7 +227,8 @@ def create(resident_id: str, form: str):
     sugg["alerts"] = [a.code for a in sugg["alerts"]]
     try:
         saved = records.save(context.store(), resident_id=resident_id, form=form, values=v.values, actor=actor(),
-                             at=context.node().clock.now(), sources=sources, suggestions=sugg)
+                             at=context.node().clock.now(), sources=sources, suggestions=sugg,
+                             session_id=_session_id(request.form))
     except StoreFull:   # keep what was typed on the screen
         disk_full.notice()
         return _render_form(resident, form, _form_inputs(request.form), sources=sources, status=disk_full.STATUS)
@@ -169,7 +251,8 @@ def show(followup_id: str):
     history = audit.history(context.store().conn, "followup", followup_id)
     signer = context.store().one("SELECT display_name FROM users WHERE username = ?", (f["saved_by"],))
     f["signed_by"] = (signer or {}).get("display_name") or f["saved_by"]
-    return render_template("followup/show.html", f=f, resident=resident, form=f["form"],
+    used = records.readings_used(context.store(), followup_id, f["shown_version"])
+    return render_template("followup/show.html", f=f, resident=resident, form=f["form"], used=used,
                            v=f["values"], title=fields.FORM_TITLES[f["form"]],
                            versions=records.versions(context.store(), followup_id), history=history,
                            saved=request.args.get("saved"))

@@ -26,9 +26,12 @@ def _back(resident_id: str):
 def start(resident_id: str):
     try:
         minutes = int(request.form.get("minutes") or context.node().config["web"]["measuring_minutes"])
-        measuring.start(context.store(), resident_id, minutes=minutes, now=_now(), actor=current_user.username)
+        measuring.start(context.store(), resident_id, minutes=minutes, now=_now(), actor=current_user.username,
+                        switch=request.form.get("switch") == "1")
     except NotFound:
         abort(404)
+    except measuring.SessionBusy:       # never take the devices from another resident without asking
+        return redirect(url_for("residents.page", resident_id=resident_id, switch=1), 303)
     except (ValueError, ValidationError):
         flash(gettext("A measuring session lasts 1 to 120 minutes."), "error")
     return _back(resident_id)
@@ -76,8 +79,9 @@ def assign():
 @bp.post("/inbox/dismiss")
 def dismiss():
     try:
-        n = measuring.dismiss(context.store(), request.form.getlist("reading_id"), request.form.get("reason", ""),
-                              now=_now(), actor=current_user.username)
+        ids = [i for v in request.form.getlist("reading_id") for i in v.split(",") if i]   # a group: "id1,id2"
+        n = measuring.dismiss(context.store(), ids, request.form.get("reason", ""), now=_now(),
+                              actor=current_user.username)
     except (ValidationError, NotFound) as e:
         flash(gettext(str(e)), "error")
     else:

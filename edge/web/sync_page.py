@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 
 from edge.core import sync_view
 from . import context
@@ -42,7 +43,7 @@ def index():
 @bp.post("/sync/now")
 def now():
     sync_view.request_now(context.node())
-    flash("已请求立即同步 (sync requested)", "info")
+    flash(gettext("Sync requested."), "info")
     return redirect(url_for("sync_page.index"), 303)
 
 
@@ -52,5 +53,5 @@ def resolve(conflict_id: int):
     if keep not in ("local", "hub"):
         abort(400)
     sync_view.resolve(context.store(), conflict_id, keep, actor=actor(), now=datetime.now(timezone.utc))
-    flash("已处理 (resolved)", "info")
+    flash(gettext("Resolved."), "info")
     return redirect(url_for("sync_page.index"), 303)

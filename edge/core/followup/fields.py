@@ -62,6 +62,9 @@ NEXT_STEPS: tuple[Choice, ...] = (
     ("4", "紧急转诊", "urgent referral"),
 )
 STEP_ROUTINE, STEP_TWO_WEEKS, STEP_REFERRAL, STEP_URGENT = "1", "2", "3", "4"
+# Did the patient reach the facility of the last visit's urgent referral? Asked at the next contact
+# (the standard: follow an urgent referral up within 2 weeks); not a national form field [U].
+REFERRAL_OUTCOMES: tuple[Choice, ...] = (("1", "到位", "arrived"), ("2", "未到位", "did not arrive"))
 
 # Danger signs the standard lists for urgent referral, other than the measured values
 # (docs/domain.md §1.2). Asked before the visit; not printed as such on the paper form.
@@ -119,6 +122,15 @@ class Field:
     def label(self, lang: str = "zh") -> str:
         return self.zh if lang == "zh" else self.en
 
+    def unit_label(self, lang: str = "zh") -> str:
+        """The unit as the page shows it: the paper form's Chinese units, in English when asked."""
+        return self.unit if lang == "zh" else UNITS_EN.get(self.unit, self.unit)
+
+
+# The paper form's Chinese units in English (1 两 = 50 g; alcohol is counted in 两 of liquor).
+UNITS_EN = {"支": "cigarettes", "两": "liang (50 g)", "次/周": "times/week", "分钟/次": "min/session",
+            "克/天": "g/day", "次/分": "/min"}
+
 
 def _f(*args, **kw) -> Field:
     return Field(*args, **kw)
@@ -137,7 +149,7 @@ FIELDS: tuple[Field, ...] = (
        group="symptoms"),
     _f("symptoms_other", "其他症状", "Other symptoms", "text", group="symptoms"),
     _f("sbp", "收缩压", "Systolic BP", "int", low=40, high=300, unit="mmHg", group="signs"),
-    _f("dbp", "舒张压", "Diastolic BP", "int", low=20, high=200, unit="mmHg", group="signs"),
+    _f("dbp", "舒张压", "Diastolic BP", "int", low=30, high=200, unit="mmHg", group="signs"),   # 20: an artefact
     _f("height", "身高", "Height", "decimal", low=30, high=250, unit="cm", decimals=1,
        national=False, group="signs"),
     _f("weight", "体重", "Weight", "decimal", low=0.5, high=350, unit="kg", decimals=1, group="signs"),
@@ -206,6 +218,8 @@ FIELDS: tuple[Field, ...] = (
     _f("referral_reason", "转诊原因", "Referral reason", "text", group="referral"),
     _f("referral_facility", "转诊机构及科别", "Referral facility and department", "text",
        group="referral"),
+    _f("referral_outcome", "上次紧急转诊是否到位", "Last urgent referral: did the patient arrive",
+       "code", choices=REFERRAL_OUTCOMES, national=False, group="referral"),
     _f("next_step", "下一步管理措施", "Next step", "code", choices=NEXT_STEPS, national=False,
        group="next"),
     _f("next_visit_date", "下次随访日期", "Next visit date", "date", group="next"),

@@ -1,21 +1,25 @@
 """What a new follow-up form opens with ("只录一次": nothing the devices or the last visit already
 know is typed again):
 
-- today's valid device readings attached to the resident (latest per code, the clinic's local
-  day), with the reading id kept per field so the saved form says where each value came from;
-- height: today's reading, else the last recorded height (a reading, or the last visit's);
-  BMI computed from it;
+- the readings of this visit's measuring session only (edge.core.measuring.visit_session; nothing
+  else, so a reading of another visit or another patient never fills the form): BP as the mean of
+  the last two measurements (followup.measurements), the latest value of the other codes, glucose
+  only when the device marked it fasting; the reading id(s) kept per field so the saved form says
+  where each value came from;
+- height: the session's reading, else the last recorded height (a reading, or the last visit's),
+  marked as carried; BMI computed from it;
 - lifestyle, targets and medications carried forward from the last visit on the same form;
 - the rules' suggestions: classification, next step and date, urgent alerts.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..reading import utc_iso
+from .. import measuring
+from . import measurements as m
 from . import records, rules
 from .fields import BY_NAME, MEDICATION_SLOTS, fields_for, lifestyle_fields
 
@@ -26,27 +30,19 @@ TEMPERATURE = "8310-5"
 @dataclass
 class Prefill:
     values: dict[str, Any]
-    sources: dict[str, str]                 # field -> reading id
+    sources: dict[str, Any]                 # field -> reading id, or the ids of a mean
     suggestions: dict[str, Any]
     age: int | None
     last: dict | None                       # the last visit on this form (records.get shape)
     carried: list[str] = field(default_factory=list)
-    reading_times: dict[str, str] = field(default_factory=dict)
+    session: dict | None = None             # the visit's measuring session
+    bp: list[dict] = field(default_factory=list)          # its BP measurements (measurements.bp_measurements)
+    bp_chosen: list[str] = field(default_factory=list)    # keys of those averaged by default
+    offered: list[dict] = field(default_factory=list)     # its other readings, with the field they can fill
 
 
-def local_day_bounds(day: date, tz: str) -> tuple[str, str]:
-    zone = ZoneInfo(tz)
-    start = datetime.combine(day, time.min, zone)
-    return utc_iso(start), utc_iso(start + timedelta(days=1))
-
-
-def readings_of_day(store, resident_id: str, day: date, tz: str) -> dict[str, dict]:
-    """code -> the latest valid reading attached to the resident on that local day."""
-    lo, hi = local_day_bounds(day, tz)
-    rows = store.query("SELECT id, code, value, effective_time, device_id FROM readings WHERE resident_id = ?"
-                       " AND status = 'valid' AND effective_time >= ? AND effective_time < ?"
-                       " ORDER BY effective_time", (resident_id, lo, hi))
-    return {r["code"]: r for r in rows}     # later rows win
+def day_start(day: date, tz: str) -> datetime:
+    return datetime.combine(day, time.min, ZoneInfo(tz))
 
 
 def last_height(store, resident_id: str) -> tuple[float, str | None] | None:
@@ -60,32 +56,52 @@ def build(store, *, resident_id: str, form: str, today: date, tz: str) -> Prefil
     birth = date.fromisoformat(resident["birth_date"]) if resident.get("birth_date") else None
     age = rules.age_on(birth, today)
     values: dict[str, Any] = {"visit_date": today.isoformat(), "visit_mode": "1"}
-    sources, times = {}, {}
     names = {f.name for f in fields_for(form)}
-    day = readings_of_day(store, resident_id, today, tz)
-    for code, r in day.items():
-        name = READING_FIELDS.get(code)
-        if name in names:
-            f = BY_NAME[name]
-            values[name] = int(round(r["value"])) if f.kind == "int" else round(r["value"], f.decimals)
-            sources[name] = r["id"]
-            times[name] = r["effective_time"]
-    if TEMPERATURE in day:
-        values["temperature"] = day[TEMPERATURE]["value"]
+    session = measuring.visit_session(store, resident_id, form, since=day_start(today, tz))
+    groups = measuring.session_measurements(store, session["id"]) if session else []
+    bp = m.bp_measurements(groups)
+    chosen = m.default_bp(bp)
+    bp_values, sources = m.bp_values(chosen)
+    values.update({k: v for k, v in bp_values.items() if k in names})
+    sources = {k: v for k, v in sources.items() if k in names}
+    offered = _offer_others(groups, names, values, sources)
     last = records.last_visit(store, resident_id, form, before=None)
     carried = _carry_forward(values, last, form)
     if values.get("height") is None:
-        h = last_height(store, resident_id)
-        if h:
-            values["height"], sources["height"] = round(h[0], 1), h[1]
-        elif last and last["values"].get("height"):
-            values["height"] = last["values"]["height"]
+        h = last_height(store, resident_id)          # an earlier visit's height: carried, not measured
+        if h or (last and last["values"].get("height")):
+            values["height"] = round(h[0], 1) if h else last["values"]["height"]
+            carried.append("height")
     previous = last["values"].get("classification") if last else None
     sugg = rules.suggestions(form, values, age=age, previous=previous, visit_date=today)
     for name in ("classification", "next_step", "next_visit_date", "bmi"):
         if sugg.get(name) is not None:
             values[name] = sugg[name]
-    return Prefill(values, sources, sugg, age, last, carried, times)
+    return Prefill(values, sources, sugg, age, last, carried, session, bp, [c["key"] for c in chosen], offered)
+
+
+def _offer_others(groups: list[dict], names: set, values: dict, sources: dict) -> list[dict]:
+    """Readings other than BP: each offered for its field; the latest fills it (glucose: only a
+    fasting one, measurements.fasting_glucose_use). Temperature goes to the rules only."""
+    offered = []
+    for g in groups:
+        for r in g["readings"]:
+            if r["code"] in m.BP_CODES_SET:
+                continue
+            if r["code"] == TEMPERATURE:
+                values["temperature"] = r["value"]
+                continue
+            name = READING_FIELDS.get(r["code"])
+            if name not in names:
+                continue
+            use = m.fasting_glucose_use(r) if name == "fbg" else "fills"
+            f = BY_NAME[name]
+            value = int(round(r["value"])) if f.kind == "int" else round(r["value"], f.decimals)
+            offered.append({"field": name, "id": r["id"], "value": value, "device_id": r["device_id"],
+                            "time": r["effective_time"], "use": use, "meal": m.meal(r)})
+            if use == "fills":                     # oldest first: the latest one wins
+                values[name], sources[name] = value, r["id"]
+    return offered
 
 
 def _carry_forward(values: dict, last: dict | None, form: str) -> list[str]:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from .. import audit, outbox
+from .. import audit, measuring, outbox
 from .. import management as management_record
 from ..errors import NotFound, ValidationError
 from ..reading import utc_iso
-from .fields import FORMS, STEP_URGENT
+from .fields import BY_NAME, FORMS, STEP_URGENT
+from .measurements import MAX_AVERAGED, mean_matches
 from . import standing
 from .rules import urgent_alerts
 
@@ -44,24 +45,45 @@ def enrol(store, *, resident_id: str, disease: str, since: date, actor: str, at:
     management_record.enrol(store, resident_id=resident_id, disease=disease, since=since, actor=actor, at=at)
 
 
-def _verified_sources(conn, resident_id: str, values: dict, sources: dict[str, str]) -> dict[str, str]:
-    """Keep a field's reading id only if that reading is this resident's, valid, and the value
-    on the form is still the device's value (a doctor's edit makes the field typed)."""
-    kept = {}
-    for name, reading_id in (sources or {}).items():
-        if name not in DEVICE_FIELDS or values.get(name) is None:
+def _verified_sources(conn, resident_id: str, values: dict, sources: dict[str, Any],
+                      session_id: int | None) -> dict[str, Any]:
+    """Keep a field's reading id(s) only if every reading is this resident's, valid, of the field's
+    code, taken in this visit's session (when the form came from one), and the value on the form is
+    still the device's value, or the mean of two or three (a doctor's edit makes the field typed)."""
+    kept: dict[str, Any] = {}
+    for name, ids in (sources or {}).items():
+        ids = [ids] if isinstance(ids, str) else list(ids or ())
+        if name not in DEVICE_FIELDS or values.get(name) is None or not 1 <= len(ids) <= MAX_AVERAGED:
             continue
-        row = conn.execute("SELECT value FROM readings WHERE id = ? AND resident_id = ? AND status = 'valid'"
-                           " AND code = ?", (reading_id, resident_id, DEVICE_FIELDS[name])).fetchone()
-        if row is not None and abs(float(row[0]) - float(values[name])) < 0.051:
-            kept[name] = reading_id
+        found = []
+        for reading_id in dict.fromkeys(ids):
+            row = conn.execute("SELECT value, session_id FROM readings WHERE id = ? AND resident_id = ?"
+                               " AND status = 'valid' AND code = ?",
+                               (reading_id, resident_id, DEVICE_FIELDS[name])).fetchone()
+            if row is None or (session_id is not None and row[1] != session_id):
+                break
+            found.append(float(row[0]))
+        else:
+            if mean_matches(found, float(values[name]), whole=BY_NAME[name].kind == "int"):
+                kept[name] = ids[0] if len(ids) == 1 else ids
     return kept
+
+
+def _session_of(conn, resident_id: str, session_id: int | None) -> int | None:
+    if session_id is None:
+        return None
+    row = conn.execute("SELECT resident_id FROM measuring_sessions WHERE id = ?", (session_id,)).fetchone()
+    if row is None or row[0] != resident_id:
+        raise ValidationError("the measuring session is another resident's", "session_id")
+    return int(session_id)
 
 
 def save(store, *, resident_id: str, form: str, values: dict[str, Any], actor: str, at: datetime,
          sources: dict[str, str] | None = None, suggestions: dict[str, Any] | None = None,
-         followup_id: str | None = None, reason: str | None = None) -> Saved:
-    """Store validated `values` as a new follow-up, or as a correction of `followup_id`."""
+         followup_id: str | None = None, reason: str | None = None, session_id: int | None = None) -> Saved:
+    """Store validated `values` as a new follow-up, or as a correction of `followup_id`.
+    `session_id`: the visit's measuring session the form was filled from; saving a new follow-up
+    ends it (later readings go to the inbox, never onto this visit)."""
     if form not in FORMS:
         raise ValidationError(f"form must be one of {', '.join(FORMS)}", "form")
     for name in ("visit_date", "visit_mode"):
@@ -79,8 +101,13 @@ def save(store, *, resident_id: str, form: str, values: dict[str, Any], actor: s
             raise ValidationError("a correction keeps the resident and the form", "form")
         fid = followup_id or "f-" + uuid.uuid4().hex
         version = prev["version"] + 1 if prev else 1
-        src = _verified_sources(conn, resident_id, values, sources or {})
-        _write_current(conn, fid, resident_id, form, version, values, urgent, src, actor, at, prev is None)
+        session_id = _session_of(conn, resident_id, prev["session_id"] if prev else session_id)
+        src = _verified_sources(conn, resident_id, values, sources or {}, session_id)
+        _write_current(conn, fid, resident_id, form, version, values, urgent, src, actor, at, prev is None,
+                       session_id)
+        _write_used(conn, fid, version, src)
+        if session_id is not None and prev is None:
+            measuring.end_on_save(conn, session_id, fid, now=at, actor=actor)
         standing.refresh(conn, resident_id, form)
         conn.execute("INSERT INTO followup_versions (followup_id, version, data, sources, suggestions, alerts,"
                      " author, saved_at, reason) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -103,7 +130,26 @@ def save(store, *, resident_id: str, form: str, values: dict[str, Any], actor: s
     return Saved(fid, version, urgent, alerts)
 
 
-def _write_current(conn, fid, resident_id, form, version, v, urgent, src, actor, at, new: bool) -> None:
+def _write_used(conn, fid: str, version: int, src: dict[str, Any]) -> None:
+    for name, ids in src.items():
+        for reading_id in dict.fromkeys([ids] if isinstance(ids, str) else ids):
+            conn.execute("INSERT INTO followup_readings (followup_id, version, field, reading_id) VALUES (?,?,?,?)",
+                         (fid, version, name, reading_id))
+
+
+def readings_used(store, followup_id: str, version: int) -> dict[str, list[dict]]:
+    """field -> the readings its value came from (two or three: their mean), with device and time."""
+    out: dict[str, list[dict]] = {}
+    for r in store.query("SELECT u.field, r.id, r.device_id, r.value, r.unit, r.effective_time"
+                         " FROM followup_readings u JOIN readings r ON r.id = u.reading_id"
+                         " WHERE u.followup_id = ? AND u.version = ? ORDER BY u.field, r.effective_time",
+                         (followup_id, version)):
+        out.setdefault(r.pop("field"), []).append(r)
+    return out
+
+
+def _write_current(conn, fid, resident_id, form, version, v, urgent, src, actor, at, new: bool,
+                   session_id: int | None) -> None:
     bp_source = None
     if v.get("sbp") is not None:
         bp_source = "device" if ("sbp" in src and "dbp" in src) else "typed"
@@ -111,7 +157,8 @@ def _write_current(conn, fid, resident_id, form, version, v, urgent, src, actor,
            "visit_date": v["visit_date"], "visit_mode": v["visit_mode"], "sbp": v.get("sbp"),
            "dbp": v.get("dbp"), "fbg": v.get("fbg"), "classification": v.get("classification"),
            "next_step": v.get("next_step"), "next_visit_date": v.get("next_visit_date"),
-           "urgent": int(urgent), "bp_source": bp_source, "author": actor, "updated_at": utc_iso(at)}
+           "urgent": int(urgent), "bp_source": bp_source, "author": actor, "updated_at": utc_iso(at),
+           "session_id": session_id}
     if new:
         row["created_at"] = utc_iso(at)
         conn.execute(f"INSERT INTO followups ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)

@@ -5,7 +5,8 @@ Sources (docs/domain.md §1.2): 国家基本公共卫生服务规范（第三版
 - Controlled BP: SBP < 140 and DBP < 90; for patients aged 65 and over SBP < 150 and DBP < 90
   (docs/domain.md marks the age split [U] for the national text; it is what deployed KPI code does,
   hgc11207141/qos-lujia-support PublicHealthManagementMapper.xml).
-- Controlled glucose: fasting glucose < 7.0 mmol/L.
+- Controlled glucose: fasting glucose < 7.0 mmol/L and above the hypoglycaemia line: a value that
+  calls for urgent referral (<= 3.9 mmol/L) is never 控制满意 (docs/followup.md, "Glucose and meals").
 - Urgent referral: SBP >= 180 and/or DBP >= 110; diabetes also glucose >= 16.7 or <= 3.9 mmol/L,
   heart rate > 100/min, temperature > 39 °C, and the danger signs listed in fields.DANGER_SIGNS_*.
 - Next visit: controlled -> routine; first uncontrolled (or adverse reaction) -> within 2 weeks;
@@ -52,7 +53,7 @@ def bp_controlled(sbp: float | None, dbp: float | None, age: int | None) -> bool
 
 
 def glucose_controlled(fbg: float | None) -> bool | None:
-    return None if fbg is None else fbg < FBG_TARGET
+    return None if fbg is None else URGENT_GLUCOSE_LOW < fbg < FBG_TARGET
 
 
 def bmi(weight_kg: float | None, height_cm: float | None) -> float | None:

@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any, Mapping
 
 from .fields import (BY_NAME, CLASS_ADVERSE, FACE_TO_FACE_MODES, FORM_DIABETES, FORM_HYPERTENSION,
-                     MEDICATION_SLOTS, Field, fields_for)
+                     MEDICATION_SLOTS, STEP_URGENT, Field, fields_for)
 
 MESSAGES = {
     "required": ("请填写{label}", "{label} is required"),
@@ -33,6 +33,9 @@ MESSAGES = {
     "adverse_class": ("分类为“不良反应”时药物不良反应应为“有”",
                       "classification 'adverse reaction' needs an adverse reaction recorded"),
     "none_with_others": ("“无症状”不能与其他症状同选", "'no symptoms' cannot be combined with symptoms"),
+    "urgent_needs": ("紧急转诊时请填写{label}", "an urgent referral needs the {label}"),
+    "outcome_needed": ("上次随访为紧急转诊：请填写是否到位", "the last visit was an urgent referral: say whether "
+                       "the patient arrived"),
 }
 
 
@@ -78,7 +81,7 @@ def _number(f: Field, text: str, lang: str) -> tuple[Any, str | None]:
     else:
         n = round(n, f.decimals)
     if (f.low is not None and n < f.low) or (f.high is not None and n > f.high):
-        return n, message("range", lang, label=label, low=f.low, high=f.high, unit=f.unit)
+        return n, message("range", lang, label=label, low=f.low, high=f.high, unit=f.unit_label(lang))
     return n, None
 
 
@@ -138,7 +141,10 @@ def _medications(raw: Mapping[str, Any], lang: str) -> tuple[list[dict], dict[st
     return meds, errors
 
 
-def validate(form: str, raw: Mapping[str, Any], *, today: date, lang: str = "zh") -> Validated:
+def validate(form: str, raw: Mapping[str, Any], *, today: date, lang: str = "zh",
+             referral_pending: bool = False) -> Validated:
+    """`referral_pending`: the last visit on this form was an urgent referral, so this contact
+    records whether the patient arrived (referral_outcome)."""
     out = Validated()
     for f in fields_for(form):
         if f.kind == "medications":
@@ -151,7 +157,19 @@ def validate(form: str, raw: Mapping[str, Any], *, today: date, lang: str = "zh"
             out.errors[f.name] = err
     _required(form, out, lang)
     _cross_checks(form, out, today, lang)
+    _referral(out, lang, referral_pending)
     return out
+
+
+def _referral(out: Validated, lang: str, pending: bool) -> None:
+    """An urgent referral names why and where to (转诊原因, 转诊机构及科别)."""
+    v, e = out.values, out.errors
+    if v.get("next_step") == STEP_URGENT:
+        for name in ("referral_reason", "referral_facility"):
+            if not v.get(name) and name not in e:
+                e[name] = message("urgent_needs", lang, label=BY_NAME[name].label(lang))
+    if pending and not v.get("referral_outcome") and "referral_outcome" not in e:
+        e["referral_outcome"] = message("outcome_needed", lang)
 
 
 def _required(form: str, out: Validated, lang: str) -> None:

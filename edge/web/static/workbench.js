@@ -135,5 +135,14 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { setupSearch(); setupLive(); setupPickers(); });
+  /* 4. the inbox: select every group for one dismissal with one reason */
+  function setupBulk() {
+    var all = document.getElementById("pick-all");
+    if (!all) { return; }
+    all.addEventListener("change", function () {
+      Array.prototype.forEach.call(document.querySelectorAll("input.pick-group"), function (c) { c.checked = all.checked; });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { setupSearch(); setupLive(); setupPickers(); setupBulk(); });
 })();
