@@ -102,6 +102,9 @@ def sessions_and_throttle(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (username, address)
         ) WITHOUT ROWID""",
         "DROP TABLE login_failures",               # counted per name only: a lock-out weapon
+    )
+
+
 @migration(103, "a measuring session belongs to one visit: how it ended, the readings it took")
 def measuring_visit(db: sqlite_utils.Database) -> None:
     _run(
