@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Sequence
 
 from . import audit, codes, outbox
+from .errors import StoreError
 from .clock import KnownTime, SystemClock, known_time
 from .patient_match import resident_for_patient_id
 from .reading import (STATUS_REJECTED, STATUS_UNMAPPED, STATUS_VALID, Reading, finite_number, json_safe,
@@ -61,7 +62,7 @@ class Group:
 def store_failure(e: BaseException) -> bool:
     """True when the store itself failed (disk full, locked, I/O error, damaged file): nothing
     about the readings is wrong, so they are kept unacknowledged and retried, never refused."""
-    return isinstance(e, (sqlite3.OperationalError, OSError)) or type(e) is sqlite3.DatabaseError
+    return isinstance(e, (sqlite3.OperationalError, OSError, StoreError)) or type(e) is sqlite3.DatabaseError
 
 
 def commit_groups(store, groups: Sequence[Group], *, clock=None) -> list[list[Outcome] | str]:
