@@ -101,8 +101,13 @@ def run_once(node: Node) -> int:
         ident = state.identity(node)
     except SyncError as e:
         _fail(str(e))
-    result = Cycle(node, ident).run()
-    node.write_status("sync", {"last_cycle": result.__dict__})
+    from edge.core.errors import StoreFull
+
+    try:
+        result = Cycle(node, ident).run()
+        node.write_status("sync", {"last_cycle": result.__dict__})
+    except StoreFull as e:
+        _fail(f"sync stopped: {e}; free space on the data partition (`clinic-edge doctor`), then sync again", 4)
     msg = (f"sync: {result.batches} batches, {result.acked} records acknowledged, {result.quarantined} quarantined,"
            f" {result.downlink} downlink, {result.conflicts} conflicts, {result.bytes} bytes")
     click.echo(msg, err=True)
