@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from . import update_view
 from .storage import HubStore
 
 
@@ -43,5 +44,6 @@ def node_rows(store: HubStore, now: datetime) -> list[dict[str, Any]]:
             "high_water": info["high_water"].get(n["name"]),
             "days": per_day.get(n["name"], [])[:7],
             "health": status.get("health") or {},  # disk, temperature, uptime, devices (issue 8)
+            "last_update": update_view.shown(status.get("health")),   # and why it failed (issue 18)
         })
     return out
