@@ -137,6 +137,8 @@ def status(node: Node, as_json: bool) -> None:
     click.echo(f"clock offset: {report['clock_offset_s'] if report['clock_offset_s'] is not None else '-'} s")
     click.echo(f"bytes today: {report['bytes_today']} (budget {report['daily_budget_bytes'] or 'none'})")
     click.echo(f"quarantined: {report['quarantined']}; downlink conflicts: {report['conflicts']}")
+    if report["update_waiting"]:
+        click.echo(report["update_waiting"])
     for q in report["quarantined_records"]:
         click.echo(f"  {q['kind']} {q['record_id']} v{q['version']}: {q['reason']}")
 
