@@ -262,3 +262,6 @@ def test_a_withdrawn_bundle_is_not_fetched_and_an_unapplied_one_is_dropped(env, 
 
     status, _, _ = _signed_get(state.identity(node), hub, f"/v1/bundles/{sha(later)}")
     assert status == 404                                   # the hub no longer serves the bytes
+    hub.cli("bundle", "publish", str(later), "--node", "clinic-a")     # published again after all
+    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    assert sha(ready / "0.9.8.bundle") == sha(later)
