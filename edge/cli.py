@@ -144,11 +144,21 @@ def audit_group() -> None:
 @click.pass_obj
 def audit_verify(node: Node) -> None:
     """Check the hash chain; name the first broken entry."""
-    report = audit.verify(open_store(node).conn)
+    key_file = node.data_dir / "secrets" / audit.MAC_KEY_FILE
+    try:
+        key = key_file.read_bytes().strip() or None
+    except OSError:          # not made yet, or not readable by this user: the seal is not checked
+        key = None
+    report = audit.verify(open_store(node).conn, mac_key=key)
     if report.ok:
-        click.echo(f"audit chain intact: {report.entries} entries")
+        a = report.anchor
+        anchored = f"; entries up to {a['seq']} match the county hub's anchor of {a['at']}" if a else \
+            "; not yet anchored at a county hub"
+        sealed = "" if key else " (the local seal was not checked: no readable audit key)"
+        click.echo(f"audit chain intact: {report.entries} entries{anchored}{sealed}")
         return
-    click.echo(f"audit chain BROKEN at entry {report.first_broken}: {report.reason}", err=True)
+    where = f" at entry {report.first_broken}" if report.first_broken is not None else ""
+    click.echo(f"audit chain BROKEN{where}: {report.reason}", err=True)
     sys.exit(1)
 
 
@@ -177,12 +187,13 @@ def serve(node: Node, listen: str | None, redirect_listen: str | None) -> None:
     click.echo(f"web UI on {'https' if files else 'http'}://{host}:{service.port}/", err=True)
     redirect = redirect_listen if redirect_listen is not None else web["redirect_listen"]
     redirector = None
-    if files and redirect:
+    if redirect:   # before enrollment (no certificate) it serves the UI itself, so /setup is reachable
         rhost, _, rport = redirect.rpartition(":")
-        redirector = https.CherootService(https.redirect_app(service.port), rhost.strip("[]"), int(rport),
-                                          threads=2, name="clinic-edge-redirect")
+        redirector = https.CherootService(https.redirect_app(service.port, app) if files else app,
+                                          rhost.strip("[]"), int(rport), threads=2 if files else 8,
+                                          name="clinic-edge-redirect")
         redirector.run_in_thread()
-        click.echo(f"http://{rhost}:{rport}/ redirects to HTTPS", err=True)
+        click.echo(f"http://{rhost}:{rport}/ " + ("redirects to HTTPS" if files else "serves the UI"), err=True)
     try:
         watchdog.serve_notified(service, lambda: watchdog.store_problem(node.config.store_path))
     finally:

@@ -75,6 +75,19 @@ def demo_doctor(node: Node) -> str:
     return password
 
 
+DEMO_HUB_USER = "county"
+
+
+def demo_hub_user(env: dict[str, str]) -> str:
+    """County IT's dashboard account on the demo hub, with a new password (through the hub's CLI)."""
+    base = [sys.executable, "-m", "edge", "hub", "user"]
+    r = subprocess.run([*base, "add", DEMO_HUB_USER, "--role", "admin", "--generate"], env=env,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        r = subprocess.run([*base, "passwd", DEMO_HUB_USER, "--generate"], env=env, capture_output=True, text=True)
+    return r.stdout.strip().splitlines()[-1] if r.returncode == 0 and r.stdout.strip() else "?"
+
+
 def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: Path,
               hub_port: int = 0, redirect_port: int = 0, mqtts_port: int = 0) -> list[Part]:
     hub_port = hub_port or free_port()
@@ -82,8 +95,7 @@ def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: 
         # the county hub (database and demo county CA in the data directory) and the node's sync
         # daemon (every 10 s), first: enrolling gives the node the certificate the others serve
         Part("hub", ["hub", "serve", "--listen", f"127.0.0.1:{hub_port}"]),
-        Part("sync", ["sync", "--demo-hub", f"https://127.0.0.1:{hub_port}"],
-             env={"CLINIC_EDGE_SYNC_INTERVAL_SECONDS": "10"}),
+        Part("sync", ["sync"], env={"CLINIC_EDGE_SYNC_INTERVAL_SECONDS": "10"}),
         Part("broker", ["broker", "run", "--listen", f"127.0.0.1:{mqtt_port}"], quiet=True,
              env={"CLINIC_EDGE_BROKER_TLS_LISTEN": f"127.0.0.1:{mqtts_port or free_port()}"}),
         Part("ingest", ["ingest"]),
@@ -91,6 +103,35 @@ def parts_for(node: Node, *, web_port: int, mqtt_port: int, rate: float, creds: 
                      "--redirect-listen", f"127.0.0.1:{redirect_port or free_port()}"]),
         Part("devices", ["simulate", "--credentials", str(creds), "--rate", str(rate)]),
     ]
+
+
+def enroll_at_demo_hub(env: dict, hub_url: str, name: str, timeout: float = 60) -> str | None:
+    """Enroll the demo node at the demo hub with the two commands county IT and the installer
+    type: `hub node add` (on the hub, which keeps its database in this same data directory) and
+    `enroll --hub-key` (on the node). Returns what went wrong, or None."""
+    import secrets
+
+    for candidate in (name, f"{name}-{secrets.token_hex(2)}"):   # a name left by an earlier demo is taken
+        add = _clinic_edge(env, "hub", "node", "add", candidate, "--json")
+        if add.returncode == 0:
+            break
+    else:
+        return f"could not register the demo node at the hub: {add.stderr.strip()}"
+    doc = json.loads(add.stdout)
+    deadline = time.monotonic() + timeout
+    while True:   # the hub may still be starting: its answer is refused until it listens
+        done = _clinic_edge(env, "enroll", "--hub", hub_url, "--hub-key", doc["hub_key"], "--code", doc["code"])
+        if done.returncode == 0:
+            print(f"demo: enrolled as {doc['node']} at {hub_url}", file=sys.stderr)
+            return None
+        if time.monotonic() > deadline:
+            return f"could not enroll at the demo hub {hub_url}: {done.stderr.strip()}"
+        time.sleep(0.5)
+
+
+def _clinic_edge(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
 
 
 def _wait_file(path: Path, timeout: float, parts: list[Part]) -> bool:
@@ -108,6 +149,7 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1)
     web_port = web_port or free_port()
     mqtt_port = mqtt_port or free_port()
     node.store  # create and migrate once, before the parts start
+    enrolled = node.store.one("SELECT node FROM sync_enrollment WHERE id = 1") is not None
     creds = register_demo_devices(node)
     doctor_password = demo_doctor(node)
     from edge import demo_village  # a small village with a year of history, first start only
@@ -119,6 +161,7 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1)
     if node.config.source:
         env["CLINIC_EDGE_CONFIG"] = str(Path(node.config.source).resolve())
     node.close()
+    hub_password = demo_hub_user(env)
     hub_port, redirect_port, mqtts_port = free_port(), free_port(), free_port()
     parts = parts_for(node, web_port=web_port, mqtt_port=mqtt_port, rate=rate, creds=creds, hub_port=hub_port,
                       redirect_port=redirect_port, mqtts_port=mqtts_port)
@@ -144,6 +187,11 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1)
                 out.close()
             if part.name == "broker":
                 _wait_port(mqtt_port, 10)
+            if part.name == "hub" and not enrolled:
+                message = enroll_at_demo_hub(env, f"https://127.0.0.1:{hub_port}", node.config["node"]["name"])
+                if message:
+                    print(f"clinic-edge demo: {message}", file=sys.stderr)
+                    return 1
             if part.name == "sync":   # enrolled at the demo hub: the node certificate is there
                 tls = _wait_file(cert_file, 60, parts)
                 url = f"{'https' if tls else 'http'}://127.0.0.1:{web_port}/"
@@ -153,7 +201,8 @@ def run(node: Node, *, web_port: int = 0, mqtt_port: int = 0, rate: float = 0.1)
         print(f"\nclinic-edge demo is running.\n  open:   {url}\n"
               f"  log in: user {DEMO_DOCTOR}, password {doctor_password}  (new at every start)\n"
               f"  health: {url}healthz\n"
-              f"  county hub dashboard: https://127.0.0.1:{hub_port}/ (records arrive within a minute)\n"
+              f"  county hub dashboard: https://127.0.0.1:{hub_port}/ (records arrive within a minute;\n"
+              f"          log in: user {DEMO_HUB_USER}, password {hub_password})\n"
               + _tls_banner(tls, ca_file.resolve(), redirect_port, mqtts_port) +
               f"  MQTT:   mqtt://127.0.0.1:{mqtt_port} (devices/<id>/readings, SenML)\n"
               f"  data:   {node.data_dir.resolve()} (broker log: logs/broker.log)\n"

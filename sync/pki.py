@@ -110,14 +110,14 @@ def load_csr(pem: str | bytes) -> x509.CertificateSigningRequest:
 
 def leaf_certificate(issuer_cert: x509.Certificate, issuer_key, public_key, common_name: str,
                      names: list[str], *, days: int, now: datetime, server: bool = True,
-                     client: bool = True) -> x509.Certificate:
+                     client: bool = True, backdate: timedelta = timedelta(hours=1)) -> x509.Certificate:
     usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + \
         ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
     b = (x509.CertificateBuilder()
          .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
          .issuer_name(issuer_cert.subject).public_key(public_key)
          .serial_number(x509.random_serial_number())
-         .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=days))
+         .not_valid_before(now - backdate).not_valid_after(now + timedelta(days=days))
          .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
          .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False, content_commitment=False,
                                       data_encipherment=False, key_agreement=True, key_cert_sign=False,

@@ -37,7 +37,7 @@ SIG_LEN = 64
 MAX_HEADER = 4096
 H_NODE, H_NONCE, H_TIME, H_SIG = "X-CE-Node", "X-CE-Nonce", "X-CE-Time", "X-CE-Signature"
 H_TOTAL, H_OFFSET = "X-CE-Total", "X-CE-Offset"
-_ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 class ProtocolError(Exception):
@@ -212,6 +212,8 @@ def open_envelope(raw: bytes) -> Envelope:
     for k, t in need.items():
         if not isinstance(header, dict) or not isinstance(header.get(k), t):
             raise ProtocolError(f"batch header lacks {k}")
+    if not 0 <= header["n"] <= MAX_RECORDS:
+        raise TooBig(f"batch says {header['n']} records; at most {MAX_RECORDS} per batch, send smaller batches")
     if header["v"] != VERSION:
         raise ProtocolError(f"batch format version {header['v']} is not supported (this hub speaks {VERSION})")
     return Envelope(header, raw[6 + hlen:6 + hlen + SIG_LEN], raw[6 + hlen + SIG_LEN:], raw)
@@ -281,7 +283,7 @@ def _encode_column(values: list[Any], ids: list[str]) -> dict[str, Any]:
     present_ids = [ids[i] for i, v in enumerate(values) if v is not _MISSING]
     if present == present_ids:
         col["t"] = "id"
-    elif present and all(v is None or (isinstance(v, str) and _ISO_MS.fullmatch(v)) for v in present) \
+    elif present and all(v is None or (isinstance(v, str) and ISO_MS.fullmatch(v)) for v in present) \
             and any(v is not None for v in present):
         col["t"], col["d"] = "ts", _delta_ms(present)
     elif _dictionary_worth_it(present):
@@ -329,22 +331,81 @@ def _delta_ms(values: list[str | None]) -> list[int | None]:
     return out
 
 
-def decode_records(payload: bytes, max_bytes: int = 64 << 20) -> list[dict[str, Any]]:
-    """The inverse of encode_records; ProtocolError on anything malformed."""
+# What one batch may hold, checked before anything is built per record (a batch of a few
+# kilobytes could otherwise describe a hundred million cells). The node's largest batch is
+# [sync] batch_max_records (at most 20000); a refused batch is TooBig, which the hub answers
+# with 413 so the node splits it (sync/client/controller.py).
+MAX_RECORDS = 20000
+MAX_COLUMNS = 256            # payload keys of one kind
+MAX_CELLS = 500_000          # records x columns, summed over the kinds of a batch
+MAX_EXPANDED = 16 << 20      # bytes of JSON after zlib
+MAX_JSON_VALUES = 1_000_000  # bounds what json.loads builds (counted as separators, a cheap upper bound)
+MAX_DEPTH = 32               # nesting of objects and arrays in one record's payload
+
+
+class TooBig(ProtocolError):
+    """A well-formed batch that is larger than the hub decodes; send it in smaller batches."""
+
+
+def decode_records(payload: bytes, max_bytes: int = MAX_EXPANDED) -> list[dict[str, Any]]:
+    """The inverse of encode_records; ProtocolError on anything malformed, TooBig over the limits."""
     try:
         d = zlib.decompressobj()
         text = d.decompress(payload, max_bytes)
         if d.unconsumed_tail:
-            raise ProtocolError("batch expands beyond the size limit")
+            raise TooBig(f"batch expands beyond {max_bytes} bytes; send smaller batches")
+        check_json_size(text)
         doc = json.loads(text)
+        if not isinstance(doc, list):
+            raise ProtocolError("batch records must be a list of kinds")
+        _check_shape(doc)
         out = []
         for group in doc:
             out.extend(_decode_group(group))
         return out
     except ProtocolError:
         raise
-    except (zlib.error, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as e:
+    except RecursionError as e:
+        raise ProtocolError("batch records are nested too deeply") from e
+    except (zlib.error, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, OSError) as e:
         raise ProtocolError(f"batch records cannot be decoded: {e.__class__.__name__}: {e}") from e
+
+
+def check_json_size(text: bytes, *, max_values: int = MAX_JSON_VALUES) -> None:
+    """Refuse JSON text with too many values before it is parsed. Separators are counted on the
+    raw bytes (also inside strings), an upper bound: a legitimate batch is far below it."""
+    if text.count(b",") + text.count(b":") > max_values:
+        raise TooBig(f"batch holds more than {max_values} values; send smaller batches")
+
+
+def nesting(value: Any) -> int:
+    """How deeply objects and arrays nest in a decoded JSON value (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            v = list(v.values())
+        if isinstance(v, list):
+            deepest = max(deepest, depth)
+            stack.extend((x, depth + 1) for x in v if isinstance(x, (dict, list)))
+    return deepest
+
+
+def _check_shape(doc: list[Any]) -> None:
+    """Count records and columns per kind and their product before decoding any column."""
+    records = cells = 0
+    for g in doc:
+        if not isinstance(g, dict) or not isinstance(g.get("i"), list) or not isinstance(g.get("f"), list) \
+                or not isinstance(g.get("c"), list):
+            raise ProtocolError("each kind needs lists i (ids), f (fields) and c (columns)")
+        if len(g["f"]) > MAX_COLUMNS or len(g["c"]) > MAX_COLUMNS:
+            raise TooBig(f"a kind with more than {MAX_COLUMNS} fields; send smaller batches")
+        records += len(g["i"])
+        cells += len(g["i"]) * max(len(g["f"]), len(g["c"]))
+    if records > MAX_RECORDS:
+        raise TooBig(f"batch holds {records} records, more than {MAX_RECORDS}; send smaller batches")
+    if cells > MAX_CELLS:
+        raise TooBig(f"batch holds {cells} record fields, more than {MAX_CELLS}; send smaller batches")
 
 
 def _decode_group(g: dict[str, Any]) -> list[dict[str, Any]]:

@@ -168,9 +168,65 @@ class Hub:
             self._store = HubStore(self.database, pool_size=1)
         return self._store
 
+    def add_user(self, name: str = "it", role: str = "admin") -> str:
+        """`hub user add NAME --role ROLE --generate`; returns the password (its last line)."""
+        return self.cli("user", "add", name, "--role", role, "--generate").stdout.strip().splitlines()[-1]
+
+    def browser(self, name: str = "it", role: str = "admin") -> "HubBrowser":
+        """A logged-in session on the hub's pages (a new account NAME with ROLE)."""
+        b = HubBrowser(self.url, self.ssl_context())
+        status, page = b.login(name, self.add_user(name, role))
+        assert status == 200, page
+        return b
+
     def held(self) -> list[tuple[str, str, int]]:
         """(kind, id, version) of every record the hub holds, read from its database."""
         return [(r["kind"], r["record_id"], r["version"]) for r in self.store().export()]
+
+
+class HubBrowser:
+    """urllib with a cookie jar, as a person's browser on the hub's pages (CSRF token included)."""
+
+    def __init__(self, url: str, context=None):
+        import http.cookiejar
+        import urllib.request
+
+        self.url = url
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                                                  urllib.request.HTTPSHandler(context=context))
+
+    def get(self, path: str) -> tuple[int, str]:
+        import urllib.error
+
+        try:
+            with self.opener.open(self.url + path, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def csrf(self, path: str = "/login") -> str:
+        import re
+
+        page = self.get(path)[1]
+        return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+    def post(self, path: str, form: dict[str, str], *, token: str | None = None) -> tuple[int, str]:
+        import urllib.error
+        import urllib.parse
+
+        import urllib.request
+
+        data = urllib.parse.urlencode({**form, **({"csrf_token": token} if token else {})}).encode()
+        # a browser sends the page's address with a same-origin form (Flask-WTF checks it over HTTPS)
+        req = urllib.request.Request(self.url + path, data=data, headers={"Referer": self.url + path})
+        try:
+            with self.opener.open(req, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def login(self, name: str, password: str) -> tuple[int, str]:
+        return self.post("/login", {"username": name, "password": password}, token=self.csrf("/login"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,6 +1,6 @@
 """The bleak adapter against the installed bleak: the calls it makes exist with compatible
 signatures, bleak's exceptions map to ours, and a whole glucose download runs through the real
-`BleakClient` with a replaying backend plugged into bleak's own `backend=` hook (DEVICES.md §6.3),
+`BleakClient` with a replaying backend plugged into bleak's own `backend=` hook (docs/devices.md, real devices and BlueZ),
 so the fake adapter and the real one cannot drift apart unnoticed."""
 import asyncio
 import inspect

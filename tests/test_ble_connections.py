@@ -1,10 +1,10 @@
 """The connection manager driven by the fake adapter replaying recorded sessions, with readings
 landing in a real SQLite store through ingest().
 
-Glucose records are built from the GLS layout (DEVICES.md §2.4); the RACP request and response
+Glucose records are built from the GLS layout (docs/devices.md, characteristic layouts); the RACP request and response
 bytes are the ones in NordicSemiconductor/Android-BLE-Common-Library
 `RecordAccessControlPointDataCallbackTest.java` (`06 00 01 01` success, `06 00 01 06` no records,
-`06 00 03 01` abort done, `06 00 01 05` invalid operand) and DEVICES.md §2.4 (`01 01`, `01 03 01 lo hi`,
+`06 00 03 01` abort done, `06 00 01 05` invalid operand) and docs/devices.md, characteristic layouts (`01 01`, `01 03 01 lo hi`,
 `03 00`). BP vector: Nordic `BloodPressureMeasurementDataCallbackTest` _some.
 """
 import asyncio
@@ -272,7 +272,7 @@ def test_heart_rate_stream_is_stored_at_most_once_per_interval(store):
 
 
 def test_time_goes_to_date_time_when_there_is_no_current_time_service(store):
-    # A&D UA-651BLE style: Date Time 0x2A08 inside the BP service (DEVICES.md §3), no CTS
+    # A&D UA-651BLE style: Date Time 0x2A08 inside the BP service (docs/devices.md, real devices and BlueZ), no CTS
     p = FakePeripheral(BPM, ["1810"], ["2a35", "2a08"], [[{"notify": "2a35", "data": BP_SOME}]])
     adapter = FakeAdapter([p])
     conn = run(store, adapter)

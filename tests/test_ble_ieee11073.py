@@ -1,6 +1,6 @@
 """IEEE 11073-20601 SFLOAT/FLOAT: two's-complement exponents, every special value, exact rounding.
 
-Sources: byte examples from DEVICES.md §1, re-checked against NordicSemiconductor/Android-BLE-Common-Library
+Sources: byte examples from docs/devices.md, IEEE 11073 numbers, re-checked against NordicSemiconductor/Android-BLE-Common-Library
 (`BloodPressureMeasurementDataCallbackTest.java`: `8A 00` = 138, `BD F0` = 18.9, `9F F0` = 15.9;
 `TemperatureMeasurementDataCallbackTest.java`: FLOAT `B0 0E 00 FE` = 37.60) and StanfordSpezi/SpeziBluetooth
 (`PLXTests.swift`: `E8 F3` = 100.0, `84 F3` = 90.0, `57 F0` = 8.7). Special values: IEEE 11073-20601
@@ -28,7 +28,7 @@ def fl(hexbytes):
     ("E8 F3", 100.0),        # Spezi PLX: SpO2 100.0 (1000 x 10^-1)
     ("84 F3", 90.0),         # Spezi PLX: PR 90.0
     ("57 F0", 8.7),          # Spezi PLX: PAI 8.7
-    ("5F B0", 0.00095),      # glucose 95 mg/dL in kg/L (95 x 10^-5), DEVICES.md §2.4 [C]
+    ("5F B0", 0.00095),      # glucose 95 mg/dL in kg/L (95 x 10^-5), docs/devices.md, characteristic layouts [C]
     ("35 C0", 0.0053),       # 5.3 mmol/L in mol/L (53 x 10^-4) [C]
     ("FF 0F", -1.0),         # mantissa 0xFFF = -1 (sign extension)
     ("02 10", 20.0),         # positive exponent: 2 x 10^1

@@ -1,15 +1,15 @@
 """Golden byte vectors for every BLE health characteristic, with their sources.
 
-Sources (all read at the commits named in /work/shared/DEVICES.md or the read_file ids below):
+Sources (all read at the commits named in docs/devices.md or the read_file ids below):
 - NORDIC = NordicSemiconductor/Android-BLE-Common-Library, ble-common/src/test/java/no/nordicsemi/android/
   ble/common/callback/{bps/BloodPressureMeasurementDataCallbackTest, bps/IntermediateCuffPressureDataCallbackTest,
   ht/TemperatureMeasurementDataCallbackTest, hr/HeartRateMeasurementDataCallbackTest,
   glucose/GlucoseMeasurementDataCallbackTest, glucose/GlucoseMeasurementContextDataCallbackTest}.java
 - SPEZI = StanfordSpezi/SpeziBluetooth Tests/SpeziBluetoothServicesTests/PLXTests.swift
 - SIGPY = RonanB96/bluetooth-sig-python tests/gatt/characteristics/test_weight_measurement.py (integer
-  fields only: that project's SFLOAT decoder is non-standard, DEVICES.md §0.1)
+  fields only: that project's SFLOAT decoder is non-standard, docs/devices.md, IEEE 11073 pitfalls)
 - SPEC = built by us from the layout in the Bluetooth SIG service specification (BLS, HTS, HRS, GLS,
-  WSS, PLXS 1.0) as summarised in DEVICES.md §2, with values we chose; marked [C].
+  WSS, PLXS 1.0) as summarised in docs/devices.md, characteristic layouts, with values we chose; marked [C].
 """
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -57,7 +57,7 @@ def test_bp_nordic_minimal():
 
 
 def test_bp_with_timestamp_in_clinic_zone():
-    # [C] SPEC: 120/80 mmHg, MAP 93, 2024-03-15 08:30:00, pulse 72 (DEVICES.md §2.1)
+    # [C] SPEC: 120/80 mmHg, MAP 93, 2024-03-15 08:30:00, pulse 72 (docs/devices.md, characteristic layouts)
     rs = bp.parse(H("06 7800 5000 5D00 E807 03 0F 08 1E 00 4800"), "bp1", tz=ZoneInfo("Asia/Shanghai"))
     assert values(rs) == {"8480-6": 120.0, "8462-4": 80.0, "8867-4": 72.0}
     assert rs[0].device_time == datetime(2024, 3, 15, 0, 30, tzinfo=UTC)
@@ -138,7 +138,7 @@ def test_temperature_fahrenheit():
 
 
 def test_temperature_sfloat_fallback_of_cheap_thermometers():
-    (r,) = temperature.parse(H("00 6DF1"), "t1")          # [C] 36.5 as SFLOAT (DEVICES.md §2.2)
+    (r,) = temperature.parse(H("00 6DF1"), "t1")          # [C] 36.5 as SFLOAT (docs/devices.md, characteristic layouts)
     assert r.value == 36.5 and r.meta["sfloat_fallback"]
 
 
@@ -207,7 +207,7 @@ def test_glucose_nordic_missing_time_offset_is_rejected():
 
 
 def test_glucose_kg_per_litre_is_mg_per_dl():
-    (r,) = glucose.parse(H("03 0500 E807 03 0F 08 1E 00 0000 5FB0 11"), "g1")          # [C] DEVICES.md §2.4
+    (r,) = glucose.parse(H("03 0500 E807 03 0F 08 1E 00 0000 5FB0 11"), "g1")          # [C] docs/devices.md, characteristic layouts
     assert (r.value, r.unit) == (95.0, "mg/dL") and r.meta["sample_type"] == "capillary_whole_blood"
     assert r.source_key == "gls-seq:5|2024-03-15 08:30:00"
 
@@ -369,7 +369,7 @@ def test_plx_continuous_every_flag_combination(flags):
 
 
 def test_bias_encoded_spo2_is_not_read_as_98():
-    # DEVICES.md §0.1: bluetooth-sig-python encodes SpO2 98 % as `62 80` (exponent with a bias);
+    # docs/devices.md, IEEE 11073 pitfalls: bluetooth-sig-python encodes SpO2 98 % as `62 80` (exponent with a bias);
     # the standard decoder reads 98 x 10^-8, which ingest then rejects as implausible.
     rs = plx.parse_spot_check(H("00 6280 4800"), "o1")
     assert rs[0].value == 9.8e-07

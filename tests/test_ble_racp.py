@@ -2,7 +2,7 @@
 
 Response vectors: NordicSemiconductor/Android-BLE-Common-Library
 `ble-common/src/test/java/no/nordicsemi/android/ble/common/callback/RecordAccessControlPointDataCallbackTest.java`.
-Request layouts: Nordic `RecordAccessControlPointData.java` / GLS 1.0 §3.6 as in DEVICES.md §2.4.
+Request layouts: Nordic `RecordAccessControlPointData.java` / GLS 1.0 §3.6 as in docs/devices.md, characteristic layouts.
 Current Time: StanfordSpezi/SpeziBluetooth `CurrentTimeTests.swift` test time (2024-06-06 12:04:44,
 Thursday, fractions256 = 128), encoded per CTS 1.1 (bytes computed by us [C]).
 """
@@ -28,7 +28,7 @@ H = bytes.fromhex
     ("06 00 02 08", 2, 8, False, False, "procedure not completed"),        # Nordic
     ("06 00 02 09", 2, 9, False, False, "operand not supported"),          # Nordic
     ("06 00 01 0A", 1, 10, False, False, "unknown code 0x0a"),             # Nordic: unknown error code
-    ("06 00 03 01", 3, 1, True, False, None),                              # abort done (DEVICES.md §2.4)
+    ("06 00 03 01", 3, 1, True, False, None),                              # abort done (docs/devices.md, characteristic layouts)
 ])
 def test_response_codes(frame, op, code, ok, none, error):
     r = racp.parse_response(H(frame))

@@ -180,3 +180,53 @@ def test_a_certificate_about_to_expire_is_renewed_through_the_signed_hello(env, 
     assert pki.issued_by(new, hub_ca.cert)
     doctor = json.loads(clinic_edge(env, "doctor", "--json", check=False).stdout)
     assert [f["level"] for f in doctor if f["check"] == "certificates"] == ["ok", "ok"]
+
+
+class _Relay:
+    """A loopback HTTP server holding the county hub's real key, answering enrollments the way a
+    man in the middle could: with an old signed answer (replay), or relaying the node's nonce to
+    the hub with its own node key swapped in (the hub then signs an answer naming that key)."""
+
+    def __init__(self, hub_key, mode: str):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from sync import protocol
+
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                nonce = "an-old-nonce-from-yesterday" if mode == "replay" else req["nonce"]
+                pubkey = req["pubkey"] if mode == "replay" else protocol.public_text(protocol.new_key())
+                body = json.dumps({"node": "clinic-a", "hub_pubkey": protocol.public_text(hub_key),
+                                   "pubkey": pubkey, "nonce": nonce, "hub_time": "2026-01-01T00:00:00.000Z"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header(protocol.H_SIG, protocol.b64(hub_key.sign(protocol.response_bytes(nonce, body))))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        relay.mode = mode
+
+
+@pytest.mark.parametrize("mode, complaint", [("replay", "did not prove its key"),
+                                             ("swap", "registered another key")])
+def test_a_replayed_or_relayed_answer_signed_by_the_right_hub_key_is_refused(env, data_dir, mode, complaint):
+    from sync import protocol
+
+    hub_key = protocol.new_key()
+    relay = _Relay(hub_key, mode)
+    try:
+        r = _enroll(env, relay.url, "ABCD-EFGH-JKLM", protocol.fingerprint(hub_key))
+    finally:
+        relay.server.shutdown()
+    assert r.returncode == 2 and complaint in r.stderr, r.stderr
+    assert _not_enrolled(env, data_dir)

@@ -138,11 +138,13 @@ def test_first_boot_waits_for_the_hub_enrolls_and_removes_the_secrets(hub, box):
     assert health["version"] and health["uptime_s"] > 0 and 0 < health["disk_free_pct"] <= 100
     assert health["devices"]["registered"] == 0 and health["backlog"] >= 0
     import ssl
-    import urllib.request
 
-    ctx = ssl.create_default_context(cafile=str(hub.ca_file))
-    with urllib.request.urlopen(hub.url + "/", timeout=10, context=ctx) as r:  # the hub's node dashboard shows it
-        page = r.read().decode()
+    from sync_fixtures import HubBrowser
+
+    password = clinic_edge(hub.env, "hub", "user", "add", "it", "--role", "viewer", "--generate").stdout.split()[-1]
+    browser = HubBrowser(hub.url, ssl.create_default_context(cafile=str(hub.ca_file)))   # the dashboard, logged in
+    assert browser.login("it", password)[0] == 200
+    page = browser.get("/")[1]
     row = page[page.index('data-node="shiqiao"'):]
     assert f"{health['disk_free_pct']}% free" in row[:row.index("</tr>")]
 

@@ -2,8 +2,8 @@
 
 Test vectors:
 - PCD01: oehf/ipf commons/ihe/hl7v2ws/src/test/java/org/openehealth/ipf/commons/ihe/hl7v2ws/pcd01/
-  Pcd01ValidatorTest.java (IHE PCD-01 NIBP 120/80 mmHg, MSH-10 MSGID1234), via DEVICES.md §4.3.
-- MONITOR: OBX lines in the style of a Mindray eGateway sample quoted in DEVICES.md §4.3 (SpO2
+  Pcd01ValidatorTest.java (IHE PCD-01 NIBP 120/80 mmHg, MSH-10 MSGID1234), via docs/devices.md, HL7.
+- MONITOR: OBX lines in the style of a Mindray eGateway sample quoted in docs/devices.md, HL7 (SpO2
   150456, pulse 149530, ECG heart rate 147842, vendor code 108^MNDRY_ECG_PAUSE_RATE^99MNDRY, OBX-14
   times); the source repository could not be resolved, so these are [U] as to real Mindray output.
 - MLLP framing 0x0B ... 0x1C 0x0D: johnpaulett/python-hl7 tests/test_mllp.py.

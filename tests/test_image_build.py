@@ -174,9 +174,9 @@ def test_the_firewall_opens_only_web_mqtt_on_the_lan_and_ssh(root):
     rules = (root["root"] / "etc/nftables.conf").read_text()
     assert "policy drop;" in rules
     accepted = re.findall(r"tcp dport (\d+)[^\n]*accept", rules)  # inbound TCP services
-    assert sorted(set(accepted)) == ["1883", "22", "8080"]
+    assert sorted(set(accepted)) == ["1883", "22", "8080", "8443", "8883"]
     for line in rules.splitlines():
-        if re.search(r"dport (8080|1883) accept", line):
+        if re.search(r"dport (8080|8443|8883|1883) accept", line):
             assert "saddr $LAN" in line, line
     if shutil.which("nft"):
         p = sh("nft", "-c", "-f", str(root["root"] / "etc/nftables.conf"), check=False)
@@ -246,6 +246,7 @@ def booted(image, tmp_path_factory):
     hub = Hub(base).start()
     code = hub.new_code("image-boot")
     web_port, mqtt_port = free_port(), free_port()
+    https_port, mqtts_port = free_port(), free_port()
     with ExitStack() as stack:
         stack.callback(hub.stop)
         r, data, boot = base / "root", base / "data", base / "bootpart"
@@ -258,7 +259,9 @@ def booted(image, tmp_path_factory):
         os.chown(boot / "clinic-edge.toml", uid, uid)
         cfg = data / "clinic-edge/config.toml"  # free ports: the container shares this machine's network
         cfg.write_text(cfg.read_text().replace("0.0.0.0:8080", f"127.0.0.1:{web_port}")
-                       .replace("0.0.0.0:1883", f"127.0.0.1:{mqtt_port}")
+                       .replace("0.0.0.0:8443", f"127.0.0.1:{https_port}")
+                       .replace("0.0.0.0:8883", f"127.0.0.1:{mqtts_port}")
+                       .replace("127.0.0.1:1883", f"127.0.0.1:{mqtt_port}")
                        + f'\n[mqtt]\nurl = "mqtt://127.0.0.1:{mqtt_port}"\n')
         empty = base / "fstab"
         empty.write_text("# mounts are made by systemd-nspawn in this test\n")
@@ -282,7 +285,8 @@ def booted(image, tmp_path_factory):
                 proc.wait(10)
         stack.callback(shutdown)
         c = Container(proc)
-        yield {"c": c, "data": data, "boot": boot, "web_port": web_port, "hub": hub, "log": base / "console.log"}
+        yield {"c": c, "data": data, "boot": boot, "web_port": web_port, "https_port": https_port,
+               "mqtts_port": mqtts_port, "hub": hub, "log": base / "console.log"}
 
 
 def test_booted_root_runs_first_boot_against_the_local_hub(booted):
@@ -321,6 +325,21 @@ def test_booted_services_reach_active_and_healthz_answers_inside(booted):
     assert body["ok"] and body["store"] == "ok" and body["version"] == VERSION
     wait_for(lambda: json.loads(c.run("curl", "-sf", url).stdout).get("broker_connected"), timeout=60, interval=1,
              message="ingest connected to the broker inside the container")
+    # the units serve TLS with the node certificate: HTTPS for the web UI, MQTT on the TLS port;
+    # the plain HTTP port (above, /healthz for the update's health check) redirects everything else
+    import socket
+    import ssl
+
+    trusted = ssl.create_default_context(cafile=str(booted["hub"].ca_file))
+    for port in (booted["https_port"], booted["mqtts_port"]):
+        with socket.create_connection(("127.0.0.1", port), 10) as s, \
+                trusted.wrap_socket(s, server_hostname="127.0.0.1") as t:
+            assert t.getpeercert()["subject"] == ((("commonName", "image-boot"),),)
+        with pytest.raises(ssl.SSLCertVerificationError), socket.create_connection(("127.0.0.1", port), 10) as s:
+            ssl.create_default_context().wrap_socket(s, server_hostname="127.0.0.1")
+    redirect = c.run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+                     f"http://127.0.0.1:{booted['web_port']}/login").stdout
+    assert redirect == f"308 https://127.0.0.1:{booted['https_port']}/login", redirect
 
 
 def test_booted_nightly_backup_unit_writes_a_backup(booted):
@@ -366,7 +385,8 @@ QEMU = {"x86_64": ["qemu-system-x86_64", "-machine", "q35"], "aarch64": ["qemu-s
 class VM:
     def __init__(self, disk: Path, base: Path, hub_port: int):
         self.disk, self.base, self.hub_port = disk, base, hub_port
-        self.web_port, self.ssh_port = free_port(), free_port()
+        self.web_port, self.ssh_port = free_port(), free_port()   # the box's 8443 (HTTPS) and 22
+        self.trusted = None                                         # an SSL context with the county root
         self.proc: subprocess.Popen | None = None
         self.boots = 0
         sector = 512
@@ -396,7 +416,7 @@ class VM:
              "-kernel", str(self.boot_file("vmlinuz")), "-initrd", str(self.boot_file("initrd.img")),
              "-append", f"{cmdline} systemd.journald.forward_to_console=1",
              "-drive", f"file={self.disk},format=raw,if=virtio",
-             "-nic", f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{self.web_port}-:8080,"
+             "-nic", f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{self.web_port}-:8443,"
                      f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22,"
                      f"guestfwd=tcp:{HUB_IN_VM}-{relay}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.base / "qemu.err", "ab"))
@@ -414,12 +434,18 @@ class VM:
         import urllib.error
         import urllib.request
         try:
-            with (opener or urllib.request.build_opener()).open(f"http://127.0.0.1:{self.web_port}{path}", timeout=10) as r:
+            with (opener or self.opener()).open(f"https://127.0.0.1:{self.web_port}{path}", timeout=10) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
         except OSError:
             return 0, ""
+
+    def opener(self, *handlers):
+        """A browser of a clinic PC where county IT installed the county root."""
+        import urllib.request
+
+        return urllib.request.build_opener(urllib.request.HTTPSHandler(context=self.trusted), *handlers)
 
     def ssh_host_key(self) -> str | None:
         """The box's SSH host key as county IT's `ssh` would first see it."""
@@ -483,6 +509,9 @@ def vm(image, tmp_path_factory):
     provisioning.write_text(BOOT_FILE.format(url=f"https://{HUB_IN_VM}", code=code,
                                             hub_key=hub.fingerprint).split("[wifi]")[0])
     machine_ = VM(disk, base, hub.port)
+    import ssl
+
+    machine_.trusted = ssl.create_default_context(cafile=str(hub.ca_file))
     sh("mcopy", "-i", machine_.fat, str(provisioning), "::/clinic-edge.toml")
     machine_.start()
     yield {"vm": machine_, "hub": hub, "flashed": image.path.parent / "as-flashed.img", "table": image.table,
@@ -526,12 +555,12 @@ def test_vm_county_it_sets_the_admin_password_then_the_power_fails(vm):
     import urllib.request
 
     m, hub = vm["vm"], vm["hub"]
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    opener = m.opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
     status, page = m.get("/setup", opener)
     assert status == 200
     setup_code = re.search(r'class="setup-code"[^>]*>\s*([^<\s]+)', page)
     assert setup_code, page[-2000:]
-    status, body = _form_post(opener, f"http://127.0.0.1:{m.web_port}/setup",
+    status, body = _form_post(opener, f"https://127.0.0.1:{m.web_port}/setup",
                               {"csrf_token": _csrf(page), "code": setup_code.group(1),
                                "password": "shiqiao-admin-2026", "password2": "shiqiao-admin-2026"})
     assert status == 200 and 'name="username"' in body, body[-2000:]   # redirected to the login page
@@ -546,9 +575,9 @@ def test_vm_county_it_sets_the_admin_password_then_the_power_fails(vm):
     m.start()
     health = m.wait_healthy()
     assert health["store"] == "ok"
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    opener = m.opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
     status, page = m.get("/login", opener)
-    status, body = _form_post(opener, f"http://127.0.0.1:{m.web_port}/login",
+    status, body = _form_post(opener, f"https://127.0.0.1:{m.web_port}/login",
                               {"csrf_token": _csrf(page), "username": "admin", "password": "shiqiao-admin-2026"})
     assert status == 200 and 'name="username"' not in body, body[-2000:]
     assert "setup-code" not in m.get("/setup")[1]

@@ -73,3 +73,11 @@ def test_drivers_and_sync_use_only_edge_core():
 def test_reports_depend_only_on_core():
     bad = {f: starts(m, "edge.web", "flask", "device_drivers", "sync") for f, m in sources("edge/reports")}
     assert {f: m for f, m in bad.items() if m} == {}
+
+
+def test_the_node_client_and_the_county_hub_never_import_each_other():
+    """The node's sync client and the county's server are two programs that talk only over the
+    wire (sync.protocol is what they share); the demo runs the hub as the process it is."""
+    bad = {f: starts(m, "sync.hub") for f, m in sources("sync/client")}
+    bad |= {f: starts(m, "sync.client") for f, m in sources("sync/hub")}
+    assert {f: m for f, m in bad.items() if m} == {}

@@ -5,7 +5,7 @@ on the other. Test vectors:
 - DCA: senaite/senaite.astm src/senaite/astm/tests/data/dca_vantage.txt (Siemens DCA Vantage,
   one 307-byte frame, longer than E1381's 247, checksum 43 - reproduced below).
 - Checksums "1A|B|C|D<CR><ETX>" -> BF and "1foo|1<CR><ETX>" -> 32: kxepal/python-astm
-  astm/tests/test_codecs.py (make_checksum), via DEVICES.md §4.1.
+  astm/tests/test_codecs.py (make_checksum), via docs/devices.md, ASTM low level.
 """
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ def test_enrolled_node_delivers_every_record_once_and_marks_the_outbox(env, node
     assert status["usage_today"]["reading"]["records"] == readings
     assert abs(status["clock_offset_s"]) < 2
     # county IT's dashboard shows the node: last contact, records, clock offset, software version
-    page = hub.urlopen("/", timeout=5).read().decode()
+    page = hub.browser().get("/")[1]
     assert 'data-node="clinic-a"' in page and "clinic-edge/0.1.0" in page
     assert '<span class="records">120</span> (' in page and " s ago" in page
     # nothing new: a second cycle sends no batch and the hub still holds each record once

@@ -108,8 +108,8 @@ def test_the_reason_of_a_rollback_reaches_the_hub_dashboard(env, node, hub, unhe
     assert last["result"] == "rolled back" and last["to"] == "0.3.0"
     assert last["reason"]["failed"] == "not ok" and last["reason"]["waited_s"] == 6.0
     assert "no such table: _migrations" in last["reason"]["output"]
-    with hub.urlopen("/") as r:
-        page = r.read().decode()
+    status, page = hub.browser("it", "viewer").get("/")      # county IT, logged in
+    assert status == 200
     updates = page[page.index('<table class="updates">'):]
     assert "clinic-a" in updates and "已回滚 rolled back" in updates and "0.2.0 → 0.3.0" in updates
     assert f"GET {unhealthy_web}: not ok after 6 s" in updates
@@ -121,7 +121,7 @@ def test_a_malformed_update_outcome_from_a_node_shows_as_unknown_for_that_node_o
     node.write_status("update", {"result": "rolled back", "to": "<b>0.3</b>",
                                  "reason": {"check": "x", "failed": "y", "output": "z", "waited_s": "long"}})
     assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
-    with hub.urlopen("/") as r:
-        page = r.read().decode()
+    status, page = hub.browser("it", "viewer").get("/")      # county IT, logged in
+    assert status == 200
     updates = page[page.index('<table class="updates">'):]
     assert "<td>?</td>" in updates and "<b>0.3</b>" not in page

@@ -65,3 +65,20 @@ def test_the_http_port_only_redirects_and_the_session_cookie_is_secure(web):
     r.read()
     cookies = [v for k, v in r.getheaders() if k.lower() == "set-cookie"]
     assert cookies and all("Secure" in v for v in cookies), cookies
+
+
+def test_before_enrollment_both_ports_serve_the_ui_so_setup_is_reachable(env, node, tmp_path):
+    port, redirect = free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "serve", "--listen", f"127.0.0.1:{port}",
+                             "--redirect-listen", f"127.0.0.1:{redirect}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_port(port, 30)
+        wait_port(redirect, 30)
+        for p in (port, redirect):
+            with urllib.request.urlopen(f"http://127.0.0.1:{p}/setup", timeout=10) as r:
+                assert r.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert "no node certificate" in err and "serving plain HTTP until enrollment" in err

@@ -1,6 +1,6 @@
 """E1381 frames: `STX FN text ETB|ETX C1 C2 CR LF`, checksum = sum(FN..ETB/ETX) mod 256 in hex.
 
-DEVICES.md §4.1; python-astm `astm/codec.py` (make_checksum, split) was read, not copied.
+docs/devices.md, ASTM low level; python-astm `astm/codec.py` (make_checksum, split) was read, not copied.
 """
 from __future__ import annotations
 

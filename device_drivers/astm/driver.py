@@ -19,7 +19,7 @@ import time
 from zoneinfo import ZoneInfo
 
 from edge.core import devices
-from edge.core.ingest import STATUS_REFUSED, ingest
+from edge.core.ingest import STATUS_REFUSED, Group, commit_groups
 from edge.core.node import Node
 
 from edge.core import backoff
@@ -140,10 +140,11 @@ class AstmDriver(SerialDriver):
             readings, context = readings_from_message(text, self.context, device_id=self.device_id,
                                                       codes=self.codes, tz=self.tz)
         except AstmFrameError as e:
-            self.stats["bad_messages"] += 1
-            log.warning("%s: message not readable, NAKed: %s", self.device_id, e)
-            self._note_error(str(e))
-            return self.link.not_stored(str(e), self.monotonic())
+            return self._unreadable(str(e))
+        except Exception as e:   # a parser bug: this message is refused, the driver goes on
+            self.stats["parser_faults"] += 1
+            log.exception("%s: the ASTM record parser failed", self.device_id)
+            return self._unreadable(f"the message could not be read ({type(e).__name__}: {e})"[:300])
         problem = self._commit(readings)
         if problem:
             return self.link.not_stored(problem, self.monotonic())
@@ -152,6 +153,12 @@ class AstmDriver(SerialDriver):
             self.on_commit(readings)
         return self.link.stored(self.monotonic())
 
+    def _unreadable(self, reason: str) -> list:
+        self.stats["bad_messages"] += 1
+        log.warning("%s: message not readable, NAKed: %s", self.device_id, reason)
+        self._note_error(reason)
+        return self.link.not_stored(reason, self.monotonic())
+
     def _commit(self, readings: list) -> str | None:
         """None when committed; else why not (the frame is then NAKed and resent by the analyser)."""
         if not readings:
@@ -159,7 +166,7 @@ class AstmDriver(SerialDriver):
         deadline, attempt = self.monotonic() + self.store_patience, 0
         while True:
             try:
-                outcomes = ingest(self.store, readings, clock=self.node.clock)
+                [outcomes] = commit_groups(self.store, [Group(readings)], clock=self.node.clock)
                 break
             except Exception as e:  # locked, disk full...: retry while the analyser still waits
                 wait = backoff.delay(attempt, base=0.1, cap=2)
@@ -171,6 +178,10 @@ class AstmDriver(SerialDriver):
                     self.link.busy, self._busy_since = True, self.monotonic()
                     return f"could not store: {e}"
                 time.sleep(wait)
+        if isinstance(outcomes, str):   # these results cannot be stored (e.g. a time beyond 9999)
+            self.stats["bad_messages"] += 1
+            self._note_error(outcomes)
+            return outcomes
         refused = [o.reason for o in outcomes if o.status == STATUS_REFUSED]
         if refused:
             return refused[0]

@@ -2,7 +2,7 @@
 
 The delimiters are the ones the header declares in H.2 (field, repeat, component, escape:
 usually `|\\^&`). Fields are numbered as in the standard: field 1 is the record type, so
-`R.4` (value) is `record.field(4)`. Field lists: DEVICES.md §4.2 (python-astm `records.py`).
+`R.4` (value) is `record.field(4)`. Field lists: docs/devices.md, ASTM records (python-astm `records.py`).
 """
 from __future__ import annotations
 

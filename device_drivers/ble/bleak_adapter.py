@@ -3,7 +3,7 @@
 Thin on purpose: every library exception becomes one of our BleLinkError subclasses with a
 message county IT can act on. Importing this module needs bleak installed but no radio; the
 radio is touched only by scan() and connect(). bleak's BlueZ backend registers no pairing agent
-(DEVICES.md §0.5): devices that need a bond are paired once with `bluetoothctl` (docs/ble.md).
+(docs/devices.md, real devices and BlueZ): devices that need a bond are paired once with `bluetoothctl` (docs/ble.md).
 `tests/test_ble_bleak_conformance.py` checks that the bleak calls used here exist with compatible
 signatures in the installed bleak.
 """

@@ -1,6 +1,6 @@
 """Pair and trust a device through BlueZ, with our own pairing agent (org.bluez.Agent1).
 
-bleak registers no agent (DEVICES.md §0.5), so `clinic-edge device pair ADDRESS [--passkey N]`
+bleak registers no agent (docs/devices.md, real devices and BlueZ), so `clinic-edge device pair ADDRESS [--passkey N]`
 does what `bluetoothctl`'s agent does: register an agent over the system D-Bus (dbus-fast, which
 bleak already depends on), make it the default, call Device1.Pair(), set Trusted, unregister.
 Capability "KeyboardDisplay" when a passkey is given (Accu-Chek shows one), else

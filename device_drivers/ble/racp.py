@@ -7,7 +7,7 @@ Response values: 0x01 success, 0x02 op code not supported, 0x03 invalid operator
 not supported, 0x05 invalid operand, 0x06 no records found, 0x07 abort unsuccessful,
 0x08 procedure not completed, 0x09 operand not supported.
 Sources: NordicSemiconductor/Android-BLE-Common-Library `RecordAccessControlPointData.java` and its
-test; GLS 1.0 §3.6 (summarised in DEVICES.md §2.4).
+test; GLS 1.0 §3.6 (summarised in docs/devices.md, characteristic layouts).
 """
 from __future__ import annotations
 

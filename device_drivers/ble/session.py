@@ -1,6 +1,6 @@
 """One connection to one device: set its clock, subscribe, collect, store, disconnect.
 
-Every step has its own timeout (bleak has no overall one on Linux, DEVICES.md §0.6). Readings
+Every step has its own timeout (bleak has no overall one on Linux, docs/devices.md, real devices and BlueZ). Readings
 are committed as they arrive, in groups (whatever is queued when one commit ends), through
 `state.store_readings`, so a glucose meter's last sequence number only ever covers committed
 records: a link dropped mid-download resumes at "sequence >= last + 1" and fetches nothing twice.

@@ -3,7 +3,7 @@
 Layout (HTS 1.0): flags | temperature FLOAT | [Date Time] | [temperature type uint8].
 Flags: bit0 unit (0 Celsius, 1 Fahrenheit), bit1 time stamp, bit2 temperature type.
 Some cheap thermometers send a 2-byte SFLOAT instead of the FLOAT (a Yuwell YHW-6 driver falls
-back to it, DEVICES.md 2.2): a value exactly 2 bytes shorter than the flags require is read as
+back to it, docs/devices.md, characteristic layouts): a value exactly 2 bytes shorter than the flags require is read as
 SFLOAT and marked `meta["sfloat_fallback"]`.
 """
 from __future__ import annotations

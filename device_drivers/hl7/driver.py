@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from edge.core import devices
 from edge.core.corrections import supersede_earlier
-from edge.core.ingest import STATUS_REFUSED, ingest
+from edge.core.ingest import STATUS_REFUSED, Group, commit_groups
 from edge.core.node import Node
 from edge.core.store import Store
 
@@ -164,14 +164,20 @@ class MllpDriver:
             header, readings = parse_oru(item, device_id=self.device_id, tz=self.tz)
         except Hl7FrameError as e:
             return self._refuse(_header_or_none(item), e, now, ack_id)
+        except Exception as e:   # a parser bug: this message is answered AE, the listener goes on
+            self.stats["parser_faults"] += 1
+            log.exception("the HL7 parser failed on a message")
+            return self._refuse(_header_or_none(item), Hl7FrameError(_unreadable(e)), now, ack_id)
         try:
-            with self.store.atomic() as conn:   # a correction and the result it replaces: one commit
-                outcomes = ingest(self.store, readings, clock=self.node.clock)
-                self._supersede(conn, readings, outcomes, now)
+            # a correction and the result it replaces: one commit
+            group = Group(readings, then=lambda conn, outs: self._supersede(conn, readings, outs, now))
+            [outcomes] = commit_groups(self.store, [group], clock=self.node.clock)
         except Exception as e:   # locked, disk full...: no ACK, the monitor will resend
             log.error("could not store an HL7 message (%d readings): %s", len(readings), e)
             self.stats["store_failures"] += 1
             return None
+        if isinstance(outcomes, str):   # this message cannot be stored (e.g. a time beyond 9999)
+            return self._refuse(header, Hl7FrameError(outcomes), now, ack_id)
         refused = [o.reason for o in outcomes if o.status == STATUS_REFUSED]
         if refused:
             return self._refuse(header, Hl7FrameError(refused[0]), now, ack_id)
@@ -205,5 +211,9 @@ class MllpDriver:
 def _header_or_none(message: bytes):
     try:
         return parse_header(segments(message)[0])
-    except (Hl7FrameError, IndexError):
+    except Exception:   # whatever is wrong with it, the AE goes out without the header's ids
         return None
+
+
+def _unreadable(e: Exception) -> str:
+    return f"the message could not be read ({type(e).__name__}: {e})"[:300]

@@ -1,4 +1,4 @@
-"""MLLP framing: 0x0B + message + 0x1C 0x0D (python-hl7 tests/test_mllp.py; DEVICES.md §4.3).
+"""MLLP framing: 0x0B + message + 0x1C 0x0D (python-hl7 tests/test_mllp.py; docs/devices.md, HL7).
 
 `Decoder.feed()` takes whatever the socket read and returns the complete messages in it; bytes
 outside a block are counted and ignored. Lenient: a block ended by 0x1C without the 0x0D.

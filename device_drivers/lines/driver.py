@@ -15,7 +15,7 @@ import logging
 from zoneinfo import ZoneInfo
 
 from edge.core import devices
-from edge.core.ingest import ingest
+from edge.core.ingest import Group, commit_groups
 from edge.core.node import Node
 
 from ..section import BAUDRATES, Option, device_id_ok, read_section
@@ -60,23 +60,38 @@ class LineDriver(SerialDriver):
             self.stats["lines_cut_by_unplug"] += 1
 
     def _on_data(self, data: bytes) -> None:
-        readings = []
+        """Each line is one message: read and committed on its own (a poisonous line is refused
+        with its reason, the lines around it are stored), all lines of one read in one commit."""
+        now = self.node.clock.now()
+        groups = []
         for line in self.splitter.feed(data):
             try:
-                readings += parse_line(self.profile, line, device_id=self.device_id,
-                                       received=self.node.clock.now(), tz=self.tz)
+                groups.append(Group(parse_line(self.profile, line, device_id=self.device_id,
+                                               received=now, tz=self.tz)))
             except LineFrameError as e:
-                self.stats["unreadable_lines"] += 1
-                log.warning("%s: %s", self.device_id, e)
-                try:
-                    devices.record_error(self.store, self.device_id, str(e), now=self.node.clock.now())
-                except Exception as err:
-                    log.error("could not note the error of %s: %s", self.device_id, err)
-        if readings:
-            try:
-                outcomes = ingest(self.store, readings, clock=self.node.clock)
-            except Exception as e:   # nothing to re-ask the device for: log loudly, keep running
-                self.stats["lost_readings"] += len(readings)
-                log.error("%s: could not store %d readings: %s", self.device_id, len(readings), e)
-                return
-            self.stats["stored"] += sum(not o.duplicate for o in outcomes)
+                self._refuse(str(e))
+            except Exception as e:   # a parser bug: this line is refused, the driver goes on
+                self.stats["parser_faults"] += 1
+                log.exception("%s: the line parser failed", self.device_id)
+                self._refuse(f"the line could not be read ({type(e).__name__}: {e})"[:300])
+        if not groups:
+            return
+        try:
+            results = commit_groups(self.store, groups, clock=self.node.clock)
+        except Exception as e:   # nothing to re-ask the device for: log loudly, keep running
+            self.stats["lost_readings"] += sum(len(g.readings) for g in groups)
+            log.error("%s: could not store %d readings: %s", self.device_id, len(groups), e)
+            return
+        for result in results:
+            if isinstance(result, str):
+                self._refuse(result)
+            else:
+                self.stats["stored"] += sum(not o.duplicate for o in result)
+
+    def _refuse(self, reason: str) -> None:
+        self.stats["unreadable_lines"] += 1
+        log.warning("%s: %s", self.device_id, reason)
+        try:
+            devices.record_error(self.store, self.device_id, reason, now=self.node.clock.now())
+        except Exception as err:
+            log.error("could not note the error of %s: %s", self.device_id, err)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 
 from edge.core import devices
-from edge.core.ingest import STATUS_REFUSED, ingest
+from edge.core.ingest import STATUS_REFUSED, Group, commit_groups
 from edge.core.node import Node
 from edge.core.store import Store
 
@@ -26,12 +26,14 @@ from edge.core import backoff
 from ..errors import FrameError
 from . import senml
 from .broker import ERRORS_TOPIC, broker_address, ingest_credentials
+from .delivery import Deliveries, by_delivery
 
 log = logging.getLogger(__name__)
 SUBSCRIPTION = "devices/+/readings"
 # the broker is on the same box (or LAN): after its restart, be back within a few seconds
 RECONNECT_CAP_S = 5.0
 CONNACK_TIMEOUT_S = 10.0
+REASON_MAX = 300         # characters of an unexpected error's text sent back to the device
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Incoming:
     generation: int     # which connection delivered it: a PUBACK only makes sense on that one
     mid: int
     qos: int
+    dup: bool
     topic: str
     payload: bytes
 
@@ -55,7 +58,11 @@ class MqttDriver:
         self.client_id = cfg["client_id"]
         self._client_factory = client_factory or self._make_client
         self._store_factory = store_factory or (lambda: Store(node.config.store_path))
-        self._queue: queue.Queue[Incoming] = queue.Queue()
+        # bounded: when the writer falls behind, the network thread waits in on_message and stops
+        # reading the socket, so a flood (QoS 0 too) is held back by TCP instead of filling memory
+        self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=2 * self.batch_max)
+        self.crashed: str | None = None
+        self.deliveries: Deliveries | None = None
         self._stop = threading.Event()
         self._generation = 0
         self._connected = threading.Event()
@@ -66,8 +73,10 @@ class MqttDriver:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self.client = self._client_factory()
-        self._threads = [threading.Thread(target=self._network_loop, name="mqtt-net", daemon=True),
-                         threading.Thread(target=self._writer_loop, name="mqtt-writer", daemon=True)]
+        self._threads = [threading.Thread(target=self._guarded, args=(self._network_loop,), name="mqtt-net",
+                                          daemon=True),
+                         threading.Thread(target=self._guarded, args=(self._writer_loop,), name="mqtt-writer",
+                                          daemon=True)]
         for t in self._threads:
             t.start()
 
@@ -84,10 +93,21 @@ class MqttDriver:
                 pass
 
     def healthy(self) -> bool:
-        return self._connected.is_set()
+        """Connected to the broker and both threads alive: a thread that died (a bug) makes the
+        service unhealthy, so the watchdog restarts it instead of it looking alive while storing nothing."""
+        return self._connected.is_set() and bool(self._threads) and all(t.is_alive() for t in self._threads)
 
     def status(self) -> dict:
-        return {"mqtt_connected": self._connected.is_set(), **{f"mqtt_{k}": v for k, v in self.stats.items()}}
+        crashed = {"mqtt_crashed": self.crashed} if self.crashed else {}
+        return {"mqtt_connected": self._connected.is_set(), **crashed,
+                **{f"mqtt_{k}": v for k, v in self.stats.items()}}
+
+    def _guarded(self, loop) -> None:
+        try:
+            loop()
+        except BaseException as e:   # a bug: say so in the status; healthy() is now false
+            self.crashed = f"{threading.current_thread().name}: {type(e).__name__}: {e}"
+            log.exception("MQTT %s stopped", threading.current_thread().name)
 
     # -- network -----------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -144,12 +164,19 @@ class MqttDriver:
             log.warning("lost the broker: %s", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(Incoming(self._generation, msg.mid, msg.qos, msg.topic, msg.payload))
+        item = Incoming(self._generation, msg.mid, msg.qos, bool(msg.dup), msg.topic, msg.payload)
+        while not self._stop.is_set():   # on stop: not acknowledged, so the broker keeps it
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                self.stats["writer_behind"] += 1
 
     # -- committing --------------------------------------------------------------------------
     def _writer_loop(self) -> None:
         store = self._store_factory()
         try:
+            self.deliveries = Deliveries(store)
             while not (self._stop.is_set() and self._queue.empty()):
                 batch = self._take_batch()
                 if batch:
@@ -171,48 +198,83 @@ class MqttDriver:
         return batch
 
     def _commit(self, store: Store, batch: list[Incoming]) -> None:
+        """Read every message, commit the readable ones together, refuse the rest with a reason,
+        then acknowledge the whole batch (a refused message is answered, never redelivered)."""
         now = self.node.clock.now()
-        parsed, errors = [], []
+        accepted, refused = [], []
         for item in batch:
-            device_id = _device_of(item.topic)
-            try:
-                readings = senml.parse(device_id, item.payload, now=now, max_bytes=self.max_payload)
-            except FrameError as e:
-                errors.append((item, device_id, str(e)))
+            readings, reason = self._read(item, now)
+            if reason is not None:
+                refused.append((item, reason))
                 continue
-            parsed.append((item, readings))
+            delivery, note = self.deliveries.identify(mid=item.mid, qos=item.qos, dup=item.dup, topic=item.topic,
+                                                      payload=item.payload, now=now)
+            accepted.append((item, Group(by_delivery(readings, delivery), note)))
+        results = self._commit_groups(store, [g for _, g in accepted])
+        if results is None:
+            return  # stopping: unacknowledged, the broker redelivers after restart
+        for (item, _), result in zip(accepted, results):
+            reason = self._count(result)
+            if reason is not None:
+                refused.append((item, reason))
+        for item, reason in refused:
+            self._refuse(store, item, reason, now)
+        for item in batch:
+            self._acknowledge(item)
+        self.stats["messages"] += len(batch)
+
+    def _read(self, item: Incoming, now) -> tuple[list, str | None]:
+        """(readings, None), or ([], why the message is refused). Catches everything: whatever a
+        parser raises is this message's fault and must not stop the others."""
+        try:
+            return senml.parse(_device_of(item.topic), item.payload, now=now, max_bytes=self.max_payload), None
+        except FrameError as e:
+            return [], str(e)
+        except Exception as e:  # a parser bug: refuse this message, keep running
+            self.stats["parser_faults"] += 1
+            log.exception("the SenML parser failed on a message on %s", item.topic)
+            return [], f"the message could not be read ({type(e).__name__}: {e})"[:REASON_MAX]
+
+    def _commit_groups(self, store: Store, groups: list[Group]) -> list | None:
+        """commit_groups, retried with backoff while the store itself fails; None when stopped."""
         attempt = 0
         while True:
             try:
-                outcomes = ingest(store, [r for _, rs in parsed for r in rs], clock=self.node.clock)
-                break
+                return commit_groups(store, groups, clock=self.node.clock)
             except Exception as e:  # disk full, locked... keep the messages unacknowledged and retry
                 wait = backoff.delay(attempt, base=0.2, cap=10)
-                log.error("could not store %d readings (%s); retrying in %.1fs", len(parsed), e, wait)
+                log.error("could not store %d messages (%s); retrying in %.1fs", len(groups), e, wait)
+                self.stats["store_failures"] += 1
                 attempt += 1
                 if self._stop.wait(wait):
-                    return  # unacknowledged: the broker redelivers after restart
-        it = iter(outcomes)
-        for item, readings in parsed:
-            results = [next(it) for _ in readings]
-            refused = [o.reason for o in results if o.status == STATUS_REFUSED]
-            if refused:
-                errors.append((item, _device_of(item.topic), refused[0]))
-            self.stats["stored"] += sum(not o.duplicate and o.status != STATUS_REFUSED for o in results)
-            self.stats["duplicates"] += sum(o.duplicate for o in results)
-            self.stats["rejected_values"] += sum(o.status == "rejected" and not o.duplicate for o in results)
-        for item, device_id, reason in errors:
-            self.stats["rejected_messages"] += 1
-            log.warning("rejected message from %s: %s", device_id, reason)
-            self.client.publish(ERRORS_TOPIC.format(device_id=device_id), reason.encode(), qos=1)
-            try:
-                devices.record_error(store, device_id, reason, now=now)
-            except Exception as e:  # the error note is a convenience; never block the ack on it
-                log.error("could not note the error of %s: %s", device_id, e)
-        for item in batch:  # everything in the batch is now durable (or durably refused)
-            if item.qos > 0 and item.generation == self._generation and self._connected.is_set():
-                self.client.ack(item.mid, item.qos)
-        self.stats["messages"] += len(batch)
+                    return None
+
+    def _count(self, result) -> str | None:
+        """Count one message's outcomes; returns why it was refused, if it was."""
+        if isinstance(result, str):
+            self.stats["commit_refused"] += 1
+            return result
+        refused = [o.reason for o in result if o.status == STATUS_REFUSED]
+        self.stats["stored"] += sum(not o.duplicate and o.status != STATUS_REFUSED for o in result)
+        self.stats["duplicates"] += sum(o.duplicate for o in result)
+        self.stats["rejected_values"] += sum(o.status == "rejected" and not o.duplicate for o in result)
+        return refused[0] if refused else None
+
+    def _refuse(self, store: Store, item: Incoming, reason: str, now) -> None:
+        """Tell the device (its errors topic) and county IT (`device list`) why; count and log it."""
+        device_id = _device_of(item.topic)
+        self.stats["rejected_messages"] += 1
+        log.warning("rejected message from %s: %s", device_id, reason)
+        self.client.publish(ERRORS_TOPIC.format(device_id=device_id), reason.encode(), qos=1)
+        try:
+            devices.record_error(store, device_id, reason, now=now)
+        except Exception as e:  # the error note is a convenience; never block the ack on it
+            log.error("could not note the error of %s: %s", device_id, e)
+
+    def _acknowledge(self, item: Incoming) -> None:
+        """PUBACK, on the connection that delivered it (a new connection gets it again, DUP set)."""
+        if item.qos > 0 and item.generation == self._generation and self._connected.is_set():
+            self.client.ack(item.mid, item.qos)
 
 
 def _device_of(topic: str) -> str:

@@ -1,6 +1,6 @@
 """SenML JSON (RFC 8428) -> Readings. Pure: bytes in, readings out, or SenMLError.
 
-PINNED (ARCHITECTURE.md): a record's `n` is a LOINC code or a documented short name
+PINNED (README, "Devices over MQTT"): a record's `n` is a LOINC code or a documented short name
 (edge.core.codes), `u` a UCUM or SenML unit. Base fields bn/bt/bu/bv are resolved per
 RFC 8428 §4.6; a time below 2**28 is relative to now (§4.5.3). A message is accepted whole
 or rejected whole with one reason; implausible values are not rejected here: ingest stores

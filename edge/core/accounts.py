@@ -176,3 +176,19 @@ def new_password() -> str:
     """A random password that is easy to read aloud and type (no 0/O, 1/l)."""
     alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
     return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(3))
+
+
+# ---- shared with the county hub's accounts (sync/hub/accounts.py): the same hashing and rules ----
+
+def hash_password(password: str) -> str:
+    """An Argon2id hash of a password that passed check_password."""
+    return _hasher.hash(check_password(password))
+
+
+def password_matches(password_hash: str | None, password: str) -> bool:
+    """Whether `password` matches; with no hash (no such user) it still spends an Argon2 check."""
+    return _verify(password_hash or _dummy_hash(), password or "") and password_hash is not None
+
+
+def needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)

@@ -137,6 +137,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tls": Key(bool, True, "true (HTTPS with the county CA) or false (plain HTTP, e.g. behind a TLS proxy)"),
         "names": Key(str, "", "comma-separated host names / IP addresses nodes use to reach the hub (its "
                      "certificate's names; the listen address is added)"),
+        # a signed request's X-CE-Time may differ this much from the hub's clock; its nonce is kept
+        # nonce_retention_seconds, which must be at least twice the window (docs/hub.md)
+        "time_window_seconds": Key(int, 600, "seconds, 30-86400", lambda v: 30 <= v <= 86400),
+        "nonce_retention_seconds": Key(int, 1800, "seconds, at least 2 x time_window_seconds, up to 2592000",
+                                       lambda v: 60 <= v <= 2592000),
     },
     # the appliance (issue 8): first boot, backups, updates
     "appliance": {
@@ -273,7 +278,15 @@ def _validate(raw: dict[str, Any], env: dict[str, str]) -> dict[str, dict[str, A
                            for k, spec in keys.items()}
     for section in OPEN_SECTIONS:
         values[section] = _open_section(section, raw.get(section, {}), env)
+    _check_hub_times(values["hub"])
     return values
+
+
+def _check_hub_times(hub: dict[str, Any]) -> None:
+    """A request inside the window must not outlive its remembered nonce (or it could be replayed)."""
+    if hub["nonce_retention_seconds"] < 2 * hub["time_window_seconds"]:
+        raise ConfigError(f"config: hub.nonce_retention_seconds = {hub['nonce_retention_seconds']} must be at least "
+                          f"twice hub.time_window_seconds = {hub['time_window_seconds']}")
 
 
 def _open_section(section: str, tables: dict[str, Any], env: dict[str, str]) -> dict[str, dict[str, Any]]:

@@ -1,6 +1,6 @@
 """The data partition's room: is there space to write, and is an error "the disk is full"?
 
-A full data partition must be loud and harmless (ARCHITECTURE.md principle 8): /healthz says so
+A full data partition must be loud and harmless (docs/architecture.md): /healthz says so
 with the reason, the web UI keeps what the doctor typed and says what to do, and the services
 wait for space instead of being restarted in a loop (edge.core.watchdog.Waiting).
 """

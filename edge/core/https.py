@@ -49,9 +49,13 @@ class CherootService:
         return t
 
 
-def redirect_app(https_port: int):
-    """A WSGI app that sends every request to https://<the host asked for>:<https_port><path>."""
-    def app(environ, start_response):
+def redirect_app(https_port: int, app=None, passthrough: tuple[str, ...] = ("/healthz",)):
+    """A WSGI app that sends every request to https://<the host asked for>:<https_port><path>,
+    but the `passthrough` paths, which `app` answers here (the update's health check and
+    monitoring read /healthz, which holds no personal data, over loopback HTTP)."""
+    def redirect(environ, start_response):
+        if app is not None and environ.get("PATH_INFO") in passthrough:
+            return app(environ, start_response)
         host = (environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "localhost").rsplit(":", 1)[0]
         if host.count(":") > 1 and not host.startswith("["):   # a bare IPv6 address without port
             host = f"[{host}]"
@@ -61,4 +65,4 @@ def redirect_app(https_port: int):
         start_response("308 Permanent Redirect", [("Location", f"https://{host}{port}{path}"),
                                                   ("Content-Type", "text/plain; charset=utf-8")])
         return ["请使用 HTTPS / use HTTPS\n".encode()]
-    return app
+    return redirect

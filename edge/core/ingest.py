@@ -11,7 +11,7 @@ import math
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Callable, Iterable, Sequence
 
 from . import audit, codes, outbox
 from .clock import KnownTime, SystemClock, known_time
@@ -46,6 +46,48 @@ def ingest(store, readings: Iterable[Reading], *, clock=None) -> list[Outcome]:
         for r in readings:
             outcomes.append(_store_one(conn, r, anchor, known))
     return outcomes
+
+
+@dataclass
+class Group:
+    """The readings of one device message, accepted or refused together; `note(conn)` writes
+    what else must be committed with them (e.g. how the message was delivered), `then(conn,
+    outcomes)` what depends on how they were stored (e.g. a correction voiding an earlier result)."""
+    readings: Sequence[Reading]
+    note: Callable[[sqlite3.Connection], None] | None = None
+    then: Callable[[sqlite3.Connection, list[Outcome]], None] | None = None
+
+
+def store_failure(e: BaseException) -> bool:
+    """True when the store itself failed (disk full, locked, I/O error, damaged file): nothing
+    about the readings is wrong, so they are kept unacknowledged and retried, never refused."""
+    return isinstance(e, (sqlite3.OperationalError, OSError)) or type(e) is sqlite3.DatabaseError
+
+
+def commit_groups(store, groups: Sequence[Group], *, clock=None) -> list[list[Outcome] | str]:
+    """Commit every group in one transaction (group commit: one fsync). When that fails because of
+    what a group holds, bisect: every other group is committed and the failing one gets the reason
+    (a str) instead of its outcomes, so one poisonous message can never hold back the others or be
+    retried forever. A failure of the store (`store_failure`) is raised for the caller to retry."""
+    if not groups:
+        return []
+    try:
+        with store.atomic() as conn:
+            results: list[list[Outcome] | str] = []
+            for g in groups:
+                results.append(ingest(store, g.readings, clock=clock))
+                if g.note:
+                    g.note(conn)
+                if g.then:
+                    g.then(conn, results[-1])
+        return results
+    except Exception as e:
+        if store_failure(e):
+            raise
+        if len(groups) == 1:
+            return [f"could not be stored ({type(e).__name__}: {e})"]
+        half = len(groups) // 2
+        return commit_groups(store, groups[:half], clock=clock) + commit_groups(store, groups[half:], clock=clock)
 
 
 def _store_one(conn: sqlite3.Connection, r: Reading, anchor, known: KnownTime) -> Outcome:

@@ -24,6 +24,7 @@ SCHEMA_MODULES = [
     "edge.core.schema_sync",
     "edge.core.schema_ble",
     "edge.core.schema_corrections",
+    "edge.core.schema_mqtt",
 ]
 
 _REGISTRY: dict[int, tuple[str, Callable]] = {}

@@ -5,7 +5,7 @@ Every page needs a login except the ones in PUBLIC; an idle session ends after [
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Flask, flash, g, jsonify, redirect, request, session, url_for

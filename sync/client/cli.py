@@ -73,16 +73,12 @@ def enroll_at(node: Node, hub_url: str, code: str, hub_key: str | None, *, timeo
 
 @click.group(invoke_without_command=True)
 @click.option("--once", is_flag=True, help="run one cycle and exit (0 only when everything is acknowledged)")
-@click.option("--demo-hub", default=None, hidden=True,
-              help="(clinic-edge demo) enroll first at the local hub whose database is in this data directory")
 @click.pass_context
-def sync(ctx: click.Context, once: bool, demo_hub: str | None) -> None:
+def sync(ctx: click.Context, once: bool) -> None:
     """Send the outbox to the county hub and apply what it sends down (runs as a daemon)."""
     if ctx.invoked_subcommand is not None:
         return
     node: Node = ctx.obj
-    if demo_hub:
-        enroll_at_demo_hub(node, demo_hub)
     if once:
         sys.exit(run_once(node))
     from .daemon import run_daemon
@@ -163,38 +159,3 @@ def export_bundle(node: Node, file: str) -> None:
     tmp.replace(out)
     click.echo(f"{len(batches)} batches, {sum(b.records for b in batches)} records, {len(data)} bytes -> {out}")
     click.echo("the records stay pending here until the hub's receipt arrives by the next online sync", err=True)
-
-
-def enroll_at_demo_hub(node: Node, url: str) -> None:
-    """For `clinic-edge demo`: the hub runs from this same data directory, so make a code there
-    and enroll with it, as county IT and the installer would do by hand."""
-    import secrets
-    import time
-    import urllib.request
-
-    from sync.hub.cli import open_hub
-    from sync.hub.service import utcnow
-
-    from . import tls
-
-    if node.store.one("SELECT node FROM sync_enrollment WHERE id = 1"):
-        return
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=2,   # only "is it up?"
-                                   context=tls.enrollment_context()).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                _fail(f"the demo hub at {url} did not come up")
-            time.sleep(0.3)
-    hub = open_hub(node)
-    name = node.config["node"]["name"]
-    if (hub.store.node(name) or {}).get("pubkey"):
-        name = f"{name}-{secrets.token_hex(2)}"
-    code = hub.add_node(name, now=utcnow())
-    fingerprint = protocol.fingerprint(hub.key)
-    hub.store.engine.dispose()
-    doc = enroll_at(node, url, code, fingerprint, timeout=30)
-    click.echo(f"demo: enrolled as {doc['node']} at {url}", err=True)

@@ -25,7 +25,7 @@ from edge.core.node import Node
 
 from sync import protocol
 
-from . import batcher, downlink, state, timefix, tls
+from . import anchors, batcher, downlink, state, timefix, tls
 from .errors import BudgetExhausted, HubRefused, HubUntrusted, LinkError
 from .transport import HubClient
 
@@ -67,6 +67,8 @@ class Cycle:
                                           wall=lambda: node.clock.now().timestamp(),
                                           monotonic=node.clock.monotonic,
                                           context=tls.client_context(node.data_dir))
+        if client is None:
+            self.client.offset = float(state.get(self.store, "clock_offset_s", 0.0) or 0.0)
         self.sleep, self.rand = sleep, rand
         self.result = CycleResult()
         self.batch_records = int(state.get(self.store, "batch_records", self.cfg["batch_records"]))
@@ -126,6 +128,7 @@ class Cycle:
         finally:
             self.client.close()
             self._save()
+            anchors.seal(self.node, now=self.now())    # also while the hub cannot be reached
         return self.result
 
     def _save(self) -> None:
@@ -144,6 +147,7 @@ class Cycle:
                                       "software", "bytes_today", "last_success")}
         from edge.core import node_health  # disk, temperature, uptime, devices (issue 8)
         brief["health"] = node_health.report(self.node)
+        brief["audit"] = anchors.claim(self.store)
         csr = tls.renewal_csr(self.node.data_dir, now=self.now(), hub_host=self.client.host)
         if csr:   # the node certificate expires soon: the hub signs a new one (docs/tls.md)
             brief["csr"] = csr
@@ -151,9 +155,11 @@ class Cycle:
         ans = self._call("POST", "/v1/hello", body)
         if csr and tls.store_renewal(self.node.data_dir, ans.doc):
             self.result.notes.append("node certificate renewed")
-        timefix.learn(self.store, boot_id=self.node.clock.boot_id(), hub_time=ans.doc["hub_time"],
-                      wall_before=ans.wall_before, wall_after=ans.wall_after, mono_before=ans.mono_before,
-                      mono_after=ans.mono_after, now=self.now())
+        self.client.offset = timefix.learn(
+            self.store, boot_id=self.node.clock.boot_id(), hub_time=ans.doc["hub_time"],
+            wall_before=ans.wall_before, wall_after=ans.wall_after, mono_before=ans.mono_before,
+            mono_after=ans.mono_after, now=self.now())
+        anchors.keep(self.store, ans.doc, node=self.ident.node, hub_pubkey=self.ident.hub_pubkey, now=self.now())
         fixed = timefix.correct(self.store, current_boot=self.node.clock.boot_id(), now=self.now())
         self.result.corrected += fixed["corrected"] + fixed["uncorrectable"]
 

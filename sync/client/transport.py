@@ -15,6 +15,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import urlparse
 
@@ -54,6 +55,7 @@ class HubClient:
         self.node, self.key, self.timeout = node, key, timeout
         self.hub_pub = protocol.public_from_text(hub_pubkey) if hub_pubkey else None
         self.wall, self.monotonic = wall, monotonic
+        self.offset = 0.0            # hub clock minus node wall clock, s (learned from signed answers)
 
     def _connection(self) -> http.client.HTTPConnection:
         """A new connection (TLS verified against self.context, or the system roots)."""
@@ -100,18 +102,29 @@ class HubClient:
         raise AssertionError("unreachable")
 
     def call(self, method: str, path: str, body: bytes = b"", *, ok: tuple[int, ...] = (200,)) -> Answer:
-        """A signed request; the answer must carry the hub's signature over our nonce."""
+        """A signed request; the answer must carry the hub's signature over our nonce. Signed with the
+        node's clock corrected by the learned offset; if the hub still finds the time outside its
+        window, its signed refusal says the hub's time: learn the offset and sign once more."""
+        try:
+            return self._call(method, path, body, ok)
+        except ClockRefused as e:
+            self.offset = e.offset
+            return self._call(method, path, body, ok)
+
+    def _call(self, method: str, path: str, body: bytes, ok: tuple[int, ...]) -> Answer:
         nonce = secrets.token_urlsafe(18)
-        sent_at = protocol.utc_now_iso()
+        sent_at = protocol.utc_now_iso(datetime.fromtimestamp(self.wall() + self.offset, timezone.utc))
         headers = protocol.sign_request(self.key, method, path, self.node, nonce, sent_at, body)
         wb, mb = self.wall(), self.monotonic()
         status, rh, data, sent, got = self.raw(method, path, body, headers)
         wa, ma = self.wall(), self.monotonic()
         if status >= 500 or status in (408, 429):
             raise LinkError(f"{method} {path}: hub answered {status}", status=status, sent_bytes=sent + got)
+        sig = _header(rh, protocol.H_SIG)
+        if status == 401 and sig:
+            self._clock_refusal(method, path, nonce, sig, data, (wb + wa) / 2)
         if status not in ok and status not in (409, 413):
             raise HubRefused(status, _error_text(data))
-        sig = _header(rh, protocol.H_SIG)
         if status in (409, 413) and not sig:
             raise HubRefused(status, _error_text(data))
         if self.hub_pub is None or not sig:
@@ -122,6 +135,24 @@ class HubClient:
         except (protocol.ProtocolError, ValueError) as e:
             raise LinkError(f"{method} {path}: answer failed the hub signature check ({e})") from e
         return Answer(status, doc, sent, got, wb, wa, mb, ma)
+
+
+    def _clock_refusal(self, method: str, path: str, nonce: str, sig: str, data: bytes, wall_mid: float) -> None:
+        """A signed 401 for our nonce that says the request time is off: raise ClockRefused with the offset."""
+        try:
+            protocol.verify(self.hub_pub, protocol.unb64(sig), protocol.response_bytes(nonce, data))
+            doc = json.loads(data)
+            hub_time = datetime.fromisoformat(doc["hub_time"].replace("Z", "+00:00"))
+        except (protocol.ProtocolError, ValueError, KeyError, TypeError, AttributeError):
+            return                                     # not a genuine clock refusal: the caller reports the 401
+        if doc.get("clock") == "skew":
+            raise ClockRefused(_error_text(data), hub_time.timestamp() - wall_mid)
+
+
+class ClockRefused(HubRefused):
+    def __init__(self, message: str, offset: float):
+        super().__init__(401, message)
+        self.offset = offset
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 CA_DAYS = 20 * 365
 NODE_DAYS = 397          # browsers refuse server certificates valid for longer than this
 SERVER_DAYS = 397
+# A box without a real-time clock starts with the time fake-hwclock saved (or the image's build
+# time) until NTP or the hub's receipts correct it; Python's ssl checks certificates against that
+# clock. The CA and the hub's server certificate (checked only by nodes, not browsers) therefore
+# start two years before they are made, so a box whose clock is behind still connects.
+EARLY_CLOCK = timedelta(days=730)
 
 
 @dataclass
@@ -61,7 +66,7 @@ class CountyCA:
                 return cert_path, key_path
         key = pki.new_key()
         cert = pki.leaf_certificate(self.cert, self.key, key.public_key(), names[0], names, days=SERVER_DAYS,
-                                    now=now, client=False)
+                                    now=now, client=False, backdate=EARLY_CLOCK)
         pki.save_private(key_path, pki.key_pem(key))
         pki.save_public(cert_path, pki.cert_pem(cert))
         log.info("issued the hub's server certificate for %s", ", ".join(names))
@@ -102,7 +107,7 @@ def load_or_create(hub_dir: Path, *, name: str = "clinic-edge county CA", now: d
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=CA_DAYS))
+            .not_valid_before(now - EARLY_CLOCK).not_valid_after(now + timedelta(days=CA_DAYS))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                          content_commitment=False, key_encipherment=False, data_encipherment=False,

@@ -42,7 +42,9 @@ def open_hub(node: Node, *, pool_size: int = 10):
     except Exception as e:  # noqa: BLE001 - any driver error: say which URL and why
         _fail(f"cannot open the hub database {database_url(node)}: {e.__class__.__name__}: {e}")
     return Hub(store, load_or_create_key(key_path), max_batch_bytes=cfg["max_batch_bytes"],
-               code_ttl=timedelta(hours=cfg["code_ttl_hours"]), bundle_dir=node.data_dir / "hub" / "bundles")
+               code_ttl=timedelta(hours=cfg["code_ttl_hours"]), bundle_dir=node.data_dir / "hub" / "bundles",
+               time_window=timedelta(seconds=cfg["time_window_seconds"]),
+               nonce_retention=timedelta(seconds=cfg["nonce_retention_seconds"]))
 
 
 @click.group()
@@ -75,7 +77,7 @@ def serve(node: Node, listen: str | None) -> None:
                f"hub key fingerprint {protocol.fingerprint(h.key)}; county CA {county.dir / 'county-ca.pem'}",
                err=True)
     service = CherootService(create_app(h, ca=county, server_names=names), host.strip("[]"), int(port),
-                             threads=threads, cert=cert, key=key, name="clinic-edge-hub")
+                             threads=threads, cert=cert, key=key, name="clinic-edge-hub", max_body=body_limit(h))
     from edge.core import watchdog  # systemd Type=notify + WatchdogSec (issue 8)
 
     watchdog.serve_notified(service, lambda: None)
@@ -118,6 +120,14 @@ def ca_export(node: Node, file: Path | None) -> None:
                "certification authority on each clinic PC and tablet (README: trusting the county root)")
 
 
+def body_limit(h) -> int:
+    """Largest request body the server reads: one batch plus room for headers; anything larger is
+    refused with 413 from its Content-Length, before a byte of the body is read or spooled."""
+    from .app import BODY_SLACK
+
+    return h.max_batch_bytes + BODY_SLACK
+
+
 @hub.group("node")
 def node_group() -> None:
     """Register clinics (nodes)."""
@@ -125,8 +135,9 @@ def node_group() -> None:
 
 @node_group.command("add")
 @click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="print name, code and hub key fingerprint as JSON")
 @click.pass_obj
-def node_add(node: Node, name: str) -> None:
+def node_add(node: Node, name: str, as_json: bool) -> None:
     """Register NAME and print a one-time enrollment code (last line)."""
     import re
 
@@ -141,6 +152,9 @@ def node_add(node: Node, name: str) -> None:
     code = h.add_node(name, now=utcnow())
     hours = int(h.code_ttl.total_seconds() // 3600)
     fp = protocol.fingerprint(h.key)
+    if as_json:
+        click.echo(json.dumps({"node": name, "code": code, "hub_key": fp, "expires_hours": hours}))
+        return
     click.echo(f"node {name} registered; enroll it within {hours} h with:")
     click.echo(f"  clinic-edge enroll --hub URL --hub-key {fp} --code {code}")
     click.echo("or on the boot partition's clinic-edge.toml, section [hub]:")
@@ -163,7 +177,8 @@ def node_list(node: Node, as_json: bool) -> None:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
     for r in rows:
-        click.echo(f"{r['name']:<24} {r['last_contact']:<16} records={r['records']} backlog={r['backlog']}")
+        click.echo(f"{r['name']:<24} {r.get('last_contact', '?'):<16} records={r.get('records', '?')} "
+                   f"backlog={r.get('backlog', '?')}")
 
 
 @hub.command("import-bundle")
@@ -256,6 +271,76 @@ def bundle_publish(node: Node, file: Path, node_name: str) -> None:
         _fail(str(e))
     click.echo(f"queued update bundle {doc['version']} ({doc['size']} bytes, sha256 {doc['sha256']}) "
                f"for {node_name} (cursor {doc['cursor']})")
+
+
+@hub.group("user")
+def user_group() -> None:
+    """County IT's accounts for the hub's pages (viewer: the dashboard; admin: also registers nodes)."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "admin"]), default="viewer", show_default=True)
+@click.option("--generate", is_flag=True, help="make a random password and print it once")
+@click.pass_obj
+def user_add(node: Node, name: str, role: str, generate: bool) -> None:
+    """Add an account NAME; with --generate the password is the last line, else it is asked for."""
+    from edge.core import accounts as rules
+    from edge.core.errors import ValidationError
+
+    from . import accounts
+    from .service import utcnow
+
+    password = rules.new_password() if generate else click.prompt("password", hide_input=True,
+                                                                   confirmation_prompt=True)
+    try:
+        accounts.add(open_hub(node).store, name, password, role=role, now=utcnow())
+    except ValidationError as e:
+        _fail(str(e))
+    click.echo(f"hub user {name.strip().lower()} ({role}) added" + ("; password:" if generate else ""))
+    if generate:
+        click.echo(password)
+
+
+@hub.command("audit")
+@click.argument("node_name")
+@click.pass_obj
+def audit(node: Node, node_name: str) -> None:
+    """The audit heads NODE_NAME reported; exit 1 if one did not extend the anchored chain."""
+    heads = open_hub(node).store.audit_heads(node_name, limit=1000)
+    if not heads:
+        _fail(f"node {node_name} has reported no audit head yet")
+    bad = [h for h in heads if h["problem"]]
+    good = [h for h in heads if not h["problem"]]
+    if good:
+        click.echo(f"anchored: entry {good[0]['seq']} hash {good[0]['hash']} (reported {good[0]['received_at']})")
+    for h in reversed(bad):
+        click.echo(f"PROBLEM {h['received_at']}: {h['problem']} (reported entry {h['seq']})")
+    if bad:
+        sys.exit(1)
+    click.echo(f"audit chain of {node_name}: every reported head extends the last ({len(good)} heads)")
+
+
+@user_group.command("passwd")
+@click.argument("name")
+@click.option("--generate", is_flag=True, help="make a random password and print it once")
+@click.pass_obj
+def user_passwd(node: Node, name: str, generate: bool) -> None:
+    """Give NAME a new password (also lifts its log-in lock-out); with --generate it is the last line."""
+    from edge.core import accounts as rules
+    from edge.core.errors import ValidationError
+
+    from . import accounts
+
+    password = rules.new_password() if generate else click.prompt("password", hide_input=True,
+                                                                   confirmation_prompt=True)
+    try:
+        accounts.set_password(open_hub(node).store, name, password)
+    except ValidationError as e:
+        _fail(str(e))
+    click.echo(f"new password for hub user {name}" + (":" if generate else ""))
+    if generate:
+        click.echo(password)
 
 
 @bundle_group.command("withdraw")

@@ -23,7 +23,7 @@ from .storage import HubStore, batches, now_iso
 MAX_RECORD_BYTES = 64 * 1024
 KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 REQUIRED = {"reading": ("code", "unit", "effective_time")}   # kinds the hub knows more about
-NONCE_DAYS = timedelta(days=30)
+CHUNK_DAYS = timedelta(days=30)                                # an abandoned partial upload is kept this long
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"              # no 0/O, 1/I
 
 
@@ -47,6 +47,11 @@ class TooLarge(HubError):
     status = 413
 
 
+class ClockSkew(Refused):
+    """X-CE-Time is outside the hub's window: the answer carries the hub's signed time, so the
+    node learns its offset and signs its retry with a corrected time (sync/client/transport.py)."""
+
+
 @dataclass
 class Hub:
     store: HubStore
@@ -54,6 +59,13 @@ class Hub:
     max_batch_bytes: int = 4 << 20
     code_ttl: timedelta = timedelta(hours=72)
     bundle_dir: Path | None = None   # published update bundles, <sha256>.bundle (sync.hub.bundles)
+    time_window: timedelta = timedelta(minutes=10)       # |hub time - X-CE-Time| accepted
+    nonce_retention: timedelta = timedelta(minutes=30)   # at least 2 x time_window (docs/hub.md)
+
+    def __post_init__(self) -> None:
+        if self.nonce_retention < 2 * self.time_window:
+            raise ValueError("nonce retention must be at least twice the time window, or a request could be "
+                             "replayed after its nonce is forgotten")
 
     @property
     def pubkey(self) -> str:
@@ -91,12 +103,33 @@ class Hub:
                             protocol.request_bytes(method, path, node, nonce, sent, body))
         except protocol.ProtocolError as e:
             raise Refused(f"request signature does not match node {node}'s key") from e
+        self.check_time(sent, now=now)
         if not self.store.remember_nonce(node, nonce, now=now):
             raise Replayed("this request was already received (replayed nonce); nothing stored")
-        if secrets.randbelow(1000) == 0:
-            # A request replayed after this window is still harmless: uploads are idempotent.
-            self.store.prune(before=now - NONCE_DAYS)
+        if secrets.randbelow(100) == 0:
+            # A nonce older than the retention can go: its request's time is outside the window now.
+            self.store.prune(nonces_before=now - self.nonce_retention, chunks_before=now - CHUNK_DAYS)
         return node
+
+    def check_time(self, sent: str, *, now: datetime) -> None:
+        """The signed X-CE-Time must be within time_window of the hub's clock (replays of old requests,
+        whose nonces were pruned, fall outside it)."""
+        try:
+            if not protocol.ISO_MS.fullmatch(sent or ""):
+                raise ValueError(sent)
+            skew = (datetime.fromisoformat(sent.replace("Z", "+00:00")) - now).total_seconds()
+        except ValueError as e:
+            raise Refused("X-CE-Time must be UTC ISO 8601 with milliseconds, e.g. 2026-01-31T08:00:00.000Z") from e
+        window = self.time_window.total_seconds()
+        if abs(skew) > window:
+            raise ClockSkew(f"request time {sent} is {skew:+.0f} s from the hub's clock (allowed ±{window:.0f} s); "
+                            "correct the clock offset from hub_time and sign again")
+
+    def audit_head(self, node: str, claim: Any, *, now: datetime) -> dict[str, Any]:
+        """Keep the audit head a node reported (sync.hub.anchors); the signed anchor for the answer."""
+        from . import anchors
+
+        return anchors.report(self.store, self.key, node, claim, now=now)
 
     def sign_response(self, nonce: str, body: bytes) -> str:
         return protocol.b64(self.key.sign(protocol.response_bytes(nonce, body)))
@@ -104,7 +137,10 @@ class Hub:
     # ---- batches ------------------------------------------------------------------------------
     def accept_batch(self, raw: bytes, *, via: str, now: datetime, sender: str | None = None) -> dict[str, Any]:
         """Verify and store one envelope; returns the signed receipt (the same one every time)."""
-        env = protocol.open_envelope(raw)
+        try:
+            env = protocol.open_envelope(raw)
+        except protocol.TooBig as e:
+            raise TooLarge(str(e)) from e
         if sender is not None and env.node != sender:
             raise Refused(f"node {sender} cannot upload a batch signed as {env.node}")
         row = self.store.node(env.node)
@@ -117,7 +153,10 @@ class Hub:
         stored = self.store.batch_receipt(env.node, env.batch_id)
         if stored:
             return json.loads(stored)
-        recs = protocol.decode_records(env.payload)
+        try:
+            recs = protocol.decode_records(env.payload)
+        except protocol.TooBig as e:
+            raise TooLarge(f"batch {env.batch_id}: {e}") from e
         if len(recs) != env.header["n"]:
             raise HubError(f"batch says {env.header['n']} records but holds {len(recs)}")
         try:
@@ -189,6 +228,8 @@ def record_problem(r: dict[str, Any]) -> str | None:
         return "version must be a positive integer"
     if not isinstance(payload, dict):
         return "payload must be an object"
+    if protocol.nesting(payload) > protocol.MAX_DEPTH:
+        return f"payload nests more than {protocol.MAX_DEPTH} levels deep"
     if len(protocol.canonical(payload)) > MAX_RECORD_BYTES:
         return f"payload is larger than {MAX_RECORD_BYTES} bytes"
     missing = [k for k in REQUIRED.get(kind, ()) if payload.get(k) in (None, "")]

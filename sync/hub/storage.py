@@ -83,6 +83,36 @@ downlink = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("created_at", sa.String(32), nullable=False),
 )
+audit_heads = sa.Table(   # every audit head a node reported that differs from its last (sync/hub/anchors.py)
+    "hub_audit_heads", meta,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("node", sa.String(64), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("received_at", sa.String(32), nullable=False),
+    sa.Column("problem", sa.Text),            # NULL: extends the previous good head; else why not
+)
+users = sa.Table(          # county IT's accounts for the dashboard (sync/hub/accounts.py)
+    "hub_users", meta,
+    sa.Column("username", sa.String(32), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("disabled_at", sa.String(32)),
+)
+login_failures = sa.Table(
+    "hub_login_failures", meta,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("at", sa.String(32), nullable=False),
+)
+settings = sa.Table(       # hub-wide secrets shared by every worker (the dashboard's session key)
+    "hub_settings", meta,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+sa.Index("hub_audit_heads_node", audit_heads.c.node, audit_heads.c.id)
+sa.Index("hub_login_failures_key", login_failures.c.key, login_failures.c.at)
 sa.Index("hub_downlink_node", downlink.c.node, downlink.c.seq)
 sa.Index("hub_records_day", records.c.node, records.c.day)
 
@@ -159,11 +189,11 @@ class HubStore:
                             .on_conflict_do_nothing(index_elements=["node", "nonce"]).returning(nonces.c.nonce))
             return res.first() is not None
 
-    def prune(self, *, before: datetime) -> None:
-        """Forget nonces and abandoned partial uploads older than `before` (hub time)."""
+    def prune(self, *, nonces_before: datetime, chunks_before: datetime) -> None:
+        """Forget nonces and abandoned partial uploads older than the given hub times."""
         with self.begin() as c:
-            c.execute(nonces.delete().where(nonces.c.seen_at < now_iso(before)))
-            c.execute(chunks.delete().where(chunks.c.at < now_iso(before)))
+            c.execute(nonces.delete().where(nonces.c.seen_at < now_iso(nonces_before)))
+            c.execute(chunks.delete().where(chunks.c.at < now_iso(chunks_before)))
 
     def touch(self, node: str, *, now: datetime, status: str | None = None) -> None:
         values: dict[str, Any] = {"last_contact": now_iso(now)}
@@ -240,6 +270,42 @@ class HubStore:
             rows = c.execute(sa.select(downlink).where(downlink.c.seq > cursor)
                              .where(downlink.c.node.in_([node, "*"])).order_by(downlink.c.seq).limit(limit))
             return [dict(r) for r in rows.mappings()]
+
+    def setting(self, key: str, make) -> str:
+        """A hub-wide value, made by `make()` the first time (every worker then reads the same one)."""
+        with self.begin() as c:
+            c.execute(self._insert(settings).values(key=key, value=make())
+                      .on_conflict_do_nothing(index_elements=["key"]))
+            return c.execute(sa.select(settings.c.value).where(settings.c.key == key)).scalar()
+
+    # ---- audit anchors ------------------------------------------------------------------------
+    def audit_heads(self, node: str, *, good_only: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+        q = sa.select(audit_heads).where(audit_heads.c.node == node)
+        if good_only:
+            q = q.where(audit_heads.c.problem.is_(None))
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q.order_by(audit_heads.c.id.desc()).limit(limit)).mappings()]
+
+    def good_audit_hash(self, node: str, seq: int) -> str | None:
+        with self.engine.connect() as c:
+            return c.execute(sa.select(audit_heads.c.hash).where(audit_heads.c.node == node)
+                             .where(audit_heads.c.seq == seq).where(audit_heads.c.problem.is_(None))
+                             .limit(1)).scalar()
+
+    def add_audit_head(self, node: str, seq: int, hash_: str, problem: str | None, *, now: datetime) -> None:
+        with self.begin() as c:
+            c.execute(audit_heads.insert().values(node=node, seq=seq, hash=hash_, problem=problem,
+                                                  received_at=now_iso(now)))
+
+    def audit_problems(self) -> dict[str, tuple[int, str]]:
+        """node -> (number of flagged heads, the latest problem)."""
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(audit_heads.c.node, audit_heads.c.problem).where(
+                audit_heads.c.problem.is_not(None)).order_by(audit_heads.c.id)).all()
+        out: dict[str, tuple[int, str]] = {}
+        for node, problem in rows:
+            out[node] = (out.get(node, (0, ""))[0] + 1, problem)
+        return out
 
     # ---- reading back ---------------------------------------------------------------------------
     def export(self) -> Iterable[dict[str, Any]]:

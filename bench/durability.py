@@ -1,0 +1,235 @@
+"""Power-cut durability of MQTT readings: a real mosquitto (as `clinic-edge broker run` configures
+it), the real `clinic-edge ingest`, a paho device at QoS 1 noting every PUBACK.
+
+Prints:
+- kill-everything rounds: broker and ingest SIGKILLed at the same instant while the device
+  publishes (in every other round ingest had been down for a while, so the broker alone held the
+  readings); acknowledged readings lost, and how long before the kill each lost one was acked;
+- disk bytes written per reading (write_bytes of /proc/<pid>/io) by the broker and by ingest, at
+  1 and 20 readings/s with ingest keeping up, and by the broker while ingest is down (the
+  broker rewrites its whole database after each change, so this grows with the queue);
+- p50/p99 publish-to-commit latency at each rate (commit seen by polling the database).
+
+usage: .venv/bin/python bench/durability.py [--rounds 10] [--seconds 20]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest import cli, free_port, port_open, proc_io, wait  # noqa: E402  (bench/ingest.py)
+
+T0 = 1763884800
+
+
+class Node:
+    def __init__(self):
+        self.work = Path(tempfile.mkdtemp(prefix="bench-durability-", dir=os.environ.get("BENCH_DIR", "/var/tmp")))
+        self.port = free_port()
+        self.env = {**os.environ, "CLINIC_EDGE_DATA": str(self.work),
+                    "CLINIC_EDGE_MQTT_URL": f"mqtt://127.0.0.1:{self.port}",
+                    "CLINIC_EDGE_BROKER_LISTEN": f"127.0.0.1:{self.port}"}
+        self.env.pop("CLINIC_EDGE_CONFIG", None)
+        self.password = json.loads(cli(self.env, "device", "add", "dev-1", "--kind", "bp", "--json"))["password"]
+        self.broker = self.ingest = None
+        self.db = self.work / "clinic-edge.db"
+
+    def start_broker(self):
+        self.broker = subprocess.Popen([sys.executable, "-m", "edge", "broker", "run"], env=self.env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait(lambda: port_open(self.port), 10, "broker")
+
+    def start_ingest(self):
+        self.ingest = subprocess.Popen([sys.executable, "-m", "edge", "ingest"], env=self.env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        status = self.work / "run" / "ingest.json"
+
+        def up():
+            try:
+                s = json.loads(status.read_text())
+            except (OSError, ValueError):
+                return False
+            return s.get("mqtt_connected") and s.get("pid") == self.ingest.pid
+        wait(up, 30, "ingest")
+
+    def kill_all(self):
+        for p in (self.broker, self.ingest):
+            if p is not None and p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+        for p in (self.broker, self.ingest):
+            if p is not None:
+                p.wait(10)
+
+    def stored(self) -> dict[int, str]:
+        db = sqlite3.connect(self.db)
+        try:
+            rows = db.execute("SELECT device_time FROM readings").fetchall()
+        finally:
+            db.close()
+        return {int(datetime.fromisoformat(r[0].replace("Z", "+00:00")).timestamp()) - T0: r[0] for r in rows}
+
+    def stop(self):
+        for p in (self.ingest, self.broker):
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(20)
+
+
+class Device:
+    def __init__(self, node: Node):
+        self.mid_acked_at: dict[int, float] = {}   # filled by paho's thread (no lock: it would deadlock)
+        self.mid_to_n: dict[int, int] = {}
+        self.sent_at: dict[int, float] = {}
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="dev-1")
+        c.username_pw_set("dev-1", node.password)
+        c.max_inflight_messages_set(20)
+        c.max_queued_messages_set(0)
+        c.reconnect_delay_set(0.1, 1)
+        c.on_publish = self._on_publish
+        c.connect("127.0.0.1", node.port)
+        c.loop_start()
+        self.c = c
+        self.n = 0
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        self.mid_acked_at.setdefault(mid, time.monotonic())
+
+    @property
+    def acked_at(self) -> dict[int, float]:
+        """reading number -> when its PUBACK came (mids stay unique: fewer than 65,535 are sent)"""
+        return {self.mid_to_n[m]: t for m, t in list(self.mid_acked_at.items()) if m in self.mid_to_n}
+
+    def send(self):
+        payload = json.dumps([{"bt": T0 + self.n, "n": "8480-6", "u": "mm[Hg]", "v": 100 + self.n % 80}])
+        self.sent_at[self.n] = time.perf_counter()
+        info = self.c.publish("devices/dev-1/readings", payload, qos=1)
+        self.mid_to_n[info.mid] = self.n
+        self.n += 1
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def kill_rounds(rounds: int) -> None:
+    node = Node()
+    node.start_broker()
+    node.start_ingest()
+    dev = Device(node)
+    stop = threading.Event()
+
+    def publish():
+        while not stop.is_set():
+            dev.send()
+            time.sleep(0.01)
+    t = threading.Thread(target=publish, daemon=True)
+    t.start()
+    kills = []
+    try:
+        for rnd in range(rounds):
+            start = dev.n
+            wait(lambda: dev.n > start + 100, 30, "published")
+            if rnd % 2 == 0:
+                os.kill(node.ingest.pid, signal.SIGKILL)
+                node.ingest.wait(10)
+                wait(lambda: dev.n > start + 250, 30, "published while ingest is down")
+            killed = time.monotonic()
+            node.kill_all()
+            kills.append(killed)
+            node.start_broker()
+            node.start_ingest()
+        stop.set()
+        t.join()
+        wait(lambda: len(dev.acked_at) >= dev.n - 20, 60, "last PUBACKs")
+        end = time.monotonic() + 60
+        while time.monotonic() < end and set(dev.acked_at) - set(node.stored()):
+            time.sleep(0.5)
+        acked = dev.acked_at
+        lost = sorted(set(acked) - set(node.stored()))
+        ages = [min((k - acked[n] for k in kills if k - acked[n] > -1), default=None) for n in lost]
+        print(f"kill-everything rounds: {rounds} ({(rounds + 1) // 2} with ingest down), {dev.n} published, "
+              f"{len(acked)} acknowledged, {len(lost)} acknowledged readings lost   goal 0")
+        if lost:
+            print("  lost readings were acknowledged this long before a kill (ms): "
+                  + ", ".join(f"{a * 1000:.1f}" if a is not None else "?" for a in ages))
+    finally:
+        stop.set()
+        dev.close()
+        node.stop()
+
+
+def steady(rate: float, seconds: float) -> None:
+    node = Node()
+    node.start_broker()
+    node.start_ingest()
+    dev = Device(node)
+    try:
+        time.sleep(1)
+        b0, i0 = proc_io(node.broker.pid), proc_io(node.ingest.pid)
+        k = int(rate * seconds)
+        seen: dict[int, float] = {}
+        done = threading.Event()
+
+        def poll():
+            while not done.is_set():
+                for n in node.stored():
+                    seen.setdefault(n, time.perf_counter())
+                time.sleep(0.002)
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        start = time.perf_counter()
+        for i in range(k):
+            time.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            dev.send()
+        end = time.monotonic() + 30
+        while len(seen) < k and time.monotonic() < end:
+            time.sleep(0.05)
+        done.set()
+        poller.join()
+        broker_b = (proc_io(node.broker.pid) - b0) / k
+        ingest_b = (proc_io(node.ingest.pid) - i0) / k
+        lats = sorted((seen[n] - dev.sent_at[n]) * 1000 for n in seen)
+        p50, p99 = lats[len(lats) // 2], lats[min(len(lats) - 1, int(len(lats) * 0.99))]
+        print(f"at {rate:g}/s ({k} readings): bytes written per reading: broker {broker_b:,.0f} B, ingest "
+              f"{ingest_b:,.0f} B; publish -> commit p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+        # the broker alone, ingest down: every change rewrites the whole queue
+        os.kill(node.ingest.pid, signal.SIGKILL)
+        node.ingest.wait(10)
+        b1, queued = proc_io(node.broker.pid), int(rate * seconds)
+        start = time.perf_counter()
+        for i in range(queued):
+            time.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            dev.send()
+        time.sleep(1)
+        print(f"  ingest down, {queued} readings queued at {rate:g}/s: broker wrote "
+              f"{(proc_io(node.broker.pid) - b1) / queued:,.0f} B per reading")
+    finally:
+        dev.close()
+        node.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--seconds", type=float, default=20)
+    args = ap.parse_args()
+    kill_rounds(args.rounds)
+    for rate in (1, 20):
+        steady(rate, args.seconds if rate > 1 else max(args.seconds, 30))
+
+
+if __name__ == "__main__":
+    main()

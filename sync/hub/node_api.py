@@ -1,0 +1,199 @@
+"""The API enrolled nodes call: enroll, hello, resumable uploads, downlink pulls, bundle bytes.
+
+Every call but enroll is signed by the node (Hub.authenticate) and every answer to a signed call
+is signed by the hub over the request's nonce (protocol.response_bytes)."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+
+from sync import protocol
+from . import status as node_status
+from .service import ClockSkew, HubError, TooLarge
+from .storage import now_iso
+
+bp = Blueprint("node_api", __name__)
+BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_CURSOR = 2 ** 62
+
+
+def _hub():
+    return current_app.extensions["clinic_edge_hub"]
+
+
+def _now():
+    return _hub()[1]()
+
+
+def authed() -> str:
+    hub = _hub()[0]
+    body = request.get_data(cache=True)
+    path = request.full_path.rstrip("?")
+    g.nonce = request.headers.get(protocol.H_NONCE, "")
+    return hub.authenticate(request.method, path, request.headers, body, now=_now())
+
+
+def signed(doc: dict, status: int = 200) -> Response:
+    hub = _hub()[0]
+    body = json.dumps({**doc, "hub_time": now_iso(_now())}, ensure_ascii=False).encode()
+    resp = Response(body, status, content_type="application/json")
+    resp.headers[protocol.H_SIG] = hub.sign_response(g.nonce, body)
+    return resp
+
+
+def error_answer(e: HubError) -> Response:
+    from .app import json_answer
+
+    if isinstance(e, ClockSkew):   # signed, with hub_time: the node corrects its offset and retries
+        return signed({"error": str(e), "clock": "skew"}, e.status)
+    return json_answer({"error": str(e)}, e.status)
+
+
+def json_body() -> Any:
+    """The request body as JSON, or a 400 that says why (never a 500 for a deep or broken body)."""
+    data = request.get_data(cache=True)
+    try:
+        protocol.check_json_size(data, max_values=20000)
+        return json.loads(data) if data else None
+    except protocol.TooBig as e:
+        raise HubError(f"request body: {e}") from e
+    except RecursionError as e:
+        raise HubError("request body is JSON nested too deeply") from e
+    except ValueError as e:
+        raise HubError(f"request body is not JSON: {e}") from e
+
+
+def _batch_id(batch_id: str) -> str:
+    if not BATCH_ID.fullmatch(batch_id):
+        raise HubError("a batch id is 1-64 letters, digits, '_' or '-'")
+    return batch_id
+
+
+def _ca():
+    return current_app.extensions["clinic_edge_hub_ca"]
+
+
+@bp.post("/v1/enroll")
+def enroll():
+    """Signed by the hub key over the node's nonce, with the county CA and the node's certificate
+    (sync.hub.enrollment, docs/tls.md)."""
+    from . import enrollment
+
+    data = json_body()
+    if not isinstance(data, dict) or not isinstance(data.get("code"), str) or not isinstance(data.get("pubkey"), str):
+        raise HubError("send {code, pubkey, nonce, csr}")
+    ca, names = _ca()
+    body, sig = enrollment.enroll(_hub()[0], ca, data, now=_now(), forbidden=set(names))
+    return Response(body, 200, content_type="application/json", headers={protocol.H_SIG: sig})
+
+
+@bp.post("/v1/hello")
+def hello():
+    hub = _hub()[0]
+    node = authed()
+    from . import enrollment
+
+    report = json_body()
+    report = report if isinstance(report, dict) else {}
+    csr = report.pop("csr", None)          # certificate renewal (docs/tls.md)
+    clean = node_status.clean(report)
+    hub.store.touch(node, now=_now(), status=json.dumps(clean, ensure_ascii=False))
+    anchor = hub.audit_head(node, report.get("audit"), now=_now())
+    ca, names = _ca()
+    renewal = enrollment.renew(ca, node, csr, now=_now(), forbidden=set(names))
+    return signed({"node": node, **anchor, **renewal})
+
+
+@bp.get("/v1/uploads/<batch_id>")
+def upload_offset(batch_id: str):
+    hub = _hub()[0]
+    node = authed()
+    total = request.args.get("total", type=int) or 0
+    receipt = hub.store.batch_receipt(node, _batch_id(batch_id))
+    if receipt:
+        return signed({"receipt": json.loads(receipt)})
+    return signed({"offset": hub.store.received_offset(node, batch_id, total)})
+
+
+@bp.put("/v1/uploads/<batch_id>")
+def upload_chunk(batch_id: str):
+    hub = _hub()[0]
+    node = authed()
+    _batch_id(batch_id)
+    offset = request.args.get("offset", type=int)
+    total = request.args.get("total", type=int)
+    data = request.get_data()
+    if offset is None or total is None or offset < 0 or total <= 0 or offset + len(data) > total:
+        return signed({"error": "offset and total are required and must fit the data"}, 400)
+    receipt = hub.store.batch_receipt(node, batch_id)
+    if receipt:
+        return signed({"receipt": json.loads(receipt)})
+    if total > hub.max_batch_bytes:
+        raise TooLarge(f"batch of {total} bytes is larger than {hub.max_batch_bytes}; send smaller batches")
+    have = hub.store.received_offset(node, batch_id, total)
+    if offset > have:
+        return signed({"error": "chunk out of order", "offset": have}, 409)
+    if offset + len(data) > have:
+        hub.store.add_chunk(node, batch_id, offset, data, total, now=_now())
+        have = hub.store.received_offset(node, batch_id, total)
+    hub.store.touch(node, now=_now())
+    if have < total:
+        return signed({"offset": have})
+    raw = hub.store.assembled(node, batch_id, total)
+    try:
+        receipt = hub.accept_batch(raw, via="upload", now=_now(), sender=node)
+    except (HubError, protocol.ProtocolError):
+        with hub.store.begin() as c:   # start this upload again from zero next time
+            hub.store.drop_chunks(c, node, batch_id)
+        raise
+    return signed({"receipt": receipt})
+
+
+@bp.post("/v1/pull")
+def pull():
+    hub = _hub()[0]
+    node = authed()
+    data = json_body()
+    data = data if isinstance(data, dict) else {}
+    cursor, limit = data.get("cursor", 0), data.get("limit", 200)
+    if not isinstance(cursor, int) or not isinstance(limit, int) or not 0 < limit <= 1000 \
+            or not 0 <= cursor < MAX_CURSOR:
+        return signed({"error": "cursor (>= 0) and limit (1-1000) must be integers"}, 400)
+    return signed(hub.pull(node, cursor, limit))
+
+
+@bp.get("/v1/bundles/<sha256>")
+def bundle_bytes(sha256: str):
+    """The bytes of a published update bundle, for an enrolled node; Range resumes a download."""
+    from . import bundles
+    from .app import json_answer
+
+    hub = _hub()[0]
+    authed()
+    path = hub.bundle_dir / f"{sha256}.bundle" if hub.bundle_dir and bundles.SHA_RE.fullmatch(sha256) else None
+    if path is None or not path.is_file():
+        return json_answer({"error": f"no bundle {sha256} on this hub"}, 404)
+    size = path.stat().st_size
+    try:
+        span = bundles.byte_range(request.headers.get("Range"), size)
+    except ValueError as e:
+        return Response(str(e), 416, headers={"Content-Range": f"bytes */{size}"})
+    start, end = span or (0, size)
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    resp = Response(data, 206 if span else 200, content_type="application/octet-stream")
+    resp.headers["Accept-Ranges"] = "bytes"
+    if span:
+        resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return resp
+
+
+@bp.get("/healthz")
+def healthz():
+    from .app import json_answer
+
+    return json_answer({"ok": True, "hub_pubkey": _hub()[0].pubkey})

@@ -1,0 +1,43 @@
+"""commit_groups: one message that cannot be committed never holds back the others (real SQLite)."""
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+import pytest
+
+from edge.core import devices
+from edge.core.ingest import Group, commit_groups
+from edge.core.reading import Reading
+from tests.conftest import stored_readings
+
+NOW = datetime(2026, 12, 2, 8, 0, tzinfo=timezone.utc)
+
+
+def message(n: int, value=None) -> Group:
+    return Group([Reading("bp-1", "8480-6", 100 + n if value is None else value, "mm[Hg]", "mqtt",
+                          device_time=datetime(2026, 12, 1, 8, n, tzinfo=timezone.utc))])
+
+
+def test_the_message_that_fails_the_commit_is_refused_and_the_others_are_stored(node):
+    devices.add(node.store, "bp-1", kind="bp", now=NOW)
+    groups = [message(n) for n in range(7)]
+    groups[4] = message(4, value=10 ** 30)   # an int SQLite cannot hold: the whole transaction fails
+    results = commit_groups(node.store, groups)
+    assert isinstance(results[4], str) and "could not be stored" in results[4] and "OverflowError" in results[4]
+    assert all(isinstance(r, list) and r[0].status == "valid" for i, r in enumerate(results) if i != 4)
+    assert sorted(r["value"] for r in stored_readings(node)) == [100, 101, 102, 103, 105, 106]
+
+
+def test_a_failing_store_is_raised_for_a_retry_never_refused(node):
+    devices.add(node.store, "bp-1", kind="bp", now=NOW)
+    node.store.conn.execute("PRAGMA busy_timeout = 100")
+    other = sqlite3.connect(node.config.store_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")   # another writer holds the lock: nothing is wrong with the readings
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            commit_groups(node.store, [message(1), message(2)])
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert stored_readings(node) == []
