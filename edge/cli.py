@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -54,6 +55,7 @@ def _fail(message: str) -> None:
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """clinic-edge: the village clinic's node."""
+    os.umask(0o077)   # what any command makes in the data directory is 0600 / 0700, whatever the caller's umask
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("apscheduler", "waitress.queue"):  # their INFO lines drown what matters
@@ -113,11 +115,15 @@ def backup(node: Node, dest: str) -> None:
 @main.command()
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
 @click.option("--yes", is_flag=True, help="do not ask")
+@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="the county's backup.key, for a sealed (encrypted) nightly backup")
 @click.pass_obj
-def restore(node: Node, source: str, yes: bool) -> None:
+def restore(node: Node, source: str, yes: bool, key_file: str | None) -> None:
     """Replace the database with a backup (stop the services first)."""
-    from edge.appliance.backup import restore_file
-    from edge.appliance.errors import ApplianceError
+    import tempfile
+
+    from edge.appliance import backup
+    from edge.core import sealed
     from edge.core.store import processes_using
 
     target = node.config.store_path
@@ -126,13 +132,50 @@ def restore(node: Node, source: str, yes: bool) -> None:
         _fail(f"the database {target} is in use by process {', '.join(map(str, holders))}: stop the "
               f"services first (sudo systemctl stop clinic-edge-web clinic-edge-ingest clinic-edge-sync), "
               f"then restore; nothing was changed")
+    if sealed.is_sealed(Path(source)):
+        if not key_file:
+            _fail(f"{source} is encrypted to the county backup key: give its private key with --key backup.key")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, plain = tempfile.mkstemp(prefix=".restore-", dir=target.parent)
+        try:
+            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+                sealed.unseal_stream(sealed.load_private(Path(key_file)), src, dst, backup.BACKUP_PURPOSE)
+            _restore_plain(target, plain, yes, source)
+        except CoreError as e:
+            _fail(f"{source}: {e}")
+        finally:
+            Path(plain).unlink(missing_ok=True)
+        return
+    try:
+        _restore_plain(target, source, yes, source)
+    except CoreError as e:
+        _fail(f"{source} is not a usable backup: {e}")
+
+
+def _restore_plain(target: Path, plain: str, yes: bool, source: str) -> None:
+    """Checked first (integrity), then swapped in one durable rename (edge.appliance.backup)."""
+    from edge.appliance.backup import restore_file
+
     if not yes:
         click.confirm(f"replace {target} with {source}?", abort=True)
-    try:
-        restore_file(Path(source), target)
-    except ApplianceError as e:
-        _fail(str(e))
+    restore_file(Path(plain), target)
     click.echo(f"restored {target} from {source}")
+
+
+@main.command("backup-key")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+def backup_key(out_dir: Path) -> None:
+    """County IT, once: make OUT_DIR/backup.key (keep it offline) and backup.pub (goes into the
+    image: image/build --backup-key). Nightly backups are sealed to backup.pub."""
+    from edge.core import sealed
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        public = sealed.make_keypair(out_dir / "backup.key", out_dir / "backup.pub")
+    except CoreError as e:
+        _fail(str(e))
+    click.echo(f"{out_dir / 'backup.pub'}: {public}")
+    click.echo(f"{out_dir / 'backup.key'}: keep it offline; `clinic-edge restore --key` needs it", err=True)
 
 
 @main.group("audit")

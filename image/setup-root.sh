@@ -29,7 +29,7 @@ chmod 0755 /data /data/opt
 chmod 0700 /data/system /data/system/ssh /data/system/bluetooth
 cp /etc/clinic-edge/config.toml.appliance "$DATA/config.toml"
 chown -R clinic-edge:clinic-edge "$DATA"
-chmod 0750 "$DATA"
+chmod 0700 "$DATA"
 mv "$PREFIX"/* /data/opt/                                  # the venv keeps its /opt/clinic-edge paths
 rm -rf /var/lib/clinic-edge && mkdir -p /var/lib/clinic-edge   # mount points for the binds
 ln -sfn /var/lib/clinic-edge/config.toml /etc/clinic-edge/config.toml
@@ -39,6 +39,8 @@ mkdir -p /boot/firmware /media/clinic-edge-backup
 
 # -- keys county IT supplies at build time (optional) --
 if [ -s "$STAGE/release.pub" ]; then install -m 0644 "$STAGE/release.pub" /etc/clinic-edge/release.pub; fi
+# the county backup key (public half; nightly backups are sealed to it)
+if [ -s "$STAGE/backup.pub" ]; then install -m 0644 "$STAGE/backup.pub" /etc/clinic-edge/backup.pub; fi
 useradd --create-home --shell /bin/bash --groups sudo county
 mkdir -p /etc/ssh/authorized_keys
 if [ -s "$STAGE/county.pub" ]; then install -m 0644 "$STAGE/county.pub" /etc/ssh/authorized_keys/county; fi

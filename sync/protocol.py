@@ -30,6 +30,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from edge.core import sealed
+
 VERSION = 1
 MAGIC = b"CEB1"
 BUNDLE_MAGIC = b"CEBUNDLE1\n"
@@ -221,6 +223,24 @@ def open_envelope(raw: bytes) -> Envelope:
 
 def write_bundle(envelopes: list[bytes]) -> bytes:
     return BUNDLE_MAGIC + b"".join(struct.pack(">I", len(e)) + e for e in envelopes)
+
+
+USB_PURPOSE = "usb-bundle"
+
+
+def seal_bundle(hub_pubkey: str, bundle: bytes) -> bytes:
+    """A USB bundle encrypted to the hub's key (edge.core.sealed; the batches inside stay signed)."""
+    return sealed.seal(sealed.x25519_public_from_ed25519(public_from_text(hub_pubkey)), bundle, USB_PURPOSE)
+
+
+def open_bundle(hub_key: Ed25519PrivateKey, data: bytes) -> list[bytes]:
+    """The batches of a sealed (or, from a node before issue 13, plain) USB bundle."""
+    if data.startswith(sealed.MAGIC):
+        try:
+            data = sealed.unseal(sealed.x25519_private_from_ed25519(hub_key), data, USB_PURPOSE)
+        except sealed.SealError as e:
+            raise ProtocolError(f"cannot decrypt the bundle with this hub's key: {e}") from e
+    return read_bundle(data)
 
 
 def read_bundle(data: bytes) -> list[bytes]:

@@ -1,15 +1,18 @@
 """First boot against a temporary directory standing in for the boot (FAT) partition and a real
 local hub (`clinic-edge hub serve`, issue 4): keys with the right permissions, enrolled (after
-retrying while the hub was not up yet), secrets removed, the admin's one-time setup code on
-/setup, and a wrong code reported on /setup and in the log."""
+retrying while the hub was not up yet), secrets removed, the admin's one-time setup code on the
+console, in the log and on the boot partition (never on /setup, issue 13), and a wrong code
+reported on /setup and in the log."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from conftest import clinic_edge, free_port, wait_port
 from edge.appliance import firstboot
 from edge.appliance.errors import ProvisioningError
 from edge.core import accounts, config as config_mod
+from edge.core.clock import SystemClock
 from edge.core.node import Node
 
 BOOT_FILE = """\
@@ -121,11 +125,15 @@ def test_first_boot_waits_for_the_hub_enrolls_and_removes_the_secrets(hub, box):
     cfg = config_mod.load(env=env)
     assert cfg["node"]["clinic_name"] == "石桥村卫生室" and cfg["node"]["division_code"] == "110105001002"
     assert cfg["web"]["listen"] == "127.0.0.1:8080", "the other sections were kept"
-    assert list(boot.iterdir()) == []
-    # the admin exists with the one-time code as password, never a fixed default
+    assert list(boot.iterdir()) == [boot / firstboot.SETUP_CODE_NOTE]
+    # the one-time setup code is on the console (stdout: journal+console), in the log and on the
+    # boot partition; it is not the admin's password, and there is no fixed default
+    code = _code_from_console(out)
+    assert len(code) >= 12 and code in err and code in (boot / firstboot.SETUP_CODE_NOTE).read_text()
     node = Node(cfg)
-    code = (data / "secrets" / "setup-code").read_text().strip()
-    assert len(code) >= 12 and accounts.authenticate(node.store, "admin", code, now=node.clock.now()).is_admin
+    assert accounts.by_username(node.store, "admin")
+    with pytest.raises(accounts.LoginRefused):
+        accounts.authenticate(node.store, "admin", code, now=node.clock.now())
     node.close()
     # with each sync the node tells the hub how it is (disk, uptime, version, devices, backlog)
     clinic_edge(env, "sync", "--once", check=False, timeout=60)
@@ -149,30 +157,87 @@ def test_first_boot_waits_for_the_hub_enrolls_and_removes_the_secrets(hub, box):
     assert f"{health['disk_free_pct']}% free" in row[:row.index("</tr>")]
 
 
-def test_the_setup_page_shows_the_code_once_and_takes_the_admins_password(hub, box):
+def _code_from_console(text: str) -> str:
+    m = re.search(r"setup code for the admin account: (\S+)", text)
+    assert m, text
+    return m.group(1)
+
+
+class Clock(SystemClock):
+    """The real clock, moved forward on demand (expiry and throttling without waiting)."""
+
+    def __init__(self):
+        self.shift = timedelta()
+
+    def now(self):
+        return super().now() + self.shift
+
+
+@pytest.fixture
+def set_up(hub, box):
+    """A box after first boot with a real hub; the setup code as county IT reads it on the console."""
     env, boot = box
     hub.start()
     (boot / "clinic-edge.toml").write_text(hub.boot_file("setup-page"))
-    clinic_edge(env, "firstboot", "--boot-file", str(boot / "clinic-edge.toml"), timeout=90)
+    out = clinic_edge(env, "firstboot", "--boot-file", str(boot / "clinic-edge.toml"), timeout=90).stdout
     from edge.web import create_app
 
-    node = Node(config_mod.load(env=env))
+    clock = Clock()
+    node = Node(config_mod.load(env=env), clock=clock)
     app = create_app(node=node)
     app.config["WTF_CSRF_ENABLED"] = False
-    client = app.test_client()
-    code = (Path(env["CLINIC_EDGE_DATA"]) / "secrets" / "setup-code").read_text().strip()
+    yield node, app.test_client(), _code_from_console(out), clock
+    node.close()
+
+
+def _post(client, code: str, password: str = "my-own-pass-1"):
+    return client.post("/setup", data={"code": code, "password": password, "password2": password})
+
+
+def test_anonymous_setup_page_shows_no_code_and_the_right_code_sets_the_admins_password_once(set_up):
+    node, client, code, _ = set_up
     page = client.get("/setup").get_data(as_text=True)
-    assert code in page
-    wrong = client.post("/setup", data={"code": "aaaa-bbbb-cccc", "password": "my-own-pass-1",
-                                        "password2": "my-own-pass-1"})
+    assert code not in page and 'name="code"' in page and "clinic-edge-setup-code.txt" in page
+    wrong = _post(client, "aaaa-bbbb-cccc")
     assert wrong.status_code == 400 and "setup-error" in wrong.get_data(as_text=True)
-    ok = client.post("/setup", data={"code": code, "password": "my-own-pass-1", "password2": "my-own-pass-1"})
-    assert ok.status_code == 303
-    assert code not in client.get("/setup").get_data(as_text=True)
+    assert _post(client, code).status_code == 303
+    assert 'name="code"' not in client.get("/setup").get_data(as_text=True)
     assert accounts.authenticate(node.store, "admin", "my-own-pass-1", now=node.clock.now())
     with pytest.raises(accounts.LoginRefused):
         accounts.authenticate(node.store, "admin", code, now=node.clock.now())
-    node.close()
+    again = _post(client, code, "someone-else-2")          # used: gone
+    assert again.status_code == 200 and 'name="code"' not in again.get_data(as_text=True)
+    assert accounts.authenticate(node.store, "admin", "my-own-pass-1", now=node.clock.now())
+
+
+def test_wrong_codes_are_throttled_even_before_the_right_one(set_up):
+    node, client, code, clock = set_up
+    for _ in range(5):
+        assert _post(client, "aaaa-bbbb-cccc").status_code == 400
+    r = _post(client, code)
+    assert r.status_code == 429 and "setup-error" in r.get_data(as_text=True)
+    with pytest.raises(accounts.LoginRefused):
+        accounts.authenticate(node.store, "admin", "my-own-pass-1", now=node.clock.now())
+    clock.shift = timedelta(minutes=16)                   # the window has passed
+    assert _post(client, code).status_code == 303
+
+
+def test_an_expired_code_is_refused_and_county_it_issues_a_new_one_on_the_console(set_up, box):
+    node, client, code, clock = set_up
+    env, boot = box
+    clock.shift = timedelta(hours=24, minutes=1)
+    r = _post(client, code)
+    assert r.status_code == 400 and "clinic-edge setup-code" in r.get_data(as_text=True)
+    with pytest.raises(accounts.LoginRefused):
+        accounts.authenticate(node.store, "admin", "my-own-pass-1", now=node.clock.now())
+    out = clinic_edge({**env, "CLINIC_EDGE_APPLIANCE_BOOT_FILE": str(boot / "clinic-edge.toml")},
+                      "setup-code").stdout
+    fresh = _code_from_console(out)
+    assert fresh in (boot / firstboot.SETUP_CODE_NOTE).read_text()
+    clock.shift = timedelta()
+    assert _post(client, code).status_code == 400          # the old one stopped working
+    assert _post(client, fresh).status_code == 303
+    assert clinic_edge(env, "setup-code", check=False).returncode != 0   # finished: no new codes
 
 
 def test_a_wrong_enrollment_code_is_reported_and_nothing_is_deleted(hub, box):

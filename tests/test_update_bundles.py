@@ -114,6 +114,9 @@ class Appliance:
             "CLINIC_EDGE_UPDATE_HEALTH_TIMEOUT": "10",
             "CLINIC_EDGE_UPDATE_RESTART_COMMAND": f"{manage} restart",
             "CLINIC_EDGE_UPDATE_STOP_COMMAND": f"{manage} stop",
+            # plain HTTP on loopback even once enrolled (the image gets that from [web] redirect_listen's
+            # /healthz passthrough); else the hub test's enrollment makes the next release look dead
+            "CLINIC_EDGE_WEB_TLS": "false",
         })
 
     def bundle(self, version: str, broken: bool = False) -> Path:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from conftest import add_device, clinic_edge, wait_for
+from edge.core import sealed
 from test_mqtt_durability import Publisher, stored_seconds
 
 
@@ -23,7 +24,10 @@ def _ids(db: Path) -> list[str]:
 def test_backup_while_ingest_writes_then_restore_round_trip(env, data_dir, node, broker, ingest_proc, tmp_path):
     usb = tmp_path / "usb"
     usb.mkdir()
-    env = {**broker.env, "CLINIC_EDGE_APPLIANCE_USB_BACKUP_DIR": str(usb), "CLINIC_EDGE_APPLIANCE_KEEP_BACKUPS": "2"}
+    keys = tmp_path / "county-it"      # the county backup key pair: backups are sealed to backup.pub
+    clinic_edge(broker.env, "backup-key", str(keys))
+    env = {**broker.env, "CLINIC_EDGE_APPLIANCE_USB_BACKUP_DIR": str(usb), "CLINIC_EDGE_APPLIANCE_KEEP_BACKUPS": "2",
+           "CLINIC_EDGE_APPLIANCE_BACKUP_KEY": str(keys / "backup.pub")}
     password = add_device(env, "bp-1", broker=broker)
     ingest = ingest_proc()
     pub = Publisher(broker, "bp-1", password)
@@ -51,17 +55,20 @@ def test_backup_while_ingest_writes_then_restore_round_trip(env, data_dir, node,
     wait_for(lambda: len(stored_seconds(data_dir)) >= len(pub.acked), timeout=20, message="ingest caught up")
     ingest.stop()
     pub.close()
-    local = sorted((data_dir / "backups").glob("clinic-edge-*.db"))
+    local = sorted((data_dir / "backups").glob("clinic-edge-*.sealed"))
     assert [p.name for p in local] == [p.name for p in backups[1:]]
-    assert sorted(p.name for p in usb.glob("*.db")) == [p.name for p in backups[1:]]
+    assert sorted(p.name for p in usb.glob("*.sealed")) == [p.name for p in backups[1:]]
     live = _ids(data_dir / "clinic-edge.db")
-    taken = _ids(backups[-1])
+    opened = tmp_path / "opened.db"
+    with open(backups[-1], "rb") as src, open(opened, "wb") as dst:
+        sealed.unseal_stream(sealed.load_private(keys / "backup.key"), src, dst, "backup")
+    taken = _ids(opened)
     assert 100 < len(taken) < len(live), "the backup was taken mid-stream"
     assert set(taken) <= set(live)
     # restore the last backup with every process stopped (like the services; this test's own
     # connection too): the node is back to that moment, consistent and working
     node.close()
-    clinic_edge(env, "restore", str(usb / backups[-1].name), "--yes")
+    clinic_edge(env, "restore", str(usb / backups[-1].name), "--yes", "--key", str(keys / "backup.key"))
     assert _ids(data_dir / "clinic-edge.db") == taken
     assert "intact" in clinic_edge(env, "audit", "verify").stdout
     ingest = ingest_proc()

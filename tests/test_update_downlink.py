@@ -36,6 +36,17 @@ def make_bundle(tmp_path: Path, key, version: str, *, filler: int = 300_000) -> 
     return out
 
 
+@pytest.fixture
+def release(tmp_path, env):
+    """The release key the node trusts (on the appliance: /etc/clinic-edge/release.pub on the
+    read-only root) and the node's environment pointing at it, as the units' Environment= would."""
+    key = Ed25519PrivateKey.generate()
+    pub = tmp_path / "root" / "release.pub"
+    pub.parent.mkdir()
+    pub.write_text(bundle.public_key_text(key.public_key()) + "\n")
+    return key, pub, {**sync_env(env), "CLINIC_EDGE_UPDATE_RELEASE_KEY": str(pub)}
+
+
 def sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
@@ -78,29 +89,33 @@ def test_the_hub_serves_a_published_bundle_in_ranges_to_signed_node_requests_onl
     assert r.returncode == 2 and "not an update bundle" in r.stderr
 
 
-def test_a_published_bundle_reaches_updates_ready_and_only_enrolled_nodes_may_fetch_it(env, node, hub, tmp_path):
+def test_a_published_bundle_reaches_updates_ready_and_only_enrolled_nodes_may_fetch_it(env, node, hub, tmp_path,
+                                                                                       release):
+    key, _, node_env = release
     enroll(env, hub)
-    b = make_bundle(tmp_path, Ed25519PrivateKey.generate(), "0.9.0")
+    b = make_bundle(tmp_path, key, "0.9.0")
     out = hub.cli("bundle", "publish", str(b)).stdout
     assert "0.9.0" in out and sha(b) in out
     assert (hub.data / "hub" / "bundles" / f"{sha(b)}.bundle").read_bytes() == b.read_bytes()
     with pytest.raises(urllib.error.HTTPError) as e:     # unsigned request: refused
         hub.urlopen(f"{hub.url}/v1/bundles/{sha(b)}")
     assert e.value.code == 401
-    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
     ready = node.data_dir / "updates" / "ready" / "0.9.0.bundle"
     assert sha(ready) == sha(b)
     assert not list((node.data_dir / "updates").glob("*.partial"))
     before = usage(node, "_update")
     assert before >= b.stat().st_size          # the download counts against the SIM budget
     # already here: the next sync does not fetch it again
-    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
     assert usage(node, "_update") == before
 
 
-def test_a_cut_download_resumes_and_a_corrupted_partial_is_discarded_then_fetched_again(env, node, hub, tmp_path):
+def test_a_cut_download_resumes_and_a_corrupted_partial_is_discarded_then_fetched_again(env, node, hub, tmp_path,
+                                                                                        release):
+    key, _, node_env = release
     enroll(env, hub)
-    b = make_bundle(tmp_path, Ed25519PrivateKey.generate(), "0.9.1")
+    b = make_bundle(tmp_path, key, "0.9.1")
     data = b.read_bytes()
     hub.cli("bundle", "publish", str(b), "--node", "clinic-a")
     updates = node.data_dir / "updates"
@@ -108,17 +123,17 @@ def test_a_cut_download_resumes_and_a_corrupted_partial_is_discarded_then_fetche
     half = len(data) // 2
     partial = updates / "0.9.1.bundle.partial"
     partial.write_bytes(data[:half])              # an earlier download the link cut half way
-    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
     ready = updates / "ready" / "0.9.1.bundle"
     assert ready.read_bytes() == data and not partial.exists()
     assert usage(node, "_update") < len(data) - half + 1000   # only the rest came (Range)
 
     ready.unlink()                                 # now a partial whose bytes are wrong
     partial.write_bytes(b"\0" * half)
-    r = clinic_edge(sync_env(env), "sync", "--once", check=False)
+    r = clinic_edge(node_env, "sync", "--once", check=False)
     assert not ready.exists() and not partial.exists()
     assert "sha256" in r.stderr
-    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
     assert ready.read_bytes() == data
 
 
@@ -147,14 +162,15 @@ def test_apply_pending_files_a_refused_older_bundle_under_failed_and_changes_not
     assert r.returncode == 0 and "no bundle" in (r.stdout + r.stderr)
 
 
-def test_a_download_the_link_cuts_mid_response_resumes_from_the_partial(env, node, hub, tmp_path):
+def test_a_download_the_link_cuts_mid_response_resumes_from_the_partial(env, node, hub, tmp_path, release):
     """Through the sync tests' fault proxy: the response is cut after a third of its bytes."""
     from sync.client import bundles, state, transport
     from sync.client.errors import LinkError
     from sync_fixtures import FaultProxy
 
     enroll(env, hub)
-    b = make_bundle(tmp_path, Ed25519PrivateKey.generate(), "0.9.2", filler=600_000)
+    key, pub, _ = release
+    b = make_bundle(tmp_path, key, "0.9.2", filler=600_000)
     data = b.read_bytes()
     hub.cli("bundle", "publish", str(b))
     item = {"version": "0.9.2", "sha256": sha(b), "size": len(data)}
@@ -164,15 +180,50 @@ def test_a_download_the_link_cuts_mid_response_resumes_from_the_partial(env, nod
         client = transport.HubClient(proxy.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=5,
                                     context=transport.tls.client_context(node.data_dir))
         with pytest.raises(LinkError, match="to resume"):
-            bundles.fetch(client, item, node.data_dir)
+            bundles.fetch(client, item, node.data_dir, pub)
         partial = node.data_dir / "updates" / "0.9.2.bundle.partial"
         cut = partial.stat().st_size
         assert 0 < cut < len(data) and partial.read_bytes() == data[:cut]
         proxy.mode = "pass"
-        ready, got = bundles.fetch(client, item, node.data_dir)
+        ready, got = bundles.fetch(client, item, node.data_dir, pub)
         assert ready.read_bytes() == data and got == len(data) - cut     # only the rest crossed the link
     finally:
         proxy.stop()
+
+
+def test_a_bundle_signed_with_another_key_never_reaches_ready_and_is_not_fetched_again(env, node, hub, tmp_path,
+                                                                                      release):
+    """A hub that publishes a bundle it signed itself (issue 13): the sync client checks the
+    signature against the release key on the read-only root before anything enters ready/."""
+    _, _, node_env = release
+    enroll(env, hub)
+    b = make_bundle(tmp_path, Ed25519PrivateKey.generate(), "9.9.9", filler=5000)
+    hub.cli("bundle", "publish", str(b))
+    r = clinic_edge(node_env, "sync", "--once", check=False)
+    updates = node.data_dir / "updates"
+    assert not (updates / "ready" / "9.9.9.bundle").exists()
+    assert "refused" in r.stderr and "another key" in r.stderr
+    assert (updates / "failed" / "9.9.9.bundle").exists() and not list(updates.glob("*.partial"))
+    before = usage(node, "_update")
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
+    assert usage(node, "_update") == before and not (updates / "ready").exists()
+
+
+def test_without_the_release_key_a_download_waits_as_partial_and_is_not_fetched_twice(env, node, hub, tmp_path,
+                                                                                     release):
+    key, pub, node_env = release
+    enroll(env, hub)
+    b = make_bundle(tmp_path, key, "0.9.3", filler=5000)
+    hub.cli("bundle", "publish", str(b))
+    gone = {**node_env, "CLINIC_EDGE_UPDATE_RELEASE_KEY": str(tmp_path / "missing.pub")}
+    r = clinic_edge(gone, "sync", "--once", check=False)
+    updates = node.data_dir / "updates"
+    assert "no release key" in r.stderr and not (updates / "ready").exists()
+    assert (updates / "0.9.3.bundle.partial").read_bytes() == b.read_bytes()
+    before = usage(node, "_update")
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
+    assert (updates / "ready" / "0.9.3.bundle").read_bytes() == b.read_bytes()
+    assert usage(node, "_update") == before          # checked again, not downloaded again
 
 
 # ---- the daily byte budget and withdrawn bundles (issue 18) ----------------------------------------
@@ -197,12 +248,14 @@ def _a_day_passes(node) -> None:
         conn.execute("UPDATE sync_usage SET day = date(day, '-1 day')")
 
 
-def test_a_bundle_larger_than_the_rest_of_todays_budget_waits_for_the_next_day(env, node, hub, tmp_path):
+def test_a_bundle_larger_than_the_rest_of_todays_budget_waits_for_the_next_day(env, node, hub, tmp_path,
+                                                                            release):
+    key, _, node_env = release
     enroll(env, hub)
-    b = make_bundle(tmp_path, Ed25519PrivateKey.generate(), "0.9.3")
+    b = make_bundle(tmp_path, key, "0.9.3")
     size = b.stat().st_size
     hub.cli("bundle", "publish", str(b))
-    e = sync_env(env, daily_budget_bytes=size + 200_000)
+    e = sync_env(node_env, daily_budget_bytes=size + 200_000)
     _spend(node, 250_000)                                  # the records took most of today's budget
     assert clinic_edge(e, "sync", "--once", check=False).returncode == 0   # the records are all sent
     updates = node.data_dir / "updates"
@@ -219,14 +272,16 @@ def test_a_bundle_larger_than_the_rest_of_todays_budget_waits_for_the_next_day(e
     assert status["bytes_today"] >= size and status["update_waiting"] is None
 
 
-def test_the_county_gives_updates_their_own_budget_and_the_records_keep_theirs(env, node, hub, tmp_path):
+def test_the_county_gives_updates_their_own_budget_and_the_records_keep_theirs(env, node, hub, tmp_path,
+                                                                             release):
     from sync_fixtures import add_records
 
+    key, _, node_env = release
     enroll(env, hub)
-    b = make_bundle(tmp_path, Ed25519PrivateKey.generate(), "0.9.4")
+    b = make_bundle(tmp_path, key, "0.9.4")
     size = b.stat().st_size
     hub.cli("bundle", "publish", str(b))
-    e = sync_env(env, daily_budget_bytes=size // 3)
+    e = sync_env(node_env, daily_budget_bytes=size // 3)
     assert clinic_edge(e, "sync", "--once", check=False).returncode == 0
     assert "larger than a whole day's budget" in _status(e)["update_waiting"]
     hub.cli("push", "clinic-a", "config", "sync", "--payload", f'{{"update_budget_bytes": {size * 2}}}')
@@ -240,12 +295,12 @@ def test_the_county_gives_updates_their_own_budget_and_the_records_keep_theirs(e
     assert len(hub.held()) == 4
 
 
-def test_a_withdrawn_bundle_is_not_fetched_and_an_unapplied_one_is_dropped(env, node, hub, tmp_path):
+def test_a_withdrawn_bundle_is_not_fetched_and_an_unapplied_one_is_dropped(env, node, hub, tmp_path, release):
+    key, _, node_env = release
     enroll(env, hub)
-    key = Ed25519PrivateKey.generate()
     fetched, later = make_bundle(tmp_path, key, "0.9.7", filler=5000), make_bundle(tmp_path, key, "0.9.8", filler=5000)
     hub.cli("bundle", "publish", str(fetched))
-    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
     ready = node.data_dir / "updates" / "ready"
     assert (ready / "0.9.7.bundle").exists()
     hub.cli("bundle", "publish", str(later), "--node", "clinic-a")
@@ -255,7 +310,7 @@ def test_a_withdrawn_bundle_is_not_fetched_and_an_unapplied_one_is_dropped(env, 
     r = hub.cli("bundle", "withdraw", "0.9.7", check=False)
     assert r.returncode == 2 and "no published" in r.stderr
     before = usage(node, "_update")
-    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
     assert not list(ready.iterdir()), "a withdrawn bundle waiting in ready/ must not be applied"
     assert not list((node.data_dir / "updates").glob("*.partial")) and usage(node, "_update") == before
     from sync.client import state
@@ -263,5 +318,5 @@ def test_a_withdrawn_bundle_is_not_fetched_and_an_unapplied_one_is_dropped(env, 
     status, _, _ = _signed_get(state.identity(node), hub, f"/v1/bundles/{sha(later)}")
     assert status == 404                                   # the hub no longer serves the bytes
     hub.cli("bundle", "publish", str(later), "--node", "clinic-a")     # published again after all
-    assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
     assert sha(ready / "0.9.8.bundle") == sha(later)

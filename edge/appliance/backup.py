@@ -3,8 +3,12 @@
 `nightly()` writes `backups/clinic-edge-YYYYMMDD-HHMMSS.db` with SQLite's online backup (safe
 while ingest writes), keeps the newest `[appliance] keep_backups`, and when the USB drive's folder
 is a mount point (or `require_mount=False`, for tests) copies the same file there and rotates
-there too. `restore_file()` replaces the database (with the services stopped) after checking the
-backup opens and passes its integrity check.
+there too. With the county backup key (`[appliance] backup_key`, on the image's read-only root)
+every nightly backup is sealed to it (`clinic-edge-*.sealed`, edge/core/sealed.py): only county
+IT's offline backup.key opens it (`clinic-edge restore --key`). Without that key the backup stays
+on the SD card and no copy goes to the USB drive (whoever holds the stick could read it).
+`restore_file()` replaces the database (with the services stopped) after checking the backup
+opens and passes its integrity check.
 """
 from __future__ import annotations
 
@@ -15,13 +19,15 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edge.core import durable
+from edge.core import durable, sealed
 from edge.core.node import Node
 
 from .errors import ApplianceError
 
 log = logging.getLogger(__name__)
 PREFIX = "clinic-edge-"
+SEALED = ".sealed"
+BACKUP_PURPOSE = "backup"      # the sealed-file purpose; `clinic-edge restore --key` opens with it
 
 
 def nightly(node: Node, *, now: datetime | None = None, require_mount: bool = True) -> list[Path]:
@@ -30,10 +36,18 @@ def nightly(node: Node, *, now: datetime | None = None, require_mount: bool = Tr
     local_dir = node.data_dir / "backups"
     local_dir.mkdir(parents=True, exist_ok=True)
     local = node.store.backup(local_dir / f"{PREFIX}{stamp}.db")
+    recipient = _county_key(Path(cfg["backup_key"]))
+    if recipient is not None:
+        plain, local = local, sealed.seal_file(recipient, local, local.with_suffix(SEALED), BACKUP_PURPOSE)
+        plain.unlink()
     written = [local]
     rotate(local_dir, cfg["keep_backups"])
     usb = Path(cfg["usb_backup_dir"])
-    if usb.is_dir() and (os.path.ismount(usb) or not require_mount):
+    if recipient is None:
+        log.error("no county backup key at %s: the backup stays on the SD card, none goes to the USB drive "
+                  "(put backup.pub from `clinic-edge backup-key` into the image: image/build --backup-key)",
+                  cfg["backup_key"])
+    elif usb.is_dir() and (os.path.ismount(usb) or not require_mount):
         try:
             target = usb / local.name
             shutil.copyfile(local, target.with_suffix(".partial"))
@@ -47,9 +61,24 @@ def nightly(node: Node, *, now: datetime | None = None, require_mount: bool = Tr
     return written
 
 
+def _county_key(path: Path):
+    try:
+        return sealed.load_public(path)
+    except sealed.SealError as e:
+        if path.exists():
+            log.error("the county backup key is unusable: %s", e)
+        return None
+
+
+def backups_in(folder: Path) -> list[Path]:
+    """Nightly backups in `folder`, oldest first (named by time; sealed or plain)."""
+    found = [*folder.glob(f"{PREFIX}*.db"), *folder.glob(f"{PREFIX}*{SEALED}")]
+    return sorted(found, key=lambda p: p.name.split(".", 1)[0])
+
+
 def rotate(folder: Path, keep: int) -> list[Path]:
     """Delete all but the newest `keep` nightly backups in `folder`; returns what was deleted."""
-    backups = sorted(folder.glob(f"{PREFIX}*.db"))
+    backups = backups_in(folder)
     doomed = backups[:-keep] if keep else backups
     for p in doomed:
         p.unlink(missing_ok=True)
@@ -57,7 +86,7 @@ def rotate(folder: Path, keep: int) -> list[Path]:
 
 
 def latest(folder: Path) -> Path | None:
-    backups = sorted(folder.glob(f"{PREFIX}*.db"))
+    backups = backups_in(folder)
     return backups[-1] if backups else None
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from edge.core import durable
 from edge.core.errors import CoreError
 from edge.core.node import Node
 
@@ -59,7 +60,7 @@ def update_apply_pending(node: Node) -> None:
     path = ready[-1]
 
     def file_under(sub: str) -> Path:
-        (updates / sub).mkdir(parents=True, exist_ok=True)
+        durable.make_dir(updates / sub)     # root here: the folder stays the sync service's to read
         return path.replace(updates / sub / path.name)
 
     try:
@@ -163,3 +164,19 @@ def firstboot(node: Node, boot_file: Path | None, attempts: int) -> None:
     except ProvisioningError as e:
         _fail(str(e), 3)
     click.echo(result)
+
+
+@click.command("setup-code")
+@click.pass_obj
+def setup_code(node: Node) -> None:
+    """A new one-time setup code for the first admin (on the box's console or over SSH), shown here,
+    in the journal and on the boot partition; the old one stops working. Only while setup is unfinished."""
+    from edge.core import first_admin
+
+    from .firstboot import announce_setup_code
+
+    if not first_admin.pending(node):
+        _fail("setup is finished (the admin chose a password): change it with `clinic-edge user passwd admin`")
+    hours = node.config["appliance"]["setup_code_hours"]
+    code = first_admin.issue_code(node, hours=hours)
+    announce_setup_code(code, hours, Path(node.config["appliance"]["boot_file"]).parent)

@@ -1,15 +1,11 @@
 """The appliance's exceptions; each message says what a person can do."""
 from __future__ import annotations
 
-from edge.core.errors import CoreError
+from edge.core.errors import BundleRefused, CoreError  # noqa: F401  (BundleRefused: edge.core.release)
 
 
 class ApplianceError(CoreError):
     pass
-
-
-class BundleRefused(ApplianceError):
-    """An update bundle that is unsigned, tampered, older or malformed: nothing was changed."""
 
 
 class UpdateFailed(ApplianceError):

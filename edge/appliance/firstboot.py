@@ -14,8 +14,9 @@
 
 `run()` writes the clinic into the node's config, makes the node's secrets, enrolls with the hub
 (`clinic-edge enroll` as a subprocess, retried with capped backoff until the link comes up),
-creates the first admin account with a random one-time setup code (shown on the local web UI's
-/setup page, never a fixed default), and then deletes the file with its secrets. A refused code
+creates the first admin account and a one-time setup code (`announce_setup_code`: shown on the
+local console, in the journal and in clinic-edge-setup-code.txt on the boot partition - never on
+the web page; it expires), and then deletes the file with its secrets. A refused code
 (wrong, used or expired) is not retried: it is reported in the journal and on /setup with what
 to do, and the file stays so a corrected code can be written into it. The node believes only the
 hub whose key matches `hub_key` (docs/tls.md), and enrolls over https:// (http:// only to a hub on
@@ -26,6 +27,7 @@ Progress is kept in `run/firstboot.json` (Node.write_status) for the setup page.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import subprocess
@@ -112,14 +114,37 @@ def run(node: Node, boot_file: Path, *, attempts: int | None = None, enroll: Cal
     result = enroll_with_retry(node, status, hub["url"], str(hub["code"]).strip(), enroll, attempts, sleep)
     if result != "enrolled":
         raise ProvisioningError(result)
-    code = create_first_admin(node)
+    hours = node.config["appliance"]["setup_code_hours"]
+    code = create_first_admin(node, hours=hours)
     durable.remove_file(boot_file)   # the enrollment code must not come back after a power cut
-    status.update(state="done", message="enrolled; setup code shown on the web UI's /setup page",
+    if code:
+        announce_setup_code(code, hours, boot_file.parent)
+    status.update(state="done", message="enrolled; type the setup code from the box's console at /setup",
                   admin=ADMIN, secrets_removed=True)
     node.write_status("firstboot", status)
     log.info("first boot done: enrolled with %s, boot file with its secrets deleted", hub["url"])
-    return f"first boot done; open http://<this box>:8080/setup for the admin's one-time setup code" + \
-        ("" if code else " (an admin already existed)")
+    return "first boot done" + ("" if code else " (an admin already existed)")
+
+
+SETUP_CODE_NOTE = "clinic-edge-setup-code.txt"
+
+
+def announce_setup_code(code: str, hours: int, boot_dir: Path | None) -> str:
+    """Where county IT has physical access only: the journal, the console (the firstboot unit's
+    output goes to journal+console) and a note on the boot partition. Never the web page."""
+    text = (f"clinic-edge setup code for the {ADMIN} account: {code} (valid {hours} h, one use). "
+            f"Open http://<this box>:8080/setup, type it and choose the admin's password.")
+    log.warning("%s", text)
+    print(text, flush=True)
+    if boot_dir is not None and boot_dir.is_dir():
+        try:   # FAT: no chmod there (the mount's fmask keeps it the service user's); plain write
+            with open(boot_dir / SETUP_CODE_NOTE, "w", encoding="utf-8") as f:
+                f.write(text + "\r\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            log.error("could not write the setup code onto the boot partition: %s", e)
+    return text
 
 
 def enroll_with_retry(node, status, url, code, enroll, attempts, sleep) -> str:
@@ -170,7 +195,7 @@ def write_node_config(node: Node, clinic: dict) -> Path:
     raw = tomllib.loads(path.read_text()) if path.exists() else {}
     raw.setdefault("node", {}).update(clinic_name=str(clinic["name"]), division_code=str(clinic["division_code"]),
                                       name=f"clinic-{clinic['division_code']}")
-    durable.write_file(path, dump_toml(raw), 0o640)
+    durable.write_file(path, dump_toml(raw))
     return path
 
 

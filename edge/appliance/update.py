@@ -31,7 +31,7 @@ from typing import Callable
 
 from edge.core.errors import CoreError
 from edge.core.ingest import carry_forward
-from edge.core import durable
+from edge.core import durable, release
 from edge.core.node import Node
 
 from . import bundle
@@ -65,15 +65,29 @@ class Layout:
         durable.fsync_dir(self.prefix)   # after a power cut the box runs the version its database has
 
     def versions(self) -> list[str]:
+        """Installed versions: real directories (never a symlink) named like a release version."""
         return sorted(p.name for p in self.prefix.iterdir()
-                      if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+                      if release.VERSION.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
 
     def prune(self, keep: set[str]) -> list[str]:
-        """Remove every installed version but `keep` (each virtualenv is ~130 MB of the data partition)."""
+        """Remove every installed version but `keep` (each virtualenv is ~130 MB of the data partition).
+        Only version directories directly under the prefix; rmtree never follows a symlink out."""
         gone = [v for v in self.versions() if v not in keep]
         for v in gone:
             shutil.rmtree(self.prefix / v, ignore_errors=True)
         return gone
+
+
+def check_trusted_paths(node: Node, cfg: dict) -> None:
+    """The install prefix and the release key never lie in (or around) the writable data directory."""
+    data = node.data_dir.resolve()
+    prefix, key = Path(cfg["prefix"]).resolve(), Path(cfg["release_key"]).resolve()
+    if prefix == data or prefix.is_relative_to(data) or data.is_relative_to(prefix):
+        raise BundleRefused(f"[update] prefix {cfg['prefix']} overlaps the data directory {node.data_dir}: "
+                            f"refused (nothing changed)")
+    if key.is_relative_to(data):
+        raise BundleRefused(f"[update] release_key {cfg['release_key']} lies in the writable data directory "
+                            f"{node.data_dir}: refused (nothing changed); the key belongs on the read-only root")
 
 
 @dataclass
@@ -92,7 +106,9 @@ def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
           clock=time.monotonic) -> Outcome:
     cfg = node.config["update"]
     layout = Layout(Path(cfg["prefix"]))
+    check_trusted_paths(node, cfg)
     public = bundle.load_public_key(Path(cfg["release_key"]))
+    bundle.verify(bundle_path, public)      # signed by the release key, before anything is touched
     old = layout.current_version()
     layout.prefix.mkdir(parents=True, exist_ok=True)
     layout.prune({old} if old else set())   # older releases than the running one go first

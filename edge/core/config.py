@@ -8,6 +8,7 @@ line naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import tomllib
@@ -18,6 +19,7 @@ from urllib.parse import urlparse
 
 from . import durable
 
+log = logging.getLogger(__name__)
 ENV_PREFIX = "CLINIC_EDGE_"
 ENV_CONFIG = "CLINIC_EDGE_CONFIG"
 ENV_DATA = "CLINIC_EDGE_DATA"
@@ -148,6 +150,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "boot_file": Key(str, "/boot/firmware/clinic-edge.toml", "the provisioning file on the boot partition"),
         "usb_backup_dir": Key(str, "/media/clinic-edge-backup", "where a USB backup drive is mounted"),
         "keep_backups": Key(int, 7, "nightly backups kept in each place, 1-365", lambda v: 1 <= v <= 365),
+        "backup_key": Key(str, "/etc/clinic-edge/backup.pub", "the county backup key (base64 X25519 public key, "
+                          "`clinic-edge backup-key`) nightly backups are encrypted to"),
+        "setup_code_hours": Key(int, 24, "hours the one-time setup code of the first admin stays valid, 1-720",
+                                lambda v: 1 <= v <= 720),
     },
     "update": {
         "prefix": Key(str, "/opt/clinic-edge", "the folder holding one virtualenv per version and `current`"),
@@ -162,11 +168,28 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                "clinic-edge-sync", "a command that (re)starts the node's services"),
     },
 }
-# Sections the county may set from its hub (downlink kind "config", record id = section). They
+# Keys the county may set from its hub (downlink kind "config", record id = section): an explicit
+# allowlist of tuning knobs - timeouts, budgets, schedules, UI options (docs/security.md). Never a
+# key that names a key file, a path, a command, a URL the box trusts, a listener or a secret. They
 # are written to COUNTY_FILE in the data directory and sit between the file and the environment:
-# built-in < config file < county < environment. Identity, paths and local wiring stay local.
-COUNTY_SECTIONS = ("sync", "web", "update", "appliance")
+# built-in < config file < county < environment.
+COUNTY_KEYS: dict[str, frozenset[str]] = {
+    "sync": frozenset({"interval_seconds", "nightly_hour", "nightly_jitter_minutes", "daily_budget_bytes",
+                       "update_budget_bytes",
+                       "batch_records", "batch_max_records", "chunk_bytes", "timeout_seconds",
+                       "backoff_base_ms", "backoff_cap_ms", "attempts"}),
+    "web": frozenset({"language", "idle_minutes", "measuring_minutes"}),
+    "update": frozenset({"health_timeout"}),
+    "appliance": frozenset({"keep_backups"}),
+}
+COUNTY_SECTIONS = tuple(COUNTY_KEYS)
 COUNTY_FILE = "county-config.json"
+# What the root updater trusts: never read from a file on the writable data partition (on the
+# appliance /etc/clinic-edge/config.toml links into it), only from the built-in defaults (the
+# read-only root: /etc/clinic-edge/release.pub, /opt/clinic-edge), a config file elsewhere, or the
+# environment (set by units on the read-only root, or by tests and the demo).
+ROOT_ONLY = {"update": ("prefix", "release_key", "python", "health_url", "stop_command", "restart_command"),
+             "appliance": ("backup_key",)}
 # Sections whose sub-tables belong to a plug-in (each driver validates its own keys).
 OPEN_SECTIONS = ("drivers",)
 
@@ -220,6 +243,8 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> C
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {source} is not valid TOML: {e}") from None
     data_dir = Path(env[ENV_DATA]) if env.get(ENV_DATA) else default_data_dir()
+    if source is not None:
+        _drop_root_only(raw, source, data_dir)
     for section, table in _county(data_dir).items():
         raw[section] = {**raw.get(section, {}), **table}
     return Config(_validate(raw, env), data_dir, source)
@@ -233,7 +258,31 @@ def _county(data_dir: Path) -> dict[str, dict[str, Any]]:
     except (OSError, ValueError) as e:
         raise ConfigError(f"config: {data_dir / COUNTY_FILE} (settings from the county) is unreadable: {e}; "
                           f"delete it and run `clinic-edge sync --once` to fetch it again") from None
-    return {k: v for k, v in doc.items() if k in COUNTY_SECTIONS and isinstance(v, dict)}
+    out = {}
+    for section, table in doc.items():
+        if section in COUNTY_KEYS and isinstance(table, dict):
+            # a file written before the allowlist may hold more: only allowed keys are read
+            out[section] = {k: v for k, v in table.items() if k in COUNTY_KEYS[section]}
+    return out
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return True
+
+
+def _drop_root_only(raw: dict[str, Any], source: Path, data_dir: Path) -> None:
+    """Keys the root updater trusts are ignored (and logged) in a config file on the data partition."""
+    if not _inside(source, data_dir):
+        return
+    for section, keys in ROOT_ONLY.items():
+        for key in [k for k in keys if k in raw.get(section, {})]:
+            value = raw[section].pop(key)
+            log.warning("config: %s.%s = %r in %s ignored: that file is on the writable data partition; the "
+                        "updater takes it only from the read-only root (the built-in default) or from %s%s_%s "
+                        "in its unit", section, key, value, source, ENV_PREFIX, section.upper(), key.upper())
 
 
 def check_county_section(section: str, table: Any) -> dict[str, Any]:
@@ -243,18 +292,19 @@ def check_county_section(section: str, table: Any) -> dict[str, Any]:
                           f"allowed: {', '.join(COUNTY_SECTIONS)}")
     if not isinstance(table, dict):
         raise ConfigError(f"config from the county: [{section}] must be an object")
-    keys = SCHEMA[section]
+    allowed = COUNTY_KEYS[section]
     for key, value in table.items():
-        if key not in keys:
-            raise ConfigError(f"config from the county: unknown key {section}.{key}; allowed: {', '.join(keys)}")
-        _check(section, key, keys[key], value)
+        if key not in allowed:
+            raise ConfigError(f"config from the county: {section}.{key} may not be set centrally (only tuning "
+                              f"keys may: {', '.join(sorted(allowed))}); the whole [{section}] item was refused")
+        _check(section, key, SCHEMA[section][key], value)
     return dict(table)
 
 
 def write_county(data_dir: Path, sections: dict[str, dict[str, Any]]) -> Path:
     """Replace the county's settings file in one rename (read at each service's next start)."""
     path = data_dir / COUNTY_FILE
-    return durable.write_file(path, json.dumps(sections, ensure_ascii=False, indent=1, sort_keys=True), 0o640)
+    return durable.write_file(path, json.dumps(sections, ensure_ascii=False, indent=1, sort_keys=True))
 
 
 def _validate(raw: dict[str, Any], env: dict[str, str]) -> dict[str, dict[str, Any]]:

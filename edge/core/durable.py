@@ -31,6 +31,7 @@ def _tmp_written(path: Path, data: bytes, mode: int) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.fchmod(fd, mode)        # whatever the umask
+        _owned_like_parent(fd, path.parent)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
@@ -38,6 +39,28 @@ def _tmp_written(path: Path, data: bytes, mode: int) -> Path:
     finally:
         os.close(fd)
     return tmp
+
+
+def _owned_like_parent(fd: int, parent: Path) -> None:
+    """Root (the updater) writing into the service user's data directory: the file stays the
+    service user's, so a 0600 file remains readable by the services."""
+    if os.geteuid() != 0:
+        return
+    st = os.stat(parent)
+    if st.st_uid != 0:
+        os.fchown(fd, st.st_uid, st.st_gid)
+
+
+def make_dir(path: Path) -> Path:
+    """mkdir -p; when root makes it inside the service user's data directory, it stays the user's."""
+    path = Path(path)
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            st = os.stat(path.parent)
+            if st.st_uid != 0:
+                os.chown(path, st.st_uid, st.st_gid)
+    return path
 
 
 def write_file(path: Path, data: bytes | str, mode: int = 0o600) -> Path:

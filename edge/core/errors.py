@@ -28,3 +28,7 @@ class ValidationError(CoreError):
 
 class NotFound(CoreError):
     """The record asked for does not exist."""
+
+
+class BundleRefused(CoreError):
+    """An update bundle that is unsigned, tampered, older or malformed: nothing was changed."""

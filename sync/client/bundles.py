@@ -2,9 +2,12 @@
 each into <data>/updates/<version>.bundle.partial with signed, resumable (HTTP Range) GETs, check
 size and sha256, then rename it to <data>/updates/ready/<version>.bundle.
 
-The sync process never applies a bundle (it runs unprivileged); the root `clinic-edge update
-apply-pending` (clinic-edge-update.path) does, and that checks the Ed25519 signature. A file
-whose hash is wrong is deleted and fetched again on the next cycle.
+A complete download is checked against the release key (edge.core.release, the same check the
+updater makes) before it may enter ready/: a bundle signed with another key is filed under
+failed/ and never fetched again. Without a readable release key the download stays as .partial
+(checked again next cycle, not fetched again). The sync process never applies a bundle (it runs
+unprivileged); the root `clinic-edge update apply-pending` (clinic-edge-update.path) does, and
+checks the signature once more. A file whose hash is wrong is deleted and fetched again.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ import secrets
 import socket
 from pathlib import Path
 
+from edge.core import release
+from edge.core.errors import BundleRefused
 from sync import protocol
 
 from .errors import LinkError
@@ -52,9 +57,9 @@ def wanted(store, data_dir: Path) -> list[dict]:
     return out
 
 
-def fetch(client, item: dict, data_dir: Path) -> tuple[Path | None, int]:
-    """Download (resuming) and check one bundle. Returns (ready path or None if the hash was bad,
-    bytes received). Raises LinkError when the link breaks (the .partial stays for next time)."""
+def fetch(client, item: dict, data_dir: Path, release_key: Path) -> tuple[Path | None, int]:
+    """Download (resuming) and check one bundle. Returns (ready path or None if the hash or the
+    signature was bad, bytes received). Raises LinkError when the link breaks (the .partial stays)."""
     root = updates_dir(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     partial = root / f"{item['version']}.bundle.partial"
@@ -75,11 +80,38 @@ def fetch(client, item: dict, data_dir: Path) -> tuple[Path | None, int]:
                   "fetching it again next sync", item["version"], size, digest, item["size"], item["sha256"])
         partial.unlink()
         return None, got
+    if not _signed(partial, item["version"], release_key, root):
+        return None, got
     ready = root / "ready" / f"{item['version']}.bundle"
     ready.parent.mkdir(parents=True, exist_ok=True)
     partial.replace(ready)
     log.info("update bundle %s downloaded (%d bytes) and ready to apply", item["version"], size)
     return ready, got
+
+
+def _signed(partial: Path, version: str, release_key: Path, root: Path) -> bool:
+    try:
+        public = release.load_public_key(release_key)
+    except BundleRefused as e:
+        log.error("update bundle %s downloaded but not checked: %s; kept %s for the next sync", version, e,
+                  partial.name)
+        return False
+    try:
+        manifest = release.verify(partial, public)
+        if manifest.version != version:
+            raise BundleRefused(f"it holds version {manifest.version}, announced as {version}")
+    except BundleRefused as e:
+        failed = root / "failed" / f"{version}.bundle"
+        try:
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            partial.replace(failed)
+        except OSError as err:      # failed/ not writable here: never keep it where it could be applied
+            partial.unlink(missing_ok=True)
+            log.error("could not file the refused bundle under %s (%s); deleted it", failed.parent, err)
+        log.error("update bundle %s refused, filed under %s (never applied, not fetched again): %s",
+                  version, failed, e)
+        return False
+    return True
 
 
 def _download(client, path: str, partial: Path, have: int) -> int:

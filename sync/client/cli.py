@@ -143,7 +143,7 @@ def status(node: Node, as_json: bool) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.pass_obj
 def export_bundle(node: Node, file: str) -> None:
-    """Write every pending batch, signed as for upload, to FILE (for a USB stick)."""
+    """Write every pending batch, signed as for upload and encrypted to the hub's key, to FILE (for a USB stick)."""
     from . import batcher, state
 
     try:
@@ -152,7 +152,7 @@ def export_bundle(node: Node, file: str) -> None:
         _fail(str(e))
     batches = batcher.build_all(node.store, ident, limit=node.config["sync"]["batch_max_records"],
                                 now=node.clock.now())
-    data = protocol.write_bundle([b.envelope for b in batches])
+    data = protocol.seal_bundle(ident.hub_pubkey, protocol.write_bundle([b.envelope for b in batches]))
     out = Path(file)
     tmp = out.with_name(out.name + ".partial")
     tmp.write_bytes(data)

@@ -16,7 +16,8 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable
 
 from edge.core import backoff, config as config_mod, outbox, sync_view
@@ -257,14 +258,16 @@ class Cycle:
                 continue
             def one(item=item):
                 try:
-                    ready, got = bundles.fetch(self.client, item, self.node.data_dir)
+                    ready, got = bundles.fetch(self.client, item, self.node.data_dir,
+                                               Path(self.node.config["update"]["release_key"]))
                 except LinkError as e:
                     state.meter(self.store, self.day(), {"_update": 1}, e.sent_bytes)
                     raise
                 state.meter(self.store, self.day(), {"_update": 1}, got)
                 self.result.bytes += got
                 if ready is None:
-                    self.result.notes.append(f"update bundle {item['version']} had a wrong hash; fetched again next sync")
+                    self.result.notes.append(f"update bundle {item['version']} was not accepted (hash, signature "
+                                             f"or release key; see the log)")
             self._retrying(one)
         state.put_many(self.store, {"update_waiting": waiting}, self.now())
 

@@ -190,7 +190,7 @@ def import_bundle(node: Node, file: str) -> None:
 
     h = open_hub(node)
     try:
-        envelopes = protocol.read_bundle(Path(file).read_bytes())
+        envelopes = protocol.open_bundle(h.key, Path(file).read_bytes())
     except protocol.ProtocolError as e:
         _fail(f"{file}: {e}")
     stored = failed = 0

@@ -1,0 +1,126 @@
+"""Release bundles, the node side: the release public key and the bundle's signature check.
+
+Pure checking, no installing: the root updater (edge/appliance/update.py) and the unprivileged sync
+client (sync/client/bundles.py, before a download may enter updates/ready/) both use it. The bundle
+format is described in edge/appliance/bundle.py and docs/security.md.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from .errors import BundleRefused
+
+FORMAT = 1
+PROJECT = "clinic-edge"
+MAX_MEMBERS = 500
+WHEEL = re.compile(r"[A-Za-z0-9_.+-]+\.whl")
+VERSION = re.compile(r"[0-9][0-9A-Za-z.+-]*")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    version: str
+    wheels: dict[str, str]  # file -> sha256
+    raw: bytes
+
+
+def public_key_text(key: Ed25519PublicKey) -> str:
+    return base64.b64encode(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    try:
+        raw = base64.b64decode(path.read_text().strip(), validate=True)
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except FileNotFoundError:
+        raise BundleRefused(f"no release key at {path}: the image puts the county's release.pub there "
+                            f"(image/build --release-key)") from None
+    except ValueError as e:
+        raise BundleRefused(f"the release key {path} is not a base64 Ed25519 public key: {e}") from e
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def verify(path: Path, public: Ed25519PublicKey, dest: Path | None = None) -> Manifest:
+    """Check the signature, the manifest and every wheel's hash; optionally unpack the wheels to
+    `dest`. Raises BundleRefused saying what is wrong; writes nothing outside `dest`."""
+    try:
+        tar = tarfile.open(path, "r:")
+    except (OSError, tarfile.TarError) as e:
+        raise BundleRefused(f"{path} is not an update bundle: {e}") from e
+    with tar:
+        members = tar.getmembers()
+        if len(members) > MAX_MEMBERS:
+            raise BundleRefused(f"{path} has too many files ({len(members)})")
+        files = {m.name: m for m in members}
+        if "manifest.json" not in files:
+            raise BundleRefused(f"{path} has no manifest.json: not an update bundle")
+        if "manifest.sig" not in files:
+            raise BundleRefused(f"{path} is not signed (no manifest.sig): refused")
+        raw = _read(tar, files["manifest.json"])
+        try:
+            public.verify(_read(tar, files["manifest.sig"]), raw)
+        except InvalidSignature:
+            raise BundleRefused(f"{path}: the signature does not match the release key: the bundle was "
+                                f"changed or signed with another key; refused") from None
+        manifest = _parse(raw, path)
+        expected = {f"wheels/{f}" for f in manifest.wheels} | {"manifest.json", "manifest.sig"}
+        extra = set(files) - expected
+        missing = expected - set(files)
+        if extra or missing:
+            raise BundleRefused(f"{path}: files do not match the signed manifest "
+                                f"(extra: {sorted(extra) or '-'}, missing: {sorted(missing) or '-'})")
+        if dest is not None:
+            dest.mkdir(parents=True, exist_ok=True)
+        for name, digest in manifest.wheels.items():
+            member = files[f"wheels/{name}"]
+            if not member.isfile():
+                raise BundleRefused(f"{path}: wheels/{name} is not a regular file")
+            data = _read(tar, member)
+            if sha256_bytes(data) != digest:
+                raise BundleRefused(f"{path}: wheels/{name} was changed after signing (hash mismatch); refused")
+            if dest is not None:
+                (dest / name).write_bytes(data)
+    return manifest
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    f = tar.extractfile(member)
+    if f is None:
+        raise BundleRefused(f"{member.name} in the bundle is not a file")
+    return f.read()
+
+
+def _parse(raw: bytes, path: Path) -> Manifest:
+    try:
+        body = json.loads(raw)
+        if body.get("format") != FORMAT or body.get("name") != PROJECT:
+            raise ValueError(f"format {body.get('format')!r} / name {body.get('name')!r}")
+        wheels = {w["file"]: w["sha256"] for w in body["wheels"]}
+        version = str(body["version"])
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise BundleRefused(f"{path}: the manifest is not understood ({e})") from e
+    if not all(WHEEL.fullmatch(f) for f in wheels) or not VERSION.fullmatch(version):
+        raise BundleRefused(f"{path}: the manifest names unsafe files or an unsafe version")
+    return Manifest(version, wheels, raw)
+
+
+def version_key(version: str) -> tuple:
+    """Order release versions: 0.10.0 > 0.9.1 > 0.9.1rc1 (numbers compared as numbers)."""
+    parts = []
+    for piece in re.split(r"[.+-]", version):
+        m = re.fullmatch(r"(\d+)(.*)", piece)
+        parts.append((int(m.group(1)), 0 if not m.group(2) else -1, m.group(2)) if m else (-1, -1, piece))
+    return tuple(parts)
