@@ -224,3 +224,99 @@ def test_without_the_release_key_a_download_waits_as_partial_and_is_not_fetched_
     assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
     assert (updates / "ready" / "0.9.3.bundle").read_bytes() == b.read_bytes()
     assert usage(node, "_update") == before          # checked again, not downloaded again
+
+
+# ---- the daily byte budget and withdrawn bundles (issue 18) ----------------------------------------
+
+def _status(env) -> dict:
+    import json
+
+    return json.loads(clinic_edge(env, "sync", "status", "--json").stdout)
+
+
+def _spend(node, nbytes: int) -> None:
+    """Bytes the records already used today, metered as the uplink meters them."""
+    from edge.core import sync_view
+    from sync.client import state
+
+    state.meter(node.store, sync_view.today(node), {"reading": 1}, nbytes)
+
+
+def _a_day_passes(node) -> None:
+    """Today's metered bytes become yesterday's (the budget is per clinic day)."""
+    with node.store.atomic() as conn:
+        conn.execute("UPDATE sync_usage SET day = date(day, '-1 day')")
+
+
+def test_a_bundle_larger_than_the_rest_of_todays_budget_waits_for_the_next_day(env, node, hub, tmp_path,
+                                                                            release):
+    key, _, node_env = release
+    enroll(env, hub)
+    b = make_bundle(tmp_path, key, "0.9.3")
+    size = b.stat().st_size
+    hub.cli("bundle", "publish", str(b))
+    e = sync_env(node_env, daily_budget_bytes=size + 200_000)
+    _spend(node, 250_000)                                  # the records took most of today's budget
+    assert clinic_edge(e, "sync", "--once", check=False).returncode == 0   # the records are all sent
+    updates = node.data_dir / "updates"
+    assert not (updates / "ready" / "0.9.3.bundle").exists() and not list(updates.glob("*.partial"))
+    status = _status(e)
+    assert "0.9.3" in status["update_waiting"] and "waits" in status["update_waiting"]
+    assert "_update" not in status["usage_today"]          # not one byte of it crossed the SIM card
+
+    _a_day_passes(node)
+    assert clinic_edge(e, "sync", "--once", check=False).returncode == 0
+    assert sha(updates / "ready" / "0.9.3.bundle") == sha(b)
+    status = _status(e)
+    assert status["usage_today"]["_update"]["bytes"] >= size          # counted in sync status
+    assert status["bytes_today"] >= size and status["update_waiting"] is None
+
+
+def test_the_county_gives_updates_their_own_budget_and_the_records_keep_theirs(env, node, hub, tmp_path,
+                                                                             release):
+    from sync_fixtures import add_records
+
+    key, _, node_env = release
+    enroll(env, hub)
+    b = make_bundle(tmp_path, key, "0.9.4")
+    size = b.stat().st_size
+    hub.cli("bundle", "publish", str(b))
+    e = sync_env(node_env, daily_budget_bytes=size // 3)
+    assert clinic_edge(e, "sync", "--once", check=False).returncode == 0
+    assert "larger than a whole day's budget" in _status(e)["update_waiting"]
+    hub.cli("push", "clinic-a", "config", "sync", "--payload", f'{{"update_budget_bytes": {size * 2}}}')
+    clinic_edge(e, "sync", "--once", check=False)          # takes the setting (used from the next start)
+    assert clinic_edge(e, "sync", "--once", check=False).returncode == 0
+    assert sha(node.data_dir / "updates" / "ready" / "0.9.4.bundle") == sha(b)
+    status = _status(e)
+    assert status["update_budget_bytes"] == size * 2 and status["usage_today"]["_update"]["bytes"] >= size
+    add_records(node, 4)                                   # the records' own budget is not spent by the update
+    assert clinic_edge(e, "sync", "--once", check=False).returncode == 0
+    assert len(hub.held()) == 4
+
+
+def test_a_withdrawn_bundle_is_not_fetched_and_an_unapplied_one_is_dropped(env, node, hub, tmp_path, release):
+    key, _, node_env = release
+    enroll(env, hub)
+    fetched, later = make_bundle(tmp_path, key, "0.9.7", filler=5000), make_bundle(tmp_path, key, "0.9.8", filler=5000)
+    hub.cli("bundle", "publish", str(fetched))
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
+    ready = node.data_dir / "updates" / "ready"
+    assert (ready / "0.9.7.bundle").exists()
+    hub.cli("bundle", "publish", str(later), "--node", "clinic-a")
+    out = hub.cli("bundle", "withdraw", "0.9.7").stdout              # by version
+    assert "withdrew update bundle 0.9.7" in out
+    assert "0.9.8" in hub.cli("bundle", "withdraw", sha(later)).stdout   # by sha256
+    r = hub.cli("bundle", "withdraw", "0.9.7", check=False)
+    assert r.returncode == 2 and "no published" in r.stderr
+    before = usage(node, "_update")
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
+    assert not list(ready.iterdir()), "a withdrawn bundle waiting in ready/ must not be applied"
+    assert not list((node.data_dir / "updates").glob("*.partial")) and usage(node, "_update") == before
+    from sync.client import state
+
+    status, _, _ = _signed_get(state.identity(node), hub, f"/v1/bundles/{sha(later)}")
+    assert status == 404                                   # the hub no longer serves the bytes
+    hub.cli("bundle", "publish", str(later), "--node", "clinic-a")     # published again after all
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
+    assert sha(ready / "0.9.8.bundle") == sha(later)

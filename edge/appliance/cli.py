@@ -34,6 +34,7 @@ def update_apply(node: Node, bundle_path: Path) -> None:
     try:
         out = upd.apply(node, bundle_path)
     except BundleRefused as e:
+        upd.record_refused(node, bundle_path, e)
         _fail(str(e), 3)
     except UpdateFailed as e:
         _fail(str(e), 4)
@@ -65,10 +66,12 @@ def update_apply_pending(node: Node) -> None:
     try:
         out = upd.apply(node, path)
     except BundleRefused as e:
+        upd.record_refused(node, path, e)
         _fail(f"{e}; moved to {file_under('failed')}", 3)
     except UpdateFailed as e:
         _fail(f"{e}; moved to {file_under('failed')}", 4)
     except CoreError as e:
+        upd.record_refused(node, path, e)
         _fail(f"{e}; moved to {file_under('failed')}")
     click.echo(f"updated {out.old or '(none)'} -> {out.new}; bundle moved to {file_under('done')}")
 

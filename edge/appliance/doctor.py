@@ -217,11 +217,30 @@ def versions(node: Node, now, sys_root) -> list[Finding]:
     current = Layout(Path(node.config["update"]["prefix"])).current_version()
     detail = f"clinic-edge {running} (installed: {current or 'not under ' + node.config['update']['prefix']}); " \
              f"Python {platform.python_version()}; {platform.machine()}"
+    findings = [Finding("versions", "ok", detail)]
+    update = last_update(node)
+    return findings + ([update] if update else [])
+
+
+def last_update(node: Node) -> Finding | None:
+    """The last update that failed, and why: which check, its output, how long it waited (issue 18)."""
     last = node.read_status("update") or {}
-    if last.get("result") == "rolled back":
-        return [Finding("versions", "warning", detail + f"; update to {last.get('to')} was rolled back",
-                        "send `journalctl -u clinic-edge-web` from the update time to the project")]
-    return [Finding("versions", "ok", detail)]
+    result, reason = last.get("result"), last.get("reason") or {}
+    if result not in ("rolled back", "refused"):
+        return None
+    what = (f"update {last.get('from') or '(none)'} -> {last.get('to')} was rolled back" if result == "rolled back"
+            else f"update bundle {last.get('bundle')} was refused")
+    detail = f"{what} at {last.get('at') or '?'}: {reason.get('check') or '?'}"
+    if reason.get("failed"):
+        detail += f" failed ({reason['failed']}"
+        detail += f" after {reason['waited_s']} s, {reason.get('attempts')} tries)" if "waited_s" in reason else ")"
+    detail += f"; output: {reason.get('output') or '-'}"
+    if result == "rolled back" and not last.get("old_version_healthy"):
+        detail += "; the old version did not report healthy after the rollback either"
+        return Finding("update", "problem", detail, "journalctl -u clinic-edge-web -u clinic-edge-update; "
+                                                    "then clinic-edge update status --json to the county")
+    return Finding("update", "warning", detail, "the old version runs on; send this line and `journalctl -u "
+                                                "clinic-edge-update` from that time to the county")
 
 
 def _query(node: Node, sql: str) -> list[dict]:

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,14 +128,15 @@ def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
     log.info("switching %s -> %s", old, new)
     layout.switch(new)
     run(shlex.split(cfg["restart_command"]))
-    if wait_healthy(cfg["health_url"], new, cfg["health_timeout"], sleep=sleep, clock=clock):
-        node.write_status("update", {"result": "ok", "from": old, "to": new})
+    waited = wait_for_health(cfg["health_url"], new, cfg["health_timeout"], sleep=sleep, clock=clock)
+    if waited.healthy:
+        node.write_status("update", {"result": "ok", "from": old, "to": new, "at": _now_iso(),
+                                     "waited_s": round(waited.waited_s, 1)})
         layout.prune({new, old})         # the previous release stays for a manual switch back
         return outcome
-    rollback(node, layout, outcome, run=run, sleep=sleep, clock=clock)
-    raise UpdateFailed(f"version {new} did not report healthy at {cfg['health_url']} within "
-                       f"{cfg['health_timeout']} s; rolled back to {old} and restored the database from "
-                       f"{outcome.backup}")
+    rollback(node, layout, outcome, waited, run=run, sleep=sleep, clock=clock)
+    raise UpdateFailed(f"version {new} did not report healthy: {waited.summary()}; rolled back to {old} and "
+                       f"restored the database from {outcome.backup}")
 
 
 MB = 1 << 20
@@ -175,8 +177,8 @@ def install(python: str, target: Path, wheels: Path, version: str, *, run: Run =
                             f"does not fit this Python; nothing changed") from e
 
 
-def rollback(node: Node, layout: Layout, outcome: Outcome, *, run: Run = _run, sleep=time.sleep,
-             clock=time.monotonic) -> None:
+def rollback(node: Node, layout: Layout, outcome: Outcome, why: HealthWait | None = None, *, run: Run = _run,
+             sleep=time.sleep, clock=time.monotonic) -> None:
     cfg = node.config["update"]
     log.error("version %s is not healthy: rolling back to %s", outcome.new, outcome.old)
     if outcome.old is not None:
@@ -195,12 +197,29 @@ def rollback(node: Node, layout: Layout, outcome: Outcome, *, run: Run = _run, s
             log.info("carried %d readings stored by %s into the restored database (%d of unknown devices "
                      "left in %s)", carried, outcome.new, skipped, failed)
     run(shlex.split(cfg["restart_command"]))
-    healthy = outcome.old is not None and wait_healthy(cfg["health_url"], outcome.old, cfg["health_timeout"],
-                                                       sleep=sleep, clock=clock)
+    back = None if outcome.old is None else wait_for_health(cfg["health_url"], outcome.old, cfg["health_timeout"],
+                                                            sleep=sleep, clock=clock)
     outcome.rolled_back = True
-    # the hub learns about it from the sync client's health report (status file "update")
-    node.write_status("update", {"result": "rolled back", "from": outcome.old, "to": outcome.new,
-                                 "old_version_healthy": healthy, "backup": str(outcome.backup)})
+    # why, kept on the box (run/update.json): `doctor` shows it, and the hub learns it from the
+    # sync client's health report (edge.core.node_health)
+    node.write_status("update", {"result": "rolled back", "from": outcome.old, "to": outcome.new, "at": _now_iso(),
+                                 "reason": why.reason() if why else None,
+                                 "old_version_healthy": bool(back and back.healthy),
+                                 "old_version_reason": back.reason() if back and not back.healthy else None,
+                                 "backup": str(outcome.backup)})
+
+
+def record_refused(node: Node, bundle_path: Path, error: Exception) -> None:
+    """A bundle refused before anything changed is a failed update too: say why (doctor, hub)."""
+    node.write_status("update", {"result": "refused", "bundle": bundle_path.name, "at": _now_iso(),
+                                 "reason": {"check": "bundle", "failed": "refused", "output": str(error)[:OUTPUT_CHARS],
+                                            "summary": str(error)[:300]}})
+
+
+def _now_iso() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def keep_failed_copy(node: Node, version: str) -> Path | None:
@@ -216,20 +235,76 @@ def keep_failed_copy(node: Node, version: str) -> Path | None:
         node.close()
 
 
-def health(url: str, timeout: float = 3.0) -> dict | None:
-    """/healthz's JSON, or None when it does not answer 200."""
+OUTPUT_CHARS = 1000        # of the last /healthz answer kept in the reason (it goes to the hub too)
+
+
+@dataclass
+class HealthWait:
+    """What waiting for /healthz found: healthy or not, and if not which check failed, its last
+    output (the JSON body, or the connection error) and how long it waited (issue 18)."""
+    healthy: bool
+    url: str
+    version: str
+    waited_s: float
+    attempts: int
+    failed: str = ""       # "no answer" | "not ok" | "other version"
+    output: str = ""
+
+    def reason(self) -> dict:
+        return {"check": f"GET {self.url}", "failed": self.failed, "output": self.output[:OUTPUT_CHARS],
+                "waited_s": round(self.waited_s, 1), "attempts": self.attempts, "expected_version": self.version,
+                "summary": self.summary()}
+
+    def summary(self) -> str:
+        what = {"no answer": "never answered", "not ok": "answered but did not report ok",
+                "other version": f"answered for another version than {self.version}"}.get(self.failed, self.failed)
+        return (f"{self.url} {what} within {self.waited_s:.0f} s ({self.attempts} tries); last answer: "
+                f"{self.output[:300]}")
+
+
+def probe(url: str, timeout: float = 3.0) -> tuple[dict | None, int | None, str]:
+    """One GET of /healthz: (JSON body or None, HTTP status or None, what it said, as text)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
-            return json.loads(r.read()) if r.status == 200 else None
-    except (OSError, ValueError):
-        return None
+            raw = r.read(64 * 1024)
+            status = r.status
+    except urllib.error.HTTPError as e:   # 503 and friends still carry /healthz's body
+        raw, status = e.read(64 * 1024), e.code
+    except (OSError, ValueError) as e:
+        return None, None, f"{e.__class__.__name__}: {getattr(e, 'reason', e)}"
+    text = raw.decode("utf-8", "replace")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    return (body if isinstance(body, dict) else None), status, f"HTTP {status}: {text}"
+
+
+def health(url: str, timeout: float = 3.0) -> dict | None:
+    """/healthz's JSON, or None when it does not answer 200."""
+    body, status, _ = probe(url, timeout)
+    return body if status == 200 else None
+
+
+def wait_for_health(url: str, version: str, timeout: float, *, sleep=time.sleep,
+                    clock=time.monotonic) -> HealthWait:
+    start = clock()
+    deadline = start + timeout
+    attempts, failed, output = 0, "no answer", "no attempt was made"
+    while clock() < deadline:
+        body, status, output = probe(url)
+        attempts += 1
+        if body is None or status is None:
+            failed = "no answer" if status is None else "not ok"
+        elif not (status == 200 and body.get("ok")):
+            failed = "not ok"
+        elif body.get("version", version) != version:
+            failed = "other version"
+        else:
+            return HealthWait(True, url, version, clock() - start, attempts)
+        sleep(0.5)
+    return HealthWait(False, url, version, clock() - start, attempts, failed, output)
 
 
 def wait_healthy(url: str, version: str, timeout: float, *, sleep=time.sleep, clock=time.monotonic) -> bool:
-    deadline = clock() + timeout
-    while clock() < deadline:
-        body = health(url)
-        if body and body.get("ok") and body.get("version", version) == version:
-            return True
-        sleep(0.5)
-    return False
+    return wait_for_health(url, version, timeout, sleep=sleep, clock=clock).healthy

@@ -115,6 +115,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "nightly_jitter_minutes": Key(int, 120, "random delay of the nightly sync, 0-720 minutes",
                                       lambda v: 0 <= v <= 720),
         "daily_budget_bytes": Key(int, 0, "bytes per day on the uplink (0 = no limit)", lambda v: v >= 0),
+        "update_budget_bytes": Key(int, 0, "bytes per day for update bundle downloads, apart from the records' "
+                                   "daily_budget_bytes (0 = they share daily_budget_bytes)", lambda v: v >= 0),
         "batch_records": Key(int, 500, "records in the first batch, 1-20000", lambda v: 1 <= v <= 20000),
         "batch_max_records": Key(int, 5000, "largest batch, 1-20000", lambda v: 1 <= v <= 20000),
         "chunk_bytes": Key(int, 16384, "bytes per upload request at first, 512-4194304",
@@ -173,6 +175,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
 # built-in < config file < county < environment.
 COUNTY_KEYS: dict[str, frozenset[str]] = {
     "sync": frozenset({"interval_seconds", "nightly_hour", "nightly_jitter_minutes", "daily_budget_bytes",
+                       "update_budget_bytes",
                        "batch_records", "batch_max_records", "chunk_bytes", "timeout_seconds",
                        "backoff_base_ms", "backoff_cap_ms", "attempts"}),
     "web": frozenset({"language", "idle_minutes", "measuring_minutes"}),

@@ -24,7 +24,23 @@ def report(node, *, now: datetime | None = None, sys_root: Path = Path("/")) -> 
         "devices": _devices(node, now),
         "backlog": outbox.backlog(node.store.conn),
         "update": (node.read_status("update") or {}).get("result"),
+        "last_update": last_update(node.read_status("update")),
     }
+
+
+def last_update(status: dict | None) -> dict | None:
+    """The last update's outcome for the hub (issue 18): result, versions, when, and for a failed
+    one why (which check, its output, how long it waited), cut to a size the hello carries."""
+    if not status:
+        return None
+    reason = status.get("reason") or {}
+    out = {k: status.get(k) for k in ("result", "from", "to", "at")}
+    if reason:
+        out["reason"] = {"check": str(reason.get("check", ""))[:200], "failed": str(reason.get("failed", ""))[:64],
+                         "output": str(reason.get("output", ""))[:1000], "waited_s": reason.get("waited_s")}
+    if status.get("result") == "rolled back":
+        out["old_version_healthy"] = bool(status.get("old_version_healthy"))
+    return out
 
 
 def _temperature(sys_root: Path) -> float | None:

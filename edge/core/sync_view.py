@@ -48,6 +48,9 @@ def report(node) -> dict[str, Any]:
         "day": day, "bytes_today": sum(u["bytes"] for u in usage.values()), "usage_today": usage,
         "daily_budget_bytes": node.config["sync"]["daily_budget_bytes"], "software": SOFTWARE,
         "batch_records": state(store, "batch_records"), "chunk_bytes": state(store, "chunk_bytes"),
+        # update bundles: bytes today are in usage_today["_update"]; a bundle that does not fit waits
+        "update_budget_bytes": node.config["sync"]["update_budget_bytes"],
+        "update_waiting": state(store, "update_waiting"),
     }
 
 

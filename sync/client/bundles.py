@@ -49,6 +49,8 @@ def wanted(store, data_dir: Path) -> list[dict]:
         if not VERSION_RE.fullmatch(version) or not re.fullmatch(r"[0-9a-f]{64}", sha):
             log.error("update bundle item %s has a bad version or sha256; ignored", row["record_id"])
             continue
+        if doc.get("withdrawn") is True:   # county IT withdrew it: not fetched (drop_withdrawn)
+            continue
         if any((root / sub / f"{version}.bundle").exists() for sub in ("ready", "done", "failed")):
             continue
         out.append({"version": version, "sha256": sha, "size": size})
@@ -145,3 +147,30 @@ def _download(client, path: str, partial: Path, have: int) -> int:
     finally:
         conn.close()
 
+
+def bytes_to_fetch(item: dict, data_dir: Path) -> int:
+    """What is still to download of a bundle (a .partial resumes), for the daily byte budget."""
+    partial = updates_dir(data_dir) / f"{item['version']}.bundle.partial"
+    have = partial.stat().st_size if partial.exists() else 0
+    return max(0, item["size"] - have) if have <= item["size"] else item["size"]
+
+
+def drop_withdrawn(store, data_dir: Path) -> list[str]:
+    """Bundles county IT withdrew (`hub bundle withdraw`): a download in progress or one waiting in
+    ready/ and not applied yet is deleted, so the updater never applies it. Applied ones stay in done/."""
+    root = updates_dir(data_dir)
+    dropped = []
+    for row in store.query("SELECT record_id, payload FROM sync_inbox WHERE kind = ?", (KIND,)):
+        try:
+            doc = json.loads(row["payload"])
+            version = str(doc["version"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if doc.get("withdrawn") is not True or not VERSION_RE.fullmatch(version):
+            continue
+        for path in (root / "ready" / f"{version}.bundle", root / f"{version}.bundle.partial"):
+            if path.exists():
+                path.unlink()
+                dropped.append(version)
+                log.warning("update bundle %s was withdrawn by the county: deleted %s (not applied)", version, path)
+    return dropped

@@ -97,8 +97,13 @@ def run_once(node: Node) -> int:
         ident = state.identity(node)
     except SyncError as e:
         _fail(str(e))
-    result = Cycle(node, ident).run()
-    node.write_status("sync", {"last_cycle": result.__dict__})
+    from edge.core.errors import StoreFull
+
+    try:
+        result = Cycle(node, ident).run()
+        node.write_status("sync", {"last_cycle": result.__dict__})
+    except StoreFull as e:
+        _fail(f"sync stopped: {e}; free space on the data partition (`clinic-edge doctor`), then sync again", 4)
     msg = (f"sync: {result.batches} batches, {result.acked} records acknowledged, {result.quarantined} quarantined,"
            f" {result.downlink} downlink, {result.conflicts} conflicts, {result.bytes} bytes")
     click.echo(msg, err=True)
@@ -128,6 +133,8 @@ def status(node: Node, as_json: bool) -> None:
     click.echo(f"clock offset: {report['clock_offset_s'] if report['clock_offset_s'] is not None else '-'} s")
     click.echo(f"bytes today: {report['bytes_today']} (budget {report['daily_budget_bytes'] or 'none'})")
     click.echo(f"quarantined: {report['quarantined']}; downlink conflicts: {report['conflicts']}")
+    if report["update_waiting"]:
+        click.echo(report["update_waiting"])
     for q in report["quarantined_records"]:
         click.echo(f"  {q['kind']} {q['record_id']} v{q['version']}: {q['reason']}")
 

@@ -33,6 +33,7 @@ from .transport import HubClient
 log = logging.getLogger(__name__)
 SOFTWARE = sync_view.SOFTWARE
 MIN_CHUNK, MAX_CHUNK = 512, 1 << 20
+UPDATE_KIND = "_update"  # what bundle downloads are metered as (sync_usage.kind)
 CHUNK_SECONDS = 2.5     # a chunk should cross the link in about this long: a drop then loses little
 
 
@@ -224,7 +225,8 @@ class Cycle:
         budget = self.cfg["daily_budget_bytes"]
         if not budget or batch.urgent:
             return
-        used = state.bytes_today(self.store, self.day())
+        used = state.bytes_today(self.store, self.day(),
+                                 without=UPDATE_KIND if self.cfg["update_budget_bytes"] else None)
         if used + nbytes + 600 > budget:
             raise BudgetExhausted(f"today's sync budget of {budget} bytes is spent ({used} used); "
                                   "bulk records wait until tomorrow, urgent ones still go")
@@ -248,7 +250,12 @@ class Cycle:
         """Update bundles announced by the downlink: download (resumable) into updates/ready."""
         from . import bundles
 
+        bundles.drop_withdrawn(self.store, self.node.data_dir)
+        waiting = None
         for item in bundles.wanted(self.store, self.node.data_dir):
+            waiting = waiting or self._update_waits(item)
+            if waiting:
+                continue
             def one(item=item):
                 try:
                     ready, got = bundles.fetch(self.client, item, self.node.data_dir,
@@ -262,6 +269,31 @@ class Cycle:
                     self.result.notes.append(f"update bundle {item['version']} was not accepted (hash, signature "
                                              f"or release key; see the log)")
             self._retrying(one)
+        state.put_many(self.store, {"update_waiting": waiting}, self.now())
+
+    def _update_budget(self) -> tuple[int, int]:
+        """(budget, used today) for bundle downloads: their own `update_budget_bytes` if the county
+        set one, else the records' `daily_budget_bytes`, shared (0 = no limit)."""
+        own = self.cfg["update_budget_bytes"]
+        if own:
+            return own, state.bytes_today(self.store, self.day(), only=UPDATE_KIND)
+        return self.cfg["daily_budget_bytes"], state.bytes_today(self.store, self.day())
+
+    def _update_waits(self, item: dict) -> str | None:
+        """Why a bundle waits for another day (its rest does not fit in today's budget), or None."""
+        from . import bundles
+
+        budget, used = self._update_budget()
+        need = bundles.bytes_to_fetch(item, self.node.data_dir) + 2048    # and the request's overhead
+        if not budget or used + need <= budget:
+            return None
+        why = (f"update bundle {item['version']} ({need} bytes to fetch) waits: {budget - used} of today's "
+               f"{budget} bytes are left" + ("" if need <= budget else
+                                             "; it is larger than a whole day's budget: the county can raise "
+                                             "[sync] update_budget_bytes"))
+        log.info("sync: %s", why)
+        self.result.notes.append(why)
+        return why
 
 
 def status_report(node: Node) -> dict:

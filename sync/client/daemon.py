@@ -16,7 +16,8 @@ import threading
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from edge.core import sdnotify, watchdog
+from edge.core import disk, sdnotify, watchdog
+from edge.core.errors import StoreFull
 from edge.core.node import Node
 from edge.core.sync_view import REQUEST_FILE
 
@@ -71,12 +72,42 @@ def run_daemon(node: Node) -> int:
             if stop.is_set():
                 break
             due.clear()
-            result = Cycle(node, ident, sleep=lambda s: stop.wait(s)).run()
-            node.write_status("sync", {"last_cycle": result.__dict__})
-            log.info("sync cycle: ok=%s acked=%d batches=%d error=%s", result.ok, result.acked, result.batches,
-                     result.error)
+            if not one_cycle(node, ident, notify, stop):
+                retry_later(due, stop, cfg["interval_seconds"])
     finally:
         notify.stopping()
         heartbeat.stop()
         sched.shutdown(wait=False)
     return 0
+
+
+def one_cycle(node: Node, ident, notify, stop: threading.Event) -> bool:
+    """One cycle and its status; False when the data partition is full (issue 12). A full disk does
+    not go away by restarting: the daemon says so (status file, STATUS=, log), keeps the watchdog
+    fed (its Heartbeat sees a `watchdog.Waiting` problem) and tries again later, instead of
+    crashing into a systemd restart loop."""
+    try:
+        result = Cycle(node, ident, sleep=lambda s: stop.wait(s)).run()
+        node.write_status("sync", {"last_cycle": result.__dict__})
+    except (StoreFull, OSError) as e:
+        if not (isinstance(e, StoreFull) or disk.is_full(e)):
+            raise
+        waiting = watchdog.Waiting(f"waiting for disk space: sync cannot record its progress ({e})")
+        watchdog.tell_waiting(notify, waiting)
+        try:
+            node.write_status("sync", {"waiting": str(waiting)})
+        except OSError:
+            pass   # the status file is on the full partition too: STATUS= and the log say it
+        return False
+    watchdog.tell_waiting(notify, None)
+    log.info("sync cycle: ok=%s acked=%d batches=%d error=%s", result.ok, result.acked, result.batches,
+             result.error)
+    return True
+
+
+def retry_later(due: threading.Event, stop: threading.Event, seconds: float) -> None:
+    def wake():
+        if not stop.wait(seconds):
+            due.set()
+
+    threading.Thread(target=wake, name="sync-retry", daemon=True).start()

@@ -109,5 +109,11 @@ def count_records(store, day: str, kinds: dict[str, int]) -> None:
                          (day, kind, count))
 
 
-def bytes_today(store, day: str) -> int:
-    return int(store.scalar("SELECT coalesce(sum(bytes), 0) FROM sync_usage WHERE day = ?", (day,)) or 0)
+def bytes_today(store, day: str, *, only: str | None = None, without: str | None = None) -> int:
+    """Bytes metered on `day`: all kinds, `only` one kind, or all `without` one kind."""
+    sql, args = "SELECT coalesce(sum(bytes), 0) FROM sync_usage WHERE day = ?", [day]
+    if only is not None:
+        sql, args = sql + " AND kind = ?", args + [only]
+    if without is not None:
+        sql, args = sql + " AND kind != ?", args + [without]
+    return int(store.scalar(sql, args) or 0)

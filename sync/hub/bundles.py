@@ -14,6 +14,8 @@ import tarfile
 from datetime import datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from sync import protocol
 
 KIND = "update_bundle"
@@ -45,8 +47,37 @@ def publish(store, bundle_dir: Path, file: Path, node: str, *, now: datetime) ->
         shutil.copyfile(file, tmp)
         tmp.replace(target)
     payload = {"version": version, "sha256": digest, "size": target.stat().st_size}
-    seq = store.put_downlink(node, KIND, version, 1, json.dumps(payload), now=now)
+    previous = _latest(store).get((node, version))   # published before (maybe withdrawn): a newer item
+    seq = store.put_downlink(node, KIND, version, previous["version"] + 1 if previous else 1, json.dumps(payload),
+                             now=now)
     return {**payload, "cursor": seq}
+
+
+def _latest(store) -> dict[tuple[str, str], dict]:
+    """The newest update_bundle item per (node, version): what the nodes hold."""
+    from .storage import downlink
+
+    with store.engine.connect() as c:
+        rows = c.execute(sa.select(downlink).where(downlink.c.kind == KIND).order_by(downlink.c.seq)).mappings().all()
+    return {(r["node"], r["record_id"]): dict(r) for r in rows}
+
+
+def withdraw(store, bundle_dir: Path, which: str, *, now: datetime) -> list[dict]:
+    """Withdraw a published bundle (by sha256 or version): for every node it was queued for, a newer
+    downlink item of the same id says `withdrawn`, so nodes that have not fetched it do not and a
+    node holding it unapplied in updates/ready drops it. The bytes are no longer served."""
+    out = []
+    for (node, record_id), r in _latest(store).items():
+        doc = json.loads(r["payload"])
+        if doc.get("withdrawn") or which not in (doc.get("sha256"), doc.get("version")):
+            continue
+        payload = {"version": doc["version"], "sha256": doc["sha256"], "size": doc["size"], "withdrawn": True}
+        seq = store.put_downlink(node, KIND, record_id, r["version"] + 1, json.dumps(payload), now=now)
+        out.append({**payload, "node": node, "cursor": seq})
+    for digest in {o["sha256"] for o in out}:
+        if SHA_RE.fullmatch(digest):
+            (bundle_dir / f"{digest}.bundle").unlink(missing_ok=True)
+    return out
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -341,3 +341,21 @@ def user_passwd(node: Node, name: str, generate: bool) -> None:
     click.echo(f"new password for hub user {name}" + (":" if generate else ""))
     if generate:
         click.echo(password)
+
+
+@bundle_group.command("withdraw")
+@click.argument("which", metavar="SHA256|VERSION")
+@click.pass_obj
+def bundle_withdraw(node: Node, which: str) -> None:
+    """Withdraw a published bundle: nodes that have not fetched it never do, nodes holding it
+    unapplied (updates/ready) delete it at their next sync. An already applied one stays applied."""
+    from . import bundles
+    from .service import utcnow
+
+    h = open_hub(node)
+    done = bundles.withdraw(h.store, h.bundle_dir, which, now=utcnow())
+    if not done:
+        _fail(f"no published, not yet withdrawn update bundle {which!r} on this hub "
+              f"(give its version or sha256, as `hub bundle publish` printed)")
+    for d in done:
+        click.echo(f"withdrew update bundle {d['version']} (sha256 {d['sha256']}) for {d['node']} (cursor {d['cursor']})")

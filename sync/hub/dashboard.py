@@ -10,7 +10,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from . import status as node_status
+from . import status as node_status, update_view
 from .storage import HubStore
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ def _row(n: dict[str, Any], info: dict[str, Any], per_day: dict[str, list], prob
         "health": status.get("health") or {},     # as checked; `hub node list --json` prints it
         "health_lines": _health(status.get("health")).get("lines", []),
         "audit_flags": flagged[0] if flagged else 0, "audit_problem": flagged[1] if flagged else "",
+        "last_update": update_view.shown(status.get("health")),   # and why it failed (issue 18)
     }
 
 

@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 from sync import protocol
 
+from . import update_view
+
 INVALID = {"invalid": True}       # stored in place of a field the node sent malformed
 
 
@@ -55,7 +57,7 @@ BIG = 10 ** 12
 DEVICES = {"registered": _int(0, 100000), "silent_7d": _names, "with_errors": _int(0, 100000)}
 HEALTH = {"disk_free_pct": _num(0, 100), "disk_free_mb": _int(0, BIG), "temperature_c": _num(-60, 200),
           "uptime_s": _int(0, BIG), "version": _text(64), "backlog": _int(0, BIG), "update": _text(32),
-          "devices": None}
+          "devices": None, "last_update": update_view.clean}
 FIELDS = {"backlog": _int(0, BIG), "oldest_pending": _time, "quarantined": _int(0, BIG), "conflicts": _int(0, BIG),
           "clock_offset_s": _num(-1e11, 1e11), "software": _text(64), "bytes_today": _int(0, BIG),
           "last_success": _time, "health": None}
