@@ -106,3 +106,10 @@ def followup_indexes(db: sqlite_utils.Database) -> None:
         PRIMARY KEY (year, resident_id, form)) WITHOUT ROWID""")
     from .followup import standing
     standing.rebuild(db.conn)
+
+
+@migration(520, "covering index of the residents the reports and the worklist join")
+def report_residents_index(db: sqlite_utils.Database) -> None:
+    # The report and the worklist join every managed patient to residents for the name, birth date
+    # and whether the record is voided; resident rows are wide, so this lets the join skip them.
+    db.execute("CREATE INDEX residents_report ON residents(id, voided_at, birth_date, name)")
