@@ -108,8 +108,10 @@ def followup_indexes(db: sqlite_utils.Database) -> None:
     standing.rebuild(db.conn)
 
 
-@migration(520, "covering index of the residents the reports and the worklist join")
-def report_residents_index(db: sqlite_utils.Database) -> None:
-    # The report and the worklist join every managed patient to residents for the name, birth date
-    # and whether the record is voided; resident rows are wide, so this lets the join skip them.
+@migration(520, "covering indexes of the management and residents the reports and the worklist join")
+def report_join_indexes(db: sqlite_utils.Database) -> None:
+    # The report and the worklist walk every management (edge/reports/source.py) and join it to
+    # residents for the name, birth date and whether the record is voided; with these two the
+    # join reads index entries only, never the (wide) table rows.
+    db.execute("CREATE INDEX chronic_management_report ON chronic_management(resident_id, disease, since, ended_on)")
     db.execute("CREATE INDEX residents_report ON residents(id, voided_at, birth_date, name)")

@@ -201,4 +201,35 @@ def done_in(store, period: Period) -> list[kpi.Done]:
 
 
 def build_worklist(store, today: date) -> worklist.Worklist:
-    return worklist.from_standings(patients(store), standings(store, today), today)
+    """The worklist from one joined query over followup_standing; by scanning the follow-ups
+    (standings_scan) if any is dated after `today`. Both give what worklist.build gives."""
+    if store.scalar(f"SELECT 1 FROM followups WHERE {LIVE} AND visit_date > ? LIMIT 1", (today.isoformat(),)):
+        return worklist.from_standings(patients(store), standings_scan(store, today), today)
+    return worklist.from_managed(managed_standings(store, today), today)
+
+
+def managed_standings(store, today: date) -> list[worklist.Managed]:
+    """The live residents under management today (Patient.managed_on) with each form's standing
+    from followup_standing, in resident id order (all follow-ups on record are on or before today)."""
+    q_start, y_start, iso = quarter_of(today).start.isoformat(), date(today.year, 1, 1).isoformat(), today.isoformat()
+    none = worklist.Standing(None, False, False)
+    rows: list[worklist.Managed] = []
+    for rid, name, disease, since, i, d, mode, step, nxt, f2f, latest in store.conn.execute(
+            "SELECT c.resident_id, r.name, c.disease, substr(c.since, 1, 10), s.last_id, s.last_date, s.last_mode,"
+            " s.next_step, s.next_visit_date, s.last_f2f_date,"
+            " (SELECT max(a.last_date) FROM followup_standing a WHERE a.resident_id = c.resident_id)"
+            " FROM chronic_management c JOIN residents r ON r.id = c.resident_id"
+            " LEFT JOIN followup_standing s ON s.resident_id = c.resident_id AND s.form = c.disease"
+            " WHERE r.voided_at IS NULL AND substr(c.since, 1, 10) <= ?"
+            " AND (c.ended_on IS NULL OR c.ended_on = '' OR substr(c.ended_on, 1, 10) > ?)"
+            " ORDER BY c.resident_id", (iso, iso)):
+        s = none if d is None else worklist.Standing(
+            Visit(rid, disease, day(d), mode, next_step=step or None, next_visit_date=day(nxt) if nxt else None,
+                  id=i), bool(f2f and f2f >= q_start), d >= y_start)
+        form = (disease, day(since), s)
+        if rows and rows[-1][0] == rid:
+            forms = rows[-1][2]
+            forms.insert(0, form) if disease == HYPERTENSION else forms.append(form)
+        else:
+            rows.append((rid, name, [form], bool(latest and latest >= y_start)))
+    return rows

@@ -79,17 +79,32 @@ def build(patients: Iterable[Patient], visits: Iterable[Visit], today: date) -> 
 
 def from_standings(patients: Iterable[Patient], standings: dict[tuple[str, str], Standing],
                    today: date) -> Worklist:
-    q = quarter_of(today)
     none = Standing(None, False, False)
-    wl = Worklist(today)
+    rows = []
     for p in sorted(patients, key=lambda p: p.resident_id):
-        diseases = [d for d in DISEASES if p.managed_on(d, today)]
-        mine = {d: standings.get((p.resident_id, d), none) for d in diseases}
-        for d, s in mine.items():
-            _place(wl, p, d, s.last, s.seen_quarter, q)
-        if diseases and not any(s.seen_year for s in standings_of(p.resident_id, standings)):
-            lv = max((s.last.visit_date for s in mine.values() if s.last), default=None)
-            wl.not_seen.append(Item(p.resident_id, p.name, ",".join(diseases), lv, None))
+        forms = [(d, p.managed_since(d), standings.get((p.resident_id, d), none))
+                 for d in DISEASES if p.managed_on(d, today)]
+        if forms:
+            rows.append((p.resident_id, p.name, forms,
+                         any(s.seen_year for s in standings_of(p.resident_id, standings))))
+    return from_managed(rows, today)
+
+
+# One patient managed today: (resident id, name, [(disease, management start, standing)] in
+# DISEASES order, seen this year on any form, managed or not). A plain tuple (edge/reports/source.py).
+Managed = tuple[str, str, list[tuple[str, date, Standing]], bool]
+
+
+def from_managed(rows: Iterable[Managed], today: date) -> Worklist:
+    """The worklist from the patients managed today, in resident id order."""
+    q = quarter_of(today)
+    wl = Worklist(today)
+    for rid, name, forms, seen_year in rows:
+        for d, since, s in forms:
+            _place(wl, rid, name, d, since, s.last, s.seen_quarter, q)
+        if not seen_year:
+            lv = max((s.last.visit_date for _d, _s, s in forms if s.last), default=None)
+            wl.not_seen.append(Item(rid, name, ",".join(d for d, _s, _st in forms), lv, None))
     wl.overdue.sort(key=lambda i: -i.days_overdue)
     wl.urgent.sort(key=lambda i: i.due or today)
     return wl
@@ -99,17 +114,18 @@ def standings_of(resident_id: str, standings: dict[tuple[str, str], Standing]) -
     return [standings[(resident_id, d)] for d in DISEASES if (resident_id, d) in standings]
 
 
-def _place(wl: Worklist, p: Patient, disease: str, last: Visit | None, seen_quarter: bool, q) -> None:
+def _place(wl: Worklist, rid: str, name: str, disease: str, since: date, last: Visit | None, seen_quarter: bool,
+           q) -> None:
     today = wl.today
     lv = last.visit_date if last else None
     if last and last.next_step == STEP_URGENT:
-        wl.urgent.append(Item(p.resident_id, p.name, disease, lv, lv + timedelta(days=REVISIT_DAYS),
+        wl.urgent.append(Item(rid, name, disease, lv, lv + timedelta(days=REVISIT_DAYS),
                               max(0, (today - lv).days - REVISIT_DAYS)))
         return
     due = last.next_visit_date if last else None
-    if due is None and last is None and p.managed_since(disease) < q.start:
+    if due is None and last is None and since < q.start:
         due = q.start
     if due is not None and due < today:
-        wl.overdue.append(Item(p.resident_id, p.name, disease, lv, due, (today - due).days))
+        wl.overdue.append(Item(rid, name, disease, lv, due, (today - due).days))
     elif not seen_quarter or (due is not None and due <= q.end):
-        wl.due.append(Item(p.resident_id, p.name, disease, lv, due or q.end))
+        wl.due.append(Item(rid, name, disease, lv, due or q.end))
