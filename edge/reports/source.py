@@ -118,6 +118,7 @@ def year_to_date_scan(store, period: Period) -> dict[tuple[str, str], kpi.YearTo
     return out
 
 
+@lru_cache(maxsize=4096)      # the same few hundred BP values
 def _num(text: str) -> float:
     if text.isdigit():
         return int(text)
@@ -187,7 +188,9 @@ def managed_year_to_date(store, period: Period) -> dict[str, list[kpi.Managed]]:
             " WHERE r.voided_at IS NULL AND substr(c.since, 1, 10) <= ?"
             " AND (c.ended_on IS NULL OR c.ended_on = '' OR substr(c.ended_on, 1, 10) > ?)",
             (period.end.year, end, end)):
-        y = empty if f2f is None else kpi.YearToDate(f2f, _last_bp(bp), _last_fbg(fbg))
+        # only the measurement the disease's control is judged on (kpi._controlled) is parsed
+        y = empty if f2f is None else kpi.YearToDate(f2f, _last_bp(bp) if disease == HYPERTENSION else None,
+                                                     _last_fbg(fbg) if disease == DIABETES else None)
         out.setdefault(disease, []).append((rid, day(since), day(born) if born else None, y))
     return out
 
@@ -212,21 +215,18 @@ def managed_standings(store, today: date) -> list[worklist.Managed]:
     """The live residents under management today (Patient.managed_on) with each form's standing
     from followup_standing, in resident id order (all follow-ups on record are on or before today)."""
     q_start, y_start, iso = quarter_of(today).start.isoformat(), date(today.year, 1, 1).isoformat(), today.isoformat()
-    none = worklist.Standing(None, False, False)
     rows: list[worklist.Managed] = []
-    for rid, name, disease, since, i, d, mode, step, nxt, f2f, latest in store.conn.execute(
-            "SELECT c.resident_id, r.name, c.disease, substr(c.since, 1, 10), s.last_id, s.last_date, s.last_mode,"
-            " s.next_step, s.next_visit_date, s.last_f2f_date,"
+    for rid, name, disease, since, d, step, nxt, f2f, latest in store.conn.execute(
+            "SELECT c.resident_id, r.name, c.disease, substr(c.since, 1, 10), s.last_date, s.next_step,"
+            " s.next_visit_date, s.last_f2f_date,"
             " (SELECT max(a.last_date) FROM followup_standing a WHERE a.resident_id = c.resident_id)"
             " FROM chronic_management c JOIN residents r ON r.id = c.resident_id"
             " LEFT JOIN followup_standing s ON s.resident_id = c.resident_id AND s.form = c.disease"
             " WHERE r.voided_at IS NULL AND substr(c.since, 1, 10) <= ?"
             " AND (c.ended_on IS NULL OR c.ended_on = '' OR substr(c.ended_on, 1, 10) > ?)"
             " ORDER BY c.resident_id", (iso, iso)):
-        s = none if d is None else worklist.Standing(
-            Visit(rid, disease, day(d), mode, next_step=step or None, next_visit_date=day(nxt) if nxt else None,
-                  id=i), bool(f2f and f2f >= q_start), d >= y_start)
-        form = (disease, day(since), s)
+        last = None if d is None else worklist.Last(day(d), step or None, day(nxt) if nxt else None)
+        form = (disease, day(since), last, bool(f2f and f2f >= q_start))
         if rows and rows[-1][0] == rid:
             forms = rows[-1][2]
             forms.insert(0, form) if disease == HYPERTENSION else forms.append(form)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from edge.core.followup.fields import STEP_URGENT
 from edge.core.followup.rules import REVISIT_DAYS
@@ -82,17 +82,25 @@ def from_standings(patients: Iterable[Patient], standings: dict[tuple[str, str],
     none = Standing(None, False, False)
     rows = []
     for p in sorted(patients, key=lambda p: p.resident_id):
-        forms = [(d, p.managed_since(d), standings.get((p.resident_id, d), none))
-                 for d in DISEASES if p.managed_on(d, today)]
+        forms = [(d, p.managed_since(d), s.last, s.seen_quarter)
+                 for d in DISEASES if p.managed_on(d, today) for s in (standings.get((p.resident_id, d), none),)]
         if forms:
             rows.append((p.resident_id, p.name, forms,
                          any(s.seen_year for s in standings_of(p.resident_id, standings))))
     return from_managed(rows, today)
 
 
-# One patient managed today: (resident id, name, [(disease, management start, standing)] in
-# DISEASES order, seen this year on any form, managed or not). A plain tuple (edge/reports/source.py).
-Managed = tuple[str, str, list[tuple[str, date, Standing]], bool]
+class Last(NamedTuple):
+    """What the worklist reads of a patient's last follow-up on a form (a Visit has these too)."""
+    visit_date: date
+    next_step: str | None
+    next_visit_date: date | None
+
+
+# One patient managed today: (resident id, name, [(disease, management start, last follow-up or
+# None, seen face to face this quarter)] in DISEASES order, seen this year on any form, managed or
+# not). Plain tuples: the store builds ~5,000 of them per worklist (edge/reports/source.py).
+Managed = tuple[str, str, list[tuple[str, date, "Visit | Last | None", bool]], bool]
 
 
 def from_managed(rows: Iterable[Managed], today: date) -> Worklist:
@@ -100,11 +108,11 @@ def from_managed(rows: Iterable[Managed], today: date) -> Worklist:
     q = quarter_of(today)
     wl = Worklist(today)
     for rid, name, forms, seen_year in rows:
-        for d, since, s in forms:
-            _place(wl, rid, name, d, since, s.last, s.seen_quarter, q)
+        for d, since, last, seen_quarter in forms:
+            _place(wl, rid, name, d, since, last, seen_quarter, q)
         if not seen_year:
-            lv = max((s.last.visit_date for _d, _s, s in forms if s.last), default=None)
-            wl.not_seen.append(Item(rid, name, ",".join(d for d, _s, _st in forms), lv, None))
+            lv = max((f[2].visit_date for f in forms if f[2]), default=None)
+            wl.not_seen.append(Item(rid, name, ",".join(f[0] for f in forms), lv, None))
     wl.overdue.sort(key=lambda i: -i.days_overdue)
     wl.urgent.sort(key=lambda i: i.due or today)
     return wl
@@ -114,7 +122,7 @@ def standings_of(resident_id: str, standings: dict[tuple[str, str], Standing]) -
     return [standings[(resident_id, d)] for d in DISEASES if (resident_id, d) in standings]
 
 
-def _place(wl: Worklist, rid: str, name: str, disease: str, since: date, last: Visit | None, seen_quarter: bool,
+def _place(wl: Worklist, rid: str, name: str, disease: str, since: date, last: Visit | Last | None, seen_quarter: bool,
            q) -> None:
     today = wl.today
     lv = last.visit_date if last else None
