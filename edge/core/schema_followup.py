@@ -120,3 +120,12 @@ def followup_readings(db: sqlite_utils.Database) -> None:
         reading_id TEXT NOT NULL REFERENCES readings(id),
         PRIMARY KEY (followup_id, version, field, reading_id)) WITHOUT ROWID""")
     db.execute("CREATE INDEX followup_readings_reading ON followup_readings(reading_id)")
+
+
+@migration(521, "covering indexes of the management and residents the reports and the worklist join")
+def report_join_indexes(db: sqlite_utils.Database) -> None:
+    # The report and the worklist walk every management (edge/reports/source.py) and join it to
+    # residents for the name, birth date and whether the record is voided; with these two the
+    # join reads index entries only, never the (wide) table rows.
+    db.execute("CREATE INDEX chronic_management_report ON chronic_management(resident_id, disease, since, ended_on)")
+    db.execute("CREATE INDEX residents_report ON residents(id, voided_at, birth_date, name)")

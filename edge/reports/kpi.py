@@ -108,18 +108,20 @@ def summarise(visits: Iterable[Visit], period: Period) -> dict[tuple[str, str], 
     return out
 
 
-def _standard(p: Patient, disease: str, y: YearToDate, period: Period) -> bool:
-    start = max(period.year_start, p.managed_since(disease))
-    return y.face_to_face >= required_visits(start, period.end)
+def _standard(since: date, y: YearToDate, period: Period, required: dict[date, int]) -> bool:
+    start = max(period.year_start, since)
+    if start not in required:
+        required[start] = required_visits(start, period.end)
+    return y.face_to_face >= required[start]
 
 
-def _controlled(p: Patient, disease: str, y: YearToDate) -> bool:
+def _controlled(birth: date | None, disease: str, y: YearToDate) -> bool:
     """Judged on the last follow-up with a measurement; none (lost to follow-up) = not controlled."""
     if disease == HYPERTENSION:
         if y.last_bp is None:
             return False
         day, _id, sbp, dbp = y.last_bp
-        return bool(rules.bp_controlled(sbp, dbp, rules.age_on(p.birth_date, day)))
+        return bool(rules.bp_controlled(sbp, dbp, rules.age_on(birth, day)))
     return y.last_fbg is not None and bool(rules.glucose_controlled(y.last_fbg[2]))
 
 
@@ -130,33 +132,60 @@ def compute(patients: Iterable[Patient], visits: Iterable[Visit], period: Period
     return from_summaries(patients, summarise(visits, period), in_period, period, readings_by_source)
 
 
+# One managed patient on one form at the period's end: (resident id, management start, birth date,
+# year to date). A plain tuple: the store builds ~5,000 of them per report (edge/reports/source.py).
+Managed = tuple[str, date, "date | None", YearToDate]
+# What the report reads of one follow-up inside the period:
+# (resident id, form, face to face, has an SBP, BP from a device, follow-up id).
+Done = tuple[str, str, bool, bool, bool, str]
+
+
 def from_summaries(patients: Iterable[Patient], ytd: dict[tuple[str, str], YearToDate],
                    in_period: list[Visit], period: Period, readings_by_source: list[dict] | None = None) -> Report:
     """The report from each patient's year to date and the follow-ups inside the period."""
     patients = list(patients)
+    empty = YearToDate()
+    managed = {d: [(p.resident_id, p.managed_since(d), p.birth_date, ytd.get((p.resident_id, d), empty))
+                   for p in patients if is_managed(p, d, period)] for d in DISEASES}
+    done = [(v.resident_id, v.form, v.face_to_face, v.sbp is not None, v.bp_source == "device", v.id)
+            for v in in_period]
+    return from_managed(managed, done, period, readings_by_source)
+
+
+def from_managed(managed: dict[str, list[Managed]], done: Iterable[Done], period: Period,
+                 readings_by_source: list[dict] | None = None) -> Report:
+    """The report from the patients managed at the period's end (per disease) and the follow-ups
+    done inside the period."""
     report = Report(period, readings_by_source=list(readings_by_source or []))
     ind = report.indicators
     everyone: set[str] = set()
-    empty = YearToDate()
+    required: dict[date, int] = {}
+    seen: dict[str, set[str]] = {d: set() for d in DISEASES}
+    counts = {d: {"total": 0, "face_to_face": 0, "phone": 0} for d in DISEASES}
+    bp, device = [], []
+    for rid, form, f2f, has_sbp, from_device, fid in done:
+        if form in counts:
+            seen[form].add(rid)
+            c = counts[form]
+            c["total"] += 1
+            c["face_to_face" if f2f else "phone"] += 1
+        if has_sbp:
+            bp.append(fid)
+            if from_device:
+                device.append(fid)
     for disease in DISEASES:
-        managed = [p for p in patients if is_managed(p, disease, period)]
-        ids = tuple(sorted(p.resident_id for p in managed))
+        mine = managed.get(disease, [])
+        ids = tuple(sorted(m[0] for m in mine))
         everyone.update(ids)
         ind[f"managed_{disease}"] = Indicator(f"managed_{disease}", ids, None)
-        mine = [(p, ytd.get((p.resident_id, disease), empty)) for p in managed]
-        std = tuple(sorted(p.resident_id for p, y in mine if _standard(p, disease, y, period)))
-        ctl = tuple(sorted(p.resident_id for p, y in mine if _controlled(p, disease, y)))
+        std = tuple(sorted(rid for rid, since, _b, y in mine if _standard(since, y, period, required)))
+        ctl = tuple(sorted(rid for rid, _s, birth, y in mine if _controlled(birth, disease, y)))
         ind[f"standard_{disease}"] = Indicator(f"standard_{disease}", std, ids)
         ind[f"control_{disease}"] = Indicator(f"control_{disease}", ctl, ids)
-        done = [v for v in in_period if v.form == disease]
-        ind[f"followups_{disease}"] = Indicator(f"followups_{disease}",
-                                                tuple(sorted({v.resident_id for v in done})), None)
-        report.followups[disease] = {"total": len(done), "face_to_face": sum(v.face_to_face for v in done),
-                                     "phone": sum(not v.face_to_face for v in done)}
+        ind[f"followups_{disease}"] = Indicator(f"followups_{disease}", tuple(sorted(seen[disease])), None)
+        report.followups[disease] = counts[disease]
     ind["managed_total"] = Indicator("managed_total", tuple(sorted(everyone)), None)
-    bp_visits = [v for v in in_period if v.sbp is not None]
-    ind["device_bp"] = Indicator("device_bp", tuple(sorted(v.id for v in bp_visits if v.bp_source == "device")),
-                                 tuple(sorted(v.id for v in bp_visits)))
+    ind["device_bp"] = Indicator("device_bp", tuple(sorted(device)), tuple(sorted(bp)))
     return report
 
 

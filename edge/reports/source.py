@@ -118,6 +118,7 @@ def year_to_date_scan(store, period: Period) -> dict[tuple[str, str], kpi.YearTo
     return out
 
 
+@lru_cache(maxsize=4096)      # the same few hundred BP values
 def _num(text: str) -> float:
     if text.isdigit():
         return int(text)
@@ -159,10 +160,76 @@ def standings_scan(store, today: date) -> dict[tuple[str, str], worklist.Standin
 
 
 def report(store, period: Period, tz: str) -> kpi.Report:
-    return kpi.from_summaries(patients(store), year_to_date(store, period),
-                              visits(store, period.start, period.end, PERIOD_COLUMNS), period,
-                              readings_by_source(store, period, tz))
+    """The period's report. The current period (nothing in its year after its end) reads the kept
+    summaries in one joined query and the period's follow-ups as plain tuples; a past period groups
+    the follow-ups (year_to_date_scan). Both give what kpi.compute gives from every follow-up."""
+    readings = readings_by_source(store, period, tz)
+    if _later_in_year(store, period):
+        return kpi.from_summaries(patients(store), year_to_date_scan(store, period),
+                                  visits(store, period.start, period.end, PERIOD_COLUMNS), period, readings)
+    return kpi.from_managed(managed_year_to_date(store, period), done_in(store, period), period, readings)
+
+
+def _later_in_year(store, period: Period) -> bool:
+    return bool(store.scalar(f"SELECT 1 FROM followups WHERE {LIVE} AND visit_date > ? AND visit_date <= ? LIMIT 1",
+                             (period.end.isoformat(), f"{period.end.year}-12-31")))
+
+
+def managed_year_to_date(store, period: Period) -> dict[str, list[kpi.Managed]]:
+    """disease -> the live residents under management at the period's end (Patient.managed_on),
+    each with its year to date from followup_year: one query, no per-patient objects but the tuple."""
+    end = period.end.isoformat()
+    out: dict[str, list[kpi.Managed]] = {d: [] for d in (HYPERTENSION, DIABETES)}
+    empty = kpi.YearToDate()
+    for rid, disease, since, born, f2f, bp, fbg in store.conn.execute(
+            "SELECT c.resident_id, c.disease, substr(c.since, 1, 10), r.birth_date, y.face_to_face, y.last_bp,"
+            " y.last_fbg FROM chronic_management c JOIN residents r ON r.id = c.resident_id"
+            " LEFT JOIN followup_year y ON y.year = ? AND y.resident_id = c.resident_id AND y.form = c.disease"
+            " WHERE r.voided_at IS NULL AND substr(c.since, 1, 10) <= ?"
+            " AND (c.ended_on IS NULL OR c.ended_on = '' OR substr(c.ended_on, 1, 10) > ?)",
+            (period.end.year, end, end)):
+        # only the measurement the disease's control is judged on (kpi._controlled) is parsed
+        y = empty if f2f is None else kpi.YearToDate(f2f, _last_bp(bp) if disease == HYPERTENSION else None,
+                                                     _last_fbg(fbg) if disease == DIABETES else None)
+        out.setdefault(disease, []).append((rid, day(since), day(born) if born else None, y))
+    return out
+
+
+def done_in(store, period: Period) -> list[kpi.Done]:
+    """The live follow-ups dated inside the period, as kpi.Done tuples (covering index followups_period)."""
+    return store.conn.execute(
+        "SELECT resident_id, form, visit_mode IN ('1','2'), sbp IS NOT NULL, coalesce(bp_source = 'device', 0), id"
+        f" FROM followups WHERE {LIVE} AND visit_date BETWEEN ? AND ?",
+        (period.start.isoformat(), period.end.isoformat())).fetchall()
 
 
 def build_worklist(store, today: date) -> worklist.Worklist:
-    return worklist.from_standings(patients(store), standings(store, today), today)
+    """The worklist from one joined query over followup_standing; by scanning the follow-ups
+    (standings_scan) if any is dated after `today`. Both give what worklist.build gives."""
+    if store.scalar(f"SELECT 1 FROM followups WHERE {LIVE} AND visit_date > ? LIMIT 1", (today.isoformat(),)):
+        return worklist.from_standings(patients(store), standings_scan(store, today), today)
+    return worklist.from_managed(managed_standings(store, today), today)
+
+
+def managed_standings(store, today: date) -> list[worklist.Managed]:
+    """The live residents under management today (Patient.managed_on) with each form's standing
+    from followup_standing, in resident id order (all follow-ups on record are on or before today)."""
+    q_start, y_start, iso = quarter_of(today).start.isoformat(), date(today.year, 1, 1).isoformat(), today.isoformat()
+    rows: list[worklist.Managed] = []
+    for rid, name, disease, since, d, step, nxt, f2f, latest in store.conn.execute(
+            "SELECT c.resident_id, r.name, c.disease, substr(c.since, 1, 10), s.last_date, s.next_step,"
+            " s.next_visit_date, s.last_f2f_date,"
+            " (SELECT max(a.last_date) FROM followup_standing a WHERE a.resident_id = c.resident_id)"
+            " FROM chronic_management c JOIN residents r ON r.id = c.resident_id"
+            " LEFT JOIN followup_standing s ON s.resident_id = c.resident_id AND s.form = c.disease"
+            " WHERE r.voided_at IS NULL AND substr(c.since, 1, 10) <= ?"
+            " AND (c.ended_on IS NULL OR c.ended_on = '' OR substr(c.ended_on, 1, 10) > ?)"
+            " ORDER BY c.resident_id", (iso, iso)):
+        last = None if d is None else worklist.Last(day(d), step or None, day(nxt) if nxt else None)
+        form = (disease, day(since), last, bool(f2f and f2f >= q_start))
+        if rows and rows[-1][0] == rid:
+            forms = rows[-1][2]
+            forms.insert(0, form) if disease == HYPERTENSION else forms.append(form)
+        else:
+            rows.append((rid, name, [form], bool(latest and latest >= y_start)))
+    return rows

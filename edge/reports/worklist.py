@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from edge.core.followup.fields import STEP_URGENT
 from edge.core.followup.rules import REVISIT_DAYS
@@ -79,17 +79,40 @@ def build(patients: Iterable[Patient], visits: Iterable[Visit], today: date) -> 
 
 def from_standings(patients: Iterable[Patient], standings: dict[tuple[str, str], Standing],
                    today: date) -> Worklist:
-    q = quarter_of(today)
     none = Standing(None, False, False)
-    wl = Worklist(today)
+    rows = []
     for p in sorted(patients, key=lambda p: p.resident_id):
-        diseases = [d for d in DISEASES if p.managed_on(d, today)]
-        mine = {d: standings.get((p.resident_id, d), none) for d in diseases}
-        for d, s in mine.items():
-            _place(wl, p, d, s.last, s.seen_quarter, q)
-        if diseases and not any(s.seen_year for s in standings_of(p.resident_id, standings)):
-            lv = max((s.last.visit_date for s in mine.values() if s.last), default=None)
-            wl.not_seen.append(Item(p.resident_id, p.name, ",".join(diseases), lv, None))
+        forms = [(d, p.managed_since(d), s.last, s.seen_quarter)
+                 for d in DISEASES if p.managed_on(d, today) for s in (standings.get((p.resident_id, d), none),)]
+        if forms:
+            rows.append((p.resident_id, p.name, forms,
+                         any(s.seen_year for s in standings_of(p.resident_id, standings))))
+    return from_managed(rows, today)
+
+
+class Last(NamedTuple):
+    """What the worklist reads of a patient's last follow-up on a form (a Visit has these too)."""
+    visit_date: date
+    next_step: str | None
+    next_visit_date: date | None
+
+
+# One patient managed today: (resident id, name, [(disease, management start, last follow-up or
+# None, seen face to face this quarter)] in DISEASES order, seen this year on any form, managed or
+# not). Plain tuples: the store builds ~5,000 of them per worklist (edge/reports/source.py).
+Managed = tuple[str, str, list[tuple[str, date, "Visit | Last | None", bool]], bool]
+
+
+def from_managed(rows: Iterable[Managed], today: date) -> Worklist:
+    """The worklist from the patients managed today, in resident id order."""
+    q = quarter_of(today)
+    wl = Worklist(today)
+    for rid, name, forms, seen_year in rows:
+        for d, since, last, seen_quarter in forms:
+            _place(wl, rid, name, d, since, last, seen_quarter, q)
+        if not seen_year:
+            lv = max((f[2].visit_date for f in forms if f[2]), default=None)
+            wl.not_seen.append(Item(rid, name, ",".join(f[0] for f in forms), lv, None))
     wl.overdue.sort(key=lambda i: -i.days_overdue)
     wl.urgent.sort(key=lambda i: i.due or today)
     return wl
@@ -99,17 +122,18 @@ def standings_of(resident_id: str, standings: dict[tuple[str, str], Standing]) -
     return [standings[(resident_id, d)] for d in DISEASES if (resident_id, d) in standings]
 
 
-def _place(wl: Worklist, p: Patient, disease: str, last: Visit | None, seen_quarter: bool, q) -> None:
+def _place(wl: Worklist, rid: str, name: str, disease: str, since: date, last: Visit | Last | None, seen_quarter: bool,
+           q) -> None:
     today = wl.today
     lv = last.visit_date if last else None
     if last and last.next_step == STEP_URGENT:
-        wl.urgent.append(Item(p.resident_id, p.name, disease, lv, lv + timedelta(days=REVISIT_DAYS),
+        wl.urgent.append(Item(rid, name, disease, lv, lv + timedelta(days=REVISIT_DAYS),
                               max(0, (today - lv).days - REVISIT_DAYS)))
         return
     due = last.next_visit_date if last else None
-    if due is None and last is None and p.managed_since(disease) < q.start:
+    if due is None and last is None and since < q.start:
         due = q.start
     if due is not None and due < today:
-        wl.overdue.append(Item(p.resident_id, p.name, disease, lv, due, (today - due).days))
+        wl.overdue.append(Item(rid, name, disease, lv, due, (today - due).days))
     elif not seen_quarter or (due is not None and due <= q.end):
-        wl.due.append(Item(p.resident_id, p.name, disease, lv, due or q.end))
+        wl.due.append(Item(rid, name, disease, lv, due or q.end))
