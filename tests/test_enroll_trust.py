@@ -62,6 +62,9 @@ def test_node_add_prints_the_hub_key_fingerprint_and_enrollment_with_it_brings_t
     assert cert.subject.rfc4514_string() == "CN=clinic-a"
     # the node then syncs over TLS, verifying the hub against the pinned county root
     assert clinic_edge(sync_env(env), "sync", "--once", check=False).returncode == 0
+    # and `doctor` reaches the hub the same way (it once checked it without the county root)
+    findings = json.loads(clinic_edge(env, "doctor", "--json", check=False).stdout)
+    assert next(f for f in findings if f["check"] == "hub")["level"] == "ok"
 
 
 def test_a_hub_with_another_key_is_refused_and_nothing_is_enrolled(env, data_dir, two_hubs):

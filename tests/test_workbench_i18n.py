@@ -37,6 +37,15 @@ def test_every_workbench_message_has_a_chinese_translation():
     assert not missing, f"add these to messages.po: {sorted(missing)}"
 
 
+def test_a_catalog_cut_by_a_power_loss_is_compiled_again(tmp_path):
+    """After a power cut the compiled catalog can come back empty under its name (and newer than
+    its source): an empty .mo would break every page, so it is compiled again."""
+    mo = i18n.compiled(tmp_path).joinpath("zh/LC_MESSAGES/messages.mo")
+    mo.write_bytes(b"")
+    i18n.compiled(tmp_path)
+    assert mo.stat().st_size > 1000
+
+
 def test_login_page_is_chinese_by_default_and_english_on_request(node, tmp_path):
     assert i18n.compiled(tmp_path).joinpath("zh/LC_MESSAGES/messages.mo").exists()
     c = create_app(node=node).test_client()

@@ -9,6 +9,7 @@ import os
 import platform
 import socket
 import sqlite3
+import ssl
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -169,8 +170,10 @@ def hub(node: Node, now, sys_root) -> list[Finding]:
         return [Finding("hub", "warning", "this node is not enrolled with a county hub",
                         "write clinic-edge.toml onto the boot partition, or run clinic-edge enroll --hub URL --code CODE")]
     url = rows[0]["hub_url"]
+    ca = node.data_dir / "tls" / "county-ca.pem"   # the county root pinned at enrollment (docs/tls.md)
+    context = ssl.create_default_context(cafile=str(ca)) if url.startswith("https:") and ca.exists() else None
     try:
-        urllib.request.urlopen(url, timeout=5).close()
+        urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=5, context=context).close()
     except urllib.error.HTTPError:
         pass  # it answered
     except OSError as e:

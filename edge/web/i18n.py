@@ -11,18 +11,23 @@ SOURCE = Path(__file__).parent / "translations"
 
 
 def compiled(target: Path, source: Path = SOURCE) -> Path:
-    """Compile every <lang>/LC_MESSAGES/messages.po under source into target (when newer)."""
+    """Compile every <lang>/LC_MESSAGES/messages.po under source into target (when newer).
+
+    Written durably (edge.core.durable): a .mo cut by a power loss comes back empty under its
+    name, and an empty catalog breaks every page; an empty one is also compiled again."""
+    import io
+
+    from edge.core import durable
+
     for po in source.glob("*/LC_MESSAGES/messages.po"):
         mo = target / po.relative_to(source).with_suffix(".mo")
-        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+        if mo.exists() and mo.stat().st_size and mo.stat().st_mtime >= po.stat().st_mtime:
             continue
-        mo.parent.mkdir(parents=True, exist_ok=True)
         with po.open("rb") as f:
             catalog = read_po(f)
-        tmp = mo.with_suffix(".tmp")
-        with tmp.open("wb") as f:
-            write_mo(f, catalog)
-        tmp.replace(mo)
+        out = io.BytesIO()
+        write_mo(out, catalog)
+        durable.write_file(mo, out.getvalue(), 0o644)
     return target
 
 
