@@ -330,6 +330,7 @@ class FaultProxy:
     port: int = 0
     counts: dict = field(default_factory=dict)
     mode: str | None = None          # force one fault for every connection
+    pattern: tuple[str, ...] = ()    # or: the n-th connection gets pattern[n % len(pattern)]
     delay: float = 0.0               # seconds added before each forwarded request (a slow link)
     hub_data: Path | None = None     # a TLS hub's data directory: speak TLS on both sides with its certificates
 
@@ -362,7 +363,9 @@ class FaultProxy:
                 client, _ = self.sock.accept()
             except OSError:
                 return
-            fault = self.mode or self.rng.choice(self.faults)
+            seen = sum(self.counts.values())
+            fault = self.mode or (self.pattern[seen % len(self.pattern)] if self.pattern
+                                  else self.rng.choice(self.faults))
             self.counts[fault] = self.counts.get(fault, 0) + 1
             threading.Thread(target=self._serve, args=(client, fault), daemon=True).start()
 

@@ -23,6 +23,30 @@ def _node(env: dict[str, str]) -> Node:
     return Node(config_mod.load(env=env))
 
 
+def test_a_link_that_drops_after_every_exchange_is_still_used_to_the_end(env, node, hub):
+    """Issue 17: the failure count starts again after every exchange that succeeds, so a link that
+    answers once and then drops, over and over, carries the whole backlog in one cycle, each retry
+    after the first (shortest) delay, instead of giving up after `attempts` drops in total with
+    ever longer waits."""
+    enroll(env, hub)
+    proxy = FaultProxy(hub.port, hub_data=hub.data, pattern=("pass", "pass", "503")).start()
+    cut = sync_env(env, hub_url=proxy.url, attempts=3, batch_records=2, batch_max_records=2,
+                   chunk_bytes=65536, backoff_base_ms=20)
+    waits: list[float] = []
+    try:
+        flaky = _node(cut)
+        add_records(flaky, 12)
+        result = Cycle(flaky, state.identity(flaky), sleep=waits.append, rand=lambda: 1.0).run()
+        flaky.close()
+    finally:
+        proxy.stop()
+    assert result.error is None and result.ok
+    assert result.acked == 12
+    assert proxy.counts["503"] == result.failures >= 7
+    assert waits == [0.02] * result.failures     # never longer than the first retry delay
+    assert sorted(hub_records(hub)) == sorted(node_records(node))
+
+
 def test_many_rounds_through_a_faulty_link_deliver_every_record_exactly_once(env, node, hub):
     enroll(env, hub)
     proxy = FaultProxy(hub.port, hub_data=hub.data, seed=4, stall_seconds=1.2).start()

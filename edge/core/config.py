@@ -124,7 +124,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "timeout_seconds": Key(int, 30, "seconds before a request is given up, 1-600", lambda v: 1 <= v <= 600),
         "backoff_base_ms": Key(int, 1000, "first retry delay in ms, 1-600000", lambda v: 1 <= v <= 600000),
         "backoff_cap_ms": Key(int, 300000, "longest retry delay in ms, 1-86400000", lambda v: 1 <= v <= 86400000),
-        "attempts": Key(int, 8, "tries per cycle before giving up until the next one, 1-1000",
+        "attempts": Key(int, 8, "failed tries in a row before a cycle gives up until the next one, 1-1000",
                         lambda v: 1 <= v <= 1000),
     },
     "hub": {

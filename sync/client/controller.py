@@ -4,7 +4,9 @@
   carries in CHUNK_SECONDS at the rate just measured), halve after a timeout, a broken
   connection or a 413;
 * every failure waits a capped exponential delay with full jitter, and a cycle gives up after
-  `[sync] attempts` failures (the daemon tries again later; nothing is lost either way);
+  `[sync] attempts` failures in a row (the daemon tries again later; nothing is lost either way);
+  any exchange that succeeds starts the count again, so a link that drops every few seconds is
+  still used between its drops instead of waiting ever longer (issue 17);
 * a batch is uploaded in chunks the hub keeps, so an interrupted large batch resumes at the
   hub's offset instead of starting over;
 * the daily byte budget is checked before every chunk; urgent batches are exempt.
@@ -72,6 +74,7 @@ class Cycle:
             self.client.offset = float(state.get(self.store, "clock_offset_s", 0.0) or 0.0)
         self.sleep, self.rand = sleep, rand
         self.result = CycleResult()
+        self.streak = 0     # failures since the last exchange that succeeded
         self.batch_records = int(state.get(self.store, "batch_records", self.cfg["batch_records"]))
         self.chunk = int(state.get(self.store, "chunk_bytes", self.cfg["chunk_bytes"]))
 
@@ -84,12 +87,13 @@ class Cycle:
 
     def _failed(self, e: Exception) -> None:
         self.result.failures += 1
+        self.streak += 1
         if isinstance(e, LinkError) and e.status is None:   # timed out or broke, not a 5xx answer
             self.chunk = max(MIN_CHUNK, self.chunk // 2)
             self.batch_records = max(1, self.batch_records // 2)
-        if self.result.failures >= self.cfg["attempts"]:
+        if self.streak >= self.cfg["attempts"]:
             raise e
-        wait = backoff_delay(self.result.failures, base=self.cfg["backoff_base_ms"] / 1000,
+        wait = backoff_delay(self.streak, base=self.cfg["backoff_base_ms"] / 1000,
                              cap=self.cfg["backoff_cap_ms"] / 1000, rand=self.rand)
         log.info("sync: %s; retrying in %.1f s", e, wait)
         self.sleep(wait)
@@ -110,9 +114,12 @@ class Cycle:
     def _retrying(self, fn):
         while True:
             try:
-                return fn()
+                done = fn()
             except LinkError as e:
                 self._failed(e)
+                continue
+            self.streak = 0
+            return done
 
     # ---- the cycle ----------------------------------------------------------------------------
     def run(self) -> CycleResult:
