@@ -181,3 +181,26 @@ def test_sync_now_request_file_starts_a_cycle_in_the_daemon(env, node, hub):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
+
+
+def test_after_a_cycle_ends_on_a_broken_link_the_daemon_tries_again_soon(env, node, hub):
+    """Issue 17: a cycle that ended on a dropped link is followed by another within the backoff
+    (here at most a second or two), not by the next backlog check an `interval_seconds` later."""
+    enroll(env, hub)
+    proxy = FaultProxy(hub.port, hub_data=hub.data, mode="503").start()
+    daemon_env = sync_env(env, hub_url=proxy.url, interval_seconds=3600, attempts=2, backoff_base_ms=200,
+                          backoff_cap_ms=1000)
+    add_records(node, 5)
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "sync"], env=daemon_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from conftest import wait_for
+
+        wait_for(lambda: ((node.read_status("sync") or {}).get("last_cycle") or {}).get("link_failed"), 20,
+                 message="a cycle that ended on the broken link")
+        proxy.mode = "pass"                              # the link comes back; nobody presses "sync now"
+        wait_for(lambda: len(hub_records(hub)) == 5, 20, message="records after the link came back")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        proxy.stop()

@@ -56,6 +56,7 @@ class CycleResult:
     failures: int = 0
     error: str | None = None
     budget_exhausted: bool = False
+    link_failed: bool = False       # the cycle ended on a broken link: the daemon tries again soon
     bytes: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -133,6 +134,7 @@ class Cycle:
             self.result.budget_exhausted, self.result.error = True, str(e)
         except (LinkError, HubRefused, HubUntrusted) as e:
             self.result.error = str(e)
+            self.result.link_failed = isinstance(e, LinkError)
         finally:
             self.client.close()
             self._save()

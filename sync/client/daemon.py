@@ -4,6 +4,9 @@ never overlap.
 * a nightly full sync at `[sync] nightly_hour` with a random delay of up to
   `nightly_jitter_minutes` (hundreds of nodes do not hit the county at the same second);
 * an attempt every `interval_seconds` while there is a backlog;
+* after a cycle that ended on a broken link, another one soon: capped exponential backoff from
+  `backoff_base_ms`, at most `interval_seconds`, starting again after any cycle that delivered
+  something, so a link that keeps dropping is used whenever it is up (issue 17);
 * "sync now": anything (the web UI's button) that creates `run/sync-now` in the data directory
   asks for a cycle within two seconds.
 """
@@ -16,7 +19,7 @@ import threading
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from edge.core import disk, sdnotify, watchdog
+from edge.core import backoff, disk, sdnotify, watchdog
 from edge.core.errors import StoreFull
 from edge.core.node import Node
 from edge.core.sync_view import REQUEST_FILE
@@ -66,14 +69,21 @@ def run_daemon(node: Node) -> int:
     heartbeat.start()
     log.info("sync daemon for node %s -> %s (every %s s while there is a backlog)", ident.node, ident.hub_url,
              cfg["interval_seconds"])
+    broken = 0      # cycles in a row that ended on a broken link and delivered nothing
     try:
         while not stop.is_set():
             due.wait()
             if stop.is_set():
                 break
             due.clear()
-            if not one_cycle(node, ident, notify, stop):
+            result = one_cycle(node, ident, notify, stop)
+            if result is None:
                 retry_later(due, stop, cfg["interval_seconds"])
+            elif result.link_failed:
+                broken = 0 if result.acked else broken + 1
+                retry_later(due, stop, retry_delay(broken, cfg))
+            else:
+                broken = 0
     finally:
         notify.stopping()
         heartbeat.stop()
@@ -81,8 +91,15 @@ def run_daemon(node: Node) -> int:
     return 0
 
 
-def one_cycle(node: Node, ident, notify, stop: threading.Event) -> bool:
-    """One cycle and its status; False when the data partition is full (issue 12). A full disk does
+def retry_delay(broken: int, cfg: dict) -> float:
+    """Seconds before the next cycle after one that ended on a broken link (`broken` such cycles in
+    a row that delivered nothing; 0 after one that delivered something)."""
+    cap = min(cfg["backoff_cap_ms"] / 1000, cfg["interval_seconds"])
+    return backoff.delay(broken, base=cfg["backoff_base_ms"] / 1000, cap=cap)
+
+
+def one_cycle(node: Node, ident, notify, stop: threading.Event):
+    """One cycle and its status (the CycleResult); None when the data partition is full (issue 12). A full disk does
     not go away by restarting: the daemon says so (status file, STATUS=, log), keeps the watchdog
     fed (its Heartbeat sees a `watchdog.Waiting` problem) and tries again later, instead of
     crashing into a systemd restart loop."""
@@ -98,11 +115,11 @@ def one_cycle(node: Node, ident, notify, stop: threading.Event) -> bool:
             node.write_status("sync", {"waiting": str(waiting)})
         except OSError:
             pass   # the status file is on the full partition too: STATUS= and the log say it
-        return False
+        return None
     watchdog.tell_waiting(notify, None)
     log.info("sync cycle: ok=%s acked=%d batches=%d error=%s", result.ok, result.acked, result.batches,
              result.error)
-    return True
+    return result
 
 
 def retry_later(due: threading.Event, stop: threading.Event, seconds: float) -> None:
