@@ -285,3 +285,23 @@ def test_glucose_meter_without_racp_whose_context_never_comes_still_stores(store
     p = FakePeripheral(METER, ["1808"], ["2a18", "2a34"], [[{"notify": "2a18", "data": record(9, flags=0x13)}]])
     run(store, FakeAdapter([p]))
     assert len(glucose_rows(store)) == 1 and state.last_sequence(store, "meter1") == 9
+
+
+def test_poison_notifications_are_refused_with_reasons_and_the_good_ones_around_them_stored(store):
+    """Issue 12: bad bytes from a BP monitor (empty, cut short after the flags, flags promising a
+    time stamp and pulse that are not there) never stop the session or the connection manager: each
+    is refused with its reason, the good measurement after them is stored, and the next session
+    stores again. BP_SOME is Nordic's captured vector (module docstring); the bad ones are it cut."""
+    poison = ["", "15", "15bdf0", "1fbdf00b009ff0"]
+    first = [*({"notify": "2a35", "data": p} for p in poison), {"notify": "2a35", "data": BP_SOME}, {"drop": True}]
+    second = [{"notify": "2a35", "data": BP_SOME.replace("bdf0", "c5f0", 1)}, {"drop": True}]
+    conn = run(store, FakeAdapter([bp_monitor(first, second)]), rounds=2)
+    rows = store.query("SELECT value, status FROM readings WHERE device_id = 'bp1' AND code = '8480-6'"
+                       " ORDER BY value")
+    assert [(r["value"], r["status"]) for r in rows] == [(142.0, "valid"), (148.0, "valid")]
+    st = conn.devices["bp1"]
+    assert st.last_reading is not None
+    dev = store.query("SELECT last_error, error_count FROM devices WHERE id = 'bp1'")[0]
+    assert dev["error_count"] == 3      # county IT sees the first three bad frames of a session
+    assert dev["last_error"] == ("Blood Pressure Measurement: 3 bytes end before diastolic (needs bytes 3-4); "
+                                 "flags say it is present")
