@@ -8,17 +8,13 @@ import threading
 
 import click
 
+from edge.core.cli_error import CliError
 from edge.core import devices
 from edge.core.errors import CoreError
 from edge.core.node import Node
 
 from .ble.cli import pair as ble_pair, scan as ble_scan
 from .errors import DriverError
-
-
-def _fail(message: str) -> None:
-    click.echo(f"clinic-edge: {message}", err=True)
-    sys.exit(2)
 
 
 @click.command()
@@ -30,7 +26,7 @@ def ingest(node: Node) -> None:
     try:
         sys.exit(runner.run(node))
     except (CoreError, DriverError) as e:
-        _fail(str(e))
+        raise CliError(str(e))
 
 
 @click.group()
@@ -60,7 +56,7 @@ def device_add(node: Node, device_id, kind, transport, name, resident_id, addres
         if address:
             ble_state.set_address(node.store, device_id, address, now=node.clock.now(), actor="cli")
     except CoreError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     reloaded = broker.reload(node) if transport == "mqtt" else False
     # "reloaded" only when the broker really took the new files: the new account can log in
     taken = bool(reloaded and password and broker.accepts_login(node, device_id, password))
@@ -110,7 +106,7 @@ def device_remove(node: Node, device_id: str) -> None:
     try:
         devices.remove(node.store, device_id, now=node.clock.now(), actor="cli")
     except CoreError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     broker.reload(node)
     click.echo(f"device {device_id} removed; its readings are kept")
 
@@ -147,7 +143,7 @@ def broker_run(node: Node, listen: str | None) -> None:
     try:
         os.execvp(exe, [exe, "-c", str(conf)])
     except OSError as e:
-        _fail(f"cannot start {exe}: {e}. Install it: sudo apt-get install mosquitto")
+        raise CliError(f"cannot start {exe}: {e}. Install it: sudo apt-get install mosquitto")
 
 
 @click.command()

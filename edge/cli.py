@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from edge.core.cli_error import CliError
 from edge.core import audit, config as config_mod
 from edge.core.errors import CoreError
 from edge.core.ingest import latest
@@ -43,11 +44,6 @@ class NodeGroup(click.Group):
         return cmd
 
 
-def _fail(message: str) -> None:
-    click.echo(f"clinic-edge: {message}", err=True)
-    sys.exit(2)
-
-
 @click.group(cls=NodeGroup)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML config file (default: $CLINIC_EDGE_CONFIG, /etc/clinic-edge/config.toml, built-in)")
@@ -63,7 +59,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     try:
         cfg = config_mod.load(config_path)
     except config_mod.ConfigError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     ctx.obj = Node(cfg)
     ctx.call_on_close(ctx.obj.close)
 
@@ -72,7 +68,7 @@ def open_store(node: Node):
     try:
         return node.store
     except CoreError as e:
-        _fail(str(e))
+        raise CliError(str(e))
 
 
 @main.command()
@@ -108,7 +104,7 @@ def backup(node: Node, dest: str) -> None:
     try:
         out = open_store(node).backup(dest)
     except CoreError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     click.echo(f"backup written: {out}")
 
 
@@ -129,12 +125,12 @@ def restore(node: Node, source: str, yes: bool, key_file: str | None) -> None:
     target = node.config.store_path
     holders = processes_using(target)
     if holders:
-        _fail(f"the database {target} is in use by process {', '.join(map(str, holders))}: stop the "
+        raise CliError(f"the database {target} is in use by process {', '.join(map(str, holders))}: stop the "
               f"services first (sudo systemctl stop clinic-edge-web clinic-edge-ingest clinic-edge-sync), "
               f"then restore; nothing was changed")
     if sealed.is_sealed(Path(source)):
         if not key_file:
-            _fail(f"{source} is encrypted to the county backup key: give its private key with --key backup.key")
+            raise CliError(f"{source} is encrypted to the county backup key: give its private key with --key backup.key")
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, plain = tempfile.mkstemp(prefix=".restore-", dir=target.parent)
         try:
@@ -142,14 +138,14 @@ def restore(node: Node, source: str, yes: bool, key_file: str | None) -> None:
                 sealed.unseal_stream(sealed.load_private(Path(key_file)), src, dst, backup.BACKUP_PURPOSE)
             _restore_plain(target, plain, yes, source)
         except CoreError as e:
-            _fail(f"{source}: {e}")
+            raise CliError(f"{source}: {e}")
         finally:
             Path(plain).unlink(missing_ok=True)
         return
     try:
         _restore_plain(target, source, yes, source)
     except CoreError as e:
-        _fail(f"{source} is not a usable backup: {e}")
+        raise CliError(f"{source} is not a usable backup: {e}")
 
 
 def _restore_plain(target: Path, plain: str, yes: bool, source: str) -> None:
@@ -173,7 +169,7 @@ def backup_key(out_dir: Path) -> None:
     try:
         public = sealed.make_keypair(out_dir / "backup.key", out_dir / "backup.pub")
     except CoreError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     click.echo(f"{out_dir / 'backup.pub'}: {public}")
     click.echo(f"{out_dir / 'backup.key'}: keep it offline; `clinic-edge restore --key` needs it", err=True)
 

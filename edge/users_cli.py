@@ -5,14 +5,10 @@ import sys
 
 import click
 
+from edge.core.cli_error import CliError
 from edge.core import accounts
 from edge.core.errors import CoreError
 from edge.core.node import Node
-
-
-def _fail(message: str) -> None:
-    click.echo(f"clinic-edge: {message}", err=True)
-    sys.exit(2)
 
 
 def _password(generate: bool, from_stdin: bool) -> tuple[str, bool]:
@@ -43,7 +39,7 @@ def add(node: Node, username: str, role: str, display_name: str, generate: bool,
         u = accounts.add(node.store, username, password, role=role, display_name=display_name,
                          now=node.clock.now(), actor="cli")
     except CoreError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     click.echo(f"user {u.username} added ({u.role})")
     if shown:
         click.echo(f"password: {password}")
@@ -60,7 +56,7 @@ def passwd(node: Node, username: str, generate: bool, password_stdin: bool) -> N
     try:
         accounts.set_password(node.store, username, password, now=node.clock.now(), actor="cli")
     except CoreError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     click.echo(f"password of {username} changed")
     if shown:
         click.echo(f"password: {password}")
@@ -74,7 +70,7 @@ def disable(node: Node, username: str) -> None:
     try:
         accounts.set_disabled(node.store, username, True, now=node.clock.now(), actor="cli")
     except CoreError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     click.echo(f"user {username} disabled")
 
 
@@ -86,7 +82,7 @@ def enable(node: Node, username: str) -> None:
     try:
         accounts.set_disabled(node.store, username, False, now=node.clock.now(), actor="cli")
     except CoreError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     click.echo(f"user {username} enabled")
 
 
@@ -98,7 +94,7 @@ def logout_all(node: Node, username: str) -> None:
     try:
         accounts.end_sessions(node.store, username, now=node.clock.now(), actor="cli")
     except CoreError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     click.echo(f"user {username} logged out everywhere")
 
 

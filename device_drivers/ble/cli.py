@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 
 import click
 
+from edge.core.cli_error import CliError
 from edge.core.node import Node
 
 from . import gatt, state
@@ -45,12 +45,12 @@ def scan(node: Node, seconds: float, everything: bool, adapter: str | None, as_j
     try:
         from .bleak_adapter import BleakAdapter
     except ImportError as e:
-        _fail(f"the Bluetooth library is not installed ({e}); install clinic-edge with its dependencies")
+        raise CliError(f"the Bluetooth library is not installed ({e}); install clinic-edge with its dependencies")
     name = adapter or (node.config.driver("ble") or {}).get("adapter", "hci0")
     try:
         rows = nearby(BleakAdapter(name), node.store, seconds, everything=everything)
     except BleLinkError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
@@ -64,11 +64,6 @@ def scan(node: Node, seconds: float, everything: bool, adapter: str | None, as_j
                    + (f"registered as {r['registered_as']}" if r["registered_as"] else
                       f"add: clinic-edge device add ID --transport ble --kind {r['kind'] or 'other'} "
                       f"--address {r['address']}"))
-
-
-def _fail(message: str) -> None:
-    click.echo(f"clinic-edge: {message}", err=True)
-    sys.exit(2)
 
 
 @click.command("pair")
@@ -91,14 +86,14 @@ def pair(node: Node, device: str, passkey: int | None, seconds: float, adapter: 
     try:
         address = address or state.check_address(device)
     except CoreError:
-        _fail(f"{device!r} is neither a registered Bluetooth device with an address nor a Bluetooth address")
+        raise CliError(f"{device!r} is neither a registered Bluetooth device with an address nor a Bluetooth address")
     try:
         from .pairing import pair as pair_device
     except ImportError as e:
-        _fail(f"the D-Bus library is not installed ({e})")
+        raise CliError(f"the D-Bus library is not installed ({e})")
     name = adapter or (node.config.driver("ble") or {}).get("adapter", "hci0")
     try:
         asked = asyncio.run(pair_device(address, adapter=name, passkey=passkey, timeout=seconds))
     except BleLinkError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     click.echo(f"{address} paired and trusted" + (" (it was already paired)" if "already paired" in asked else ""))

@@ -8,14 +8,10 @@ from pathlib import Path
 
 import click
 
+from edge.core.cli_error import CliError
 from edge.core import durable
 from edge.core.errors import CoreError
 from edge.core.node import Node
-
-
-def _fail(message: str, code: int = 2) -> None:
-    click.echo(f"clinic-edge: {message}", err=True)
-    sys.exit(code)
 
 
 @click.group()
@@ -35,11 +31,11 @@ def update_apply(node: Node, bundle_path: Path) -> None:
         out = upd.apply(node, bundle_path)
     except BundleRefused as e:
         upd.record_refused(node, bundle_path, e)
-        _fail(str(e), 3)
+        raise CliError(str(e), 3)
     except UpdateFailed as e:
-        _fail(str(e), 4)
+        raise CliError(str(e), 4)
     except CoreError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     click.echo(f"updated {out.old or '(none)'} -> {out.new}; database backup before the switch: {out.backup}")
 
 
@@ -67,12 +63,12 @@ def update_apply_pending(node: Node) -> None:
         out = upd.apply(node, path)
     except BundleRefused as e:
         upd.record_refused(node, path, e)
-        _fail(f"{e}; moved to {file_under('failed')}", 3)
+        raise CliError(f"{e}; moved to {file_under('failed')}", 3)
     except UpdateFailed as e:
-        _fail(f"{e}; moved to {file_under('failed')}", 4)
+        raise CliError(f"{e}; moved to {file_under('failed')}", 4)
     except CoreError as e:
         upd.record_refused(node, path, e)
-        _fail(f"{e}; moved to {file_under('failed')}")
+        raise CliError(f"{e}; moved to {file_under('failed')}")
     click.echo(f"updated {out.old or '(none)'} -> {out.new}; bundle moved to {file_under('done')}")
 
 
@@ -88,7 +84,7 @@ def update_build(key_path: Path, out: Path, wheel_dir: Path) -> None:
     try:
         m = bundle.build(wheel_dir, bundle.load_private_key(key_path), out)
     except CoreError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     click.echo(f"bundle {out}: version {m.version}, {len(m.wheels)} wheels")
 
 
@@ -101,7 +97,7 @@ def update_keygen(out_dir: Path) -> None:
     try:
         public = bundle.make_release_key(out_dir / "release.key", out_dir / "release.pub")
     except FileExistsError:
-        _fail(f"{out_dir / 'release.key'} exists; refusing to overwrite a release key")
+        raise CliError(f"{out_dir / 'release.key'} exists; refusing to overwrite a release key")
     click.echo(f"release public key: {public}")
 
 
@@ -128,7 +124,7 @@ def backup_nightly(node: Node, any_folder: bool) -> None:
         for p in nightly(node, require_mount=not any_folder):
             click.echo(f"backup written: {p}")
     except CoreError as e:
-        _fail(str(e))
+        raise CliError(str(e))
 
 
 @click.command()
@@ -162,7 +158,7 @@ def firstboot(node: Node, boot_file: Path | None, attempts: int) -> None:
     try:
         result = fb.run(node, boot_file or Path(node.config["appliance"]["boot_file"]), attempts=attempts or None)
     except ProvisioningError as e:
-        _fail(str(e), 3)
+        raise CliError(str(e), 3)
     click.echo(result)
 
 
@@ -176,7 +172,7 @@ def setup_code(node: Node) -> None:
     from .firstboot import announce_setup_code
 
     if not first_admin.pending(node):
-        _fail("setup is finished (the admin chose a password): change it with `clinic-edge user passwd admin`")
+        raise CliError("setup is finished (the admin chose a password): change it with `clinic-edge user passwd admin`")
     hours = node.config["appliance"]["setup_code_hours"]
     code = first_admin.issue_code(node, hours=hours)
     announce_setup_code(code, hours, Path(node.config["appliance"]["boot_file"]).parent)

@@ -6,20 +6,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import date
 from pathlib import Path
 
 import click
 
+from edge.core.cli_error import CliError
 from edge.core.node import Node
 from . import archive, export, source
 from .population import Period, month, parse_period
-
-
-def _fail(message: str) -> None:
-    click.echo(f"clinic-edge: {message}", err=True)
-    sys.exit(2)
 
 
 def _today(node: Node) -> date:
@@ -31,7 +26,7 @@ def _period(node: Node, text: str | None, *, default_last_month: bool) -> Period
         try:
             return parse_period(text)
         except ValueError as e:
-            _fail(str(e))
+            raise CliError(str(e))
     d = _today(node)
     if default_last_month:
         return month(d.year - (d.month == 1), (d.month - 2) % 12 + 1)

@@ -11,16 +11,12 @@ from pathlib import Path
 
 import click
 
+from edge.core.cli_error import CliError
 from edge.core.node import Node
 
 from sync import protocol
 
 from .errors import HubRefused, HubUntrusted, LinkError, SyncError
-
-
-def _fail(message: str, code: int = 2) -> None:
-    click.echo(f"clinic-edge: {message}", err=True)
-    sys.exit(code)
 
 
 @click.command()
@@ -34,17 +30,17 @@ def enroll(node: Node, hub_url: str, code: str, hub_key: str | None, force: bool
     """Create this node's key pair and register it at the hub with a one-time code."""
     existing = node.store.one("SELECT node, hub_url FROM sync_enrollment WHERE id = 1")
     if existing and not force:
-        _fail(f"already enrolled as {existing['node']} at {existing['hub_url']} (use --force to replace)")
+        raise CliError(f"already enrolled as {existing['node']} at {existing['hub_url']} (use --force to replace)")
     try:
         doc = enroll_at(node, hub_url, code, hub_key)
     except HubRefused as e:
-        _fail(f"enrollment refused: {e.reason}")
+        raise CliError(f"enrollment refused: {e.reason}")
     except HubUntrusted as e:
-        _fail(f"enrollment refused: {e}")
+        raise CliError(f"enrollment refused: {e}")
     except protocol.ProtocolError as e:
-        _fail(f"enrollment refused: {e}")
+        raise CliError(f"enrollment refused: {e}")
     except LinkError as e:
-        _fail(f"cannot reach the hub at {hub_url}: {e}")
+        raise CliError(f"cannot reach the hub at {hub_url}: {e}")
     click.echo(f"enrolled as node {doc['node']} at {hub_url}; hub key {protocol.fingerprint(doc['hub_pubkey'])}"
                + ("; node certificate from the county CA" if doc.get("node_cert") else ""))
 
@@ -86,7 +82,7 @@ def sync(ctx: click.Context, once: bool) -> None:
     try:
         sys.exit(run_daemon(node))
     except SyncError as e:
-        _fail(str(e))
+        raise CliError(str(e))
 
 
 def run_once(node: Node) -> int:
@@ -96,14 +92,14 @@ def run_once(node: Node) -> int:
     try:
         ident = state.identity(node)
     except SyncError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     from edge.core.errors import StoreFull
 
     try:
         result = Cycle(node, ident).run()
         node.write_status("sync", {"last_cycle": result.__dict__})
     except StoreFull as e:
-        _fail(f"sync stopped: {e}; free space on the data partition (`clinic-edge doctor`), then sync again", 4)
+        raise CliError(f"sync stopped: {e}; free space on the data partition (`clinic-edge doctor`), then sync again", 4)
     msg = (f"sync: {result.batches} batches, {result.acked} records acknowledged, {result.quarantined} quarantined,"
            f" {result.downlink} downlink, {result.conflicts} conflicts, {result.bytes} bytes")
     click.echo(msg, err=True)
@@ -149,7 +145,7 @@ def export_bundle(node: Node, file: str) -> None:
     try:
         ident = state.identity(node)
     except SyncError as e:
-        _fail(str(e))
+        raise CliError(str(e))
     batches = batcher.build_all(node.store, ident, limit=node.config["sync"]["batch_max_records"],
                                 now=node.clock.now())
     data = protocol.seal_bundle(ident.hub_pubkey, protocol.write_bundle([b.envelope for b in batches]))

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import click
 
+from edge.core.cli_error import CliError
 from edge.core.node import Node
 
 from sync import protocol
 
 
-def _fail(message: str) -> None:
-    click.echo(f"clinic-edge hub: {message}", err=True)
-    sys.exit(2)
+class HubCliError(CliError):
+    """The hub's subcommands refuse as `clinic-edge hub: <why>`."""
+    prog = "clinic-edge hub"
 
 
 def database_url(node: Node) -> str:
@@ -40,7 +41,7 @@ def open_hub(node: Node, *, pool_size: int = 10):
     try:
         store = HubStore(database_url(node), pool_size=pool_size)
     except Exception as e:  # noqa: BLE001 - any driver error: say which URL and why
-        _fail(f"cannot open the hub database {database_url(node)}: {e.__class__.__name__}: {e}")
+        raise HubCliError(f"cannot open the hub database {database_url(node)}: {e.__class__.__name__}: {e}")
     return Hub(store, load_or_create_key(key_path), max_batch_bytes=cfg["max_batch_bytes"],
                code_ttl=timedelta(hours=cfg["code_ttl_hours"]), bundle_dir=node.data_dir / "hub" / "bundles",
                time_window=timedelta(seconds=cfg["time_window_seconds"]),
@@ -111,7 +112,7 @@ def ca_export(node: Node, file: Path | None) -> None:
 
     county = ca_mod.load(hub_dir(node))
     if county is None:
-        _fail("no county CA yet: run `clinic-edge hub ca init` (or start `hub serve` once)")
+        raise HubCliError("no county CA yet: run `clinic-edge hub ca init` (or start `hub serve` once)")
     if file is None:
         click.echo(county.pem.decode(), nl=False)
         return
@@ -144,11 +145,11 @@ def node_add(node: Node, name: str, as_json: bool) -> None:
     from .service import utcnow
 
     if not re.fullmatch(r"[\w.-]{1,64}", name):
-        _fail("a node name is 1-64 letters, digits, '.', '_' or '-'")
+        raise HubCliError("a node name is 1-64 letters, digits, '.', '_' or '-'")
     h = open_hub(node)
     existing = h.store.node(name)
     if existing and existing["pubkey"]:
-        _fail(f"node {name} is already enrolled")
+        raise HubCliError(f"node {name} is already enrolled")
     code = h.add_node(name, now=utcnow())
     hours = int(h.code_ttl.total_seconds() // 3600)
     fp = protocol.fingerprint(h.key)
@@ -192,7 +193,7 @@ def import_bundle(node: Node, file: str) -> None:
     try:
         envelopes = protocol.open_bundle(h.key, Path(file).read_bytes())
     except protocol.ProtocolError as e:
-        _fail(f"{file}: {e}")
+        raise HubCliError(f"{file}: {e}")
     stored = failed = 0
     for raw in envelopes:
         try:
@@ -242,9 +243,9 @@ def push(node: Node, node_name: str, kind: str, record_id: str, version: int, pa
     try:
         doc = json.loads(payload)
     except ValueError as e:
-        _fail(f"--payload is not JSON: {e}")
+        raise HubCliError(f"--payload is not JSON: {e}")
     if not isinstance(doc, dict) or not KIND_RE.fullmatch(kind):
-        _fail("--payload must be a JSON object and KIND lower-case letters")
+        raise HubCliError("--payload must be a JSON object and KIND lower-case letters")
     seq = open_hub(node).store.put_downlink(node_name, kind, record_id, version,
                                             json.dumps(doc, ensure_ascii=False), now=utcnow())
     click.echo(f"queued {kind} {record_id} v{version} for {node_name} (cursor {seq})")
@@ -268,7 +269,7 @@ def bundle_publish(node: Node, file: Path, node_name: str) -> None:
     try:
         doc = bundles.publish(h.store, h.bundle_dir, file, node_name, now=utcnow())
     except bundles.BundleError as e:
-        _fail(str(e))
+        raise HubCliError(str(e))
     click.echo(f"queued update bundle {doc['version']} ({doc['size']} bytes, sha256 {doc['sha256']}) "
                f"for {node_name} (cursor {doc['cursor']})")
 
@@ -296,7 +297,7 @@ def user_add(node: Node, name: str, role: str, generate: bool) -> None:
     try:
         accounts.add(open_hub(node).store, name, password, role=role, now=utcnow())
     except ValidationError as e:
-        _fail(str(e))
+        raise HubCliError(str(e))
     click.echo(f"hub user {name.strip().lower()} ({role}) added" + ("; password:" if generate else ""))
     if generate:
         click.echo(password)
@@ -309,7 +310,7 @@ def audit(node: Node, node_name: str) -> None:
     """The audit heads NODE_NAME reported; exit 1 if one did not extend the anchored chain."""
     heads = open_hub(node).store.audit_heads(node_name, limit=1000)
     if not heads:
-        _fail(f"node {node_name} has reported no audit head yet")
+        raise HubCliError(f"node {node_name} has reported no audit head yet")
     bad = [h for h in heads if h["problem"]]
     good = [h for h in heads if not h["problem"]]
     if good:
@@ -337,7 +338,7 @@ def user_passwd(node: Node, name: str, generate: bool) -> None:
     try:
         accounts.set_password(open_hub(node).store, name, password)
     except ValidationError as e:
-        _fail(str(e))
+        raise HubCliError(str(e))
     click.echo(f"new password for hub user {name}" + (":" if generate else ""))
     if generate:
         click.echo(password)
@@ -355,7 +356,7 @@ def bundle_withdraw(node: Node, which: str) -> None:
     h = open_hub(node)
     done = bundles.withdraw(h.store, h.bundle_dir, which, now=utcnow())
     if not done:
-        _fail(f"no published, not yet withdrawn update bundle {which!r} on this hub "
+        raise HubCliError(f"no published, not yet withdrawn update bundle {which!r} on this hub "
               f"(give its version or sha256, as `hub bundle publish` printed)")
     for d in done:
         click.echo(f"withdrew update bundle {d['version']} (sha256 {d['sha256']}) for {d['node']} (cursor {d['cursor']})")
