@@ -130,7 +130,8 @@ def restore(node: Node, source: str, yes: bool, key_file: str | None) -> None:
               f"then restore; nothing was changed")
     if sealed.is_sealed(Path(source)):
         if not key_file:
-            raise CliError(f"{source} is encrypted to the county backup key: give its private key with --key backup.key")
+            raise CliError(f"{source} is encrypted to the county backup key: "
+                           "give its private key with --key backup.key")
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, plain = tempfile.mkstemp(prefix=".restore-", dir=target.parent)
         try:

@@ -1,6 +1,6 @@
 """The unit files in systemd/: `systemd-analyze verify` finds nothing to say (stderr empty: it
-returns 0 on some mistakes, MACHINE-NOTES.md) and `systemd-analyze security --offline=true` scores
-every service at most 3.5 ("OK")."""
+returns 0 on some mistakes) and `systemd-analyze security --offline=true` scores every service at
+most 3.5 ("OK"); docs/security.md, "Checking the service units"."""
 from __future__ import annotations
 
 import re

@@ -99,7 +99,8 @@ def run_once(node: Node) -> int:
         result = Cycle(node, ident).run()
         node.write_status("sync", {"last_cycle": result.__dict__})
     except StoreFull as e:
-        raise CliError(f"sync stopped: {e}; free space on the data partition (`clinic-edge doctor`), then sync again", 4)
+        raise CliError(f"sync stopped: {e}; free space on the data partition (`clinic-edge doctor`), "
+                       "then sync again", 4)
     msg = (f"sync: {result.batches} batches, {result.acked} records acknowledged, {result.quarantined} quarantined,"
            f" {result.downlink} downlink, {result.conflicts} conflicts, {result.bytes} bytes")
     click.echo(msg, err=True)

@@ -5,8 +5,9 @@
   connection or a 413;
 * every failure waits a capped exponential delay with full jitter, and a cycle gives up after
   `[sync] attempts` failures in a row (the daemon tries again later; nothing is lost either way);
-  any exchange that succeeds starts the count again, so a link that drops every few seconds is
-  still used between its drops instead of waiting ever longer (issue 17);
+  each step that succeeds (the hello, one batch's upload, the pull) starts the count again, so a
+  link that drops every few seconds is used between its drops instead of waiting ever longer
+  (issue 17);
 * a batch is uploaded in chunks the hub keeps, so an interrupted large batch resumes at the
   hub's offset instead of starting over;
 * the daily byte budget is checked before every chunk; urgent batches are exempt.
@@ -75,7 +76,7 @@ class Cycle:
             self.client.offset = float(state.get(self.store, "clock_offset_s", 0.0) or 0.0)
         self.sleep, self.rand = sleep, rand
         self.result = CycleResult()
-        self.streak = 0     # failures since the last exchange that succeeded
+        self.streak = 0     # failures since the last step that succeeded
         self.batch_records = int(state.get(self.store, "batch_records", self.cfg["batch_records"]))
         self.chunk = int(state.get(self.store, "chunk_bytes", self.cfg["chunk_bytes"]))
 
