@@ -96,9 +96,27 @@ class Broker:
         self.stop()
         self.start()
 
-    def reload(self) -> None:
-        self.proc.send_signal(signal.SIGHUP)
-        time.sleep(0.3)
+    def wait_login(self, username: str, password: str, timeout: float = 10.0) -> None:
+        """Until this account can log in (mosquitto re-reads its files shortly after a reload)."""
+        wait_for(lambda: self.accepts(username, password), timeout, interval=0.1,
+                 message=f"the broker to accept {username}")
+
+    def accepts(self, username: str, password: str) -> bool:
+        import paho.mqtt.client as mqtt
+
+        answers: list = []
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{username}"[:23])
+        client.username_pw_set(username, password)
+        client.on_connect = lambda c, u, flags, reason, props: answers.append(reason)
+        try:
+            client.connect("127.0.0.1", self.port, keepalive=5)
+            deadline = time.monotonic() + 2
+            while not answers and time.monotonic() < deadline:
+                client.loop(timeout=0.1)
+            client.disconnect()
+        except OSError:
+            return False
+        return bool(answers) and not answers[0].is_failure
 
 
 @pytest.fixture
@@ -191,10 +209,12 @@ def stored_readings(node) -> list[dict]:
 
 
 def add_device(env: dict[str, str], device_id: str, kind: str = "bp", broker: Broker | None = None) -> str:
-    """Register a device through the CLI; returns its MQTT password."""
+    """Register a device through the CLI (which reloads a running broker); returns its MQTT password
+    once the broker accepts the new account."""
     import json
 
     out = clinic_edge(env, "device", "add", device_id, "--kind", kind, "--json")
+    password = json.loads(out.stdout)["password"]
     if broker is not None:
-        broker.reload()
-    return json.loads(out.stdout)["password"]
+        broker.wait_login(device_id, password)
+    return password

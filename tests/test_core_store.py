@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from edge.core import audit, config as config_mod, devices
+from edge.core import audit, config as config_mod, devices, migrations
 from edge.core.errors import StoreDamaged
 from edge.core.ingest import ingest
 from edge.core.reading import Reading
@@ -26,9 +26,12 @@ def test_store_runs_wal_full_sync_foreign_keys(tmp_path):
     assert s.scalar("PRAGMA journal_mode") == "wal"
     assert s.scalar("PRAGMA synchronous") == 2  # FULL
     assert s.scalar("PRAGMA foreign_keys") == 1
-    assert s.scalar("SELECT count(*) FROM _migrations") >= 1
+    every = sorted(migrations.registered())
+    assert [r[0] for r in s.conn.execute("SELECT version FROM _migrations ORDER BY version")] == every
     s.close()
-    Store(tmp_path / "n.db").close()  # migrations are applied once
+    again = Store(tmp_path / "n.db")  # migrations are applied once
+    assert again.scalar("SELECT count(*) FROM _migrations") == len(every)
+    again.close()
 
 
 def test_a_damaged_database_is_refused_with_how_to_restore(tmp_path, env):

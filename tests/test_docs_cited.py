@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = [p for d in ("edge", "device_drivers", "sync", "tests", "bench", "image") for p in (ROOT / d).rglob("*")
-           if p.suffix in {".py", ".toml", ".html", ".sh", ".yaml", ".md"} and p.is_file()]
+SOURCES = [p for d in ("edge", "device_drivers", "sync", "tests", "bench", "image", "systemd", "security", "docs")
+           for p in (ROOT / d).rglob("*")
+           if p.suffix in {".py", ".toml", ".html", ".sh", ".yaml", ".md", ".service", ".conf", ""} and p.is_file()
+           ] + [ROOT / "README.md", ROOT / "pyproject.toml", ROOT / "run"]
 
 
 def test_no_source_cites_notes_outside_the_repository():

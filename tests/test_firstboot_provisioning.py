@@ -11,13 +11,13 @@ import re
 import stat
 import subprocess
 import sys
-import time
+import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from conftest import clinic_edge, free_port, wait_port
+from conftest import clinic_edge, free_port, wait_for, wait_port
 from edge.appliance import firstboot
 from edge.appliance.errors import ProvisioningError
 from edge.core import accounts, config as config_mod
@@ -91,6 +91,19 @@ def box(tmp_path, env):
     return {**env, "CLINIC_EDGE_CONFIG": str(config)}, boot
 
 
+def _collect(pipe) -> tuple[list[str], threading.Thread]:
+    """The lines a child writes to `pipe`, gathered by a thread as they come (until it closes)."""
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in iter(pipe.readline, ""):
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return lines, reader
+
+
 def _mode(p: Path) -> int:
     return stat.S_IMODE(p.stat().st_mode)
 
@@ -101,11 +114,14 @@ def test_first_boot_waits_for_the_hub_enrolls_and_removes_the_secrets(hub, box):
     (boot / "clinic-edge.toml").write_text(hub.boot_file("shiqiao"))
     proc = subprocess.Popen([sys.executable, "-m", "edge", "firstboot", "--boot-file", str(boot / "clinic-edge.toml")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # the first attempt finds no hub: the link is "not up yet"
+    (stdout, out_reader), (stderr, err_reader) = _collect(proc.stdout), _collect(proc.stderr)
+    # the first attempt finds no hub (the link is "not up yet"); the hub comes up once it said so
+    wait_for(lambda: "retrying" in "".join(stderr), timeout=60, message="the first attempt to fail")
     hub.start()
-    out, err = proc.communicate(timeout=90)
+    proc.wait(timeout=90)
+    out_reader.join(10), err_reader.join(10)
+    out, err = "".join(stdout), "".join(stderr)
     assert proc.returncode == 0, err
-    assert "retrying" in err
     # enrolled, keys made and private
     status = json.loads(clinic_edge(env, "sync", "status", "--json").stdout)
     assert status["enrolled"] and status["hub"] == hub.url

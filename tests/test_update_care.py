@@ -6,10 +6,13 @@ import json
 import sqlite3
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from conftest import add_device, clinic_edge, wait_for
-from edge.core import sealed
+from edge.appliance.backup import nightly
+from edge.core import config as config_mod, sealed
+from edge.core.node import Node
 from test_mqtt_durability import Publisher, stored_seconds
 
 
@@ -44,11 +47,14 @@ def test_backup_while_ingest_writes_then_restore_round_trip(env, data_dir, node,
     writer.start()
     try:
         wait_for(lambda: len(stored_seconds(data_dir)) > 100, timeout=20, message="ingest writing")
-        backups = []
-        for _ in range(3):  # three nights; only the newest two are kept, here and on the USB drive
-            out = clinic_edge(env, "backup-nightly", "--any-folder")
-            backups.append(Path(out.stdout.splitlines()[0].split(": ", 1)[1]))
-            time.sleep(1.1)  # backups are named by the second
+        # three nights (the backups are named by their time); only the newest two are kept, here
+        # and on the USB drive
+        box = Node(config_mod.load(env=env))
+        try:
+            backups = [nightly(box, now=datetime(2026, 5, day, 2, 0, tzinfo=timezone.utc), require_mount=False)[0]
+                       for day in (1, 2, 3)]
+        finally:
+            box.close()
     finally:
         stop.set()
         writer.join()

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import pytest
 
 from edge.core import accounts
-from tests.conftest import ARTIFACTS, add_device, free_port, wait_port
+from tests.conftest import ARTIFACTS, add_device, free_port, wait_for, wait_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -133,11 +133,14 @@ def test_doctor_registers_finds_measures_and_assigns(web, browser, broker, env):
     page.wait_for_selector("#measuring-start")
     publish_bp(broker, bp_password, 138, 86, 70)
     page.goto(web + "/inbox")
-    for _ in range(50):
+
+    def in_inbox():
         if page.query_selector(".inbox-item"):
-            break
-        time.sleep(0.2)
+            return True
         page.reload()
+        return False
+
+    wait_for(in_inbox, timeout=15, interval=0.2, message="the reading in the inbox")
     assert "138" in page.inner_text(".inbox-item")
     shot(page, "07-inbox")
     page.fill(".inbox-item input.pick", "zs")

@@ -35,7 +35,7 @@ def test_pages_and_api_need_a_login(app):
     c = app.test_client()
     assert c.get("/").status_code == 302 and "/login" in c.get("/").location
     assert c.get("/api/v1/readings").status_code == 401
-    assert c.get("/healthz").status_code == 200         # county IT's probe stays open
+    assert c.get("/healthz").status_code == 200 and c.get("/healthz").json["ok"]   # county IT's probe stays open
 
 
 def test_session_cookie_is_httponly_and_samesite(app):
@@ -48,8 +48,8 @@ def test_session_cookie_is_httponly_and_samesite(app):
 def test_form_post_without_csrf_token_is_refused(app, node):
     c = login(app.test_client())
     r = c.post("/residents/new", data={"name": "张三", "sex": "1", "birth_date": "1950-01-01"})
-    assert (r.status_code, r.location) == (303, "/")           # back, with the reason shown
-    assert 'class="flash flash-error"' in c.get("/").text
+    assert (r.status_code, r.location) == (303, "/")            # back to a page, saying why
+    assert '<p class="flash flash-error" role="status">表单已过期或来源不明，请刷新页面后重试。</p>' in c.get("/").text
     assert node.store.scalar("SELECT count(*) FROM residents") == 0
     r = c.post("/api/v1/residents", json={"name": "张三", "sex": "1", "birth_date": "1950-01-01"})
     assert r.status_code == 400 and r.json["error"] == "csrf"
