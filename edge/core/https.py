@@ -11,6 +11,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 
+# Connections the kernel holds for the server before it accepts them. cheroot's default of 5
+# drops a burst (300 nodes syncing when the county link returns, forty browsers at once) at the
+# door; the kernel caps this at net.core.somaxconn (docs/api.md, "Connections").
+BACKLOG = 1024
+
+
 class CherootService:
     """What edge.core.watchdog.serve_notified runs: the socket is bound before READY=1."""
 
@@ -20,6 +26,7 @@ class CherootService:
 
         self.server = wsgi.Server((host, port), app, numthreads=threads, server_name=name, timeout=60,
                                   shutdown_timeout=10, accepted_queue_size=max(100, threads * 4))
+        self.server.request_queue_size = BACKLOG
         # a body over max_body is refused with 413 from its Content-Length, before it is read (0: no limit)
         self.server.max_request_body_size = max_body
         if cert is not None:
