@@ -78,7 +78,7 @@ def serve(node: Node, listen: str | None) -> None:
                f"hub key fingerprint {protocol.fingerprint(h.key)}; county CA {county.dir / 'county-ca.pem'}",
                err=True)
     service = CherootService(create_app(h, ca=county, server_names=names), host.strip("[]"), int(port),
-                             threads=threads, cert=cert, key=key, name="clinic-edge-hub", max_body=body_limit(h))
+                             threads=threads, cert=cert, key=key, name="ce-hub", max_body=body_limit(h))
     from edge.core import watchdog  # systemd Type=notify + WatchdogSec (issue 8)
 
     watchdog.serve_notified(service, lambda: None)

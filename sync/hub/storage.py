@@ -271,6 +271,13 @@ class HubStore:
                              .where(downlink.c.node.in_([node, "*"])).order_by(downlink.c.seq).limit(limit))
             return [dict(r) for r in rows.mappings()]
 
+    def downlink_head(self, node: str) -> int:
+        """The newest downlink cursor for this node (0: none yet), which every signed answer carries
+        so a node whose cursor is there skips the pull (issue 17.4)."""
+        with self.engine.connect() as c:
+            return c.execute(sa.select(sa.func.max(downlink.c.seq))
+                             .where(downlink.c.node.in_([node, "*"]))).scalar() or 0
+
     def setting(self, key: str, make) -> str:
         """A hub-wide value, made by `make()` the first time (every worker then reads the same one)."""
         with self.begin() as c:
