@@ -71,12 +71,14 @@ def registered() -> dict[int, tuple[str, Callable]]:
 def apply(store: "Store") -> list[int]:
     """Apply what is missing. Safe when several services start at once on the same file: whether
     a version is applied is read inside that version's own write transaction (BEGIN IMMEDIATE),
-    so a second process waits for the first and then finds it done."""
+    so a second process waits for the first and then finds it done. Every part's migrations are
+    found before anything is written, so a MigrationConflict leaves the file as it was."""
+    found = registered()
     with store.atomic() as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS _migrations "
                      "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
     applied = []
-    for version, (name, fn) in registered().items():
+    for version, (name, fn) in found.items():
         if _is_applied(store.conn, version):  # cheap read first: the usual start applies nothing
             continue
         with store.atomic() as conn:
