@@ -31,7 +31,6 @@ SCHEMA_MODULES = [
 ]
 
 _REGISTRY: dict[int, tuple[str, Callable]] = {}
-_discovered = False
 
 
 def migration(version: int, name: str) -> Callable[[Callable], Callable]:
@@ -59,12 +58,9 @@ def run_statements(db, *statements: str) -> None:
 
 def registered() -> dict[int, tuple[str, Callable]]:
     """Every migration of core and of the packages installed here, by version."""
-    global _discovered
     for module in SCHEMA_MODULES:
         importlib.import_module(module)
-    if not _discovered:   # importing the tables modules registers their migrations
-        parts.load(parts.MIGRATIONS)
-        _discovered = True
+    parts.load(parts.MIGRATIONS)   # importing the packages' tables modules registers their migrations
     return dict(sorted(_REGISTRY.items()))
 
 

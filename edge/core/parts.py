@@ -9,6 +9,7 @@ the part's own bug and is raised.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from importlib.metadata import entry_points
 from typing import Any
@@ -19,7 +20,8 @@ MIGRATIONS = "clinic_edge.migrations"
 STATUS = "clinic_edge.status"
 
 
-def load(group: str) -> list[tuple[str, Any]]:
+@functools.cache   # the installed parts do not change while a process runs (a web request asks each time)
+def load(group: str) -> tuple[tuple[str, Any], ...]:
     """(name, loaded object) of every entry point in `group`, by name; absent packages left out."""
     found = []
     for ep in sorted(entry_points(group=group), key=lambda e: e.name):
@@ -29,7 +31,7 @@ def load(group: str) -> list[tuple[str, Any]]:
             if not _is_the_part(e.name, ep.module):
                 raise
             log.warning("%s %r skipped: %s is not installed on this node", group, ep.name, e.name)
-    return found
+    return tuple(found)
 
 
 def _is_the_part(missing: str | None, module: str) -> bool:

@@ -36,7 +36,7 @@ class Finding:
 
 def contributions() -> list[tuple[str, Any]]:
     """(name, module) of every status contribution installed here, by name."""
-    return parts.load(parts.STATUS)
+    return list(parts.load(parts.STATUS))
 
 
 def contribution(name: str) -> ModuleType | None:
