@@ -3,7 +3,8 @@ their reason, a resident changed on both sides resolved by the doctor, and the "
 import json
 from datetime import datetime, timezone
 
-from edge.core import outbox, sync_view
+from edge.core import outbox
+from sync.client import status as sync_status
 from followup_support import app_client, csrf  # noqa: F401 (fixture)
 
 
@@ -44,5 +45,5 @@ def test_doctor_resolves_a_resident_changed_here_and_at_the_county(app_client):
     assert r.status_code == 303
     assert node.store.scalar("SELECT phone FROM residents WHERE id = 'R1'") == "13722222222"
     assert node.store.scalar("SELECT count(*) FROM outbox WHERE kind = 'resident'") == before + 1
-    assert sync_view.conflicts(node.store) == []
+    assert sync_status.conflicts(node.store) == []
     assert 'data-resident="R1"' not in client.get("/sync").text

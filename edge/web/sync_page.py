@@ -1,6 +1,8 @@
 """The doctor's view of the link to the county (blueprint `sync_page`): is the clinic up to date,
 what was refused and why, residents changed on both sides; "sync now". Imports edge.core only:
-the button leaves a request file the sync daemon picks up within seconds.
+what it shows and does comes from sync's status contribution (`sync.client.status`, found through
+edge/core/status.py; a node without the sync client has no sync page), and the button leaves a
+request file the sync daemon picks up within seconds.
 
   GET  /sync                       status, quarantined records, conflicts
   POST /sync/now                   ask the sync daemon for a cycle now
@@ -13,7 +15,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 
-from edge.core import sync_view
+from edge.core import status
 from . import context
 from .followup import actor, require_login
 
@@ -34,15 +36,21 @@ def sync_badge():
     return {"sync_waiting": waiting, "sync_conflicts": conflicts}
 
 
+def sync_view():
+    """Sync's status contribution; 404 on a node where the sync client is not installed."""
+    return status.contribution("sync") or abort(404)
+
+
 @bp.get("/sync")
 def index():
     node = context.node()
-    return render_template("sync.html", s=sync_view.report(node), conflicts=sync_view.conflicts(node.store))
+    view = sync_view()
+    return render_template("sync.html", s=view.report(node), conflicts=view.conflicts(node.store))
 
 
 @bp.post("/sync/now")
 def now():
-    sync_view.request_now(context.node())
+    sync_view().request_now(context.node())
     flash(gettext("Sync requested."), "info")
     return redirect(url_for("sync_page.index"), 303)
 
@@ -52,6 +60,6 @@ def resolve(conflict_id: int):
     keep = request.form.get("keep")
     if keep not in ("local", "hub"):
         abort(400)
-    sync_view.resolve(context.store(), conflict_id, keep, actor=actor(), now=datetime.now(timezone.utc))
+    sync_view().resolve(context.store(), conflict_id, keep, actor=actor(), now=datetime.now(timezone.utc))
     flash(gettext("Resolved."), "info")
     return redirect(url_for("sync_page.index"), 303)

@@ -25,18 +25,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from edge.core import backoff, config as config_mod, outbox, sync_view
-from edge.core.clock import clinic_today
+from edge.core import backoff, config as config_mod, outbox
 from edge.core.node import Node
 
 from sync import protocol
 
-from . import anchors, batcher, downlink, hello as hello_rule, state, timefix, tls
+from . import anchors, batcher, downlink, hello as hello_rule, state, status, timefix, tls
 from .errors import BudgetExhausted, HubRefused, HubUntrusted, LinkError
 from .transport import HubClient
 
 log = logging.getLogger(__name__)
-SOFTWARE = sync_view.SOFTWARE
 MIN_CHUNK, MAX_CHUNK = 512, 1 << 20
 UPDATE_KIND = "_update"  # what bundle downloads are metered as (sync_usage.kind)
 CHUNK_SECONDS = 2.5     # a chunk should cross the link in about this long: a drop then loses little
@@ -89,7 +87,7 @@ class Cycle:
         return self.node.clock.now()
 
     def day(self) -> str:
-        return clinic_today(self.store, self.node.clock, self.node.config["node"]["timezone"]).isoformat()
+        return self.node.today().isoformat()
 
     def _failed(self, e: Exception) -> None:
         self.result.failures += 1
@@ -326,5 +324,5 @@ class Cycle:
 
 
 def status_report(node: Node) -> dict:
-    """What `sync status --json` prints (edge.core.sync_view, shared with the web UI)."""
-    return sync_view.report(node)
+    """What `sync status --json` prints (sync/client/status.py, shared with the web UI)."""
+    return status.report(node)

@@ -22,7 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 from edge.core import backoff, disk, sdnotify, watchdog
 from edge.core.errors import StoreFull
 from edge.core.node import Node
-from edge.core.sync_view import REQUEST_FILE
+from .status import REQUEST_FILE
 
 from . import state
 from .controller import Cycle
