@@ -119,7 +119,7 @@ def test_a_new_database_upgraded_to_head_has_exactly_the_schema_the_hub_made_bef
     assert schema.change_text(*store.migrated) == "created the hub's tables at revision 0001"
     assert revision_of(fresh) == ["0001"] and schema.state(store.engine).at_head
     assert schema_of(fresh) == schema_of(before)
-    assert len(schema_of(fresh)) >= 11
+    assert len(set(schema_of(fresh)) - {"(sequences)"}) == 11
     # and head is what the code reads and writes (storage.py's tables): Alembic finds no difference
     with store.engine.connect() as c:
         assert compare_metadata(MigrationContext.configure(c), meta) == []
@@ -262,3 +262,27 @@ def test_two_hubs_starting_at_once_on_one_postgresql_database_migrate_it_once(po
     finally:
         for h in hubs:
             h.stop()
+
+
+def test_the_built_wheel_carries_the_revisions_and_migrates_from_outside_the_checkout(tmp_path):
+    """Package data, not a path into the checkout: the wheel's own copy upgrades a database, run
+    from a directory with no alembic.ini."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from appliance_release import base_wheel
+
+    wheel = base_wheel(tmp_path)
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"sync/hub/migrations/env.py",
+            "sync/hub/migrations/versions/0001_hub_schema_before_migrations.py"} <= set(names)
+    unpacked = tmp_path / "installed"
+    zipfile.ZipFile(wheel).extractall(unpacked)
+    (tmp_path / "elsewhere").mkdir()
+    probe = ("from sync.hub import schema; from sync.hub.storage import HubStore; "
+             f"s = HubStore('sqlite:///{tmp_path / 'hub.db'}', pool_size=1); "
+             "print(schema.scripts().dir); print(schema.change_text(*s.migrated))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path / "elsewhere", capture_output=True, text=True,
+                         env={"PYTHONPATH": str(unpacked), "PATH": "/usr/bin:/bin"}, check=True).stdout
+    assert out == f"{unpacked / 'sync' / 'hub' / 'migrations'}\ncreated the hub's tables at revision 0001\n"
