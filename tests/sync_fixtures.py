@@ -110,11 +110,12 @@ class Hub:
         self.database = database
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Hub":
+    def start(self, wait: bool = True) -> "Hub":
         self.log = open(self.data / "hub.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "edge", "hub", "serve"], env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        wait_port(self.port, 20)
+        if wait:
+            wait_port(self.port, 20)
         return self
 
     def stop(self) -> None:

@@ -32,16 +32,22 @@ def database_url(node: Node) -> str:
     return f"sqlite:///{path}"
 
 
+def open_store(node: Node, *, pool_size: int = 10, upgrade: bool = True):
+    """The hub's database, its schema brought to head first unless `upgrade` is False."""
+    from .storage import HubStore
+
+    try:
+        return HubStore(database_url(node), pool_size=pool_size, upgrade=upgrade)
+    except Exception as e:  # noqa: BLE001 - any driver or schema error: say which URL and why
+        raise HubCliError(f"cannot open the hub database {database_url(node)}: {e.__class__.__name__}: {e}")
+
+
 def open_hub(node: Node, *, pool_size: int = 10):
     from .service import Hub, load_or_create_key
-    from .storage import HubStore
 
     cfg = node.config["hub"]
     key_path = Path(cfg["key_file"]) if cfg["key_file"] else node.data_dir / "hub" / "hub.key"
-    try:
-        store = HubStore(database_url(node), pool_size=pool_size)
-    except Exception as e:  # noqa: BLE001 - any driver error: say which URL and why
-        raise HubCliError(f"cannot open the hub database {database_url(node)}: {e.__class__.__name__}: {e}")
+    store = open_store(node, pool_size=pool_size)
     return Hub(store, load_or_create_key(key_path), max_batch_bytes=cfg["max_batch_bytes"],
                code_ttl=timedelta(hours=cfg["code_ttl_hours"]), bundle_dir=node.data_dir / "hub" / "bundles",
                time_window=timedelta(seconds=cfg["time_window_seconds"]),
@@ -58,7 +64,7 @@ def hub() -> None:
 @click.pass_obj
 def serve(node: Node, listen: str | None) -> None:
     """Run the hub with a production WSGI server (cheroot), over HTTPS with the county CA."""
-    from . import ca as ca_mod
+    from . import ca as ca_mod, schema
     from .app import create_app
     from edge.core.https import CherootService
     from .service import utcnow
@@ -74,6 +80,7 @@ def serve(node: Node, listen: str | None) -> None:
     if cfg["tls"]:
         cert, key = county.server_files(names, now=utcnow())
     scheme = "https" if cfg["tls"] else "http"
+    click.echo(f"hub database: {schema.change_text(*h.store.migrated)}", err=True)
     click.echo(f"hub on {scheme}://{host}:{port}/ (database {h.store.engine.url.render_as_string()}); "
                f"hub key fingerprint {protocol.fingerprint(h.key)}; county CA {county.dir / 'county-ca.pem'}",
                err=True)
@@ -360,3 +367,31 @@ def bundle_withdraw(node: Node, which: str) -> None:
               f"(give its version or sha256, as `hub bundle publish` printed)")
     for d in done:
         click.echo(f"withdrew update bundle {d['version']} (sha256 {d['sha256']}) for {d['node']} (cursor {d['cursor']})")
+
+
+@hub.group("db")
+def db_group() -> None:
+    """The hub database's schema: Alembic revisions shipped in sync/hub/migrations (docs/hub.md)."""
+
+
+@db_group.command("current")
+@click.pass_obj
+def db_current(node: Node) -> None:
+    """Show the database's schema revision and this hub's newest; exit 1 if it is not at the newest."""
+    from . import schema
+
+    store = open_store(node, pool_size=1, upgrade=False)
+    st = schema.state(store.engine)
+    click.echo(f"hub database {store.engine.url.render_as_string()}: {st.describe()}")
+    if not st.at_head:
+        sys.exit(1)
+
+
+@db_group.command("upgrade")
+@click.pass_obj
+def db_upgrade(node: Node) -> None:
+    """Bring the database's schema to this hub's newest revision (`hub serve` does so at start)."""
+    from . import schema
+
+    store = open_store(node, pool_size=1)
+    click.echo(f"hub database {store.engine.url.render_as_string()}: {schema.change_text(*store.migrated)}")
