@@ -157,7 +157,7 @@ class Cycle:
         brief = {k: full[k] for k in ("backlog", "oldest_pending", "quarantined", "conflicts", "clock_offset_s",
                                       "software", "bytes_today", "last_success")}
         from edge.core import node_health  # disk, temperature, uptime, devices (issue 8)
-        brief["health"] = node_health.report(self.node)
+        brief["health"] = node_health.report(self.node, now=self.now())
         brief["audit"] = anchors.claim(self.store)
         csr = tls.renewal_csr(self.node.data_dir, now=self.now(), hub_host=self.client.host)
         if csr:   # the node certificate expires soon: the hub signs a new one (docs/tls.md)
