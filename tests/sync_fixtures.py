@@ -265,7 +265,7 @@ def enroll(env: dict[str, str], hub: Hub, name: str = "clinic-a", url: str | Non
 
     from edge.core import config as config_mod
     from edge.core.node import Node
-    from sync.client.cli import enroll_at
+    from sync.client.enrollment import enroll_at
 
     code = f"T{uuid.uuid4().hex[:11].upper()}"
     hub.store().add_node(name, code, now=datetime.now(timezone.utc), ttl=timedelta(hours=1))

@@ -11,8 +11,7 @@ import os
 import platform
 import socket
 import sqlite3
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -31,7 +30,7 @@ OLD_BACKLOG = timedelta(days=3)
 
 
 def examine(node: Node, *, now: datetime | None = None, sys_root: Path = Path("/")) -> list[Finding]:
-    now = now or datetime.now(timezone.utc)
+    now = now or node.clock.now()
     findings: list[Finding] = []
     from .doctor_tls import certificates, plain_mqtt
 
@@ -177,7 +176,7 @@ def last_backup(node: Node, now, sys_root) -> list[Finding]:
     if latest is None:
         return [Finding("backup", "problem", "no nightly backup exists",
                         "systemctl start clinic-edge-backup (and check clinic-edge-backup.timer is enabled)")]
-    age = timedelta(seconds=time.time() - latest.stat().st_mtime)
+    age = now - backup.taken_at(latest)
     usb = Path(node.config["appliance"]["usb_backup_dir"])
     on_usb = (usb / latest.name).exists()
     detail = f"{latest.name}, {age.total_seconds() / 3600:.0f} h old; {'also on' if on_usb else 'NOT on'} the USB drive"

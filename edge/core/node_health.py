@@ -3,7 +3,7 @@ hub's node dashboard: disk, temperature, uptime, version, devices, backlog, last
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from . import outbox, release
@@ -13,7 +13,7 @@ STALE_DEVICE = timedelta(days=7)
 
 
 def report(node, *, now: datetime | None = None, sys_root: Path = Path("/")) -> dict:
-    now = now or datetime.now(timezone.utc)
+    now = now or node.clock.now()
     st = os.statvfs(node.data_dir)
     return {
         "disk_free_pct": round(100 * st.f_bavail / max(st.f_blocks, 1), 1),

@@ -10,8 +10,6 @@ request file the sync daemon picks up within seconds.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 
@@ -60,6 +58,6 @@ def resolve(conflict_id: int):
     keep = request.form.get("keep")
     if keep not in ("local", "hub"):
         abort(400)
-    sync_view().resolve(context.store(), conflict_id, keep, actor=actor(), now=datetime.now(timezone.utc))
+    sync_view().resolve(context.store(), conflict_id, keep, actor=actor(), now=context.node().clock.now())
     flash(gettext("Resolved."), "info")
     return redirect(url_for("sync_page.index"), 303)
