@@ -160,3 +160,20 @@ def reading_hours(db: sqlite_utils.Database) -> None:
         "INSERT INTO reading_hours SELECT substr(effective_time, 1, 13), transport, code, count(*) FROM readings"
         " WHERE status = 'valid' GROUP BY 1, 2, 3",
     )
+
+
+REPORT_INPUTS = ("followups", "chronic_management", "residents")
+
+
+@migration(531, "a token that changes with every change to what the report and the worklist read")
+def report_inputs(db: sqlite_utils.Database) -> None:
+    # edge/reports/cached.py keeps a computed report or worklist while this token is the same.
+    # Every insert, update or delete of a follow-up, a management or a resident draws a new random
+    # token in the same transaction (so a copy or a restore of the database never reuses one for
+    # other contents). Readings are not inputs here: the report adds its readings fresh (530).
+    run_statements(db, "CREATE TABLE report_inputs (id INTEGER PRIMARY KEY CHECK (id = 1), token BLOB NOT NULL)",
+                   "INSERT INTO report_inputs VALUES (1, randomblob(16))")
+    for table in REPORT_INPUTS:
+        for op in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(f"CREATE TRIGGER report_inputs_{table}_{op.lower()} AFTER {op} ON {table}"
+                       " BEGIN UPDATE report_inputs SET token = randomblob(16); END")

@@ -187,14 +187,21 @@ def standings_scan(store, today: date) -> dict[tuple[str, str], worklist.Standin
 
 
 def report(store, period: Period, tz: str) -> kpi.Report:
-    """The period's report. The current period (nothing in its year after its end) reads the kept
-    summaries in one joined query and the period's follow-ups as plain tuples; a past period groups
-    the follow-ups (year_to_date_scan). Both give what kpi.compute gives from every follow-up."""
-    readings = readings_by_source(store, period, tz)
+    """The period's report: its follow-up figures (followup_report) and its readings by source."""
+    r = followup_report(store, period)
+    r.readings_by_source = readings_by_source(store, period, tz)
+    return r
+
+
+def followup_report(store, period: Period) -> kpi.Report:
+    """The period's report without its readings. The current period (nothing in its year after its
+    end) reads the kept summaries in one joined query and the period's follow-ups as plain tuples;
+    a past period groups the follow-ups (year_to_date_scan). Both give what kpi.compute gives from
+    every follow-up."""
     if _later_in_year(store, period):
         return kpi.from_summaries(patients(store), year_to_date_scan(store, period),
-                                  visits(store, period.start, period.end, PERIOD_COLUMNS), period, readings)
-    return kpi.from_managed(managed_year_to_date(store, period), done_in(store, period), period, readings)
+                                  visits(store, period.start, period.end, PERIOD_COLUMNS), period)
+    return kpi.from_managed(managed_year_to_date(store, period), done_in(store, period), period)
 
 
 def _later_in_year(store, period: Period) -> bool:
