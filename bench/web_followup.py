@@ -187,7 +187,7 @@ def measure(node, client, htn: list[str], samples: int, rng: random.Random) -> d
     for name, url in pages.items():     # over HTTP (waitress, keep-alive): kept between changes, then after a save
         results[name] = timed(http, [url] * n)
         results[name + ", after a save"] = timed(http, [url] * n, before=lambda: routine_save(node.store, htn, rng))
-    http.server.close()
+    http.conn.close()         # the server thread is a daemon: it ends with the bench
     save_ms, actions = [], None
     for rid in picked[:40]:     # the pre-filled form submitted unchanged: the routine case
         f = FormFields()
