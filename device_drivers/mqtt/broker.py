@@ -16,9 +16,11 @@ from edge.core import devices, durable
 from edge.core.devices import mosquitto_hash
 from edge.core.node import Node
 
+from . import journal_plugin
+from .journal import journal_dir
+
 READINGS_TOPIC = "devices/{device_id}/readings"
 ERRORS_TOPIC = "devices/{device_id}/errors"
-AUTOSAVE_EVERY_CHANGES = 1   # save the broker's database after every change
 PACKET_OVERHEAD = 1024        # bytes of an MQTT PUBLISH that are not payload, generously
 
 
@@ -84,16 +86,18 @@ def _listener_lines(node: Node, listen: str | None) -> list[str]:
 
 
 def _persistence_lines(d: Path) -> list[str]:
-    """Every message the broker acknowledged is on disk before its next network round: with
-    autosave_on_changes and an interval of 1 the broker rewrites (and fsyncs) its database after
-    each queued message, at the end of the loop iteration that sent the PUBACK (docs/mqtt.md:
-    the exact bound and what it costs in disk writes)."""
-    store_dir = d / "persistence"
-    store_dir.mkdir(exist_ok=True)
-    return ["persistence true",
-            f"persistence_location {store_dir}/",
-            "autosave_on_changes true",
-            f"autosave_interval {AUTOSAVE_EVERY_CHANGES}"]
+    """Every QoS 1 reading a device publishes is in the journal (fdatasync'ed) before the broker
+    sends its PUBACK: the journal plugin does it inside mosquitto, before the PUBACK is sent
+    (docs/mqtt.md, "The broker's journal"). Ingest replays from the journal whatever the broker
+    lost, so mosquitto's own database is not needed for readings and is off: it rewrote the whole
+    queue after each change (and still lost what it had acknowledged since its last save)."""
+    journal = journal_dir(d.parent)
+    journal.mkdir(exist_ok=True)
+    os.chmod(journal, 0o700)
+    return [f"plugin {journal_plugin.plugin_path()}",
+            f"plugin_opt_dir {journal}",
+            f"plugin_opt_topic {READINGS_TOPIC.format(device_id='+')}",
+            "persistence false"]
 
 
 def _limit_lines(node: Node) -> list[str]:
