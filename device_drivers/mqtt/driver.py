@@ -207,6 +207,8 @@ class MqttDriver:
                 batch = self._take_batch()
                 if batch:
                     self._commit(store, batch)
+            if self.progress.done > self._noted:   # a clean stop: the next start replays nothing
+                self._write_watermark()
         finally:
             store.close()
 
@@ -322,13 +324,19 @@ class MqttDriver:
         found = journal.scan(self.journal_dir, epoch=self.progress.epoch, after=self.progress.done)
         self.stats["journal_torn"] = found.torn
         items = [Incoming(REPLAYED, 0, 1, False, r.topic, r.payload, (r.epoch, r.seq)) for r in found.records]
-        for i in range(0, len(items), self.batch_max):
-            if self._stop.is_set():
-                return
-            self._commit(store, items[i:i + self.batch_max])
+        live, self.stats = self.stats, Counter()     # what the replay did is counted apart
+        try:
+            for i in range(0, len(items), self.batch_max):
+                if self._stop.is_set():
+                    break
+                self._commit(store, items[i:i + self.batch_max])
+        finally:
+            replay, self.stats = self.stats, live
+        for key in ("messages", "stored", "duplicates", "rejected_messages"):
+            self.stats[f"journal_{key}"] += replay[key]
         if items and not self._stop.is_set():   # stopped inside a commit: not all were stored
-            self.stats["journal_replayed"] += len(items)
-            log.info("replayed %d record(s) of the broker's journal", len(items))
+            log.info("replayed %d record(s) of the broker's journal: %d reading(s) the broker had lost stored, "
+                     "%d already stored", len(items), replay["stored"], replay["duplicates"])
             last = found.records[-1]
             self.progress.replayed(last.epoch, last.seq)
             self._write_watermark()
