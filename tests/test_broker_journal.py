@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import signal
 import sqlite3
 
@@ -96,3 +97,24 @@ def test_replay_and_live_delivery_store_each_message_once(env, data_dir, broker,
     ingest_proc()
     wait_for(lambda: journal.watermark(journal.journal_dir(data_dir)) is not None, message="the replay")
     assert weights(data_dir) == [60.0, 60.0, 60.1]
+
+
+def test_the_journal_is_rotated_and_what_is_committed_is_removed(env, data_dir, broker, ingest_proc):
+    broker.stop()
+    shutil.rmtree(journal.journal_dir(data_dir))   # the size applies to files the broker makes
+    broker.env["CLINIC_EDGE_BROKER_JOURNAL_SEGMENT_KIB"] = "16"   # ~130 records a file
+    broker.start()
+    password = add_device(env, "scale-1", broker=broker)
+    ingest = ingest_proc()
+    pub = Publisher(broker, "scale-1", password)
+    try:
+        publish_acked(pub, [untimed(n) for n in range(400)])
+    finally:
+        pub.close()
+    wait_for(lambda: len(weights(data_dir)) == 400, timeout=30, message="every weight stored")
+    assert ingest.stop() == 0     # a clean stop notes the watermark: everything is committed
+    d = journal.journal_dir(data_dir)
+    assert journal.watermark(d)[1] == 400
+    [(first, _)] = journal.segments(d)      # only the file the broker appends to is left
+    assert 300 < first <= 400
+    assert journal.scan(d, epoch=journal.watermark(d)[0], after=400).records == []
