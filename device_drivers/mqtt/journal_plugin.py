@@ -1,8 +1,9 @@
 """Where the broker's journal plugin (clinic_journal.c, a mosquitto plugin) is, built when needed.
 
 The shared object is named after a hash of its source, so a changed source is built again:
-- the appliance image builds it into `<venv>/lib/clinic-edge/` (image/setup-root.sh) and carries
-  no compiler;
+- the appliance image builds it on the build host (image/build, cross-compiled for arm64) into
+  `<venv>/lib/clinic-edge/` and carries no compiler; an update whose source is unchanged uses
+  the one of an earlier version (an update that changes the source must bring it: not yet);
 - elsewhere (`./run`, the tests) it is compiled once with `cc` against Debian's mosquitto-dev
   headers into `~/.cache/clinic-edge/` (or $CLINIC_EDGE_PLUGIN_CACHE) and reused.
 docs/mqtt.md, "The broker's journal".
@@ -49,6 +50,10 @@ def plugin_path() -> Path:
     for d in (installed_dir(), cache_dir()):
         if (d / name).is_file():
             return d / name
+    # an appliance update installs a new virtualenv beside the old ones: the same source's
+    # plugin built for an earlier version is the same plugin
+    for other in sorted(installed_dir().parent.parent.parent.glob(f"*/lib/clinic-edge/{name}")):
+        return other
     return build(cache_dir())
 
 
