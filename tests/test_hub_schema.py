@@ -286,3 +286,41 @@ def test_the_built_wheel_carries_the_revisions_and_migrates_from_outside_the_che
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path / "elsewhere", capture_output=True, text=True,
                          env={"PYTHONPATH": str(unpacked), "PATH": "/usr/bin:/bin"}, check=True).stdout
     assert out == f"{unpacked / 'sync' / 'hub' / 'migrations'}\ncreated the hub's tables at revision 0001\n"
+
+
+def test_two_workers_opening_one_new_sqlite_file_at_once_migrate_it_once(tmp_path):
+    """Both workers are held at BEGIN EXCLUSIVE behind a transaction of the test's own; released,
+    one creates the tables and the other, after waiting for its lock, finds them."""
+    import sqlite3
+    import threading
+
+    from sync.hub import schema
+    from sync.hub.storage import HubStore
+
+    path = tmp_path / "hub.db"
+    url = f"sqlite:///{path}"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=WAL")          # as the hub's connections set it
+    holder.execute("BEGIN EXCLUSIVE")
+    at_lock, results = [], []
+
+    def begins(conn, cursor, statement, *_):
+        if statement == "BEGIN EXCLUSIVE":
+            at_lock.append(threading.get_ident())
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", begins)
+    try:
+        workers = [threading.Thread(target=lambda: results.append(schema.change_text(*HubStore(url).migrated)))
+                   for _ in range(2)]
+        for w in workers:
+            w.start()
+        wait_for(lambda: len(at_lock) == 2, 10, message="both workers at BEGIN EXCLUSIVE")
+        holder.execute("COMMIT")
+        for w in workers:
+            w.join(20)
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", begins)
+        holder.close()
+    assert sorted(results) == ["at revision 0001 (head), nothing to change",
+                               "created the hub's tables at revision 0001"]
+    assert revision_of(url) == ["0001"]

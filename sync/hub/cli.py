@@ -369,29 +369,7 @@ def bundle_withdraw(node: Node, which: str) -> None:
         click.echo(f"withdrew update bundle {d['version']} (sha256 {d['sha256']}) for {d['node']} (cursor {d['cursor']})")
 
 
-@hub.group("db")
-def db_group() -> None:
-    """The hub database's schema: Alembic revisions shipped in sync/hub/migrations (docs/hub.md)."""
 
+from .db_cli import db_group  # noqa: E402 - `hub db`, in its own module (it imports this one lazily)
 
-@db_group.command("current")
-@click.pass_obj
-def db_current(node: Node) -> None:
-    """Show the database's schema revision and this hub's newest; exit 1 if it is not at the newest."""
-    from . import schema
-
-    store = open_store(node, pool_size=1, upgrade=False)
-    st = schema.state(store.engine)
-    click.echo(f"hub database {store.engine.url.render_as_string()}: {st.describe()}")
-    if not st.at_head:
-        sys.exit(1)
-
-
-@db_group.command("upgrade")
-@click.pass_obj
-def db_upgrade(node: Node) -> None:
-    """Bring the database's schema to this hub's newest revision (`hub serve` does so at start)."""
-    from . import schema
-
-    store = open_store(node, pool_size=1)
-    click.echo(f"hub database {store.engine.url.render_as_string()}: {schema.change_text(*store.migrated)}")
+hub.add_command(db_group)
