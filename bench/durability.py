@@ -8,7 +8,8 @@ Prints:
 - disk bytes written per reading (write_bytes of /proc/<pid>/io) by the broker and by ingest, at
   1 and 20 readings/s with ingest keeping up, and by the broker while ingest is down (the
   broker rewrites its whole database after each change, so this grows with the queue);
-- p50/p99 publish-to-commit latency at each rate (commit seen by polling the database).
+- p50/p99 publish-to-PUBACK and publish-to-commit latency at each rate (commit seen by polling
+  the database).
 
 usage: .venv/bin/python bench/durability.py [--rounds 10] [--seconds 20]
 """
@@ -93,6 +94,7 @@ class Device:
         self.mid_acked_at: dict[int, float] = {}   # filled by paho's thread (no lock: it would deadlock)
         self.mid_to_n: dict[int, int] = {}
         self.sent_at: dict[int, float] = {}
+        self.sent_mono: dict[int, float] = {}
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="dev-1")
         c.username_pw_set("dev-1", node.password)
         c.max_inflight_messages_set(20)
@@ -115,6 +117,7 @@ class Device:
     def send(self):
         payload = json.dumps([{"bt": T0 + self.n, "n": "8480-6", "u": "mm[Hg]", "v": 100 + self.n % 80}])
         self.sent_at[self.n] = time.perf_counter()
+        self.sent_mono[self.n] = time.monotonic()
         info = self.c.publish("devices/dev-1/readings", payload, qos=1)
         self.mid_to_n[info.mid] = self.n
         self.n += 1
@@ -203,8 +206,13 @@ def steady(rate: float, seconds: float) -> None:
         ingest_b = (proc_io(node.ingest.pid) - i0) / k
         lats = sorted((seen[n] - dev.sent_at[n]) * 1000 for n in seen)
         p50, p99 = lats[len(lats) // 2], lats[min(len(lats) - 1, int(len(lats) * 0.99))]
+        acked = dev.acked_at
+        acks = sorted((acked[n] - dev.sent_mono[n]) * 1000 for n in range(k) if n in acked)
+        a50, a99 = acks[len(acks) // 2], acks[min(len(acks) - 1, int(len(acks) * 0.99))]
         print(f"at {rate:g}/s ({k} readings): bytes written per reading: broker {broker_b:,.0f} B, ingest "
-              f"{ingest_b:,.0f} B; publish -> commit p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+              f"{ingest_b:,.0f} B, together {broker_b + ingest_b:,.0f} B (goal <= 4096, issue 17.1); "
+              f"publish -> PUBACK p50 {a50:.1f} ms, p99 {a99:.1f} ms; publish -> commit p50 {p50:.1f} ms, "
+              f"p99 {p99:.1f} ms")
         # the broker alone, ingest down: every change rewrites the whole queue
         os.kill(node.ingest.pid, signal.SIGKILL)
         node.ingest.wait(10)

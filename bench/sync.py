@@ -285,6 +285,39 @@ def backlog_run(tmp: Path, base: dict, readings: int, followups: int, name: str,
         proc.wait(10)
 
 
+def cycle_costs(tmp: Path, base: dict) -> dict:
+    """The fixed cost of a cycle once the node is in step with the hub: the bytes of a cycle with
+    nothing to send, then of one with a single new reading (issue 17.4's figures)."""
+    d = tmp / "cycle"
+    (d / "hub").mkdir(parents=True)
+    node_env = {**base, "CLINIC_EDGE_DATA": str(d / "node")}
+    fill(node_env, 5, 0)
+    proc, port, hub_env = start_hub(base, d / "hub", f"sqlite:///{d / 'hub' / 'hub.db'}")
+    try:
+        code = cli(hub_env, "hub", "node", "add", "bench-clinic").stdout.strip().splitlines()[-1]
+        assert cli(node_env, "enroll", "--hub", f"http://127.0.0.1:{port}", "--code", code).returncode == 0
+        link = Link(port).start()
+        env = {**node_env, "CLINIC_EDGE_SYNC_HUB_URL": link.url}
+        from sync.client import state
+        from sync.client.controller import Cycle
+
+        costs = {}
+        for name in ("first", "empty", "one reading"):   # cycles as the daemon runs them
+            node = Node(config_mod.load(env=env))
+            if name == "one reading":
+                ingest(node.store, [Reading("bp-1", "8480-6", 128.0, "mm[Hg]", "mqtt", source_key="one")])
+            before = link.bytes
+            result = Cycle(node, state.identity(node), always_hello=False).run()
+            node.close()
+            assert result.ok, result.error
+            costs[name] = link.bytes - before
+        link.stop()
+        return costs
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def ingest_rate(tmp: Path, base: dict, nodes: int, batches_per_node: int, records_per_batch: int) -> dict:
     from sync_fixtures import Postgres
 
@@ -366,6 +399,9 @@ def main() -> None:
             f = backlog_run(tmp, base, 0, args.followups, "followups")
             print(f"follow-ups: {args.followups} follow-ups, {f['bytes']} bytes on the wire "
                   f"= {f['bytes'] / args.followups:.0f} bytes/follow-up", flush=True)
+            c = cycle_costs(tmp, base)
+            print(f"cycle:      first after enrolling {c['first']} B; then nothing to send {c['empty']} B "
+                  f"(target <= 500), one new reading {c['one reading']} B (target <= 800)", flush=True)
         if not args.skip_drain:
             clean = backlog_run(tmp, base, args.readings, args.followups, "clean")
             ideal = clean["bytes"] / LINK_BPS

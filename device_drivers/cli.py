@@ -136,7 +136,12 @@ def broker_run(node: Node, listen: str | None) -> None:
     """Write the broker's files and replace this process with mosquitto."""
     from .mqtt import broker as b
 
-    conf = b.write_files(node, listen)
+    from .mqtt.journal_plugin import JournalPluginError
+
+    try:
+        conf = b.write_files(node, listen)
+    except JournalPluginError as e:
+        raise CliError(str(e))
     exe = node.config["broker"]["mosquitto"]
     node.close()
     b.pid_file(node).write_text(str(os.getpid()))  # exec keeps the pid: this is mosquitto's

@@ -15,7 +15,7 @@ from .errors import DriverError
 
 def ensure_device(store, device_id: str, *, kind: str, transport: str, name: str, now, driver: str) -> bool:
     """Register `device_id` unless it is registered; True when it was registered now."""
-    row = store.one("SELECT removed_at FROM devices WHERE id = ?", (device_id,))
+    row = devices.get(store, device_id, removed=True)
     if row is not None and row["removed_at"] is None:
         return False
     if row is not None:

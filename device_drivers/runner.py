@@ -1,6 +1,7 @@
 """`clinic-edge ingest`: run every enabled driver in one process until SIGTERM/SIGINT.
 
-A driver is an object with start(), stop(), join(timeout), healthy() and status(). Each
+A driver is anything that satisfies `Driver` below (as a BLE stack satisfies
+`device_drivers.ble.adapter.Adapter`); tests/test_driver_protocol.py checks every registered one. Each
 `[drivers.NAME]` section of the config enables the driver registered here under NAME
 (PINNED in the serial issue: astm, mllp, lines, ble); MQTT runs when `[mqtt] enabled`.
 Factories are imported lazily so a missing optional library only affects its own driver.
@@ -11,6 +12,7 @@ import importlib
 import logging
 import signal
 import threading
+from typing import Callable, Protocol, runtime_checkable
 
 from edge.core import sdnotify
 from edge.core.node import Node
@@ -20,7 +22,32 @@ from .errors import DriverError
 
 log = logging.getLogger(__name__)
 
-# name -> "module:factory"; factory(node, table) returns a driver
+
+@runtime_checkable
+class Driver(Protocol):
+    """What the runner needs of a driver; nothing else of it is called from here."""
+
+    name: str                  # its config name; prefixes its status keys
+
+    def start(self) -> None:
+        """Open its store and transport and start its threads; return at once."""
+
+    def stop(self) -> None:
+        """Ask it to stop (from a signal handler): finish the transaction in hand, take no new input."""
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait up to `timeout` s for its threads, then close what it opened."""
+
+    def healthy(self) -> bool:
+        """Working (threads alive, not wedged); false makes the systemd watchdog restart ingest."""
+
+    def status(self) -> dict:
+        """Flat JSON-able counters and states for the status file (`<name>_...` keys)."""
+
+
+# a factory is called (node, table) with its [drivers.NAME] table; "mqtt" with (node) alone
+DriverFactory = Callable[..., Driver]
+# name -> "module:factory"
 DRIVER_FACTORIES: dict[str, str] = {
     "mqtt": "device_drivers.mqtt.driver:MqttDriver",
     "astm": "device_drivers.astm.driver:AstmDriver",
@@ -30,7 +57,7 @@ DRIVER_FACTORIES: dict[str, str] = {
 }
 
 
-def build(node: Node) -> list:
+def build(node: Node) -> list[Driver]:
     drivers = []
     if node.config["mqtt"]["enabled"]:
         drivers.append(_factory("mqtt")(node))
@@ -44,7 +71,7 @@ def build(node: Node) -> list:
     return drivers
 
 
-def _factory(name: str):
+def _factory(name: str) -> DriverFactory:
     module, _, attr = DRIVER_FACTORIES[name].partition(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -76,7 +103,7 @@ def run(node: Node, stop: threading.Event | None = None, *, install_signals: boo
     return 0
 
 
-def _watch(node: Node, drivers: list, stop: threading.Event, every: float = 1.0, refresh: float = 30.0) -> None:
+def _watch(node: Node, drivers: list[Driver], stop: threading.Event, every: float = 1.0, refresh: float = 30.0) -> None:
     """Until stopped: write the status file when a driver's health changes (and every `refresh` s)."""
     last, written = None, 0.0
     clock = 0.0

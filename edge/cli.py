@@ -102,7 +102,7 @@ def readings(node: Node, as_json: bool, limit: int) -> None:
 def backup(node: Node, dest: str) -> None:
     """Copy the database to DEST (a file or folder) with SQLite's online backup; safe while running."""
     try:
-        out = open_store(node).backup(dest)
+        out = open_store(node).backup(dest, now=node.clock.now())
     except CoreError as e:
         raise CliError(str(e))
     click.echo(f"backup written: {out}")

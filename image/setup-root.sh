@@ -11,6 +11,8 @@ python3 -m venv "$PREFIX/$VERSION"
 "$PREFIX/$VERSION/bin/pip" install -q --no-index --no-cache-dir --disable-pip-version-check \
     --find-links "$STAGE/wheels" "clinic-edge==$VERSION"
 ln -sfn "$VERSION" "$PREFIX/current"
+# the broker's journal plugin, built by image/build for this architecture (docs/mqtt.md)
+install -D -m 0755 -t "$PREFIX/$VERSION/lib/clinic-edge" "$STAGE"/plugin/clinic_journal-*.so
 mkdir -p "$PREFIX/$VERSION/share/clinic-edge"
 cp "$STAGE/README.md" "$PREFIX/$VERSION/share/clinic-edge/README.md"
 

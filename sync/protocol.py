@@ -38,6 +38,7 @@ BUNDLE_MAGIC = b"CEBUNDLE1\n"
 SIG_LEN = 64
 MAX_HEADER = 4096
 H_NODE, H_NONCE, H_TIME, H_SIG = "X-CE-Node", "X-CE-Nonce", "X-CE-Time", "X-CE-Signature"
+H_AUTH = "X-CE-Auth"   # "<node> <nonce> <time> <signature>": the four above in one header (docs/api.md)
 H_TOTAL, H_OFFSET = "X-CE-Total", "X-CE-Offset"
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -142,8 +143,22 @@ def response_bytes(nonce: str, body: bytes) -> bytes:
 
 def sign_request(key: Ed25519PrivateKey, method: str, path: str, node: str, nonce: str, sent_at: str,
                  body: bytes) -> dict[str, str]:
+    """The request's signature as one compact header (node names, nonces, times and base64url
+    have no spaces); hubs also take the four separate headers older nodes send."""
     sig = key.sign(request_bytes(method, path, node, nonce, sent_at, body))
-    return {H_NODE: node, H_NONCE: nonce, H_TIME: sent_at, H_SIG: b64(sig)}
+    return {H_AUTH: f"{node} {nonce} {sent_at} {b64(sig)}"}
+
+
+def request_auth(headers) -> tuple[str, str, str, str]:
+    """(node, nonce, time, signature) of a signed request, from X-CE-Auth or the four headers;
+    empty strings for what is missing (the hub refuses it and says which)."""
+    compact = headers.get(H_AUTH, "")
+    if compact:   # only the time may hold a space (a wrong one, which the hub then explains)
+        parts = compact.split(" ")
+        if len(parts) < 4:
+            return ("", "", "", "")
+        return parts[0], parts[1], " ".join(parts[2:-1]), parts[-1]
+    return tuple(headers.get(h, "") for h in (H_NODE, H_NONCE, H_TIME, H_SIG))   # type: ignore[return-value]
 
 
 # ---- signed documents (receipts) -------------------------------------------------------------

@@ -110,11 +110,12 @@ class Hub:
         self.database = database
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Hub":
+    def start(self, wait: bool = True) -> "Hub":
         self.log = open(self.data / "hub.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "edge", "hub", "serve"], env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        wait_port(self.port, 20)
+        if wait:
+            wait_port(self.port, 20)
         return self
 
     def stop(self) -> None:
@@ -264,7 +265,7 @@ def enroll(env: dict[str, str], hub: Hub, name: str = "clinic-a", url: str | Non
 
     from edge.core import config as config_mod
     from edge.core.node import Node
-    from sync.client.cli import enroll_at
+    from sync.client.enrollment import enroll_at
 
     code = f"T{uuid.uuid4().hex[:11].upper()}"
     hub.store().add_node(name, code, now=datetime.now(timezone.utc), ttl=timedelta(hours=1))
@@ -457,3 +458,56 @@ def _read_all(sock: socket.socket) -> bytes:
 
 def utc(y, mo, d, h=0, mi=0) -> datetime:
     return datetime(y, mo, d, h, mi, tzinfo=timezone.utc)
+
+
+class CountingProxy:
+    """A plain TCP relay on loopback that counts every byte both ways and the HTTP requests that
+    cross it (the request lines), keeping connections alive as the node's client does."""
+
+    def __init__(self, upstream: int):
+        self.upstream, self.bytes, self.requests = upstream, 0, []
+        self.lock = threading.Lock()
+
+    def start(self) -> "CountingProxy":
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.sock.close()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.bytes, self.requests = 0, []
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", self.upstream), 10)
+            threading.Thread(target=self._pump, args=(client, up, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, outbound: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                with self.lock:
+                    self.bytes += len(data)
+                    if outbound:
+                        self.requests += [line.split(b" ")[0].decode() + " " + line.split(b" ")[1].decode()
+                                          for line in data.split(b"\r\n") if line.endswith(b" HTTP/1.1")]
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

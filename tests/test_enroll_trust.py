@@ -155,7 +155,7 @@ def test_a_sync_cycle_reuses_one_tls_connection_for_all_its_requests(env, data_d
     node.config["sync"]["batch_records"] = 10
     result = Cycle(node, ident, client=client).run()
     assert result.ok, result.error
-    assert client.requests >= 5 and client.opened == 1
+    assert client.requests >= 4 and client.opened == 1     # hello and the batches; the receipts fold the pull
 
 
 def test_a_certificate_about_to_expire_is_renewed_through_the_signed_hello(env, data_dir, node, two_hubs):

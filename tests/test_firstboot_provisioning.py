@@ -344,3 +344,66 @@ def test_first_boot_keeps_the_analyser_section_of_the_node_config(box):
     assert after["node"]["clinic_name"] == "石桥村卫生室"
     loaded = config_mod.load(env=env)       # the node still starts with it, analyser included
     assert loaded["drivers"]["astm"]["codes"]["GLU"] == {"code": "2339-0", "unit": "mmol/L"}
+
+
+def _boot_node(box) -> Node:
+    env, _boot = box
+    return Node(config_mod.load(env=env))
+
+
+def _first_boot_failure(node: Node, boot_file: Path, attempts: int | None = None) -> tuple[str, dict]:
+    with pytest.raises(ProvisioningError) as failed:
+        firstboot.run(node, boot_file, attempts=attempts, sleep=lambda s: None)
+    return str(failed.value), node.read_status("firstboot") or {}
+
+
+def test_the_enrollment_refusal_reaches_first_boot_as_the_sync_client_worded_it(hub, box, tmp_path, env):
+    """First boot calls the sync client's enrollment (edge/core/enrollment.py): the reason the
+    sync client gives for a refused code is what county IT reads, in the exception (the console)
+    and on /setup (run/firstboot.json), word for word."""
+    from edge.core.enrollment import EnrollmentRefused, enroller
+
+    hub.start()
+    hub.new_code("other-clinic")
+    _env, boot = box
+    boot_file = boot / "clinic-edge.toml"
+    boot_file.write_text(hub.boot_file("x", code="WRONG-CODE-0000"))
+    other_env = {**env, "CLINIC_EDGE_DATA": str(tmp_path / "other-box")}
+    other = Node(config_mod.load(env=other_env))
+    with pytest.raises(EnrollmentRefused) as refused:
+        enroller()(other, hub.url, "WRONG-CODE-0000", hub.fingerprint)
+    other.close()
+    reason = str(refused.value)
+    assert reason == "enrollment refused: unknown enrollment code"
+    node = _boot_node(box)
+    try:
+        text, status = _first_boot_failure(node, boot_file)
+    finally:
+        node.close()
+    assert text == f"the hub refused the enrollment code: {reason}. {firstboot.REFUSED_HINT}"
+    assert (status["state"], status["message"]) == ("refused", text)
+
+
+def test_an_untrusted_hub_and_an_unreachable_one_reach_first_boot_with_the_sync_clients_reason(hub, box):
+    from edge.core.enrollment import HubNotTrusted, HubUnreachable, enroller
+
+    hub.start()
+    _env, boot = box
+    boot_file = boot / "clinic-edge.toml"
+    boot_file.write_text(hub.boot_file("shiqiao", hub_key="cd" * 32))
+    node = _boot_node(box)
+    try:
+        text, status = _first_boot_failure(node, boot_file)
+        assert (status["state"], status["message"]) == ("untrusted", text)
+        with pytest.raises(HubNotTrusted) as untrusted:     # the same hub, key and a valid code
+            enroller()(node, hub.url, hub.new_code("shiqiao-2"), "cd" * 32)
+        assert text == f"the hub was not trusted: {untrusted.value}. {firstboot.UNTRUSTED_HINT}"
+        dead = f"http://127.0.0.1:{free_port()}"
+        boot_file.write_text(BOOT_FILE.format(url=dead, code="ABCD", hub_key=""))
+        text, status = _first_boot_failure(node, boot_file, attempts=2)
+        with pytest.raises(HubUnreachable) as unreachable:
+            enroller()(node, dead, "ABCD", None)
+    finally:
+        node.close()
+    assert text == f"could not reach the hub at {dead} after 2 attempts: {unreachable.value}"
+    assert (status["state"], status["message"], status["last_error"]) == ("unreachable", text, str(unreachable.value))

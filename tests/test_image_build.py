@@ -130,6 +130,10 @@ def test_the_project_is_in_its_versioned_virtualenv(root):
     venv = r / "opt/clinic-edge" / VERSION
     assert (venv / "bin/clinic-edge").exists()
     assert list((venv / "lib").glob(f"python3*/site-packages/clinic_edge-{VERSION}.dist-info"))
+    # the broker's journal plugin, built on the build host for this source; no compiler on the box
+    from device_drivers.mqtt import journal_plugin
+    assert (venv / "lib/clinic-edge" / journal_plugin.file_name()).is_file()
+    assert not (r / "usr/bin/gcc").exists() and not (r / "usr/include/mosquitto_broker.h").exists()
 
 
 def test_the_units_are_installed_enabled_and_verify(root):

@@ -81,3 +81,47 @@ def test_the_node_client_and_the_county_hub_never_import_each_other():
     bad = {f: starts(m, "sync.hub") for f, m in sources("sync/client")}
     bad |= {f: starts(m, "sync.client") for f, m in sources("sync/hub")}
     assert {f: m for f, m in bad.items() if m} == {}
+
+
+def test_core_names_no_module_above_it():
+    """edge.core finds the parts above it through entry points (edge/core/parts.py), never by a
+    module name in its source (an import_module("sync...") would be an arrow running back)."""
+    import re
+
+    above = re.compile(r"(sync|device_drivers)(\.\w+)+(:\w+)?")
+    bad = {}
+    for p in sorted((ROOT / "edge/core").rglob("*.py")):
+        names = [n.value for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+                 if isinstance(n, ast.Constant) and isinstance(n.value, str) and above.fullmatch(n.value)]
+        if names:
+            bad[p.relative_to(ROOT).as_posix()] = names
+    assert bad == {}
+
+
+def contributed_modules() -> set[str]:
+    """The modules named in the migration and status entry-point groups of pyproject.toml."""
+    import tomllib
+
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    return {target.split(":")[0] for group in ("clinic_edge.migrations", "clinic_edge.status")
+            for target in groups[group].values()}
+
+
+def test_tables_and_status_modules_import_only_core():
+    """Core, the web app and doctor load these in every process: they may import edge.core and
+    one another, nothing else of this project (not the package's drivers, network or crypto)."""
+    targets = contributed_modules()
+    assert {"sync.client.tables", "sync.client.status", "device_drivers.ble.tables",
+            "device_drivers.ble.status", "device_drivers.mqtt.tables"} <= targets
+    packages = {".".join(t.split(".")[:i]) for t in targets for i in range(1, t.count(".") + 1)}
+    bad = {}
+    for module in sorted(targets):
+        own = starts(imports(ROOT / (module.replace(".", "/") + ".py")), "edge", "sync", "device_drivers")
+        wrong = {m for m in own if not starts({m}, "edge.core") and m not in targets | packages}
+        if wrong:
+            bad[module] = wrong
+    for package in sorted(packages):   # their __init__ runs too
+        own = starts(imports(ROOT / package.replace(".", "/") / "__init__.py"), "edge", "sync", "device_drivers")
+        if own:
+            bad[package] = own
+    assert bad == {}

@@ -12,7 +12,7 @@ import pytest
 
 from device_drivers.errors import DriverError
 from device_drivers.lines.driver import LineDriver
-from device_drivers.lines.profile import ProfileError, from_dict, load
+from device_drivers.lines.profile import ProfileError, available, from_dict, load
 from serial_fixtures import PlugPort
 
 from conftest import clinic_edge, stored_readings as rows, wait_for
@@ -86,7 +86,8 @@ def test_a_new_model_is_a_new_profile_file(node, tmp_path, port):
 
 
 def test_shipped_profiles_load_and_bad_ones_name_the_key(node):
-    for name in ("bp-sys-dia-pul", "weighing-indicator-st-gs", "glucose-meter-line"):
+    assert {"bp-sys-dia-pul", "weighing-indicator-st-gs", "glucose-meter-line"} <= set(available())
+    for name in available():          # a profile file added to profiles/ is checked here too
         assert load(name).patterns
     with pytest.raises(ProfileError, match=r"line\[0\]\.values\.x names a group"):
         from_dict({"line": [{"pattern": "(?P<y>1)", "values": {"x": {"code": "8480-6", "unit": "mm[Hg]"}}}]})
@@ -94,3 +95,16 @@ def test_shipped_profiles_load_and_bad_ones_name_the_key(node):
         LineDriver(node, {"url": "/dev/null", "profile": "nope"})
     with pytest.raises(DriverError, match=r"drivers\.lines\.profile is required"):
         LineDriver(node, {"url": "/dev/null"})
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"code": "59408-5", "unit": "%"},
+     r"line\[0\]\.values\.x\.code '59408-5' is not a code clinic-edge knows \(edge/core/codes\.py\): one of 8480-6"),
+    ({"code": "2708-6", "unit": "mmHg"},
+     r"line\[0\]\.values\.x\.unit 'mmHg' is not a unit of 2708-6 \(SpO2\); one of %$"),
+])
+def test_a_profile_with_a_code_or_unit_ingest_cannot_read_is_refused_when_loaded(value, message):
+    """Else every reading of the device would be stored "unmapped" or rejected, unseen until a
+    doctor misses the values: the profile is refused at start, naming the key."""
+    with pytest.raises(ProfileError, match=message):
+        from_dict({"line": [{"pattern": "(?P<x>\\d+)", "values": {"x": value}}]})

@@ -42,7 +42,7 @@ def test_a_link_that_drops_after_every_exchange_is_still_used_to_the_end(env, no
         proxy.stop()
     assert result.error is None and result.ok
     assert result.acked == 12
-    assert proxy.counts["503"] == result.failures >= 7
+    assert proxy.counts["503"] == result.failures >= 6     # hello and six batches (receipts fold the pull)
     assert waits == [0.02] * result.failures     # never longer than the first retry delay
     assert sorted(hub_records(hub)) == sorted(node_records(node))
 

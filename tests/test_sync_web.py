@@ -3,8 +3,13 @@ their reason, a resident changed on both sides resolved by the doctor, and the "
 import json
 from datetime import datetime, timezone
 
-from edge.core import outbox, sync_view
-from followup_support import app_client, csrf  # noqa: F401 (fixture)
+import pytest
+
+from edge.core import outbox
+from edge.core.clock import SystemClock
+from edge.core.reading import utc_iso
+from sync.client import status as sync_status
+from followup_support import app_client, csrf, login, seed  # noqa: F401 (fixture)
 
 
 def test_sync_page_shows_backlog_refusals_and_sync_now_asks_the_daemon(app_client):
@@ -44,5 +49,46 @@ def test_doctor_resolves_a_resident_changed_here_and_at_the_county(app_client):
     assert r.status_code == 303
     assert node.store.scalar("SELECT phone FROM residents WHERE id = 'R1'") == "13722222222"
     assert node.store.scalar("SELECT count(*) FROM outbox WHERE kind = 'resident'") == before + 1
-    assert sync_view.conflicts(node.store) == []
+    assert sync_status.conflicts(node.store) == []
     assert 'data-resident="R1"' not in client.get("/sync").text
+
+
+BOX_TIME = datetime(2026, 11, 30, 8, 15, 0, tzinfo=timezone.utc)
+
+
+class BoxClock(SystemClock):
+    """The node's clock stopped at BOX_TIME (a box clock that is not the test machine's)."""
+
+    def now(self):
+        return BOX_TIME
+
+
+@pytest.fixture
+def client_on_box_clock(env):
+    from edge.core import config as config_mod
+    from edge.core.node import Node
+    from edge.web import create_app
+
+    node = Node(config_mod.load(env=env), clock=BoxClock())
+    app = create_app(node=node)
+    seed(node.store, now=BOX_TIME)
+    client = app.test_client()
+    login(client)
+    yield node, client
+    node.close()
+
+
+def test_a_resolved_conflict_is_stamped_at_the_nodes_clock(client_on_box_clock):
+    node, client = client_on_box_clock
+    local = node.store.one("SELECT * FROM residents WHERE id = 'R1'")
+    with node.store.atomic() as conn:
+        conn.execute("INSERT INTO sync_conflicts (kind, record_id, local, remote, remote_version, detected_at)"
+                     " VALUES ('resident', 'R1', ?, ?, 3, ?)",
+                     (json.dumps(local), json.dumps({**local, "phone": "13722222222"}), BOX_TIME.isoformat()))
+    page = client.get("/sync").text
+    assert client.post("/sync/conflicts/1", data={"csrf_token": csrf(page), "keep": "hub"}).status_code == 303
+    stamp = node.store.one("SELECT resolved_at FROM sync_conflicts WHERE id = 1")["resolved_at"]
+    assert stamp == utc_iso(BOX_TIME)
+    assert node.store.scalar("SELECT updated_at FROM residents WHERE id = 'R1'") == utc_iso(BOX_TIME)
+    assert node.store.scalar("SELECT at FROM audit WHERE action = 'resident.conflict_keep_hub'") == \
+        utc_iso(BOX_TIME)

@@ -236,10 +236,9 @@ def _status(env) -> dict:
 
 def _spend(node, nbytes: int) -> None:
     """Bytes the records already used today, metered as the uplink meters them."""
-    from edge.core import sync_view
     from sync.client import state
 
-    state.meter(node.store, sync_view.today(node), {"reading": 1}, nbytes)
+    state.meter(node.store, node.today().isoformat(), {"reading": 1}, nbytes)
 
 
 def _a_day_passes(node) -> None:

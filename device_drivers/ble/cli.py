@@ -9,7 +9,7 @@ import click
 from edge.core.cli_error import CliError
 from edge.core.node import Node
 
-from . import gatt, state
+from . import gatt, state, tables
 from .errors import BleLinkError
 
 
@@ -81,8 +81,7 @@ def pair(node: Node, device: str, passkey: int | None, seconds: float, adapter: 
     """
     from edge.core.errors import CoreError
 
-    address = (node.store.one("SELECT ble_address FROM devices WHERE id = ? AND removed_at IS NULL",
-                              (device,)) or {}).get("ble_address")
+    address = tables.address_of(node.store, device)
     try:
         address = address or state.check_address(device)
     except CoreError:

@@ -2,19 +2,22 @@
 
 Readings go through `ingest()` only. The glucose meter's last sequence number is written in the
 same transaction as the readings it covers (`store_readings`), so after a crash or a dropped link
-the next request ("sequence >= last + 1") starts exactly after what is committed.
+the next request ("sequence >= last + 1") starts exactly after what is committed. The SQL is in
+`tables.py` (BLE's own tables) and in edge.core (the device registry, ingest, audit): this module
+holds the rules (docs/architecture.md: drivers reach the store through functions).
 """
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Iterable
 
-from edge.core import audit
+from edge.core import audit, devices
 from edge.core.errors import NotFound, ValidationError
 from edge.core.ingest import Outcome, ingest
-from edge.core.reading import Reading, utc_iso
+from edge.core.reading import Reading
+
+from . import tables
 
 ADDRESS = re.compile(r"[0-9A-F]{2}(:[0-9A-F]{2}){5}")
 
@@ -30,34 +33,29 @@ def check_address(address: str) -> str:
 def set_address(store, device_id: str, address: str, *, now: datetime, actor: str = "system") -> str:
     address = check_address(address)
     with store.atomic() as conn:
-        row = conn.execute("SELECT ble_address FROM devices WHERE id = ? AND removed_at IS NULL",
-                           (device_id,)).fetchone()
-        if row is None:
+        if devices.get(store, device_id) is None:
             raise NotFound(f"device {device_id} is not registered")
-        other = conn.execute("SELECT id FROM devices WHERE ble_address = ? AND id != ? AND removed_at IS NULL",
-                             (address, device_id)).fetchone()
+        before = tables.address_of(store, device_id)
+        other = tables.owner_of(store, address, other_than=device_id)
         if other:
-            raise ValidationError(f"address {address} already belongs to device {other[0]}", field="address")
-        conn.execute("UPDATE devices SET ble_address = ? WHERE id = ?", (address, device_id))
+            raise ValidationError(f"address {address} already belongs to device {other}", field="address")
+        tables.write_address(conn, device_id, address)
         audit.append(conn, actor=actor, action="device.ble_address", entity="device", entity_id=device_id,
-                     at=now, before={"ble_address": row[0]}, after={"ble_address": address})
+                     at=now, before={"ble_address": before}, after={"ble_address": address})
     return address
 
 
 def registered(store) -> dict[str, dict]:
     """address -> device row, for the BLE devices this clinic registered with an address."""
-    rows = store.query("SELECT id, kind, name, resident_id, ble_address FROM devices"
-                       " WHERE transport = 'ble' AND removed_at IS NULL AND ble_address IS NOT NULL")
-    return {r["ble_address"]: r for r in rows}
+    return {r["ble_address"]: r for r in tables.ble_devices(store, addressed=True)}
 
 
 def unaddressed(store) -> list[str]:
-    return [r["id"] for r in store.query("SELECT id FROM devices WHERE transport = 'ble' AND removed_at IS NULL"
-                                         " AND ble_address IS NULL ORDER BY id")]
+    return [r["id"] for r in tables.ble_devices(store, addressed=False)]
 
 
 def last_sequence(store, device_id: str) -> int | None:
-    return store.scalar("SELECT last_sequence FROM ble_state WHERE device_id = ?", (device_id,))
+    return tables.last_sequence(store, device_id)
 
 
 def store_readings(store, readings: Iterable[Reading], *, device_id: str, sequence: int | None = None,
@@ -67,23 +65,15 @@ def store_readings(store, readings: Iterable[Reading], *, device_id: str, sequen
     with store.atomic() as conn:
         outcomes = ingest(store, readings, clock=clock)
         if sequence is not None:
-            conn.execute(
-                "INSERT INTO ble_state (device_id, last_sequence, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT(device_id) DO UPDATE SET last_sequence = max(coalesce(last_sequence, -1),"
-                " excluded.last_sequence), updated_at = excluded.updated_at",
-                (device_id, sequence, utc_iso(now)))
+            tables.advance_sequence(conn, device_id, sequence, now=now)
     return outcomes
 
 
 def note_session(store, device_id: str, summary: dict, *, now: datetime) -> None:
     """The last session's summary (for `device list` / status); not clinical data."""
     with store.atomic() as conn:
-        conn.execute(
-            "INSERT INTO ble_state (device_id, last_connected_at, last_session, updated_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(device_id) DO UPDATE SET last_connected_at = excluded.last_connected_at,"
-            " last_session = excluded.last_session, updated_at = excluded.updated_at",
-            (device_id, utc_iso(now), json.dumps(summary, ensure_ascii=False, default=str), utc_iso(now)))
-        conn.execute("UPDATE devices SET last_seen = ? WHERE id = ?", (utc_iso(now), device_id))
+        tables.write_session(conn, device_id, summary, now=now)
+        devices.seen(store, device_id, now=now)
 
 
 def check_new(store, address: str | None, transport: str) -> str | None:
@@ -93,7 +83,7 @@ def check_new(store, address: str | None, transport: str) -> str | None:
     if transport != "ble":
         raise ValidationError("--address is for Bluetooth devices: add --transport ble", field="address")
     address = check_address(address)
-    owner = store.scalar("SELECT id FROM devices WHERE ble_address = ? AND removed_at IS NULL", (address,))
+    owner = tables.owner_of(store, address)
     if owner:
         raise ValidationError(f"address {address} already belongs to device {owner}", field="address")
     return address
@@ -103,19 +93,16 @@ def reset_sequence(store, device_id: str, *, now: datetime) -> None:
     """Forget the download progress of a meter whose sequence numbers restarted (memory reset or
     counter wrap): the next request asks for every record; stable ids drop those already stored."""
     with store.atomic() as conn:
-        conn.execute("UPDATE ble_state SET last_sequence = NULL, updated_at = ? WHERE device_id = ?",
-                     (utc_iso(now), device_id))
+        tables.forget_sequence(conn, device_id, now=now)
 
 
 def annotate(store, rows: list[dict]) -> None:
     """Add `ble_address` and `ble_last_session` to `device list` rows of Bluetooth devices."""
-    extra = {r["id"]: r for r in store.query(
-        "SELECT d.id, d.ble_address, s.last_session, s.last_sequence FROM devices d"
-        " LEFT JOIN ble_state s ON s.device_id = d.id WHERE d.transport = 'ble'")}
+    extra = tables.device_extras(store)
     for row in rows:
         e = extra.get(row["id"])
         if e is None:
             continue
         row["ble_address"] = e["ble_address"]
         row["ble_last_sequence"] = e["last_sequence"]
-        row["ble_last_session"] = json.loads(e["last_session"]) if e["last_session"] else None
+        row["ble_last_session"] = e["last_session"]

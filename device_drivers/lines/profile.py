@@ -8,8 +8,9 @@
     baudrate = 9600
     [[line]]
     pattern = '^SYS[:=]\\s*(?P<sys>\\d+)...'     # a Python regex with named groups
-    values.sys = { code = "8480-6", unit = "mm[Hg]" }
+    values.sys = { code = "8480-6", unit = "mm[Hg]" }   # a code edge/core/codes.py knows, a unit of it
     values.w = { code = "29463-7", unit_group = "u" }   # the unit is in another group
+    values.t = { code = "8310-5", unit = "Cel", scale = 0.1 }   # optional: the number times scale
     patient_group = "id"                        # optional: a group holding the patient id
     time_group = "t"                            # optional: a group holding the device time
     time_format = "%Y-%m-%d %H:%M"              #   parsed with this strptime format
@@ -141,6 +142,7 @@ def _pattern(i: int, spec: dict, fail) -> Pattern:
             fail(key, "must be a table with code = \"LOINC\" and unit or unit_group")
         if not v.get("unit") and v.get("unit_group") not in regex.groupindex:
             fail(key, "needs unit = \"UCUM\" or unit_group = a group of the pattern")
+        _check_code(key, v, fail)
         values.append(Value(group, v["code"], v.get("unit", ""), v.get("unit_group", ""), float(v.get("scale", 1.0))))
     if not values:
         fail(f"line[{i}].values", "is missing: say which groups are readings")
@@ -155,6 +157,18 @@ def _pattern(i: int, spec: dict, fail) -> Pattern:
         fail(f"line[{i}].meal_group", "names a group the pattern does not have")
     return Pattern(regex, tuple(values), spec.get("patient_group", ""), spec.get("time_group", ""),
                    spec.get("time_format", ""), codes.meal_mark(spec.get("meal")) or "", spec.get("meal_group", ""))
+
+
+def _check_code(key: str, v: dict, fail) -> None:
+    """The code and a fixed unit must be ones ingest can normalise: an unknown code would store
+    every reading as "unmapped", a wrong unit would reject each one, long after the profile loaded."""
+    code = codes.lookup(v["code"])
+    if code is None:
+        fail(f"{key}.code", f"{v['code']!r} is not a code clinic-edge knows (edge/core/codes.py): "
+                            f"one of {', '.join(c.loinc for c in codes.CODES)}")
+    if v.get("unit") and v["unit"] not in code.conversions:
+        fail(f"{key}.unit", f"{v['unit']!r} is not a unit of {code.loinc} ({code.display_en}); "
+                            f"one of {', '.join(sorted(code.conversions))}")
 
 
 def parse_line(profile: Profile, line: bytes, *, device_id: str, received: datetime, tz: tzinfo) -> list[Reading]:

@@ -26,7 +26,9 @@ import sqlite3
 from datetime import datetime
 from typing import Callable
 
-from edge.core.reading import Reading, utc_iso
+from edge.core.reading import Reading
+
+from . import tables
 
 MESSAGE_KEY = "msg"    # senml's marker of a key derived from the message (no absolute time)
 
@@ -35,9 +37,7 @@ class Deliveries:
     """The delivery id of each message, remembered per packet id (in memory and in the store)."""
 
     def __init__(self, store) -> None:
-        self._by_mid: dict[int, tuple[str, str]] = {
-            r["mid"]: (r["digest"], r["delivery"])
-            for r in store.query("SELECT mid, digest, delivery FROM mqtt_deliveries")}
+        self._by_mid: dict[int, tuple[str, str]] = tables.deliveries(store)
 
     def identify(self, *, mid: int, qos: int, dup: bool, topic: str, payload: bytes,
                  now: datetime) -> tuple[str, Callable[[sqlite3.Connection], None] | None]:
@@ -53,10 +53,7 @@ class Deliveries:
         self._by_mid[mid] = (digest, delivery)
 
         def note(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT INTO mqtt_deliveries (mid, digest, delivery, at) VALUES (?, ?, ?, ?)"
-                         " ON CONFLICT (mid) DO UPDATE SET digest = excluded.digest,"
-                         " delivery = excluded.delivery, at = excluded.at",
-                         (mid, digest, delivery, utc_iso(now)))
+            tables.write_delivery(conn, mid, digest, delivery, now=now)
         return delivery, note
 
 

@@ -1,9 +1,11 @@
 """MQTT ingest: subscribe to every device's readings topic, commit, then acknowledge.
 
-paho-mqtt 2.x with `manual_ack=True` and a persistent session (clean_session=False): a message
-is PUBACKed only after the transaction holding its readings committed, so a SIGKILL at any
+paho-mqtt 2.x, MQTT v5, with `manual_ack=True` and a persistent session (clean_start=False): a
+message is PUBACKed only after the transaction holding its readings committed, so a SIGKILL at any
 moment loses nothing the broker handed over; the broker redelivers and the stable reading id
-drops the duplicate. Messages are committed in groups (whatever arrived while the last commit
+drops the duplicate. What the broker itself loses (it keeps its queue in RAM) is in its journal:
+ingest replays the records it has not committed at start and after every (re)subscription
+(journal.py, docs/mqtt.md). Messages are committed in groups (whatever arrived while the last commit
 ran, up to `batch_max`), which keeps fsyncs, and SD-card wear, per reading low.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ from edge.core import backoff
 from ..errors import FrameError
 from . import senml
 from .broker import ERRORS_TOPIC, broker_address, ingest_credentials
+from . import journal
 from .delivery import Deliveries, by_delivery
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,10 @@ SUBSCRIPTION = "devices/+/readings"
 RECONNECT_CAP_S = 5.0
 CONNACK_TIMEOUT_S = 10.0
 REASON_MAX = 300         # characters of an unexpected error's text sent back to the device
+SESSION_EXPIRY_S = 0xFFFFFFFF   # MQTT v5: the broker keeps ingest's session while it is away
+WATERMARK_EVERY = 1000   # records committed between two notes of the journal's watermark
+GAP_REPLAY_S = 10.0      # a record that never arrived live is read from the journal after this
+REPLAYED = -1            # the generation of a record read from the journal: nothing to acknowledge
 
 
 @dataclass
@@ -44,6 +51,7 @@ class Incoming:
     dup: bool
     topic: str
     payload: bytes
+    journal: tuple[int, int] | None = None   # (epoch, seq) of the broker's journal record
 
 
 class MqttDriver:
@@ -66,6 +74,12 @@ class MqttDriver:
         self._stop = threading.Event()
         self._generation = 0
         self._connected = threading.Event()
+        self._replay_wanted = threading.Event()
+        self._replay_wanted.set()           # at start, before the broker is even reachable
+        self.journal_dir = journal.journal_dir(node.data_dir)
+        self.progress: journal.Progress | None = None
+        self._noted = 0                     # the watermark last written
+        self._last_replay = 0.0
         self.stats: Counter = Counter()
         self._threads: list[threading.Thread] = []
         self.client: mqtt.Client | None = None
@@ -111,14 +125,15 @@ class MqttDriver:
 
     # -- network -----------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False,
-                        protocol=mqtt.MQTTv311, manual_ack=True)
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
+                        manual_ack=True)
         user, password = ingest_credentials(self.node)
         c.username_pw_set(user, password)
         c.max_inflight_messages_set(200)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         return c
 
     def _network_loop(self) -> None:
@@ -128,7 +143,8 @@ class MqttDriver:
         while not self._stop.is_set():
             if not socket_open:
                 try:
-                    self.client.connect(self.host, self.port, keepalive=30)
+                    self.client.connect(self.host, self.port, keepalive=30, clean_start=False,
+                                        properties=_session_properties())
                     socket_open, awaiting_connack, opened_at = True, True, time.monotonic()
                 except OSError as e:
                     wait = backoff.delay(attempt, base=0.2, cap=RECONNECT_CAP_S)
@@ -158,13 +174,19 @@ class MqttDriver:
         self._connected.set()
         log.info("connected to broker %s:%d (session present: %s)", self.host, self.port, flags.session_present)
 
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        """Subscribed: whatever the broker journals from now on reaches us live; what it journaled
+        before (and may have lost with its RAM) is read from the journal now."""
+        self._replay_wanted.set()
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected.clear()
         if not self._stop.is_set():
             log.warning("lost the broker: %s", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        item = Incoming(self._generation, msg.mid, msg.qos, bool(msg.dup), msg.topic, msg.payload)
+        item = Incoming(self._generation, msg.mid, msg.qos, bool(msg.dup), msg.topic, msg.payload,
+                        _journal_identity(msg))
         while not self._stop.is_set():   # on stop: not acknowledged, so the broker keeps it
             try:
                 self._queue.put(item, timeout=0.5)
@@ -177,10 +199,16 @@ class MqttDriver:
         store = self._store_factory()
         try:
             self.deliveries = Deliveries(store)
+            self.progress = journal.Progress(journal.watermark(self.journal_dir))
+            self._noted = self.progress.done
             while not (self._stop.is_set() and self._queue.empty()):
+                if self._replay_due():
+                    self._replay(store)
                 batch = self._take_batch()
                 if batch:
                     self._commit(store, batch)
+            if self.progress.done > self._noted:   # a clean stop: the next start replays nothing
+                self._write_watermark()
         finally:
             store.close()
 
@@ -207,8 +235,11 @@ class MqttDriver:
             if reason is not None:
                 refused.append((item, reason))
                 continue
-            delivery, note = self.deliveries.identify(mid=item.mid, qos=item.qos, dup=item.dup, topic=item.topic,
-                                                      payload=item.payload, now=now)
+            if item.journal is not None:   # the broker's journal record: the same live or replayed
+                delivery, note = "j" + journal.identity(*item.journal), None
+            else:
+                delivery, note = self.deliveries.identify(mid=item.mid, qos=item.qos, dup=item.dup,
+                                                          topic=item.topic, payload=item.payload, now=now)
             accepted.append((item, Group(by_delivery(readings, delivery), note)))
         results = self._commit_groups(store, [g for _, g in accepted])
         if results is None:
@@ -222,6 +253,7 @@ class MqttDriver:
         for item in batch:
             self._acknowledge(item)
         self.stats["messages"] += len(batch)
+        self._note_committed(batch)
 
     def _read(self, item: Incoming, now) -> tuple[list, str | None]:
         """(readings, None), or ([], why the message is refused). Catches everything: whatever a
@@ -273,8 +305,75 @@ class MqttDriver:
 
     def _acknowledge(self, item: Incoming) -> None:
         """PUBACK, on the connection that delivered it (a new connection gets it again, DUP set)."""
-        if item.qos > 0 and item.generation == self._generation and self._connected.is_set():
+        if item.qos > 0 and item.generation == self._generation != REPLAYED and self._connected.is_set():
             self.client.ack(item.mid, item.qos)
+
+
+    # -- the broker's journal ---------------------------------------------------------------
+    def _replay_due(self) -> bool:
+        if self._replay_wanted.is_set():
+            return True
+        gap = self.progress.gap and self._queue.empty()
+        return gap and time.monotonic() - self._last_replay > GAP_REPLAY_S
+
+    def _replay(self, store: Store) -> None:
+        """Commit every journal record above the watermark (a record already stored is a duplicate
+        of itself and stores nothing), then move the watermark over what was read."""
+        self._replay_wanted.clear()
+        self._last_replay = time.monotonic()
+        found = journal.scan(self.journal_dir, epoch=self.progress.epoch, after=self.progress.done)
+        self.stats["journal_torn"] = found.torn
+        items = [Incoming(REPLAYED, 0, 1, False, r.topic, r.payload, (r.epoch, r.seq)) for r in found.records]
+        live, self.stats = self.stats, Counter()     # what the replay did is counted apart
+        try:
+            for i in range(0, len(items), self.batch_max):
+                if self._stop.is_set():
+                    break
+                self._commit(store, items[i:i + self.batch_max])
+        finally:
+            replay, self.stats = self.stats, live
+        for key in ("messages", "stored", "duplicates", "rejected_messages"):
+            self.stats[f"journal_{key}"] += replay[key]
+        if items and not self._stop.is_set():   # stopped inside a commit: not all were stored
+            log.info("replayed %d record(s) of the broker's journal: %d reading(s) the broker had lost stored, "
+                     "%d already stored", len(items), replay["stored"], replay["duplicates"])
+            last = found.records[-1]
+            self.progress.replayed(last.epoch, last.seq)
+            self._write_watermark()
+
+    def _note_committed(self, batch: list[Incoming]) -> None:
+        moved = False
+        for item in batch:
+            if item.journal is not None:
+                moved |= self.progress.committed(*item.journal)
+        if moved and self.progress.done - self._noted >= WATERMARK_EVERY:
+            self._write_watermark()
+
+    def _write_watermark(self) -> None:
+        try:
+            journal.commit_watermark(self.journal_dir, self.progress.epoch, self.progress.done)
+            self._noted = self.progress.done
+        except OSError as e:   # only costs a longer replay next time
+            log.error("could not note the journal's watermark in %s: %s", self.journal_dir, e)
+
+
+def _session_properties():
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = SESSION_EXPIRY_S
+    return props
+
+
+def _journal_identity(msg: mqtt.MQTTMessage) -> tuple[int, int] | None:
+    """The broker's journal record of a QoS 1/2 message: its own property is the last one (a
+    device's own property of that name comes before it; QoS 0 is not journaled)."""
+    props = getattr(msg, "properties", None)
+    if msg.qos == 0 or props is None:
+        return None
+    values = [v for k, v in getattr(props, "UserProperty", []) if k == journal.PROPERTY]
+    return journal.parse_identity(values[-1]) if values else None
 
 
 def _device_of(topic: str) -> str:

@@ -32,7 +32,7 @@ BACKUP_PURPOSE = "backup"      # the sealed-file purpose; `clinic-edge restore -
 
 def nightly(node: Node, *, now: datetime | None = None, require_mount: bool = True) -> list[Path]:
     cfg = node.config["appliance"]
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%d-%H%M%S")
+    stamp = (now or node.clock.now()).astimezone(timezone.utc).strftime("%Y%m%d-%H%M%S")
     local_dir = node.data_dir / "backups"
     local_dir.mkdir(parents=True, exist_ok=True)
     local = node.store.backup(local_dir / f"{PREFIX}{stamp}.db")
@@ -88,6 +88,15 @@ def rotate(folder: Path, keep: int) -> list[Path]:
 def latest(folder: Path) -> Path | None:
     backups = backups_in(folder)
     return backups[-1] if backups else None
+
+
+def taken_at(backup: Path) -> datetime:
+    """When a nightly backup was taken: its name (stamped by the node's clock), else its mtime."""
+    try:
+        return datetime.strptime(backup.name.split(".", 1)[0].removeprefix(PREFIX),
+                                 "%Y%m%d-%H%M%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return datetime.fromtimestamp(backup.stat().st_mtime, timezone.utc)
 
 
 def restore_file(backup: Path, target: Path) -> None:

@@ -2,6 +2,8 @@
 
 Every check returns Findings (ok / warning / problem, what was seen, what to do). Checks read the
 node's own files and database and make at most a short TCP/HTTP probe; they never change anything.
+The packages above core add their own checks (sync's "hub" line, BLE's devices) as status
+contributions (edge/core/status.py), found through entry points, so doctor imports none of them.
 """
 from __future__ import annotations
 
@@ -9,16 +11,14 @@ import os
 import platform
 import socket
 import sqlite3
-import ssl
-import time
-import urllib.request
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
+from edge.core import release, status
 from edge.core.node import Node
 from edge.core.reading import parse_iso
+from edge.core.status import Finding
 
 from . import backup
 from .update import Layout
@@ -29,27 +29,12 @@ OLD_BACKUP = timedelta(days=2)
 OLD_BACKLOG = timedelta(days=3)
 
 
-@dataclass
-class Finding:
-    check: str
-    level: str  # ok | warning | problem
-    detail: str
-    fix: str = ""
-
-    def line(self) -> str:
-        mark = {"ok": "ok     ", "warning": "WARNING", "problem": "PROBLEM"}[self.level]
-        return f"[{mark}] {self.check}: {self.detail}"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
 def examine(node: Node, *, now: datetime | None = None, sys_root: Path = Path("/")) -> list[Finding]:
-    now = now or datetime.now(timezone.utc)
+    now = now or node.clock.now()
     findings: list[Finding] = []
     from .doctor_tls import certificates, plain_mqtt
 
-    for check in (disk, sd_card, clock, store, broker, devices, hub, backlog, last_backup, versions,
+    for check in (disk, sd_card, clock, store, broker, devices, contributed, backlog, last_backup, versions,
                   certificates, plain_mqtt):
         try:
             findings.extend(check(node, now, sys_root))
@@ -164,23 +149,15 @@ def devices(node: Node, now, sys_root) -> list[Finding]:
     return out
 
 
-def hub(node: Node, now, sys_root) -> list[Finding]:
-    rows = _query(node, "SELECT node, hub_url FROM sync_enrollment WHERE id = 1")
-    if not rows:
-        return [Finding("hub", "warning", "this node is not enrolled with a county hub",
-                        "write clinic-edge.toml onto the boot partition, or run clinic-edge enroll --hub URL --code CODE")]
-    url = rows[0]["hub_url"]
-    ca = node.data_dir / "tls" / "county-ca.pem"   # the county root pinned at enrollment (docs/tls.md)
-    context = ssl.create_default_context(cafile=str(ca)) if url.startswith("https:") and ca.exists() else None
-    try:
-        urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=5, context=context).close()
-    except urllib.error.HTTPError:
-        pass  # it answered
-    except OSError as e:
-        return [Finding("hub", "warning", f"{url} is not reachable: {getattr(e, 'reason', e)}",
-                        "check the uplink (SIM credit, router); records wait safely in the outbox")]
-    last = _sync_state(node, "last_success")
-    return [Finding("hub", "ok", f"{url} reachable as node {rows[0]['node']}; last sync {last or 'never'}")]
+def contributed(node: Node, now, sys_root) -> list[Finding]:
+    """The checks of the installed packages' status contributions (sync's "hub" line), by name."""
+    out = []
+    for name, part in status.contributions():
+        try:
+            out.extend(part.findings(node, now))
+        except Exception as e:  # noqa: BLE001 - one broken contribution must not hide the others
+            out.append(Finding(name, "problem", f"the check itself failed: {e}", "report this output to the project"))
+    return out
 
 
 def backlog(node: Node, now, sys_root) -> list[Finding]:
@@ -199,7 +176,7 @@ def last_backup(node: Node, now, sys_root) -> list[Finding]:
     if latest is None:
         return [Finding("backup", "problem", "no nightly backup exists",
                         "systemctl start clinic-edge-backup (and check clinic-edge-backup.timer is enabled)")]
-    age = timedelta(seconds=time.time() - latest.stat().st_mtime)
+    age = now - backup.taken_at(latest)
     usb = Path(node.config["appliance"]["usb_backup_dir"])
     on_usb = (usb / latest.name).exists()
     detail = f"{latest.name}, {age.total_seconds() / 3600:.0f} h old; {'also on' if on_usb else 'NOT on'} the USB drive"
@@ -211,12 +188,7 @@ def last_backup(node: Node, now, sys_root) -> list[Finding]:
 
 
 def versions(node: Node, now, sys_root) -> list[Finding]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        running = version("clinic-edge")
-    except PackageNotFoundError:
-        running = "unknown"
+    running = release.running_version()
     current = Layout(Path(node.config["update"]["prefix"])).current_version()
     detail = f"clinic-edge {running} (installed: {current or 'not under ' + node.config['update']['prefix']}); " \
              f"Python {platform.python_version()}; {platform.machine()}"

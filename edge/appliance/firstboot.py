@@ -13,7 +13,8 @@
     psk = "secret"
 
 `run()` writes the clinic into the node's config, makes the node's secrets, enrolls with the hub
-(`clinic-edge enroll` as a subprocess, retried with capped backoff until the link comes up),
+(the sync client's enrollment function, reached through edge/core/enrollment.py; retried with
+capped backoff until the link comes up),
 creates the first admin account and a one-time setup code (`announce_setup_code`: shown on the
 local console, in the journal and in clinic-edge-setup-code.txt on the boot partition - never on
 the web page; it expires), and then deletes the file with its secrets. A refused code
@@ -30,8 +31,6 @@ import logging
 import os
 import random
 import re
-import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
@@ -39,7 +38,8 @@ from typing import Callable
 
 import tomli_w
 
-from edge.core import durable
+from edge.core import durable, enrollment
+from edge.core.enrollment import AlreadyEnrolled, EnrollmentRefused, HubNotTrusted
 from edge.core.first_admin import ADMIN, create_first_admin
 from edge.core.node import Node
 
@@ -110,7 +110,7 @@ def run(node: Node, boot_file: Path, *, attempts: int | None = None, enroll: Cal
     if "wifi" in raw:
         write_wifi(node, raw["wifi"])
     hub_key = str(hub.get("hub_key", "")).strip() or None
-    enroll = enroll or (lambda url, code: enroll_subprocess(node, url, code, hub_key))
+    enroll = enroll or (lambda url, code: enrollment.enroller()(node, url, code, hub_key))
     result = enroll_with_retry(node, status, hub["url"], str(hub["code"]).strip(), enroll, attempts, sleep)
     if result != "enrolled":
         raise ProvisioningError(result)
@@ -148,45 +148,38 @@ def announce_setup_code(code: str, hours: int, boot_dir: Path | None) -> str:
 
 
 def enroll_with_retry(node, status, url, code, enroll, attempts, sleep) -> str:
+    """"enrolled", or what went wrong as county IT reads it. `enroll(url, code)` raises
+    edge.core.enrollment's errors; a refused code or an untrusted hub is not retried."""
     attempt = 0
     while True:
         attempt += 1
         status.update(state="enrolling", attempt=attempt, hub=url)
         node.write_status("firstboot", status)
-        ok, message = enroll(url, code)
-        if ok or "already enrolled" in message:
+        try:
+            enroll(url, code)
             return "enrolled"
-        if "enrollment refused" in message and ("hub key" in message or "fingerprint" in message
-                                                or "http://" in message or "did not prove" in message
-                                                or "another key" in message):
-            text = f"the hub was not trusted: {message.strip()}. {UNTRUSTED_HINT}"
+        except AlreadyEnrolled:
+            return "enrolled"
+        except HubNotTrusted as e:
+            text = f"the hub was not trusted: {e}. {UNTRUSTED_HINT}"
             _report(node, status, "untrusted", text)
             return text
-        if "enrollment refused" in message:  # the hub said no (wrong, used or expired code)
-            text = f"the hub refused the enrollment code: {message.strip()}. {REFUSED_HINT}"
+        except EnrollmentRefused as e:    # the hub said no (wrong, used or expired code)
+            text = f"the hub refused the enrollment code: {e}. {REFUSED_HINT}"
             _report(node, status, "refused", text)
             return text
+        except Exception as e:   # unreachable, or anything else: keep trying, as before the link is up
+            message = str(e) if isinstance(e, enrollment.EnrollmentError) else f"{type(e).__name__}: {e}"
+            if not isinstance(e, enrollment.EnrollmentError):
+                log.exception("enrollment failed unexpectedly")
         wait = min(300.0, 2.0 * 2 ** min(attempt, 8)) * (0.5 + random.random() / 2)
-        log.warning("cannot enroll yet (attempt %d): %s; retrying in %.0f s", attempt, message.strip(), wait)
-        status.update(last_error=message.strip())
+        log.warning("cannot enroll yet (attempt %d): %s; retrying in %.0f s", attempt, message, wait)
+        status.update(last_error=message)
         if attempts is not None and attempt >= attempts:
-            text = f"could not reach the hub at {url} after {attempt} attempts: {message.strip()}"
+            text = f"could not reach the hub at {url} after {attempt} attempts: {message}"
             _report(node, status, "unreachable", text)
             return text
         sleep(wait)
-
-
-def enroll_subprocess(node: Node, url: str, code: str, hub_key: str | None = None) -> tuple[bool, str]:
-    """`clinic-edge enroll --hub URL --code CODE` (PINNED, issue 4) in this same environment."""
-    cmd = [sys.executable, "-m", "edge"]
-    if node.config.source:
-        cmd += ["--config", str(node.config.source)]
-    cmd += ["enroll", "--hub", url, "--code", code] + (["--hub-key", hub_key] if hub_key else [])
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return False, "enroll timed out"
-    return p.returncode == 0, (p.stdout if p.returncode == 0 else p.stderr) or f"exit {p.returncode}"
 
 
 def write_node_config(node: Node, clinic: dict) -> Path:

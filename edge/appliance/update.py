@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import timezone
 from pathlib import Path
 from typing import Callable
 
@@ -130,7 +131,7 @@ def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
     run(shlex.split(cfg["restart_command"]))
     waited = wait_for_health(cfg["health_url"], new, cfg["health_timeout"], sleep=sleep, clock=clock)
     if waited.healthy:
-        node.write_status("update", {"result": "ok", "from": old, "to": new, "at": _now_iso(),
+        node.write_status("update", {"result": "ok", "from": old, "to": new, "at": _now_iso(node),
                                      "waited_s": round(waited.waited_s, 1)})
         layout.prune({new, old})         # the previous release stays for a manual switch back
         return outcome
@@ -202,7 +203,7 @@ def rollback(node: Node, layout: Layout, outcome: Outcome, why: HealthWait | Non
     outcome.rolled_back = True
     # why, kept on the box (run/update.json): `doctor` shows it, and the hub learns it from the
     # sync client's health report (edge.core.node_health)
-    node.write_status("update", {"result": "rolled back", "from": outcome.old, "to": outcome.new, "at": _now_iso(),
+    node.write_status("update", {"result": "rolled back", "from": outcome.old, "to": outcome.new, "at": _now_iso(node),
                                  "reason": why.reason() if why else None,
                                  "old_version_healthy": bool(back and back.healthy),
                                  "old_version_reason": back.reason() if back and not back.healthy else None,
@@ -211,15 +212,13 @@ def rollback(node: Node, layout: Layout, outcome: Outcome, why: HealthWait | Non
 
 def record_refused(node: Node, bundle_path: Path, error: Exception) -> None:
     """A bundle refused before anything changed is a failed update too: say why (doctor, hub)."""
-    node.write_status("update", {"result": "refused", "bundle": bundle_path.name, "at": _now_iso(),
+    node.write_status("update", {"result": "refused", "bundle": bundle_path.name, "at": _now_iso(node),
                                  "reason": {"check": "bundle", "failed": "refused", "output": str(error)[:OUTPUT_CHARS],
                                             "summary": str(error)[:300]}})
 
 
-def _now_iso() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def _now_iso(node: Node) -> str:
+    return node.clock.now().astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
 def keep_failed_copy(node: Node, version: str) -> Path | None:

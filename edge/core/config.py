@@ -90,6 +90,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                           "(empty = none)", lambda v: v == "" or _hostport(v)),
         "plain_lan": Key(bool, False, "true lets devices that cannot do TLS use plain MQTT (listen) from the LAN; "
                          "false binds it to loopback"),
+        "journal_segment_kib": Key(int, 1024, "KiB per file of the broker's journal of readings, 16-65536 "
+                                   "(docs/mqtt.md)", lambda v: 16 <= v <= 65536),
     },
     "web": {
         "listen": Key(str, "127.0.0.1:8080", "HOST:PORT", _hostport),

@@ -89,8 +89,16 @@ def active(store) -> list[dict[str, Any]]:
                        " WHERE removed_at IS NULL ORDER BY id")
 
 
-def get(store, device_id: str) -> dict[str, Any] | None:
-    return store.one("SELECT * FROM devices WHERE id = ? AND removed_at IS NULL", (device_id,))
+def get(store, device_id: str, *, removed: bool = False) -> dict[str, Any] | None:
+    """A registered device's row; with removed=True also a removed one (`removed_at` set)."""
+    return store.one("SELECT * FROM devices WHERE id = ?" + ("" if removed else " AND removed_at IS NULL"),
+                     (device_id,))
+
+
+def seen(store, device_id: str, *, now: datetime) -> None:
+    """The device was heard from (a connection that brought no reading counts too); not clinical data."""
+    with store.atomic() as conn:
+        conn.execute("UPDATE devices SET last_seen = ? WHERE id = ?", (utc_iso(now), device_id))
 
 
 def record_error(store, device_id: str, reason: str, *, now: datetime) -> None:

@@ -32,3 +32,7 @@ class NotFound(CoreError):
 
 class BundleRefused(CoreError):
     """An update bundle that is unsigned, tampered, older or malformed: nothing was changed."""
+
+
+class MigrationConflict(StoreError):
+    """Two modules registered the same migration version: the node refuses to start."""

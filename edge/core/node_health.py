@@ -3,24 +3,24 @@ hub's node dashboard: disk, temperature, uptime, version, devices, backlog, last
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from . import outbox
+from . import outbox, release
 from .reading import parse_iso
 
 STALE_DEVICE = timedelta(days=7)
 
 
 def report(node, *, now: datetime | None = None, sys_root: Path = Path("/")) -> dict:
-    now = now or datetime.now(timezone.utc)
+    now = now or node.clock.now()
     st = os.statvfs(node.data_dir)
     return {
         "disk_free_pct": round(100 * st.f_bavail / max(st.f_blocks, 1), 1),
         "disk_free_mb": st.f_bavail * st.f_frsize // 1_000_000,
         "temperature_c": _temperature(sys_root),
         "uptime_s": _uptime(sys_root),
-        "version": _version(),
+        "version": release.running_version(),
         "devices": _devices(node, now),
         "backlog": outbox.backlog(node.store.conn),
         "update": (node.read_status("update") or {}).get("result"),
@@ -57,15 +57,6 @@ def _uptime(sys_root: Path) -> int | None:
         return int(float((sys_root / "proc/uptime").read_text().split()[0]))
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("clinic-edge")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _devices(node, now: datetime) -> dict:

@@ -27,6 +27,16 @@ WHEEL = re.compile(r"[A-Za-z0-9_.+-]+\.whl")
 VERSION = re.compile(r"[0-9][0-9A-Za-z.+-]*")
 
 
+def running_version() -> str:
+    """The version of clinic-edge this process runs (its package metadata), or "unknown"."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PROJECT)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 @dataclass(frozen=True)
 class Manifest:
     version: str

@@ -95,11 +95,14 @@ class Store:
     def integrity_check(self) -> list[str]:
         return [r[0] for r in self.conn.execute("PRAGMA integrity_check")]
 
-    def backup(self, dest: str | Path) -> Path:
-        """Online backup (SQLite's backup API): consistent even while others write."""
+    def backup(self, dest: str | Path, *, now: datetime | None = None) -> Path:
+        """Online backup (SQLite's backup API): consistent even while others write. Into a folder
+        (a USB drive) it writes a new file named by `now` (the node's clock), which is then needed."""
         dest = Path(dest)
         if dest.is_dir() or not dest.suffix:  # a folder (USB drive): a new dated file in it
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            if now is None:
+                raise TypeError("a backup into a folder is named by its time: pass now=node.clock.now()")
+            stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
             dest = dest / f"{self.path.stem}-{stamp}{self.path.suffix}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".partial")

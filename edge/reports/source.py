@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
-from datetime import datetime, time
+from datetime import datetime, time, timezone
 
 from edge.core.reading import utc_iso
 from . import kpi, worklist
@@ -62,13 +62,40 @@ def visits(store, since: date, until: date, columns: str = VISIT_COLUMNS) -> lis
 
 
 def readings_by_source(store, period: Period, tz: str) -> list[dict]:
+    """Valid readings per source and code whose effective time falls in the period (in the clinic's
+    zone): whole UTC hours from the counts the triggers keep (reading_hours, schema_followup 530),
+    the part of an hour at either end, if the zone's midnight is not on the hour, from the readings."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(period.start, time.min, zone).astimezone(timezone.utc)
+    end = datetime.combine(period.end + timedelta(days=1), time.min, zone).astimezone(timezone.utc)
+    first = start if start == _hour(start) else _hour(start) + timedelta(hours=1)     # first whole hour
+    last = _hour(end)                                                                  # end of the whole hours
+    counts: dict[tuple[str, str], int] = {}
+    for source_, code, n in store.conn.execute(
+            "SELECT transport, code, sum(n) FROM reading_hours WHERE hour >= ? AND hour < ? GROUP BY 1, 2",
+            (utc_iso(first)[:13], utc_iso(last)[:13])):
+        counts[(source_, code)] = n
+    for lo, hi in ((start, min(first, end)), (max(last, first), end)):
+        if lo < hi:
+            for source_, code, n in store.conn.execute(
+                    "SELECT transport, code, count(*) FROM readings WHERE status = 'valid'"
+                    " AND effective_time >= ? AND effective_time < ? GROUP BY 1, 2", (utc_iso(lo), utc_iso(hi))):
+                counts[(source_, code)] = counts.get((source_, code), 0) + n
+    return [{"source": s, "code": c, "count": n} for (s, c), n in sorted(counts.items()) if n > 0]
+
+
+def readings_by_source_scan(store, period: Period, tz: str) -> list[dict]:
+    """The same counts by reading every valid reading of the period (readings_period_source)."""
     zone = ZoneInfo(tz)
     lo = utc_iso(datetime.combine(period.start, time.min, zone))
     hi = utc_iso(datetime.combine(period.end + timedelta(days=1), time.min, zone))
-    rows = store.query("SELECT transport AS source, code, count(*) AS count FROM readings"
+    return store.query("SELECT transport AS source, code, count(*) AS count FROM readings"
                        " WHERE status = 'valid' AND effective_time >= ? AND effective_time < ?"
                        " GROUP BY transport, code ORDER BY transport, code", (lo, hi))
-    return rows
+
+
+def _hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
 
 
 LIVE = "voided_at IS NULL"
@@ -160,14 +187,21 @@ def standings_scan(store, today: date) -> dict[tuple[str, str], worklist.Standin
 
 
 def report(store, period: Period, tz: str) -> kpi.Report:
-    """The period's report. The current period (nothing in its year after its end) reads the kept
-    summaries in one joined query and the period's follow-ups as plain tuples; a past period groups
-    the follow-ups (year_to_date_scan). Both give what kpi.compute gives from every follow-up."""
-    readings = readings_by_source(store, period, tz)
+    """The period's report: its follow-up figures (followup_report) and its readings by source."""
+    r = followup_report(store, period)
+    r.readings_by_source = readings_by_source(store, period, tz)
+    return r
+
+
+def followup_report(store, period: Period) -> kpi.Report:
+    """The period's report without its readings. The current period (nothing in its year after its
+    end) reads the kept summaries in one joined query and the period's follow-ups as plain tuples;
+    a past period groups the follow-ups (year_to_date_scan). Both give what kpi.compute gives from
+    every follow-up."""
     if _later_in_year(store, period):
         return kpi.from_summaries(patients(store), year_to_date_scan(store, period),
-                                  visits(store, period.start, period.end, PERIOD_COLUMNS), period, readings)
-    return kpi.from_managed(managed_year_to_date(store, period), done_in(store, period), period, readings)
+                                  visits(store, period.start, period.end, PERIOD_COLUMNS), period)
+    return kpi.from_managed(managed_year_to_date(store, period), done_in(store, period), period)
 
 
 def _later_in_year(store, period: Period) -> bool:

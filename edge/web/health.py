@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from edge.core.errors import CoreError
-from edge.core import disk, outbox
+from edge.core import disk, outbox, release
 from . import context
 
 bp = Blueprint("health", __name__)
@@ -32,14 +32,5 @@ def healthz():
     free = disk.free_bytes(data)
     body["disk_free_mb"] = None if free is None else round(free / 1e6, 1)
     body["ok"] = body["store"] == "ok" and body["disk"] == "ok"
-    body["version"] = _version()  # the update watchdog waits for the new version to answer
+    body["version"] = release.running_version()  # the update watchdog waits for the new version to answer
     return jsonify(body), (200 if body["ok"] else 503)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("clinic-edge")
-    except PackageNotFoundError:
-        return "unknown"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
 from edge.core import codes
-from edge.reports import archive, export, kpi, source, worklist as worklist_mod
+from edge.reports import archive, cached, export, kpi, source, worklist as worklist_mod
 from edge.reports.population import month, parse_period
 from . import context
 from .followup import actor, lang, require_login, template_helpers, today, tz
@@ -28,7 +28,7 @@ bp.teardown_app_request(context.close_store)
 @bp.get("/worklist")
 def worklist():
     day = today()
-    wl = source.build_worklist(context.store(), day)
+    wl = cached.worklist(context.store(), day)
     only = request.args.get("section")
     sections = [(k, items) for k, items in wl.sections() if not only or k == only]
     return render_template("reports/worklist.html", sections=sections, labels=worklist_mod.SECTION_LABELS,
@@ -48,7 +48,7 @@ def _period(text: str | None):
 @bp.get("/reports")
 def report():
     period = _period(request.args.get("period"))
-    r = source.report(context.store(), period, tz())
+    r = cached.report(context.store(), period, tz())
     code_names = {c.loinc: (c.display_zh if lang() == "zh" else c.display_en) for c in codes.CODES}
     return render_template("reports/report.html", r=r, period=period, rows=export.rows(r, lang()),
                            code_names=code_names,
@@ -61,7 +61,7 @@ def report():
 def residents(period: str):
     p = _period(period)
     key, part = request.args.get("key", ""), request.args.get("part", "numerator")
-    r = source.report(context.store(), p, tz())
+    r = cached.report(context.store(), p, tz())
     if key not in r.indicators or part not in ("numerator", "denominator"):
         abort(404)
     ind = r.indicators[key]
@@ -110,12 +110,12 @@ def write(period: str):
 
 @bp.get("/api/v1/reports/<period>")
 def api_report(period: str):
-    return jsonify(archive.snapshot(source.report(context.store(), _period(period), tz())))
+    return jsonify(archive.snapshot(cached.report(context.store(), _period(period), tz())))
 
 
 @bp.get("/api/v1/worklist")
 def api_worklist():
-    wl = source.build_worklist(context.store(), today())
+    wl = cached.worklist(context.store(), today())
     return jsonify({"today": wl.today.isoformat(), **{
         key: [{"resident_id": i.resident_id, "name": i.name, "disease": i.disease,
                "last_visit": i.last_visit and i.last_visit.isoformat(), "due": i.due and i.due.isoformat(),

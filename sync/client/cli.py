@@ -16,7 +16,7 @@ from edge.core.node import Node
 
 from sync import protocol
 
-from .errors import HubRefused, HubUntrusted, LinkError, SyncError
+from .errors import SyncError
 
 
 @click.command()
@@ -28,43 +28,16 @@ from .errors import HubRefused, HubUntrusted, LinkError, SyncError
 @click.pass_obj
 def enroll(node: Node, hub_url: str, code: str, hub_key: str | None, force: bool) -> None:
     """Create this node's key pair and register it at the hub with a one-time code."""
-    existing = node.store.one("SELECT node, hub_url FROM sync_enrollment WHERE id = 1")
-    if existing and not force:
-        raise CliError(f"already enrolled as {existing['node']} at {existing['hub_url']} (use --force to replace)")
+    from edge.core.enrollment import EnrollmentError
+
+    from .enrollment import enroll as enroll_node
+
     try:
-        doc = enroll_at(node, hub_url, code, hub_key)
-    except HubRefused as e:
-        raise CliError(f"enrollment refused: {e.reason}")
-    except HubUntrusted as e:
-        raise CliError(f"enrollment refused: {e}")
-    except protocol.ProtocolError as e:
-        raise CliError(f"enrollment refused: {e}")
-    except LinkError as e:
-        raise CliError(f"cannot reach the hub at {hub_url}: {e}")
+        doc = enroll_node(node, hub_url, code, hub_key, force=force)
+    except EnrollmentError as e:
+        raise CliError(str(e))
     click.echo(f"enrolled as node {doc['node']} at {hub_url}; hub key {protocol.fingerprint(doc['hub_pubkey'])}"
                + ("; node certificate from the county CA" if doc.get("node_cert") else ""))
-
-
-def enroll_at(node: Node, hub_url: str, code: str, hub_key: str | None, *, timeout: float | None = None) -> dict:
-    """Enroll (sending a CSR for the node's TLS key), keep the certificates, commit the identity."""
-    from urllib.parse import urlparse
-
-    from . import state, tls, transport
-
-    url = hub_url.rstrip("/")
-    key = state.new_node_key(node)
-    pending = tls.PendingKey(node.data_dir)
-    try:
-        doc = transport.enroll(url, code, protocol.public_text(key), fingerprint=hub_key,
-                               csr=pending.csr(urlparse(url).hostname),
-                               timeout=timeout or node.config["sync"]["timeout_seconds"])
-        pending.save(doc.get("ca_cert"), doc.get("node_cert"))
-    except BaseException:
-        state.discard_new_key(node)
-        raise
-    state.commit_enrollment(node, name=doc["node"], hub_url=url, hub_pubkey=doc["hub_pubkey"],
-                            now=node.clock.now())
-    return doc
 
 
 @click.group(invoke_without_command=True)

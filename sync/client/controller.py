@@ -1,4 +1,6 @@
-"""The transport controller: one sync cycle (hello -> uplink -> downlink) over a link that breaks.
+"""The transport controller: one sync cycle (hello -> uplink -> downlink -> hello) over a link that
+breaks. The daemon's cycles say hello only when there is news (sync/client/hello.py) and skip the
+pull when an answer said the hub holds nothing newer; `sync --once` always says hello.
 
 * batch size and upload chunk size adapt: double after a success (a chunk no larger than the link
   carries in CHUNK_SECONDS at the rate just measured), halve after a timeout, a broken
@@ -23,18 +25,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from edge.core import backoff, config as config_mod, outbox, sync_view
-from edge.core.clock import clinic_today
+from edge.core import backoff, config as config_mod, outbox
 from edge.core.node import Node
 
 from sync import protocol
 
-from . import anchors, batcher, downlink, state, timefix, tls
+from . import anchors, batcher, downlink, hello as hello_rule, state, status, timefix, tls
 from .errors import BudgetExhausted, HubRefused, HubUntrusted, LinkError
 from .transport import HubClient
 
 log = logging.getLogger(__name__)
-SOFTWARE = sync_view.SOFTWARE
 MIN_CHUNK, MAX_CHUNK = 512, 1 << 20
 UPDATE_KIND = "_update"  # what bundle downloads are metered as (sync_usage.kind)
 CHUNK_SECONDS = 2.5     # a chunk should cross the link in about this long: a drop then loses little
@@ -64,7 +64,7 @@ class CycleResult:
 
 class Cycle:
     def __init__(self, node: Node, ident, *, client: HubClient | None = None, sleep=time.sleep,
-                 rand: Callable[[], float] = random.random):
+                 rand: Callable[[], float] = random.random, always_hello: bool = True):
         self.node, self.store, self.ident = node, node.store, ident
         self.cfg = node.config["sync"]
         self.client = client or HubClient(ident.hub_url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey,
@@ -75,6 +75,8 @@ class Cycle:
         if client is None:
             self.client.offset = float(state.get(self.store, "clock_offset_s", 0.0) or 0.0)
         self.sleep, self.rand = sleep, rand
+        self.always_hello = always_hello      # False for the daemon: only when there is news (sync/client/hello.py)
+        self.downlink_head: int | None = None  # the hub's newest downlink cursor for us, from any answer
         self.result = CycleResult()
         self.streak = 0     # failures since the last step that succeeded
         self.batch_records = int(state.get(self.store, "batch_records", self.cfg["batch_records"]))
@@ -85,7 +87,7 @@ class Cycle:
         return self.node.clock.now()
 
     def day(self) -> str:
-        return clinic_today(self.store, self.node.clock, self.node.config["node"]["timezone"]).isoformat()
+        return self.node.today().isoformat()
 
     def _failed(self, e: Exception) -> None:
         self.result.failures += 1
@@ -109,6 +111,8 @@ class Cycle:
                 state.meter(self.store, self.day(), kinds or {"_control": 1}, e.sent_bytes)
             raise
         n = ans.sent_bytes + ans.received_bytes
+        if isinstance(ans.doc.get("downlink"), int):
+            self.downlink_head = ans.doc["downlink"]
         self.result.bytes += n
         state.meter(self.store, self.day(), kinds or {"_control": 1}, n)
         return ans
@@ -126,9 +130,15 @@ class Cycle:
     # ---- the cycle ----------------------------------------------------------------------------
     def run(self) -> CycleResult:
         try:
-            self._retrying(self.hello)
+            csr = tls.renewal_csr(self.node.data_dir, now=self.now(), hub_host=self.client.host)
+            first = self.always_hello or hello_rule.due_first(
+                self.store, boot_id=self.node.clock.boot_id(), now=self.now(), renewing=csr is not None)
+            if first:
+                self._retrying(lambda: self.hello(csr))
             self.uplink()
             self._retrying(self.pull_all)
+            if not self.always_hello and hello_rule.changed(self.store, self.brief()):
+                self._retrying(lambda: self.hello(None))     # e.g. the backlog the first hello showed is gone
             self.fetch_bundles()
             self.result.ok = outbox.backlog(self.store.conn) == 0
         except BudgetExhausted as e:
@@ -152,18 +162,23 @@ class Cycle:
             values["last_error"] = self.result.error
         state.put_many(self.store, values, self.now())
 
-    def hello(self) -> None:
+    def brief(self) -> dict:
+        """What a hello tells the hub about this node."""
         full = status_report(self.node)
         brief = {k: full[k] for k in ("backlog", "oldest_pending", "quarantined", "conflicts", "clock_offset_s",
                                       "software", "bytes_today", "last_success")}
         from edge.core import node_health  # disk, temperature, uptime, devices (issue 8)
-        brief["health"] = node_health.report(self.node)
+        brief["health"] = node_health.report(self.node, now=self.now())
         brief["audit"] = anchors.claim(self.store)
-        csr = tls.renewal_csr(self.node.data_dir, now=self.now(), hub_host=self.client.host)
+        return brief
+
+    def hello(self, csr: str | None) -> None:
+        brief = self.brief()
         if csr:   # the node certificate expires soon: the hub signs a new one (docs/tls.md)
             brief["csr"] = csr
-        body = json.dumps(brief, ensure_ascii=False).encode()
+        body = json.dumps(brief, ensure_ascii=False, separators=(",", ":")).encode()
         ans = self._call("POST", "/v1/hello", body)
+        hello_rule.said(self.store, brief, boot_id=self.node.clock.boot_id(), now=self.now())
         if csr and tls.store_renewal(self.node.data_dir, ans.doc):
             self.result.notes.append("node certificate renewed")
         self.client.offset = timefix.learn(
@@ -244,7 +259,9 @@ class Cycle:
     def pull_all(self) -> None:
         while True:
             cursor = int(state.get(self.store, "cursor", 0))
-            body = json.dumps({"cursor": cursor, "limit": 200}).encode()
+            if self.downlink_head is not None and self.downlink_head <= cursor:
+                return    # an answer this cycle said the hub holds nothing newer for us
+            body = json.dumps({"cursor": cursor}, separators=(",", ":")).encode()   # the hub's page: 200
             doc = self._call("POST", "/v1/pull", body, kinds={"_downlink": 1}).doc
             items = doc.get("items", [])
             if items or doc.get("cursor", cursor) != cursor:
@@ -307,5 +324,5 @@ class Cycle:
 
 
 def status_report(node: Node) -> dict:
-    """What `sync status --json` prints (edge.core.sync_view, shared with the web UI)."""
-    return sync_view.report(node)
+    """What `sync status --json` prints (sync/client/status.py, shared with the web UI)."""
+    return status.report(node)

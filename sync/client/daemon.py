@@ -22,7 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 from edge.core import backoff, disk, sdnotify, watchdog
 from edge.core.errors import StoreFull
 from edge.core.node import Node
-from edge.core.sync_view import REQUEST_FILE
+from .status import REQUEST_FILE
 
 from . import state
 from .controller import Cycle
@@ -104,7 +104,7 @@ def one_cycle(node: Node, ident, notify, stop: threading.Event):
     fed (its Heartbeat sees a `watchdog.Waiting` problem) and tries again later, instead of
     crashing into a systemd restart loop."""
     try:
-        result = Cycle(node, ident, sleep=lambda s: stop.wait(s)).run()
+        result = Cycle(node, ident, sleep=lambda s: stop.wait(s), always_hello=False).run()
         node.write_status("sync", {"last_cycle": result.__dict__})
     except (StoreFull, OSError) as e:
         if not (isinstance(e, StoreFull) or disk.is_full(e)):

@@ -16,11 +16,11 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from edge.core import audit, config as config_mod, management, sync_view
+from edge.core import audit, config as config_mod, management
 from edge.core.errors import CoreError
 from edge.core.reading import utc_iso
 
-from . import state
+from . import state, status
 
 PROTECTED = {"id", "version", "created_at", "updated_at"}
 CONFIG_KIND = "config"
@@ -129,4 +129,4 @@ def _conflict(conn, rid: str, local: dict, remote: dict, version: int, now: date
 
 
 def open_conflicts(store) -> list[dict[str, Any]]:
-    return sync_view.conflicts(store)
+    return status.conflicts(store)

@@ -15,6 +15,7 @@ from edge.core.node import Node
 
 from sync import protocol
 
+from . import status
 from .errors import NotEnrolled
 
 KEY_FILE = ("secrets", "sync-node.key")
@@ -70,9 +71,7 @@ def commit_enrollment(node: Node, *, name: str, hub_url: str, hub_pubkey: str, n
                      after={"hub_url": hub_url, "hub_pubkey": hub_pubkey})
 
 
-def get(store, key: str, default: Any = None) -> Any:
-    v = store.scalar("SELECT value FROM node_state WHERE key = ?", ("sync." + key,))
-    return default if v is None else json.loads(v)
+get = status.setting   # a value kept in node_state under `sync.<key>` (one definition, in status.py)
 
 
 def put(conn, key: str, value: Any, now: datetime) -> None:

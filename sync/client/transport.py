@@ -70,15 +70,22 @@ class HubClient:
 
     def raw(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
             ) -> tuple[int, dict[str, str], bytes, int, int]:
-        headers = {"Content-Type": "application/octet-stream", **(headers or {})}
+        headers = dict(headers or {})
+        if body or method in ("POST", "PUT"):
+            headers["Content-Length"] = str(len(body))
         full = self.prefix + path
-        sent = len(method) + len(full) + 12 + sum(len(k) + len(v) + 4 for k, v in headers.items()) + len(body) + 60
+        sent = (len(method) + len(full) + 12 + len(urlparse(self.url).netloc) + 8
+                + sum(len(k) + len(v) + 4 for k, v in headers.items()) + 2 + len(body))
         for attempt in (1, 2):
             reused = self._conn is not None
             conn = self._conn or self._connection()
             self._conn = None
             try:
-                conn.request(method, full, body=body, headers=headers)
+                # only what the hub reads: no Accept-Encoding or Content-Type (bytes on a SIM card, issue 17.4)
+                conn.putrequest(method, full, skip_accept_encoding=True)
+                for k, v in headers.items():
+                    conn.putheader(k, v)
+                conn.endheaders(body or None)
                 resp = conn.getresponse()
                 data = resp.read()
             except ssl.SSLCertVerificationError as e:
@@ -112,7 +119,7 @@ class HubClient:
             return self._call(method, path, body, ok)
 
     def _call(self, method: str, path: str, body: bytes, ok: tuple[int, ...]) -> Answer:
-        nonce = secrets.token_urlsafe(18)
+        nonce = secrets.token_urlsafe(16)      # 128 bits, 22 characters
         sent_at = protocol.utc_now_iso(datetime.fromtimestamp(self.wall() + self.offset, timezone.utc))
         headers = protocol.sign_request(self.key, method, path, self.node, nonce, sent_at, body)
         wb, mb = self.wall(), self.monotonic()
@@ -180,7 +187,7 @@ def enroll(url: str, code: str, pubkey: str, *, fingerprint: str | None = None, 
         raise HubUntrusted("the hub key fingerprint is required (`clinic-edge enroll --hub-key`, or hub_key in "
                            "the boot partition's clinic-edge.toml): county IT's `hub node add` prints it")
     expected = protocol.normal_fingerprint(fingerprint) if fingerprint else None
-    nonce = secrets.token_urlsafe(18)
+    nonce = secrets.token_urlsafe(16)      # 128 bits, 22 characters
     req = {"code": code, "pubkey": pubkey, "nonce": nonce, **({"csr": csr} if csr else {})}
     try:
         status, rh, data, _s, _g = client.raw("POST", "/v1/enroll", json.dumps(req).encode(),

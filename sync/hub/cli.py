@@ -32,16 +32,22 @@ def database_url(node: Node) -> str:
     return f"sqlite:///{path}"
 
 
+def open_store(node: Node, *, pool_size: int = 10, upgrade: bool = True):
+    """The hub's database, its schema brought to head first unless `upgrade` is False."""
+    from .storage import HubStore
+
+    try:
+        return HubStore(database_url(node), pool_size=pool_size, upgrade=upgrade)
+    except Exception as e:  # noqa: BLE001 - any driver or schema error: say which URL and why
+        raise HubCliError(f"cannot open the hub database {database_url(node)}: {e.__class__.__name__}: {e}")
+
+
 def open_hub(node: Node, *, pool_size: int = 10):
     from .service import Hub, load_or_create_key
-    from .storage import HubStore
 
     cfg = node.config["hub"]
     key_path = Path(cfg["key_file"]) if cfg["key_file"] else node.data_dir / "hub" / "hub.key"
-    try:
-        store = HubStore(database_url(node), pool_size=pool_size)
-    except Exception as e:  # noqa: BLE001 - any driver error: say which URL and why
-        raise HubCliError(f"cannot open the hub database {database_url(node)}: {e.__class__.__name__}: {e}")
+    store = open_store(node, pool_size=pool_size)
     return Hub(store, load_or_create_key(key_path), max_batch_bytes=cfg["max_batch_bytes"],
                code_ttl=timedelta(hours=cfg["code_ttl_hours"]), bundle_dir=node.data_dir / "hub" / "bundles",
                time_window=timedelta(seconds=cfg["time_window_seconds"]),
@@ -58,7 +64,7 @@ def hub() -> None:
 @click.pass_obj
 def serve(node: Node, listen: str | None) -> None:
     """Run the hub with a production WSGI server (cheroot), over HTTPS with the county CA."""
-    from . import ca as ca_mod
+    from . import ca as ca_mod, schema
     from .app import create_app
     from edge.core.https import CherootService
     from .service import utcnow
@@ -74,11 +80,12 @@ def serve(node: Node, listen: str | None) -> None:
     if cfg["tls"]:
         cert, key = county.server_files(names, now=utcnow())
     scheme = "https" if cfg["tls"] else "http"
+    click.echo(f"hub database: {schema.change_text(*h.store.migrated)}", err=True)
     click.echo(f"hub on {scheme}://{host}:{port}/ (database {h.store.engine.url.render_as_string()}); "
                f"hub key fingerprint {protocol.fingerprint(h.key)}; county CA {county.dir / 'county-ca.pem'}",
                err=True)
     service = CherootService(create_app(h, ca=county, server_names=names), host.strip("[]"), int(port),
-                             threads=threads, cert=cert, key=key, name="clinic-edge-hub", max_body=body_limit(h))
+                             threads=threads, cert=cert, key=key, name="ce-hub", max_body=body_limit(h))
     from edge.core import watchdog  # systemd Type=notify + WatchdogSec (issue 8)
 
     watchdog.serve_notified(service, lambda: None)
@@ -360,3 +367,9 @@ def bundle_withdraw(node: Node, which: str) -> None:
               f"(give its version or sha256, as `hub bundle publish` printed)")
     for d in done:
         click.echo(f"withdrew update bundle {d['version']} (sha256 {d['sha256']}) for {d['node']} (cursor {d['cursor']})")
+
+
+
+from .db_cli import db_group  # noqa: E402 - `hub db`, in its own module (it imports this one lazily)
+
+hub.add_command(db_group)

@@ -32,14 +32,21 @@ def authed() -> str:
     hub = _hub()[0]
     body = request.get_data(cache=True)
     path = request.full_path.rstrip("?")
-    g.nonce = request.headers.get(protocol.H_NONCE, "")
-    return hub.authenticate(request.method, path, request.headers, body, now=_now())
+    g.nonce = protocol.request_auth(request.headers)[1]
+    g.node = hub.authenticate(request.method, path, request.headers, body, now=_now())
+    return g.node
 
 
-def signed(doc: dict, status: int = 200) -> Response:
+def signed(doc: dict, status: int = 200, *, downlink: bool = True) -> Response:
+    """A JSON answer signed over the request's nonce, with the hub's time and, for an
+    authenticated node, its newest downlink cursor (docs/api.md)."""
     hub = _hub()[0]
-    body = json.dumps({**doc, "hub_time": now_iso(_now())}, ensure_ascii=False).encode()
-    resp = Response(body, status, content_type="application/json")
+    extra = {"hub_time": now_iso(_now())}
+    if downlink and g.get("node"):     # a pull's own answer says it with its cursor
+        extra["downlink"] = hub.store.downlink_head(g.node)
+    body = json.dumps({**doc, **extra}, ensure_ascii=False, separators=(",", ":")).encode()
+    resp = Response(body, status)
+    del resp.headers["Content-Type"]      # always JSON, and the node knows: 32 bytes less per answer
     resp.headers[protocol.H_SIG] = hub.sign_response(g.nonce, body)
     return resp
 
@@ -162,7 +169,8 @@ def pull():
     if not isinstance(cursor, int) or not isinstance(limit, int) or not 0 < limit <= 1000 \
             or not 0 <= cursor < MAX_CURSOR:
         return signed({"error": "cursor (>= 0) and limit (1-1000) must be integers"}, 400)
-    return signed(hub.pull(node, cursor, limit))
+    hub.store.touch(node, now=_now())      # a node that only pulls is still in contact
+    return signed(hub.pull(node, cursor, limit), downlink=False)
 
 
 @bp.get("/v1/bundles/<sha256>")

@@ -87,12 +87,9 @@ class Hub:
 
     # ---- request authentication ---------------------------------------------------------------
     def authenticate(self, method: str, path: str, headers, body: bytes, *, now: datetime) -> str:
-        node = headers.get(protocol.H_NODE, "")
-        nonce = headers.get(protocol.H_NONCE, "")
-        sent = headers.get(protocol.H_TIME, "")
-        sig = headers.get(protocol.H_SIG, "")
+        node, nonce, sent, sig = protocol.request_auth(headers)
         if not (node and nonce and sig):
-            raise Refused("unsigned request: X-CE-Node, X-CE-Nonce and X-CE-Signature are required")
+            raise Refused("unsigned request: X-CE-Auth (node, nonce, time, signature) is required")
         if not re.fullmatch(r"[\w-]{16,64}", nonce):
             raise Refused("bad nonce")
         row = self.store.node(node)
@@ -215,7 +212,9 @@ class Hub:
         rows = rows[:limit]
         items = [{"kind": r["kind"], "id": r["record_id"], "version": r["version"],
                   "payload": json.loads(r["payload"])} for r in rows]
-        return {"items": items, "cursor": rows[-1]["seq"] if rows else cursor, "more": more}
+        if not items:       # nothing new: the shortest answer (nodes read items and more with defaults)
+            return {"cursor": cursor}
+        return {"items": items, "cursor": rows[-1]["seq"], "more": more}
 
 
 def record_problem(r: dict[str, Any]) -> str | None:

@@ -3,7 +3,9 @@
 Everything a worker needs lives here (nodes, enrollment codes, seen nonces, partial uploads,
 batches with their receipts, records, downlink), so any number of stateless workers can serve
 the same county behind a load balancer. Records are stored idempotently by
-(node, kind, record_id, version).
+(node, kind, record_id, version). The tables below are what the code reads and writes; the
+database gets them from the Alembic revisions in migrations/versions/ (sync/hub/schema.py), which
+HubStore applies when it opens the database.
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+
+from . import schema
 
 meta = sa.MetaData()
 
@@ -127,7 +131,9 @@ def code_hash(code: str) -> str:
 
 
 class HubStore:
-    def __init__(self, url: str, *, pool_size: int = 10):
+    def __init__(self, url: str, *, pool_size: int = 10, upgrade: bool = True):
+        """Open the hub's database; with `upgrade` bring its schema to head first (`migrated`
+        is then the schema state (before, after); schema.SchemaError if it cannot be)."""
         kw: dict[str, Any] = {"future": True}
         if url.startswith("postgresql"):
             if url.startswith("postgresql://"):
@@ -138,7 +144,7 @@ class HubStore:
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
-        meta.create_all(self.engine)
+        self.migrated = schema.upgrade(self.engine) if upgrade else None
 
     def _insert(self, table: sa.Table):
         return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
@@ -271,6 +277,13 @@ class HubStore:
                              .where(downlink.c.node.in_([node, "*"])).order_by(downlink.c.seq).limit(limit))
             return [dict(r) for r in rows.mappings()]
 
+    def downlink_head(self, node: str) -> int:
+        """The newest downlink cursor for this node (0: none yet), which every signed answer carries
+        so a node whose cursor is there skips the pull (issue 17.4)."""
+        with self.engine.connect() as c:
+            return c.execute(sa.select(sa.func.max(downlink.c.seq))
+                             .where(downlink.c.node.in_([node, "*"]))).scalar() or 0
+
     def setting(self, key: str, make) -> str:
         """A hub-wide value, made by `make()` the first time (every worker then reads the same one)."""
         with self.begin() as c:
@@ -325,7 +338,8 @@ class HubStore:
 
 
 def _sqlite_begin(conn) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")   # a writer never has to upgrade a read lock
+    # IMMEDIATE: a writer never has to upgrade a read lock; schema.py's upgrade asks for EXCLUSIVE
+    conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN IMMEDIATE"))
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

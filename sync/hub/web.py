@@ -8,6 +8,7 @@ from datetime import timedelta
 from functools import wraps
 
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -52,7 +53,23 @@ def init(app: Flask, hub, *, secret_key: bytes | None = None) -> None:
                                message="表单已过期或来自别处，请刷新页面再试。 The form expired or came from "
                                        "elsewhere; reload the page and try again."), 400
 
+    app.session_interface = NoSessionForNodes()
     app.register_blueprint(bp)
+
+
+class NoSessionForNodes(SecureCookieSessionInterface):
+    """The node API (/v1/, /healthz) is signed per request and has no session: no cookie read or
+    set and no `Vary: Cookie`, 14 bytes less on every answer a SIM card pays for (issue 17.4)."""
+
+    def open_session(self, app, request):
+        if request.path.startswith("/v1/"):
+            return self.null_session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app, session, response):
+        if request.path.startswith("/v1/"):
+            return None
+        return super().save_session(app, session, response)
 
 
 def _hub():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from .migrations import migration
+from edge.core.migrations import migration
 
 
 @migration(200, "sync: enrollment, batches, usage, time anchors, downlink, conflicts")

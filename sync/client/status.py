@@ -1,30 +1,36 @@
-"""What the node knows about its sync with the county, read from the store (no network here).
+"""Sync's status contribution (entry point `clinic_edge.status` "sync", contract in
+edge/core/status.py): what the node knows about its sync with the county, read from the store.
 
-Shared by `clinic-edge sync status --json` (sync.client) and the web UI's sync page, which may
-import only edge.core. Also: asking the sync daemon for a cycle now, and resolving a resident
-the hub and this clinic both changed.
+Shared by `clinic-edge sync status --json` and the workbench's sync page, and the "hub" line of
+`clinic-edge doctor`. Also: asking the sync daemon for a cycle now, and resolving a resident the
+hub and this clinic both changed. Imports edge.core only (tests/test_layering.py), so the web app
+and doctor load it without sync's network and signing code.
 """
 from __future__ import annotations
 
 import json
+import ssl
+import urllib.error
+import urllib.request
 from datetime import datetime
 from typing import Any
 
-from . import audit, outbox
-from .reading import utc_iso
+from edge.core import audit, outbox, release
+from edge.core.reading import utc_iso
+from edge.core.status import Finding
 
-SOFTWARE = "clinic-edge/0.1.0"
 REQUEST_FILE = ("run", "sync-now")      # the sync daemon polls for this file every 2 s
 
 
-def state(store, key: str, default: Any = None) -> Any:
+def software() -> str:
+    """What the node tells the hub it runs: clinic-edge/<the installed version>."""
+    return f"{release.PROJECT}/{release.running_version()}"
+
+
+def setting(store, key: str, default: Any = None) -> Any:
+    """A value the sync client keeps in node_state (key `sync.<key>`, JSON)."""
     v = store.scalar("SELECT value FROM node_state WHERE key = ?", ("sync." + key,))
     return default if v is None else json.loads(v)
-
-
-def today(node) -> str:
-    """Today's date in the clinic's zone, on the best time known (Node.today)."""
-    return node.today().isoformat()
 
 
 def report(node) -> dict[str, Any]:
@@ -32,7 +38,7 @@ def report(node) -> dict[str, Any]:
     oldest = store.scalar("SELECT min(created_at) FROM outbox WHERE acked_at IS NULL AND quarantined_at IS NULL")
     quarantined = store.query("SELECT seq, kind, record_id, version, quarantine_reason AS reason, quarantined_at"
                               " FROM outbox WHERE quarantined_at IS NOT NULL ORDER BY seq LIMIT 100")
-    day = today(node)
+    day = node.today().isoformat()
     usage = {r["kind"]: {"bytes": r["bytes"], "records": r["records"]}
              for r in store.query("SELECT kind, bytes, records FROM sync_usage WHERE day = ?", (day,))}
     enrolled = store.one("SELECT node, hub_url FROM sync_enrollment WHERE id = 1")
@@ -40,17 +46,17 @@ def report(node) -> dict[str, Any]:
         "enrolled": bool(enrolled), "node": enrolled and enrolled["node"], "hub": enrolled and enrolled["hub_url"],
         "backlog": outbox.backlog(store.conn), "oldest_pending": oldest,
         "pending_batches": store.scalar("SELECT count(*) FROM sync_batches WHERE state = 'pending'"),
-        "last_success": state(store, "last_success"), "last_attempt": state(store, "last_attempt"),
-        "last_error": state(store, "last_error"), "clock_offset_s": state(store, "clock_offset_s"),
+        "last_success": setting(store, "last_success"), "last_attempt": setting(store, "last_attempt"),
+        "last_error": setting(store, "last_error"), "clock_offset_s": setting(store, "clock_offset_s"),
         "quarantined": store.scalar("SELECT count(*) FROM outbox WHERE quarantined_at IS NOT NULL"),
         "quarantined_records": quarantined,
         "conflicts": store.scalar("SELECT count(*) FROM sync_conflicts WHERE resolved_at IS NULL"),
         "day": day, "bytes_today": sum(u["bytes"] for u in usage.values()), "usage_today": usage,
-        "daily_budget_bytes": node.config["sync"]["daily_budget_bytes"], "software": SOFTWARE,
-        "batch_records": state(store, "batch_records"), "chunk_bytes": state(store, "chunk_bytes"),
+        "daily_budget_bytes": node.config["sync"]["daily_budget_bytes"], "software": software(),
+        "batch_records": setting(store, "batch_records"), "chunk_bytes": setting(store, "chunk_bytes"),
         # update bundles: bytes today are in usage_today["_update"]; a bundle that does not fit waits
         "update_budget_bytes": node.config["sync"]["update_budget_bytes"],
-        "update_waiting": state(store, "update_waiting"),
+        "update_waiting": setting(store, "update_waiting"),
     }
 
 
@@ -98,3 +104,23 @@ def resolve(store, conflict_id: int, keep: str, *, actor: str, now: datetime) ->
                      (utc_iso(now), keep, conflict_id))
         audit.append(conn, actor=actor, action=f"resident.conflict_keep_{keep}", entity="resident", entity_id=rid,
                      at=now, after={"remote_version": remote_version})
+
+
+def findings(node, now: datetime) -> list[Finding]:
+    """doctor's "hub" line: enrolled, and does the hub answer (a short HTTPS probe, nothing sent)."""
+    enrolled = node.store.one("SELECT node, hub_url FROM sync_enrollment WHERE id = 1")
+    if not enrolled:
+        return [Finding("hub", "warning", "this node is not enrolled with a county hub",
+                        "write clinic-edge.toml onto the boot partition, or run clinic-edge enroll --hub URL --code CODE")]
+    url = enrolled["hub_url"]
+    ca = node.data_dir / "tls" / "county-ca.pem"   # the county root pinned at enrollment (docs/tls.md)
+    context = ssl.create_default_context(cafile=str(ca)) if url.startswith("https:") and ca.exists() else None
+    try:
+        urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=5, context=context).close()
+    except urllib.error.HTTPError:
+        pass  # it answered
+    except OSError as e:
+        return [Finding("hub", "warning", f"{url} is not reachable: {getattr(e, 'reason', e)}",
+                        "check the uplink (SIM credit, router); records wait safely in the outbox")]
+    last = setting(node.store, "last_success")
+    return [Finding("hub", "ok", f"{url} reachable as node {enrolled['node']}; last sync {last or 'never'}")]

@@ -1,0 +1,71 @@
+"""The report and the worklist the pages show, computed once per state of the records they read.
+
+A doctor opens the worklist and the month's report many times between two saves; each computation
+walks every managed patient (5,000 residents: ~4,500 managements). The store keeps a random token
+that every insert, update or delete of a follow-up, a management or a resident replaces in the same
+transaction (report_inputs, schema_followup 531). A result is kept with the token read before it
+was computed, and given again only while the token is unchanged, so a save, a correction, a late
+(back-dated) record, a void, an ended management or a corrected birth date is in the very next
+page. A result computed while a change commits is kept under the older token and never served.
+The readings by source are added fresh each time (counted per hour, schema_followup 530): readings
+arrive all day and are not report inputs of the token.
+
+The worklist is kept per day (it depends on today); a report per period. At most KEEP results are
+held (a report holds its residents' ids: about a megabyte on the bench's village).
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import date
+from typing import Callable, TypeVar
+
+from . import kpi, source
+from .population import Period
+from .worklist import Worklist
+
+KEEP = 4
+T = TypeVar("T")
+
+_kept: OrderedDict[tuple, tuple[bytes, object]] = OrderedDict()
+_lock = threading.Lock()
+counts = {"kept": 0, "computed": 0}      # for bench/web_followup.py
+
+
+def token(store) -> bytes:
+    return store.scalar("SELECT token FROM report_inputs WHERE id = 1")
+
+
+def _kept_or(key: tuple, tok: bytes, compute: Callable[[], T]) -> T:
+    with _lock:
+        hit = _kept.get(key)
+        if hit is not None and hit[0] == tok:
+            _kept.move_to_end(key)
+            counts["kept"] += 1
+            return hit[1]
+    value = compute()
+    with _lock:
+        counts["computed"] += 1
+        _kept[key] = (tok, value)
+        _kept.move_to_end(key)
+        while len(_kept) > KEEP:
+            _kept.popitem(last=False)
+    return value
+
+
+def report(store, period: Period, tz: str) -> kpi.Report:
+    """What source.report gives (a new Report each call: callers may change theirs)."""
+    r = _kept_or(("report", period), token(store), lambda: source.followup_report(store, period))
+    return kpi.Report(period, dict(r.indicators), {d: dict(c) for d, c in r.followups.items()},
+                      source.readings_by_source(store, period, tz))
+
+
+def worklist(store, today: date) -> Worklist:
+    """What source.build_worklist gives (new lists each call)."""
+    wl = _kept_or(("worklist", today), token(store), lambda: source.build_worklist(store, today))
+    return Worklist(wl.today, list(wl.urgent), list(wl.overdue), list(wl.due), list(wl.not_seen))
+
+
+def forget() -> None:
+    with _lock:
+        _kept.clear()

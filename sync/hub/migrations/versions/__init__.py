@@ -1,0 +1,1 @@
+"""One module per revision of the hub's schema (Alembic skips this file)."""

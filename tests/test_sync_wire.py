@@ -1,0 +1,120 @@
+"""What a sync cycle costs on a SIM card (issue 17.4): the daemon's cycle with nothing new is one
+small exchange; news still reaches the county; receipts fold the pull; the hub still takes the
+signature headers older nodes send. Bytes are counted at a TCP relay between node and a real
+hub process (plain HTTP on loopback, as bench/sync.py measures; TLS adds its own records)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from edge.core import config as config_mod
+from edge.core.node import Node
+from sync.client import state
+from sync.client.controller import Cycle
+from sync_fixtures import CountingProxy, Hub, add_records, enroll
+
+
+@pytest.fixture
+def link(env, tmp_path):
+    d = tmp_path / "hubdata"
+    d.mkdir()
+    hub = Hub(env, d, f"sqlite:///{tmp_path / 'hub.db'}", tls=False).start()
+    enroll(env, hub)
+    proxy = CountingProxy(hub.port).start()
+    env = {**env, "CLINIC_EDGE_SYNC_HUB_URL": proxy.url}
+    yield hub, proxy, env
+    proxy.stop()
+    hub.stop()
+
+
+def daemon_cycle(env):
+    """One cycle as the sync daemon runs it (hello only when there is news)."""
+    node = Node(config_mod.load(env=env))
+    try:
+        result = Cycle(node, state.identity(node), always_hello=False).run()
+        assert result.ok, result.error
+        return result
+    finally:
+        node.close()
+
+
+def hub_status(hub) -> dict:
+    row = hub.store().node("clinic-a")
+    return json.loads(row["status"] or "{}")
+
+
+def test_a_cycle_with_nothing_new_is_one_pull_of_at_most_500_bytes(link):
+    hub, proxy, env = link
+    node = Node(config_mod.load(env=env))
+    add_records(node, 6)
+    node.close()
+    daemon_cycle(env)                      # the first: hello, the backlog, the hello saying it is gone
+    proxy.reset()
+    daemon_cycle(env)
+    assert proxy.requests == ["POST /v1/pull"]
+    assert proxy.bytes <= 500, proxy.bytes
+
+
+def test_news_still_reaches_the_county_and_an_hour_brings_a_hello(link):
+    hub, proxy, env = link
+    daemon_cycle(env)
+    node = Node(config_mod.load(env=env))
+    node.write_status("update", {"result": "rolled back", "from": "0.1.0", "to": "0.2.0",
+                                 "at": "2026-12-03T08:00:00.000Z", "reason": {"check": "/healthz"}})
+    node.close()
+    proxy.reset()
+    daemon_cycle(env)                      # the county's dashboard must show the rollback now
+    assert "POST /v1/hello" in proxy.requests
+    assert hub_status(hub)["health"]["last_update"]["result"] == "rolled back"
+
+    proxy.reset()
+    daemon_cycle(env)
+    assert "POST /v1/hello" not in proxy.requests              # nothing new since
+    node = Node(config_mod.load(env=env))
+    hour_ago = datetime.now(timezone.utc) - timedelta(minutes=61)
+    state.put_many(node.store, {"hello_at": hour_ago.isoformat()}, datetime.now(timezone.utc))
+    node.close()
+    proxy.reset()
+    daemon_cycle(env)
+    assert proxy.requests[0] == "POST /v1/hello"               # an hour on: the audit head and the rest
+
+
+def test_a_receipt_folds_the_pull_unless_the_hub_holds_something_for_the_node(link):
+    hub, proxy, env = link
+    daemon_cycle(env)
+    node = Node(config_mod.load(env=env))
+    add_records(node, 1, start=100)        # one new reading
+    node.close()
+    proxy.reset()
+    daemon_cycle(env)
+    assert "POST /v1/pull" not in proxy.requests and proxy.requests[0].startswith("PUT /v1/uploads/")
+
+    hub.store().put_downlink("clinic-a", "code_table", "icd10-I10", 1, json.dumps({"code": "I10", "name": "原发性高血压"}),
+                             now=datetime.now(timezone.utc))
+    node = Node(config_mod.load(env=env))
+    add_records(node, 1, start=102)
+    node.close()
+    proxy.reset()
+    assert daemon_cycle(env).downlink == 1                    # the receipt said: something waits
+    assert "POST /v1/pull" in proxy.requests
+
+
+def test_the_hub_still_takes_the_four_signature_headers_of_older_nodes(link):
+    from sync import protocol
+    from sync.client.transport import HubClient
+
+    hub, proxy, env = link
+    node = Node(config_mod.load(env=env))
+    ident = state.identity(node)
+    node.close()
+    client = HubClient(proxy.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=10)
+    body = b'{"cursor":0}'
+    sent_at = protocol.utc_now_iso(datetime.now(timezone.utc))
+    compact = protocol.sign_request(ident.key, "POST", "/v1/pull", ident.node, "n" * 22, sent_at, body)
+    old = dict(zip((protocol.H_NODE, protocol.H_NONCE, protocol.H_TIME, protocol.H_SIG),
+                   compact[protocol.H_AUTH].split(" ")))
+    status, _, data, _, _ = client.raw("POST", "/v1/pull", body, old)
+    assert status == 200, data
+    assert json.loads(data)["cursor"] == 0
