@@ -1,5 +1,5 @@
 """A report's and the worklist's parts kept per resident, so that after a save only the residents
-it changed are read again (issue 17.3; docs/reports.md, after a save).
+it changed are read again (issue 17.3; docs/domain.md §2.1).
 
 Every change to a follow-up, a management or a resident appends, in its own transaction, the
 resident it was about and the new token (report_changes, schema_followup 550). A kept result
