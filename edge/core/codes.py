@@ -84,6 +84,7 @@ CODES: tuple[Code, ...] = (
          "Blood glucose", "mmol/L", _GLUCOSE, 0.5, 50, 1),
     Code("4548-4", ("hba1c",), "糖化血红蛋白", "HbA1c", "%", _PERCENT, 2, 25, 1),
     Code("9279-1", ("respiratory_rate", "rr", "MDC_RESP_RATE"), "呼吸频率", "Respiratory rate", "/min", _RATE, 2, 80, 0),
+    Code("8280-0", ("waist", "waist_circumference"), "腰围", "Waist circumference", "cm", _LENGTH, 30, 250, 1),
     Code("39156-5", ("bmi",), "体质指数", "BMI", "kg/m2", {"kg/m2": _same}, 5, 100, 1),
 )
 

@@ -21,6 +21,7 @@ from .reading import STATUS_VOIDED, utc_iso
 DEFAULT_MINUTES = 5
 END_SAVED, END_SWITCHED, END_STOPPED = "saved", "switched", "stopped"   # (timed out: no end_reason)
 BP_CODES = ("8480-6", "8462-4", "8867-4")                                # systolic, diastolic, pulse
+ARMS = (None, "left", "right")                                           # None: not said
 
 
 def N_(message: str) -> str:
@@ -36,17 +37,24 @@ class SessionBusy(ValidationError):
 
 
 def start(store, resident_id: str, *, minutes: int = DEFAULT_MINUTES, now: datetime, actor: str,
-          switch: bool = False) -> dict:
+          switch: bool = False, arm: str | None = None) -> dict:
     """Open a measuring session for the resident. The clinic's devices measure one resident at a
     time: if another resident's session is open this raises SessionBusy, unless `switch` (the doctor
-    confirmed), which ends that session first. Starting again for the same resident extends it."""
+    confirmed), which ends that session first. Starting again for the same resident extends it.
+    `arm` ('left'/'right'): the arm the BP is measured on (the health check has both); choosing
+    another arm for the same resident ends the session and opens one for that arm."""
     if not 1 <= int(minutes) <= 120:
         raise ValidationError("a measuring session lasts 1-120 minutes", field="minutes")
+    if arm not in ARMS:
+        raise ValidationError("the arm is left or right", field="arm")
     expires = utc_iso(now + timedelta(minutes=int(minutes)))
     with store.atomic() as conn:
         if not conn.execute("SELECT 1 FROM residents WHERE id = ? AND voided_at IS NULL", (resident_id,)).fetchone():
             raise NotFound(f"resident {resident_id} does not exist")
         session = open_session(conn, utc_iso(now))
+        if session and session["resident_id"] == resident_id and session["arm"] != arm:
+            _end(conn, session, END_SWITCHED, now, actor)
+            session = None
         if session and session["resident_id"] == resident_id:
             conn.execute("UPDATE measuring_sessions SET expires_at = ? WHERE id = ?", (expires, session["id"]))
             return current(store, now=now)
@@ -54,10 +62,10 @@ def start(store, resident_id: str, *, minutes: int = DEFAULT_MINUTES, now: datet
             raise SessionBusy(_named(conn, session))
         if session:
             _end(conn, session, END_SWITCHED, now, actor)
-        cur = conn.execute("INSERT INTO measuring_sessions (resident_id, started_by, started_at, expires_at)"
-                           " VALUES (?,?,?,?)", (resident_id, actor, utc_iso(now), expires))
+        cur = conn.execute("INSERT INTO measuring_sessions (resident_id, started_by, started_at, expires_at, arm)"
+                           " VALUES (?,?,?,?,?)", (resident_id, actor, utc_iso(now), expires, arm))
         audit.append(conn, actor=actor, action="measuring.start", entity="resident", entity_id=resident_id,
-                     at=now, after={"session": cur.lastrowid, "expires_at": expires})
+                     at=now, after={"session": cur.lastrowid, "expires_at": expires, "arm": arm})
     return current(store, now=now)
 
 
@@ -97,7 +105,7 @@ def _named(conn, session: dict) -> dict:
     return session
 
 
-OPEN_SESSION = ("SELECT id, resident_id, started_by, started_at, expires_at FROM measuring_sessions"
+OPEN_SESSION = ("SELECT id, resident_id, started_by, started_at, expires_at, arm FROM measuring_sessions"
                 " WHERE ended_at IS NULL AND expires_at > ? AND started_at <= ? ORDER BY started_at DESC LIMIT 1")
 
 
