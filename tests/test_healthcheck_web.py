@@ -59,3 +59,11 @@ def test_a_wrong_value_gets_its_message_and_nothing_is_saved(app_client):
     assert 'id="err-temperature">体温应在34–43℃之间<' in r.text
     assert 'id="err-selfcare_meal">65岁及以上老年人需填写生活自理能力评估<' in r.text
     assert node.store.one("SELECT count(*) AS n FROM health_checks") == {"n": 0}
+
+
+def test_worklist_lists_the_65_plus_not_checked_and_the_rate(app_client):
+    node, client = app_client                      # R1 (born 1955) is 65+, not checked
+    seed(node.store, rid="R2", birth="1990-01-01")
+    page = client.get("/elderly?year=2026").text
+    assert 'id="todo-R1"' in page and 'id="todo-R2"' not in page
+    assert "0 / 1" in page

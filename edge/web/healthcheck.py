@@ -4,6 +4,7 @@ Routes (blueprint `healthcheck`):
   GET  /healthcheck/<resident_id>/new      the form, pre-filled from the resident's readings today
   POST /healthcheck/<resident_id>/new      validate; save or show a message per field
   GET  /healthchecks/<id>[?version=n]      the saved record, each device value with its reading
+  GET  /elderly[?year=]                    老年人健康管理率 and the residents 65+ not checked this year
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from edge.core.errors import StoreFull
 from edge.core.followup.rules import age_on
 from edge.core.healthcheck import fields, prefill, records, selfcare
 from edge.core.healthcheck.validation import validate
+from edge.reports import elderly
 from . import context, disk_full
 from .followup import actor, lang, require_login, resident_or_404
 
@@ -103,3 +105,10 @@ def show(check_id: str):
     used = records.readings_used(context.store(), check_id, h["shown_version"])
     return render_template("healthcheck/show.html", h=h, v=h["values"], resident=resident, used=used,
                            saved=request.args.get("saved"))
+
+
+@bp.get("/elderly")
+def worklist():
+    """老年人健康管理: the KPI of the year and the residents 65+ not checked yet."""
+    year = request.args.get("year", type=int) or context.today().year
+    return render_template("healthcheck/worklist.html", e=elderly.load(context.store(), year), year=year)
