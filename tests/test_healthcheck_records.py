@@ -143,3 +143,22 @@ def test_correction_is_a_new_version_with_a_reason(store):
     with pytest.raises(Exception):
         with store.atomic() as conn:
             conn.execute("UPDATE health_check_versions SET data = '{}'")
+
+
+def test_urine_analyser_lines_fill_the_urine_routine_with_their_source(store):
+    from device_drivers.lines import profile
+    p = profile.load("urine-strip-reader-line")
+    devices.add(store, "urine1", kind="analyser", transport="lines", now=NOW)
+    measuring.start(store, "R1", now=NOW, actor="doc")
+    lines = [b"No.0007 2026-12-03 09:05", b"LEU  -", b"PRO  +-  0.15g/L", b"BLD  2+  80Cell/uL", b"KET  -",
+             b"GLU  3+  28mmol/L", b"SG   1.015"]
+    readings = [r for line in lines for r in profile.parse_line(p, line, device_id="urine1", received=NOW,
+                                                                 tz=timezone.utc)]
+    ingest(store, readings, clock=Clock(NOW))
+    pre = prefill.build(store, resident_id="R1", today=TODAY, tz=TZ)
+    assert {k: pre.values[k] for k in ("urine_protein", "urine_glucose", "urine_ketone", "urine_blood")} == {
+        "urine_protein": "+-", "urine_glucose": "3+", "urine_ketone": "-", "urine_blood": "2+"}
+    v = validate({**{k: str(x) for k, x in pre.values.items()}}, today=TODAY)
+    saved = records.save(store, resident_id="R1", values=v.values, sources=pre.sources, actor="doc", at=NOW)
+    assert set(saved.sources) == {"urine_protein", "urine_glucose", "urine_ketone", "urine_blood"}
+    assert records.readings_used(store, saved.id, 1)["urine_blood"]["device_id"] == "urine1"

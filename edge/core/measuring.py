@@ -106,13 +106,47 @@ def _named(conn, session: dict) -> dict:
 
 
 OPEN_SESSION = ("SELECT id, resident_id, started_by, started_at, expires_at, arm FROM measuring_sessions"
-                " WHERE ended_at IS NULL AND expires_at > ? AND started_at <= ? ORDER BY started_at DESC LIMIT 1")
+                " WHERE ended_at IS NULL AND expires_at > ? AND started_at <= ? AND device_id IS NULL"
+                " ORDER BY started_at DESC LIMIT 1")
+# A check-day station's session (edge.core.healthcheck.checkday): one device, one resident.
+OPEN_DEVICE_SESSION = ("SELECT id, resident_id, started_by, started_at, expires_at, arm, device_id"
+                       " FROM measuring_sessions WHERE device_id = ? AND ended_at IS NULL AND expires_at > ?"
+                       " AND started_at <= ? ORDER BY started_at DESC LIMIT 1")
 
 
 def open_session(conn: sqlite3.Connection, at: str) -> dict | None:
     """The session open at time `at` (ISO UTC), if any."""
     row = conn.execute(OPEN_SESSION, (at, at)).fetchone()
     return dict(row) if row else None
+
+
+def open_device_session(conn: sqlite3.Connection, device_id: str, at: str) -> dict | None:
+    """The station session of this device open at `at`, if any: its readings go to its resident."""
+    row = conn.execute(OPEN_DEVICE_SESSION, (device_id, at, at)).fetchone()
+    return dict(row) if row else None
+
+
+def start_for_device(conn: sqlite3.Connection, resident_id: str, device_id: str, *, now: datetime, actor: str,
+                     arm: str | None = None, minutes: int = DEFAULT_MINUTES) -> int:
+    """A station calls a resident: its device measures that resident only (the device's previous
+    session ends: one device, one resident at a time). Inside the caller's transaction."""
+    if arm not in ARMS:
+        raise ValidationError("the arm is left or right", field="arm")
+    previous = open_device_session(conn, device_id, utc_iso(now))
+    if previous:
+        _end(conn, previous, END_SWITCHED, now, actor)
+    cur = conn.execute("INSERT INTO measuring_sessions (resident_id, started_by, started_at, expires_at, arm,"
+                       " device_id) VALUES (?,?,?,?,?,?)", (resident_id, actor, utc_iso(now),
+                                                            utc_iso(now + timedelta(minutes=minutes)), arm, device_id))
+    audit.append(conn, actor=actor, action="measuring.start", entity="resident", entity_id=resident_id, at=now,
+                 after={"session": cur.lastrowid, "device_id": device_id, "arm": arm})
+    return cur.lastrowid
+
+
+def end_for_device(conn: sqlite3.Connection, device_id: str, *, now: datetime, actor: str) -> None:
+    session = open_device_session(conn, device_id, utc_iso(now))
+    if session:
+        _end(conn, session, END_STOPPED, now, actor)
 
 
 def current(store, *, now: datetime) -> dict | None:

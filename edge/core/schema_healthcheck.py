@@ -64,3 +64,33 @@ def measuring_arm(db: sqlite_utils.Database) -> None:
     # The 健康体检表 has BP for the left and the right arm; the arm is chosen when the measuring
     # session starts (edge.core.healthcheck.prefill), so each BP reading of the session is tagged.
     db.execute("ALTER TABLE measuring_sessions ADD COLUMN arm TEXT CHECK (arm IN ('left','right'))")
+
+
+@migration(602, "the check day (体检日): stations with their device, registrations, each station's calls")
+def check_day(db: sqlite_utils.Database) -> None:
+    run_statements(
+        db,
+        # a station's session: only that device's readings attach to it (edge.core.healthcheck.checkday)
+        "ALTER TABLE measuring_sessions ADD COLUMN device_id TEXT",
+        "CREATE INDEX measuring_device_open ON measuring_sessions(device_id, ended_at, expires_at)"
+        " WHERE device_id IS NOT NULL",
+        """CREATE TABLE checkday_stations (
+            station TEXT PRIMARY KEY,
+            device_id TEXT,
+            updated_at TEXT NOT NULL)""",
+        """CREATE TABLE checkday_visits (
+            day TEXT NOT NULL,
+            resident_id TEXT NOT NULL REFERENCES residents(id),
+            seq INTEGER NOT NULL,
+            registered_at TEXT NOT NULL,
+            registered_by TEXT NOT NULL,
+            PRIMARY KEY (day, resident_id))""",
+        """CREATE TABLE checkday_steps (
+            day TEXT NOT NULL,
+            resident_id TEXT NOT NULL REFERENCES residents(id),
+            station TEXT NOT NULL,
+            called_at TEXT NOT NULL,
+            done_at TEXT,
+            session_id INTEGER,
+            PRIMARY KEY (day, resident_id, station))""",
+    )

@@ -74,6 +74,8 @@ BREAST = _codes(("未见异常", "nothing abnormal"), ("乳房切除", "mastecto
 # analyser, so it is accepted too (docs/health-check.md).
 URINE_GRADES: tuple[Choice, ...] = (("-", "－", "negative"), ("+-", "±", "trace"), ("1+", "＋", "1+"),
                                     ("2+", "＋＋", "2+"), ("3+", "＋＋＋", "3+"), ("4+", "＋＋＋＋", "4+"))
+# a urine analyser's grade as stored (edge.core.codes: 0 negative, 0.5 trace, 1-4) -> the form's code
+GRADE_CODES = {0.0: "-", 0.5: "+-", 1.0: "1+", 2.0: "2+", 3.0: "3+", 4.0: "4+"}
 CEREBROVASCULAR = _codes(("未发现", "none found"), ("缺血性卒中", "ischaemic stroke"), ("脑出血", "cerebral haemorrhage"),
                          ("蛛网膜下腔出血", "subarachnoid haemorrhage"), ("短暂性脑缺血发作", "TIA"), ("其他", "other"))
 KIDNEY = _codes(("未发现", "none found"), ("糖尿病肾病", "diabetic nephropathy"), ("肾功能衰竭", "renal failure"),

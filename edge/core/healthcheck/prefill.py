@@ -16,8 +16,7 @@ from typing import Any
 from ..followup.prefill import day_start
 from ..followup.rules import age_on
 from ..reading import utc_iso
-from .fields import BY_NAME
-from .records import DEVICE_FIELDS
+from .records import DEVICE_FIELDS, shown
 
 BP_FIELDS = {("8480-6", "left"): "bp_left_sbp", ("8462-4", "left"): "bp_left_dbp",
              ("8480-6", "right"): "bp_right_sbp", ("8462-4", "right"): "bp_right_dbp"}
@@ -32,11 +31,6 @@ class Prefill:
     age: int | None
     computed: list[str] = field(default_factory=list)
     unplaced_bp: list[dict] = field(default_factory=list)    # BP of a session with no arm chosen
-
-
-def _shown(name: str, value: float) -> Any:
-    f = BY_NAME[name]
-    return int(round(value)) if f.kind == "int" else round(value, f.decimals)
 
 
 def build(store, *, resident_id: str, today: date, tz: str) -> Prefill:
@@ -57,7 +51,7 @@ def build(store, *, resident_id: str, today: date, tz: str) -> Prefill:
             if r["code"] in ("8480-6", "8462-4"):
                 unplaced.append(r)
             continue
-        values[name], sources[name], used[name] = _shown(name, r["value"]), r["id"], r
+        values[name], sources[name], used[name] = shown(name, r["value"]), r["id"], r
     computed = []
     if values.get("height") and values.get("weight") and "bmi" not in values:
         values["bmi"] = round(values["weight"] / (values["height"] / 100) ** 2, 1)

@@ -17,7 +17,7 @@ from typing import Any
 from .. import audit, outbox
 from ..errors import NotFound, ValidationError
 from ..reading import utc_iso
-from .fields import BY_NAME
+from .fields import BY_NAME, GRADE_CODES
 
 KIND = "health_check"
 # field -> (LOINC code of the reading, arm the measuring session was tagged with, or None)
@@ -27,6 +27,8 @@ DEVICE_FIELDS: dict[str, tuple[str, str | None]] = {
     "pulse": ("8867-4", None), "temperature": ("8310-5", None), "respiration": ("9279-1", None),
     "height": ("8302-2", None), "weight": ("29463-7", None), "waist": ("8280-0", None),
     "bmi": ("39156-5", None), "fbg": ("2339-0", None), "hba1c": ("4548-4", None),
+    "urine_protein": ("20454-5", None), "urine_glucose": ("25428-4", None), "urine_ketone": ("2514-8", None),
+    "urine_blood": ("5794-3", None),
 }
 # What the 老年人健康管理 service checks every year (docs/health-check.md, "complete"): a 健康体检表
 # with these filled counts as complete for the KPI's share of complete records.
@@ -57,10 +59,17 @@ def is_complete(values: dict[str, Any]) -> bool:
     return bp and all(values.get(name) not in (None, "", []) for name in COMPLETE_FIELDS)
 
 
-def _same(reading: float, value: Any, name: str) -> bool:
+def shown(name: str, reading: float) -> Any:
+    """A reading's value as the form shows it (a urine grade as its code)."""
     f = BY_NAME[name]
-    shown = int(round(reading)) if f.kind == "int" else round(reading, f.decimals)
-    return float(shown) == float(value)
+    if f.kind == "code":
+        return GRADE_CODES.get(float(reading))
+    return int(round(reading)) if f.kind == "int" else round(reading, f.decimals)
+
+
+def _same(reading: float, value: Any, name: str) -> bool:
+    v = shown(name, reading)
+    return v is not None and (v == value if isinstance(v, str) else float(v) == float(value))
 
 
 def verified_sources(conn, resident_id: str, values: dict, sources: dict[str, Any]) -> dict[str, str]:
