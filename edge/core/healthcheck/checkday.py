@@ -62,10 +62,11 @@ def device_of(store, station: str) -> str | None:
 
 def find(store, text: str) -> dict:
     """The resident an ID number (18 digits, checked) or a slip's resident id names."""
-    text = (text or "").strip().upper()
+    text = (text or "").strip()
     if not text:
         raise ValidationError("give the ID number or scan the slip", "who")
     if len(text) == 18:
+        text = text.upper()
         if not idnumber.is_valid(text):
             raise ValidationError(f"{text} is not a valid ID number (check character)", "who")
         row = store.one("SELECT id, name FROM residents WHERE id_number = ? AND voided_at IS NULL", (text,))
