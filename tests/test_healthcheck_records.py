@@ -162,3 +162,17 @@ def test_urine_analyser_lines_fill_the_urine_routine_with_their_source(store):
     saved = records.save(store, resident_id="R1", values=v.values, sources=pre.sources, actor="doc", at=NOW)
     assert set(saved.sources) == {"urine_protein", "urine_glucose", "urine_ketone", "urine_blood"}
     assert records.readings_used(store, saved.id, 1)["urine_blood"]["device_id"] == "urine1"
+
+
+def test_a_township_analysers_result_matched_by_id_number_fills_the_lab_fields(store):
+    with store.atomic() as conn:
+        conn.execute("UPDATE residents SET id_number = '11010519491231002X' WHERE id = 'R1'")
+    devices.add(store, "afinion", kind="analyser", transport="astm", now=NOW)
+    old = NOW - timedelta(days=120)
+    ingest(store, [Reading("afinion", "4548-4", 7.9, "%", "astm", device_time=old,
+                           meta={"patient_id": "11010519491231002X"})], clock=Clock(old))
+    ingest(store, [Reading("afinion", "4548-4", 6.8, "%", "astm", device_time=NOW - timedelta(days=20),
+                           meta={"patient_id": "11010519491231002X"})], clock=Clock(NOW - timedelta(days=20)))
+    pre = prefill.build(store, resident_id="R1", today=TODAY, tz=TZ)
+    assert pre.values["hba1c"] == 6.8 and pre.readings["hba1c"]["transport"] == "astm"
+    assert "hba1c" not in prefill.build(store, resident_id="R2", today=TODAY, tz=TZ).values

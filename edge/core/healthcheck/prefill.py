@@ -6,11 +6,14 @@ devices measure one resident at a time, edge.core.measuring), so another residen
 fills this form. BP goes to the arm its session was started for; a BP of a session with no arm is
 offered, not filled. For every other field the latest reading of its code fills it. BMI is
 computed from the form's height and weight (体重/身高², 填表说明 3) and marked as computed.
+Laboratory results (the township's analysers over ASTM or HL7, matched to the resident by the ID
+number they carry, edge.core.ingest.attach) have no session: those of LAB_FIELDS from the last
+LAB_DAYS days are used too, the check day's session readings winning over them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from ..followup.prefill import day_start
@@ -21,6 +24,9 @@ from .records import DEVICE_FIELDS, shown
 BP_FIELDS = {("8480-6", "left"): "bp_left_sbp", ("8462-4", "left"): "bp_left_dbp",
              ("8480-6", "right"): "bp_right_sbp", ("8462-4", "right"): "bp_right_dbp"}
 OTHER_FIELDS = {code: name for name, (code, arm) in DEVICE_FIELDS.items() if arm is None}
+LAB_FIELDS = ("fbg", "hba1c")
+LAB_TRANSPORTS = ("astm", "hl7", "mllp")
+LAB_DAYS = 90      # [U] how old a result the specification lets the check reuse (docs/health-check.md)
 
 
 @dataclass
@@ -45,7 +51,14 @@ def build(store, *, resident_id: str, today: date, tz: str) -> Prefill:
                        " WHERE r.resident_id = ? AND s.resident_id = r.resident_id AND r.status = 'valid'"
                        " AND s.started_at >= ? ORDER BY r.effective_time, r.id",
                        (resident_id, utc_iso(day_start(today, tz))))
-    for r in rows:                                # oldest first: the latest one wins
+    labs = store.query("SELECT r.id, r.code, r.value, r.unit, r.device_id, r.transport, r.effective_time,"
+                       " NULL AS arm FROM readings r WHERE r.resident_id = ? AND r.session_id IS NULL"
+                       " AND r.status = 'valid' AND r.transport IN (%s) AND r.code IN (%s) AND r.effective_time >= ?"
+                       " ORDER BY r.effective_time, r.id" % (",".join("?" * len(LAB_TRANSPORTS)),
+                                                             ",".join("?" * len(LAB_FIELDS))),
+                       (resident_id, *LAB_TRANSPORTS, *(DEVICE_FIELDS[f][0] for f in LAB_FIELDS),
+                        utc_iso(day_start(today - timedelta(days=LAB_DAYS), tz))))
+    for r in labs + rows:                         # labs first, then oldest first: the latest one wins
         name = BP_FIELDS.get((r["code"], r["arm"])) or OTHER_FIELDS.get(r["code"])
         if name is None:
             if r["code"] in ("8480-6", "8462-4"):
