@@ -45,7 +45,7 @@ def test_form_opens_with_device_values_and_saves_their_sources(app_client):
     shown = client.get(r.headers["Location"]).text
     assert 'id="selfcare-total">1<' in shown and 'id="selfcare-band">可自理<' in shown
     assert 'id="source-bp_left_sbp">设备 bp-station' in shown
-    assert 'id="source-weight">手工' in shown or 'id="source-weight">typed' in shown
+    assert 'id="source-weight">手工录入<' in shown
     row = node.store.one("SELECT kind FROM outbox WHERE kind = 'health_check'")
     assert row == {"kind": "health_check"}
 
