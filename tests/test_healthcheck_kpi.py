@@ -41,3 +41,8 @@ def test_the_year_before_the_population_is_smaller():
 def test_empty_population_has_no_rate():
     e = compute([], [], 2026)
     assert e.rate is None and e.complete_share is None
+
+
+def test_a_months_report_counts_the_checks_of_the_year_to_its_end():
+    e = compute(RESIDENTS, CHECKS, 2026, until=date(2026, 4, 30))
+    assert e.managed == ("A",) and e.checks == 1

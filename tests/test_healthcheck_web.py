@@ -67,3 +67,9 @@ def test_worklist_lists_the_65_plus_not_checked_and_the_rate(app_client):
     page = client.get("/elderly?year=2026").text
     assert 'id="todo-R1"' in page and 'id="todo-R2"' not in page
     assert "0 / 1" in page
+
+
+def test_the_report_shows_the_elderly_rate(app_client):
+    node, client = app_client                      # R1 (born 1955): 65+, not checked
+    page = client.get("/reports?period=2026").text
+    assert 'id="kpi-elderly"' in page and "老年人健康管理率" in page

@@ -54,22 +54,24 @@ def in_population(birth: date | None, year: int) -> bool:
     return birth is not None and year - birth.year >= ELDERLY_AGE
 
 
-def compute(residents: Iterable[Resident], checks: Iterable[Check], year: int) -> Elderly:
+def compute(residents: Iterable[Resident], checks: Iterable[Check], year: int, *, until: date | None = None) -> Elderly:
+    """`until`: count checks up to this day only (a month's or quarter's report: the year to date)."""
     residents = list(residents)
     population = [r for r in residents if in_population(r.birth_date, year)]
     ids = {r.id for r in population}
-    done = [c for c in checks if c.check_date.year == year and c.resident_id in ids]
+    done = [c for c in checks if c.check_date.year == year and c.resident_id in ids
+            and (until is None or c.check_date <= until)]
     checked = {c.resident_id for c in done}
     waiting = sorted((r for r in population if r.id not in checked), key=lambda r: (r.birth_date, r.id))
     return Elderly(year, tuple(sorted(ids)), tuple(sorted(checked)), len(done), sum(c.complete for c in done),
                    tuple(waiting), sum(r.birth_date is None for r in residents))
 
 
-def load(store, year: int) -> Elderly:
+def load(store, year: int, *, until: date | None = None) -> Elderly:
     """The figures from the node's store (residents register and saved health checks)."""
     residents = [Resident(r["id"], r["name"], date.fromisoformat(r["birth_date"]) if r["birth_date"] else None)
                  for r in store.query("SELECT id, name, birth_date FROM residents WHERE voided_at IS NULL")]
     checks = [Check(r["resident_id"], date.fromisoformat(r["check_date"]), bool(r["complete"]))
               for r in store.query("SELECT resident_id, check_date, complete FROM health_checks"
                                    " WHERE voided_at IS NULL AND year = ?", (year,))]
-    return compute(residents, checks, year)
+    return compute(residents, checks, year, until=until)
