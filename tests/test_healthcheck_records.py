@@ -176,3 +176,16 @@ def test_a_township_analysers_result_matched_by_id_number_fills_the_lab_fields(s
     pre = prefill.build(store, resident_id="R1", today=TODAY, tz=TZ)
     assert pre.values["hba1c"] == 6.8 and pre.readings["hba1c"]["transport"] == "astm"
     assert "hba1c" not in prefill.build(store, resident_id="R2", today=TODAY, tz=TZ).values
+
+
+def test_the_outbox_record_is_one_the_hub_accepts_even_with_every_text_full(store):
+    from edge.core.healthcheck import fields
+    from sync.hub.service import record_problem
+    raw = {"check_date": "2026-12-03"}
+    raw.update({f.name: "字" * f.max_length for f in fields.FIELDS if f.kind == "text"})
+    v = validate(raw, today=TODAY)
+    assert v.ok, v.errors
+    saved = records.save(store, resident_id="R1", values=v.values, actor="doc", at=NOW)
+    out = store.one("SELECT kind, record_id, version, payload FROM outbox WHERE record_id = ?", (saved.id,))
+    assert record_problem({"kind": out["kind"], "id": out["record_id"], "version": out["version"],
+                           "payload": json.loads(out["payload"])}) is None
