@@ -29,8 +29,9 @@ MULTI = {f.name for f in fields.FIELDS if f.kind == "codes"}
 
 @bp.context_processor
 def template_helpers() -> dict[str, Any]:
+    from .workbench import local_time
     out: dict[str, Any] = {"lang": lang(), "fields": fields, "selfcare": selfcare,
-                           "device_fields": records.DEVICE_FIELDS}
+                           "device_fields": records.DEVICE_FIELDS, "local_time": local_time}
     if "babel" not in current_app.extensions:
         out["_"] = lambda s, **kw: (s % kw) if kw else s
     if "csrf" not in current_app.extensions:
