@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -131,3 +132,29 @@ def test_a_bad_profile_is_refused_naming_the_field(hub_db, env):
                        "110101", "--kind", "drop", "--target", "relative/dir", check=False)
     assert proc.returncode != 0 and "target: an absolute directory for a drop profile" in proc.stderr
     assert forwarding.profiles(store) == []
+
+
+def test_county_it_sees_refusals_with_the_reason_on_the_hub_page(hub_db, env, tmp_path):
+    from sync_fixtures import Hub, HubBrowser
+
+    url, store = hub_db
+    with Platform() as platform:
+        platform.refuse = {id_number(2)}
+        forwarding.add_profile(store, "county-fhir", county="110101", kind="fhir", target=platform.url + "/fhir",
+                               now=NOW)
+        forwarding.forward_once(store, now=lambda: NOW)
+    (tmp_path / "hubdata").mkdir()
+    hub = Hub(env, tmp_path / "hubdata", url).start()
+    try:
+        status, page = HubBrowser(hub.url, hub.ssl_context()).get("/deliveries")
+        assert status == 200 and 'name="password"' in page and "county-fhir" not in page    # log in first
+        status, page = hub.browser("li", "viewer").get("/deliveries")
+        assert status == 200
+        row = re.search(r'<tr data-profile="county-fhir">(.*?)</tr>', page, re.S).group(1)
+        assert re.findall(r'<td class="[^"]*(pending|retrying|delivered|refused)">(\d+)</td>', row) == [
+            ("pending", "0"), ("retrying", "0"), ("delivered", "6"), ("refused", "3")]
+        reasons = re.findall(r'<td class="reason">([^<]*)</td>', page)
+        assert reasons == [f"HTTP 422: 身份证号 {id_number(2)} 未在平台建档 (no health record for this ID number)"] * 3
+        assert "deliveries to the county platform" in hub.browser("it2", "viewer").get("/")[1]
+    finally:
+        hub.stop()
