@@ -20,6 +20,7 @@ from county_platform import Platform
 from interop_support import NOW, id_number, node_records
 from sync.hub import forwarding
 from sync.hub.storage import HubStore
+from sync_fixtures import postgres  # noqa: F401 - the session's PostgreSQL server
 
 ALWAYS_MAX = lambda: 1.0       # noqa: E731 - backoff jitter at its ceiling: the wait is exact
 
@@ -32,8 +33,19 @@ def sent(tmp_path_factory):
 
 @pytest.fixture
 def hub_db(tmp_path, sent):
-    """A hub database on disk holding the 9 records of node village-1."""
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    """A hub database (a SQLite file) holding the 9 records of node village-1."""
+    yield from _hub_db(f"sqlite:///{tmp_path / 'hub.db'}", sent)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_hub_db(request, tmp_path, sent):
+    """The same on SQLite or on the session's real PostgreSQL server (the hub's scale path)."""
+    url = f"sqlite:///{tmp_path / 'hub.db'}" if request.param == "sqlite" else \
+        request.getfixturevalue("postgres").new_database()
+    yield from _hub_db(url, sent)
+
+
+def _hub_db(url, sent):
     store = HubStore(url, pool_size=1)
     rows = [{"node": "village-1", "kind": k, "record_id": rid, "version": v,
              "payload": json.dumps(p, ensure_ascii=False), "digest": hashlib.sha256(json.dumps(p).encode()).hexdigest(),
@@ -49,8 +61,8 @@ def states(store) -> Counter:
     return Counter(r["state"] for r in forwarding.listing(store))
 
 
-def test_refused_documents_show_the_reason_and_the_rest_are_delivered_once(hub_db):
-    _url, store = hub_db
+def test_refused_documents_show_the_reason_and_the_rest_are_delivered_once(either_hub_db):
+    _url, store = either_hub_db
     with Platform() as platform:
         platform.refuse = {id_number(1)}
         forwarding.add_profile(store, "county-fhir", county="110101", kind="fhir", target=platform.url + "/fhir",
@@ -71,8 +83,8 @@ def test_refused_documents_show_the_reason_and_the_rest_are_delivered_once(hub_d
         assert kinds["Patient"] == 2 and kinds["Composition"] == 6 and kinds["Organization"] == 1
 
 
-def test_a_platform_that_is_down_is_retried_with_backoff_and_not_before(hub_db):
-    _url, store = hub_db
+def test_a_platform_that_is_down_is_retried_with_backoff_and_not_before(either_hub_db):
+    _url, store = either_hub_db
     with Platform() as platform:
         platform.fail_next = 2
         forwarding.add_profile(store, "county-cda", county="110101", kind="cda", target=platform.url + "/cda", now=NOW)

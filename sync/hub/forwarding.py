@@ -92,7 +92,8 @@ def enqueue(store: HubStore, profile: Profile, *, now: datetime) -> int:
         q = q.where(records.c.node.in_(sorted(profile.clinics)))
     cols = ["profile", "node", "kind", "record_id", "version", "state", "next_at", "created_at", "updated_at"]
     with store.begin() as c:
-        return c.execute(deliveries.insert().from_select(cols, q)).rowcount or 0
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... SELECT
+        return len(c.execute(deliveries.insert().from_select(cols, q).returning(deliveries.c.version)).all())
 
 
 def _due(store: HubStore, profile: Profile, now: datetime, limit: int) -> list[dict[str, Any]]:
