@@ -14,6 +14,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from conftest import clinic_edge
 from county_platform import Platform
@@ -170,3 +171,23 @@ def test_county_it_sees_refusals_with_the_reason_on_the_hub_page(hub_db, env, tm
         assert "deliveries to the county platform" in hub.browser("it2", "viewer").get("/")[1]
     finally:
         hub.stop()
+
+
+def test_a_follow_up_that_reaches_the_hub_before_its_resident_waits_for_it(hub_db, sent):
+    _url, store = hub_db
+    with store.begin() as c:
+        kept = c.execute(sa.text("SELECT * FROM hub_records WHERE kind = 'resident'")).mappings().all()
+        c.execute(sa.text("DELETE FROM hub_records WHERE kind = 'resident'"))
+    with Platform() as platform:
+        forwarding.add_profile(store, "county-fhir", county="110101", kind="fhir", target=platform.url + "/fhir",
+                               now=NOW)
+        assert forwarding.forward_once(store, now=lambda: NOW, rand=ALWAYS_MAX) == \
+            {"county-fhir": {"new": 6, "retrying": 6}}
+        waiting = forwarding.listing(store, state="retrying")
+        assert all(r["reason"].startswith("not a standard document: follow-up f-") and
+                   r["reason"].endswith("yet") for r in waiting) and platform.requests == []
+        with store.begin() as c:
+            store.insert_records(c, [dict(r) for r in kept])
+        assert forwarding.forward_once(store, now=lambda: NOW + timedelta(seconds=30), rand=ALWAYS_MAX) == \
+            {"county-fhir": {"new": 3, "delivered": 9}}
+        assert len(platform.requests) == 9
