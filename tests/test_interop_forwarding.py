@@ -191,3 +191,24 @@ def test_a_follow_up_that_reaches_the_hub_before_its_resident_waits_for_it(hub_d
         assert forwarding.forward_once(store, now=lambda: NOW + timedelta(seconds=30), rand=ALWAYS_MAX) == \
             {"county-fhir": {"new": 3, "delivered": 9}}
         assert len(platform.requests) == 9
+
+
+def test_a_malformed_record_is_refused_and_does_not_stop_the_others(hub_db):
+    _url, store = hub_db
+    with store.begin() as c:
+        (f1, p1), (f2, p2) = c.execute(sa.text("SELECT record_id, payload FROM hub_records WHERE kind = 'followup'"
+                                               " ORDER BY record_id LIMIT 2")).all()
+        no_visit = {k: v for k, v in json.loads(p1).items() if k != "values"}
+        no_time = {k: v for k, v in json.loads(p2).items() if k != "saved_at"}
+        for rid, payload in ((f1, no_visit), (f2, no_time)):
+            c.execute(sa.text("UPDATE hub_records SET payload = :p WHERE record_id = :r"),
+                      {"p": json.dumps(payload), "r": rid})
+    with Platform() as platform:
+        forwarding.add_profile(store, "county-fhir", county="110101", kind="fhir", target=platform.url + "/fhir",
+                               now=NOW)
+        assert forwarding.forward_once(store, now=lambda: NOW) == {"county-fhir": {"new": 9, "delivered": 7,
+                                                                                  "refused": 2}}
+        refused = {r["record_id"]: r["reason"] for r in forwarding.listing(store, state="refused")}
+        assert refused == {f1: f"not a standard document: follow-up {f1}: no visit_date",
+                           f2: "malformed record: KeyError: 'saved_at'"}
+        assert len(platform.requests) == 7

@@ -149,6 +149,10 @@ def deliver(store: HubStore, profile: Profile, row: dict, *, now: datetime, open
         state = "retrying" if "has no record of resident" in str(e) else "refused"
         _record(store, row, state, f"not a standard document: {e}", None, now=now, rand=rand)
         return state
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        # a record whose payload lacks what its kind has: refused here, the others still go
+        _record(store, row, "refused", f"malformed record: {e.__class__.__name__}: {e}", None, now=now, rand=rand)
+        return "refused"
     kw = {"opener": opener} if opener else {}
     out = transports.send(profile.kind, profile.target, doc, **kw)
     state = {"delivered": "delivered", "refused": "refused", "retry": "retrying"}[out.state]

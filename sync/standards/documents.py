@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import StandardsError, cda, fhir
+from . import StandardsError, cda, elements as el, fhir
 from .identity import Clinic, document_id
 
 KINDS = ("followup", "resident")
@@ -23,9 +23,18 @@ def has_documents(kind: str) -> bool:
     return kind in KINDS
 
 
+def _followup_shape(record: dict[str, Any]) -> None:
+    """What a follow-up itself must have, checked before its resident is looked for."""
+    if record.get("form") not in el.FORM_DOCUMENT:
+        raise StandardsError(f"follow-up {record.get('id')}: form {record.get('form')!r} has no WS/T 483 document")
+    if not isinstance(record.get("values"), dict) or not record["values"].get("visit_date"):
+        raise StandardsError(f"follow-up {record.get('id')}: no visit_date")
+
+
 def build(kind: str, record: dict[str, Any], resident: dict[str, Any] | None, clinic: Clinic) -> Document:
     """StandardsError if the kind has no document or the record lacks what the standard needs."""
     if kind == "followup":
+        _followup_shape(record)
         if resident is None:
             raise StandardsError(f"follow-up {record.get('id')}: the hub has no record of resident "
                                  f"{record.get('resident_id')} yet")
