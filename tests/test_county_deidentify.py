@@ -119,3 +119,17 @@ def test_a_damaged_key_file_is_refused_not_replaced(tmp_path):
     with pytest.raises(deidentify.DeidError, match="is not a de-identification key"):
         deidentify.load_or_create_key(path)
     assert path.read_text() == "not a key\n"
+
+
+def test_the_command_line_writes_the_same_export_with_the_same_pseudonyms(hub):
+    from conftest import clinic_edge
+
+    people = seed(hub.store())
+    out = hub.data / "research.csv"
+    done = clinic_edge(hub.env, "hub", "county", "deidentified", "--out", str(out))
+    assert done.stdout == f"21 follow-ups written to {out} (min cell 5; 10 generalised, 2 left out)\n"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    _status, served = download(hub.browser("chen", "county"), "/county/deidentified.csv")
+    assert out.read_bytes() == served
+    for text in forbidden_strings(people):
+        assert text.encode() not in served

@@ -139,3 +139,27 @@ def test_the_served_export_has_the_county_row_in_csv_and_xlsx(hub):
     assert next(v for v in values if v[0] == "全县 county")[6:9] == [35, 22, 35]
     status, _ = b.get("/county/deidentified.csv")
     assert status == 403                                    # a viewer does not get the research export
+
+
+def test_the_township_is_set_by_an_admin_on_the_page_and_from_the_command_line(hub):
+    from conftest import clinic_edge
+
+    seed(hub.store())
+    viewer = hub.browser("li", "viewer")
+    status, _ = viewer.post("/county/places", {"node": "node-d", "township": "城关镇"}, token=viewer.csrf("/county"))
+    assert status == 403
+    admin = hub.browser("it", "admin")
+    status, page = admin.post("/county/places", {"node": "node-d", "township": "城关镇", "clinic": "北村卫生室"},
+                              token=admin.csrf("/county"))
+    assert status == 200 and 'data-township="城关镇"' in page
+    assert county.all_places(hub.store())["node-d"].township == "城关镇"
+    status, page = admin.post("/county/places", {"node": "node-d", "township": " "}, token=admin.csrf("/county"))
+    assert status == 400 and "a township name has 1-64 characters" in page
+    done = clinic_edge(hub.env, "hub", "county", "township", "node-d", "河口乡")
+    assert done.stdout == "node-d: 北村卫生室, 河口乡\n"
+    refused = clinic_edge(hub.env, "hub", "county", "township", "node-x", "河口乡", check=False)
+    assert refused.returncode == 2 and "no node named node-x on this hub" in refused.stderr
+    out = hub.data / "sept.csv"
+    done = clinic_edge(hub.env, "hub", "county", "table", "2026-09", "--out", str(out))
+    assert done.stdout == f"county table 2026-09: 3 of 4 clinics reported; 1 missing; written to {out}\n"
+    assert "全县 county,,全县 county,,ok,3/4,35,22,35,0.6286" in out.read_text(encoding="utf-8-sig")

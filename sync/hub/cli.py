@@ -382,3 +382,6 @@ def bundle_withdraw(node: Node, which: str) -> None:
 from .db_cli import db_group  # noqa: E402 - `hub db`, in its own module (it imports this one lazily)
 
 hub.add_command(db_group)
+from .county_cli import county_group  # noqa: E402 - `hub county`, the county view's commands (docs/county.md)
+
+hub.add_command(county_group)

@@ -151,7 +151,9 @@ def all_places(store: HubStore) -> dict[str, Place]:
 
 def set_place(store: HubStore, node: str, township: str, clinic: str | None, *, actor: str,
               now: datetime) -> Place:
+    """Set a node's township; `clinic` None keeps its display name, "" clears it (the node name)."""
     township = re.sub(r"\s+", " ", township or "").strip()
+    keep = clinic is None
     clinic = re.sub(r"\s+", " ", clinic or "").strip() or None
     if not TOWNSHIP.fullmatch(township):
         raise ValidationError("a township name has 1-64 characters", field="township")
@@ -159,10 +161,13 @@ def set_place(store: HubStore, node: str, township: str, clinic: str | None, *, 
         raise ValidationError("a clinic name has at most 128 characters", field="clinic")
     if store.node(node) is None:
         raise ValidationError(f"no node named {node} on this hub", field="node")
-    values = {"township": township, "clinic": clinic, "updated_at": now_iso(now), "updated_by": actor}
+    values = {"township": township, "updated_at": now_iso(now), "updated_by": actor}
+    if not keep:
+        values["clinic"] = clinic
     with store.begin() as c:
         if c.execute(places.update().where(places.c.node == node).values(**values)).rowcount != 1:
             c.execute(places.insert().values(node=node, **values))
+        clinic = c.execute(sa.select(places.c.clinic).where(places.c.node == node)).scalar()
     return Place(node, township, clinic or node)
 
 
@@ -197,10 +202,14 @@ def periods(found: Iterable[tuple[str, str]], kind: str | None = None) -> list[s
     return sorted(p for p in labels if kind is None or period_kind(p) == kind)
 
 
-def table(store: HubStore, period: str) -> CountyTable:
-    """One row per clinic, a subtotal per township, the county last."""
+Reports = tuple[dict[tuple[str, str], ClinicReport], list[tuple[str, str, str]]]
+
+
+def table(store: HubStore, period: str, reports: Reports | None = None) -> CountyTable:
+    """One row per clinic, a subtotal per township, the county last (`reports`: clinic_reports(),
+    when the caller has read them already)."""
     period_kind(period)
-    found, bad = clinic_reports(store)
+    found, bad = reports or clinic_reports(store)
     unreadable = {(n, period): why for n, _rid, why in bad}
     return build(period, all_places(store), found, unreadable)
 
@@ -231,10 +240,10 @@ def build(period: str, where: dict[str, Place], found: dict[tuple[str, str], Cli
 
 
 def trend(store: HubStore, kind: str, *, node: str | None = None, township: str | None = None,
-          last: int = 12) -> list[Row]:
+          last: int = 12, reports: Reports | None = None) -> list[Row]:
     """The county's (or one township's, or one clinic's) figures over its last `last` periods of
     `kind`, oldest first; each row's `reported` says how many clinics it sums."""
-    found, _bad = clinic_reports(store)
+    found, _bad = reports or clinic_reports(store)
     where = all_places(store)
     chosen = [p for p in where.values()
               if (node is None or p.node == node) and (township is None or p.township == township)]

@@ -53,12 +53,12 @@ def _view_args(**kw):
 def view():
     hub, _now = _hub()
     kind = _kind()
-    found, _bad = county.clinic_reports(hub.store)
-    period = _period(found, kind)
-    t = county.table(hub.store, period) if period else None
+    reports = county.clinic_reports(hub.store)
+    period = _period(reports[0], kind)
+    t = county.table(hub.store, period, reports) if period else None
     return render_template("county.html", **_view_args(
-        kind=kind, period=period, table=t, periods=county.periods(found, kind),
-        trend=county.trend(hub.store, kind), places=county.all_places(hub.store)))
+        kind=kind, period=period, table=t, periods=county.periods(reports[0], kind),
+        trend=county.trend(hub.store, kind, reports=reports), places=county.all_places(hub.store)))
 
 
 @bp.get("/clinic/<node>")
@@ -69,20 +69,21 @@ def clinic(node: str):
     if node not in where:
         abort(404, f"没有此节点 no node named {node}")
     kind = _kind()
+    reports = county.clinic_reports(hub.store)
     return render_template("county_clinic.html", **_view_args(
-        kind=kind, place=where[node], trend=county.trend(hub.store, kind, node=node, last=24),
-        township=county.trend(hub.store, kind, township=where[node].township, last=24)))
+        kind=kind, place=where[node], trend=county.trend(hub.store, kind, node=node, last=24, reports=reports),
+        township=county.trend(hub.store, kind, township=where[node].township, last=24, reports=reports)))
 
 
 @bp.get("/export.<fmt>")
 @login_required
 def export(fmt: str):
     hub, _now = _hub()
-    found, _bad = county.clinic_reports(hub.store)
-    period = _period(found, _kind())
+    reports = county.clinic_reports(hub.store)
+    period = _period(reports[0], _kind())
     if fmt not in ("csv", "xlsx") or not period:
         abort(404)
-    t = county.table(hub.store, period)
+    t = county.table(hub.store, period, reports)
     return _file(county_export.county_csv(t) if fmt == "csv" else county_export.county_xlsx(t),
                  f"county-{period}", fmt)
 
