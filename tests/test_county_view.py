@@ -163,3 +163,20 @@ def test_the_township_is_set_by_an_admin_on_the_page_and_from_the_command_line(h
     done = clinic_edge(hub.env, "hub", "county", "table", "2026-09", "--out", str(out))
     assert done.stdout == f"county table 2026-09: 3 of 4 clinics reported; 1 missing; written to {out}\n"
     assert "全县 county,,全县 county,,ok,3/4,35,22,35,0.6286" in out.read_text(encoding="utf-8-sig")
+
+
+def test_the_hub_starts_without_openpyxl_and_skips_annual_reports(store, tmp_path):
+    import subprocess
+    import sys
+
+    from edge.reports.population import year
+
+    probe = ("import sys; from sync.hub.app import create_app; from sync.hub.service import Hub; "
+             "from sync.hub.storage import HubStore; from sync import protocol; "
+             f"create_app(Hub(HubStore('sqlite:///{tmp_path / 'probe.db'}'), protocol.new_key())); "
+             "print('openpyxl' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "False\n"
+    seed(store)
+    put(store, "node-a", "report", "rep-a-y", report_payload(year(2026), "rep-a-y", (1, 1, 1), (1, 1, 1)))
+    found, bad = county.clinic_reports(store)
+    assert sorted(p for _n, p in found) == ["2026-08", "2026-09", "2026-09", "2026-09"] and bad == []

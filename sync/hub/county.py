@@ -182,6 +182,8 @@ def clinic_reports(store: HubStore) -> tuple[dict[tuple[str, str], ClinicReport]
             try:
                 doc = json.loads(payload)
                 label = doc.get("period") if isinstance(doc, dict) else None
+                if doc.get("kind") == "year":       # the annual report: the county view shows months and quarters
+                    continue
                 period_kind(label)
             except (ValueError, ValidationError) as e:
                 log.warning("county view: report %s of %s has no usable period: %s", rid, node, e)
