@@ -133,3 +133,19 @@ def test_the_command_line_writes_the_same_export_with_the_same_pseudonyms(hub):
     assert out.read_bytes() == served
     for text in forbidden_strings(people):
         assert text.encode() not in served
+
+
+def test_one_person_registered_at_two_clinics_counts_once_in_a_cell(tmp_path):
+    from sync.hub.storage import HubStore
+
+    store = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
+    add_nodes(store, "node-a", "node-b")
+    for node in ("node-a", "node-b"):
+        county.set_place(store, node, "城关镇", None, actor="it", now=T0)
+        _n, rid, p = person(node, 1, "1", date(1964, 3, 1), "330102")
+        p["id_number"] = "330102196403010011"                       # the same resident, moved house
+        put(store, node, "resident", rid, p)
+        put(store, node, "followup", f"f-{node}", followup(f"f-{node}", rid, date(2026, 9, 1), 140, 85))
+    out = deidentify.build(store, b"k" * 32, min_cell=2)
+    assert (len(out.rows), out.left_out) == (0, 2)
+    store.engine.dispose()

@@ -143,7 +143,9 @@ def build(store: HubStore, key: bytes, *, min_cell: int = 5) -> Export:
             continue
         town = towns.get(node, NO_TOWNSHIP)
         rows.append(_row(key, SUPPRESSED if town == NO_TOWNSHIP else town, resident, f))
-        people.append(pseudonym(key, "person", f"{node}\0{f.get('resident_id')}"))
+        # one person is one ID number, even registered at two clinics; without one, one clinic's resident
+        people.append(pseudonym(key, "id_number", resident.get("id_number"))
+                      or pseudonym(key, "person", f"{node}\0{f.get('resident_id')}"))
     return suppress(rows, people, min_cell)
 
 
