@@ -16,7 +16,7 @@ from edge.reports.population import month, quarter
 from sync.hub import county
 from sync.hub.storage import HubStore
 from county_support import T0, add_nodes, put, report_payload
-from sync_fixtures import Hub
+from sync_fixtures import Hub, hub_database, postgres  # noqa: F401 - fixtures
 
 SEPT = month(2026, 9)
 
@@ -43,11 +43,20 @@ def store(tmp_path):
     s.engine.dispose()
 
 
+@pytest.fixture
+def any_store(hub_database):
+    """The hub's database on SQLite and on the real PostgreSQL server (its scale path)."""
+    s = HubStore(hub_database, pool_size=1)
+    yield s
+    s.engine.dispose()
+
+
 def by(t, level, key):
     return next(r for r in t.rows if r.level == level and (r.node == key or r.name == key))
 
 
-def test_three_clinics_reports_sum_to_the_county_row(store):
+def test_three_clinics_reports_sum_to_the_county_row(any_store):
+    store = any_store
     seed(store)
     t = county.table(store, "2026-09")
     c = t.county
