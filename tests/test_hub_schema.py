@@ -35,12 +35,22 @@ def old_hub_database(url: str, *, skip: tuple[str, ...] = ()) -> None:
     eng.dispose()
 
 
-HEAD = "0002i"                                     # this hub's newest revision
-LATER_REVISION_TABLES = ("hub_deliveries", "hub_outbound")    # made by revisions after 0001 (0002i: forwarding)
+def _head() -> str:
+    from sync.hub import schema
+
+    return schema.scripts().get_current_head()
+
+
+HEAD = _head()                  # the newest revision this hub ships
+# made by revisions after 0001: 0002i forwarding, 0002c the county's places (and an index on hub_records)
+LATER_REVISION_TABLES = ("hub_deliveries", "hub_outbound", "hub_node_places")
+LATER_REVISION_INDEXES = {"hub_records_kind"}
 
 
 def before_later_revisions(schema: dict) -> dict:
-    return {t: v for t, v in schema.items() if t not in LATER_REVISION_TABLES}
+    return {t: ({**v, "indexes": [i for i in v["indexes"] if i[0] not in LATER_REVISION_INDEXES]}
+                if isinstance(v, dict) else v)
+            for t, v in schema.items() if t not in LATER_REVISION_TABLES}
 
 
 def schema_of(url: str) -> dict:

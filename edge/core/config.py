@@ -146,6 +146,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "time_window_seconds": Key(int, 600, "seconds, 30-86400", lambda v: 30 <= v <= 86400),
         "nonce_retention_seconds": Key(int, 1800, "seconds, at least 2 x time_window_seconds, up to 2592000",
                                        lambda v: 60 <= v <= 2592000),
+        # the county view's de-identified export (docs/county.md): its HMAC key lives outside the database
+        "deid_key_file": Key(str, "", "the county's de-identification (pseudonym) key file (empty = hub/deid.key "
+                             "in the data directory)"),
+        "deid_min_cell": Key(int, 5, "fewest people sharing a township, sex and age band in a de-identified "
+                             "export, 2-1000", lambda v: 2 <= v <= 1000),
     },
     # the appliance (issue 8): first boot, backups, updates
     "appliance": {

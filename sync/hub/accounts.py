@@ -1,5 +1,6 @@
-"""County IT's accounts for the hub's pages: roles viewer (sees the dashboard) and admin (also
-registers nodes). The same hashing and rules as the node's accounts (edge.core.accounts:
+"""County IT's accounts for the hub's pages: roles viewer (sees the dashboard and the county
+view), county (the 基层卫生科: the county view and its de-identified export, docs/county.md) and
+admin (all of that, registers nodes and sets each clinic's township). The same hashing and rules as the node's accounts (edge.core.accounts:
 Argon2id, user names, password length, generated passwords); kept in the hub's database so every
 worker sees them.
 
@@ -18,7 +19,7 @@ from edge.core import accounts as rules
 from edge.core.errors import ValidationError
 from .storage import HubStore, login_failures, now_iso, users
 
-ROLES = ("viewer", "admin")
+ROLES = ("viewer", "county", "admin")
 PER_ADDRESS = 4 * rules.MAX_FAILURES
 WINDOW = timedelta(minutes=15)   # failures counted over this window (per user+address, per address)
 
@@ -32,13 +33,17 @@ class HubUser:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def may_export_deidentified(self) -> bool:
+        return self.role in ("county", "admin")
+
 
 def add(store: HubStore, username: str, password: str, *, role: str, now: datetime) -> HubUser:
     username = (username or "").strip().lower()
     if not rules.USERNAME.fullmatch(username):
         raise ValidationError("a user name has 2-32 lower-case letters, digits, '.', '_' or '-'", field="username")
     if role not in ROLES:
-        raise ValidationError("the role must be viewer or admin", field="role")
+        raise ValidationError("the role must be viewer, county or admin", field="role")
     hashed = rules.hash_password(password)
     with store.begin() as c:
         if c.execute(sa.select(users.c.username).where(users.c.username == username)).first():

@@ -106,7 +106,9 @@ def serve(node: Node, listen: str | None) -> None:
     click.echo(f"hub on {scheme}://{host}:{port}/ (database {h.store.engine.url.render_as_string()}); "
                f"hub key fingerprint {protocol.fingerprint(h.key)}; county CA {county.dir / 'county-ca.pem'}",
                err=True)
-    service = CherootService(create_app(h, ca=county, server_names=names), host.strip("[]"), int(port),
+    app = create_app(h, ca=county, server_names=names)
+    app.config["CLINIC_EDGE_DEID"] = (deid_key_path(node), cfg["deid_min_cell"])   # docs/county.md
+    service = CherootService(app, host.strip("[]"), int(port),
                              threads=threads, cert=cert, key=key, name="ce-hub", max_body=body_limit(h))
     from edge.core import watchdog  # systemd Type=notify + WatchdogSec (issue 8)
 
@@ -115,6 +117,12 @@ def serve(node: Node, listen: str | None) -> None:
 
 def hub_dir(node: Node) -> Path:
     return node.data_dir / "hub"
+
+
+def deid_key_path(node: Node) -> Path:
+    """The county's de-identification key: [hub] deid_key_file, else hub/deid.key (never in the database)."""
+    path = node.config["hub"]["deid_key_file"]
+    return Path(path) if path else hub_dir(node) / "deid.key"
 
 
 @hub.group("ca")
@@ -305,12 +313,13 @@ def bundle_publish(node: Node, file: Path, node_name: str) -> None:
 
 @hub.group("user")
 def user_group() -> None:
-    """County IT's accounts for the hub's pages (viewer: the dashboard; admin: also registers nodes)."""
+    """County IT's accounts for the hub's pages (viewer: the dashboard; county: the county view and its
+    de-identified export; admin: also registers nodes)."""
 
 
 @user_group.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["viewer", "admin"]), default="viewer", show_default=True)
+@click.option("--role", type=click.Choice(["viewer", "county", "admin"]), default="viewer", show_default=True)
 @click.option("--generate", is_flag=True, help="make a random password and print it once")
 @click.pass_obj
 def user_add(node: Node, name: str, role: str, generate: bool) -> None:
@@ -401,3 +410,7 @@ from .forward_cli import deliveries, forward, outbound_group  # noqa: E402 - iss
 hub.add_command(outbound_group)
 hub.add_command(forward)
 hub.add_command(deliveries)
+
+from .county_cli import county_group  # noqa: E402 - `hub county`, the county view's commands (docs/county.md)
+
+hub.add_command(county_group)

@@ -115,10 +115,19 @@ settings = sa.Table(       # hub-wide secrets shared by every worker (the dashbo
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+places = sa.Table(         # where a clinic is, set by county IT (sync/hub/county.py, docs/county.md)
+    "hub_node_places", meta,
+    sa.Column("node", sa.String(64), primary_key=True),
+    sa.Column("township", sa.String(64), nullable=False),
+    sa.Column("clinic", sa.String(128)),                 # the clinic's display name; NULL: the node name
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("updated_by", sa.String(32), nullable=False),
+)
 sa.Index("hub_audit_heads_node", audit_heads.c.node, audit_heads.c.id)
 sa.Index("hub_login_failures_key", login_failures.c.key, login_failures.c.at)
 sa.Index("hub_downlink_node", downlink.c.node, downlink.c.seq)
 sa.Index("hub_records_day", records.c.node, records.c.day)
+sa.Index("hub_records_kind", records.c.kind, records.c.node)
 
 
 def now_iso(now: datetime | None = None) -> str:
