@@ -78,8 +78,13 @@ def forward(node: Node, once: bool, interval: int, limit: int) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     while True:
-        for name, counts in forward_once(store, now=utcnow, limit=limit).items():
-            click.echo(f"{name}: " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())), err=True)
+        try:
+            for name, counts in forward_once(store, now=utcnow, limit=limit).items():
+                click.echo(f"{name}: " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())), err=True)
+        except Exception as e:  # noqa: BLE001 - the database went away: say so, try again next round
+            if once:
+                raise
+            click.echo(f"hub forward: this round failed, next in {interval} s: {e.__class__.__name__}: {e}", err=True)
         if once or stop.wait(interval):
             return
 
