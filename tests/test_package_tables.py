@@ -39,6 +39,8 @@ BEFORE = {
     520: "the measuring session a follow-up was filled from and the readings each field used",
     521: "covering indexes of the management and residents the reports and the worklist join",
 }
+# indexes a later migration dropped or rebuilt (540, 541: fewer pages in every ingest commit)
+REPLACED = {"readings_effective", "outbox_batch"}
 MOVED = {200: "sync.client.tables", 300: "device_drivers.ble.tables", 351: "device_drivers.mqtt.tables"}
 
 
@@ -72,7 +74,8 @@ def test_a_node_database_made_before_the_move_upgrades_with_nothing_run_again(tm
     if not added:
         assert _schema(store.conn) == schema and _rows(store.conn) == rows   # same tables, indexes, data
     else:
-        assert set(_schema(store.conn)) >= set(schema)
+        kept = lambda rows: {r for r in rows if r[1] not in REPLACED}   # noqa: E731
+        assert kept(_schema(store.conn)) >= kept(schema)
         assert all(_rows(store.conn)[t] == r for t, r in rows.items() if t != "_migrations")
     fresh = Store(tmp_path / "fresh.db")
     assert _schema(fresh.conn) == _schema(store.conn)   # the moved migrations make what the old ones made
