@@ -231,7 +231,9 @@ def steady(rate: float | None, count: int) -> dict:
                 "broker": broker_b, "ingest": ingest_b,
                 "commit_ms": [(seen[n] - dev.sent_at[n]) * 1000 for n in seen],
                 "ack_ms": [(acked[n] - dev.sent_mono[n]) * 1000 for n in range(count) if n in acked],
-                "group": status.get("mqtt_messages", 0) / max(1, status.get("mqtt_commits", 0))}
+                # an ingest without the count (before issue 17) committed whatever had arrived: 1 here
+                "group": status.get("mqtt_messages", 0) / status["mqtt_commits"] if status.get("mqtt_commits")
+                else None}
     finally:
         dev.close()
         node.stop()
@@ -264,11 +266,12 @@ def raw_baseline(group: float, count: int = 2000) -> tuple[float, float]:
 
 def report(r: dict) -> None:
     what = f"{r['rate']:g}/s" if r["rate"] else "flat out"
-    raw_b, raw_ms = raw_baseline(r["group"])
+    raw_b, raw_ms = raw_baseline(r["group"] or 1)
     total = r["broker"] + r["ingest"]
     goal = (f"   goal <= {GOAL_BYTES} B together, p99 commit <= {GOAL_P99_MS} ms" if r["rate"] == 20 else "")
     rate = f", {r['stored'] / r['elapsed']:,.0f} readings/s" if not r["rate"] and r["elapsed"] else ""
-    print(f"{what} ({r['stored']} of {r['count']} readings stored{rate}, {r['group']:.1f} messages per commit):\n"
+    group = f"{r['group']:.1f}" if r["group"] else "?"
+    print(f"{what} ({r['stored']} of {r['count']} readings stored{rate}, {group} messages per commit):\n"
           f"  bytes written per reading: broker {r['broker']:,.0f} B, ingest {r['ingest']:,.0f} B, together "
           f"{total:,.0f} B{goal}\n"
           f"  raw SQLite, same group size, same run: {raw_b:,.0f} B per reading (ingest {r['ingest'] / raw_b:.1f}x), "
