@@ -39,6 +39,8 @@ BEFORE = {
     520: "the measuring session a follow-up was filled from and the readings each field used",
     521: "covering indexes of the management and residents the reports and the worklist join",
 }
+# indexes a later migration dropped or rebuilt (540, 541: fewer pages in every ingest commit)
+REPLACED = {"readings_effective", "outbox_batch"}
 MOVED = {200: "sync.client.tables", 300: "device_drivers.ble.tables", 351: "device_drivers.mqtt.tables"}
 
 
@@ -91,7 +93,7 @@ def test_a_node_database_made_before_the_move_upgrades_with_nothing_run_again(tm
     if not added:
         assert _schema(store.conn) == schema and _rows(store.conn) == rows   # same tables, indexes, data
     else:
-        assert _kept(schema, store.conn) == []
+        assert [e for e in _kept(schema, store.conn) if e[1] not in REPLACED] == []   # 540/541 replace two indexes
         new_rows = _rows(store.conn)
         assert all([row[:len(r[0])] for row in new_rows[t]] == r if r else not new_rows[t]
                    for t, r in rows.items() if t != "_migrations")   # added columns come after the old ones

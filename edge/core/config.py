@@ -82,6 +82,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                          lambda v: bool(re.fullmatch(r"[\w-]{1,23}", v))),
         "max_payload": Key(int, 4096, "bytes, 256-262144", lambda v: 256 <= v <= 262144),
         "batch_max": Key(int, 200, "readings per commit, 1-5000", lambda v: 1 <= v <= 5000),
+        "commit_wait_ms": Key(int, 100, "how long the first message of a commit waits for others, ms, 0-1000",
+                              lambda v: 0 <= v <= 1000),
     },
     "broker": {
         "listen": Key(str, "127.0.0.1:1883", "HOST:PORT", _hostport),
