@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import clinic_edge, wait_for, wait_port
+from conftest import clinic_edge, free_port, wait_for, wait_port
 from sync_fixtures import Hub, add_records, enroll, node_records, postgres, sync_env  # noqa: F401
 
 DATA = Path(__file__).parent / "data"
@@ -339,3 +339,13 @@ def test_two_workers_opening_one_new_sqlite_file_at_once_migrate_it_once(tmp_pat
     assert sorted(results) == [f"at revision {HEAD} (head), nothing to change",
                                f"created the hub's tables at revision {HEAD}"]
     assert revision_of(url) == [HEAD]
+
+
+def test_a_hub_that_cannot_reach_its_database_names_it_without_the_password(env):
+    """The error goes to a terminal, a log and maybe a ticket: the database password must not."""
+    url = f"postgresql+psycopg://county:s3cr3t-pw@127.0.0.1:{free_port()}/hub"
+    refused = clinic_edge({**env, "CLINIC_EDGE_HUB_DATABASE": url}, "hub", "node", "list", check=False)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(
+        f"clinic-edge hub: cannot open the hub database postgresql+psycopg://county:***@127.0.0.1:"), refused.stderr
+    assert "s3cr3t-pw" not in refused.stderr + refused.stdout

@@ -39,7 +39,29 @@ def open_store(node: Node, *, pool_size: int = 10, upgrade: bool = True):
     try:
         return HubStore(database_url(node), pool_size=pool_size, upgrade=upgrade)
     except Exception as e:  # noqa: BLE001 - any driver or schema error: say which URL and why
-        raise HubCliError(f"cannot open the hub database {database_url(node)}: {e.__class__.__name__}: {e}")
+        url = shown_url(database_url(node))
+        raise HubCliError(f"cannot open the hub database {url}: {e.__class__.__name__}: {_hidden(str(e), node)}")
+
+
+def shown_url(url: str) -> str:
+    """The database URL as it may be printed or logged: the password replaced by ***."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL: show only its scheme
+        return url.split("://", 1)[0] + "://***"
+
+
+def _hidden(text: str, node: Node) -> str:
+    """`text` without the database password, should a driver's message repeat the URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(database_url(node)).password
+    except Exception:  # noqa: BLE001
+        return text
+    return text.replace(password, "***") if password else text
 
 
 def open_hub(node: Node, *, pool_size: int = 10):
