@@ -187,10 +187,12 @@ def attach(conn: sqlite3.Connection, r: Reading, bound_resident: str | None) -> 
     """(resident, measuring session) of a new reading. The resident: the one a personal device is
     bound to, else the one whose ID number or health-record number the device sent as patient id
     (analysers, monitors), else the resident of the open "measuring now" session, else nobody yet
-    (the reading waits in the doctor's inbox). The session is kept only when the reading is its
+    (the reading waits in the doctor's inbox). A check-day station's session for this very device
+    comes before the clinic's "measuring now" session. The session is kept only when the reading is its
     resident's: the session's readings are what that visit's form is filled from."""
-    from .measuring import open_session
-    session = open_session(conn, utc_iso(r.receive_time))
+    from .measuring import open_device_session, open_session
+    at = utc_iso(r.receive_time)
+    session = open_device_session(conn, r.device_id, at) or open_session(conn, at)   # a station's device first
     resident = bound_resident or resident_for_patient_id(conn, (r.meta or {}).get("patient_id"))
     if resident is None and session:
         resident = session["resident_id"]

@@ -404,6 +404,13 @@ def bundle_withdraw(node: Node, which: str) -> None:
 from .db_cli import db_group  # noqa: E402 - `hub db`, in its own module (it imports this one lazily)
 
 hub.add_command(db_group)
+
+from .forward_cli import deliveries, forward, outbound_group  # noqa: E402 - issue 19.2, docs/interop.md
+
+hub.add_command(outbound_group)
+hub.add_command(forward)
+hub.add_command(deliveries)
+
 from .county_cli import county_group  # noqa: E402 - `hub county`, the county view's commands (docs/county.md)
 
 hub.add_command(county_group)

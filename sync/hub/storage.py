@@ -358,3 +358,6 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA busy_timeout=15000")
     cur.close()
+
+
+from . import delivery_tables  # noqa: E402,F401  - the forwarder's tables join `meta` (revision 0002i)

@@ -2,7 +2,7 @@
 index to read the `report` records by kind (sync/hub/county.py, docs/county.md).
 
 Revision ID: 0002c
-Revises: 0001
+Revises: 0002i
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002c"
-down_revision = "0001"
+down_revision = "0002i"
 branch_labels = None
 depends_on = None
 
