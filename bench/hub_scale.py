@@ -137,9 +137,10 @@ def run(pg, base: dict, tmp: Path, workers: int, args) -> dict:
         groups = [jobs[i::args.client_procs] for i in range(args.client_procs)]
         start = time.time() + 3.0 + args.nodes / 200
         with mp.get_context("spawn").Pool(args.client_procs) as pool:
-            t0 = time.time()
+            t0, cpu0 = time.time(), [cpu_seconds(p.pid) for p, _ in procs]
             results = [r for g in pool.map(client_process, [(g, start) for g in groups]) for r in g]
         elapsed = time.time() - max(start, t0)
+        hub_cpu = sum(cpu_seconds(p.pid) - c for (p, _), c in zip(procs, cpu0))
         held = store.export()
         held_keys = [(r["node"], r["kind"], r["record_id"], r["version"]) for r in held]
     finally:
@@ -153,7 +154,14 @@ def run(pg, base: dict, tmp: Path, workers: int, args) -> dict:
     want = args.nodes * args.batches * args.records
     return {"p50": pct(lat, 50), "p95": pct(lat, 95), "max": lat[-1], "requests": len(lat), "failed": failed,
             "stored": stored, "held": len(held_keys), "unique": len(set(held_keys)), "want": want,
-            "all_accepted": all(r[2] for r in results), "seconds": elapsed, "rate": stored / elapsed}
+            "all_accepted": all(r[2] for r in results), "seconds": elapsed, "rate": stored / elapsed,
+            "cpu_ms": hub_cpu / len(lat) * 1000}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (/proc/PID/stat, fields 14 and 15, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -183,7 +191,8 @@ def main() -> None:
                 print(f"{w} worker(s), {args.nodes} nodes at once x (hello + {args.batches} batches of {args.records}): "
                       f"p50 {r['p50']:.2f} s, p95 {r['p95']:.2f} s (goal <= {P95_GOAL:.0f} s), max {r['max']:.2f} s "
                       f"(client timeout {CLIENT_TIMEOUT:.0f} s); {r['failed']}/{r['requests']} requests failed; "
-                      f"{r['stored']} records in {r['seconds']:.1f} s = {r['rate']:.0f} records/s; held "
+                      f"{r['stored']} records in {r['seconds']:.1f} s = {r['rate']:.0f} records/s; hub CPU "
+                      f"{r['cpu_ms']:.1f} ms/request; held "
                       f"{r['held']} ({r['unique']} distinct) of {r['want']}, every receipt all accepted: "
                       f"{r['all_accepted']}", flush=True)
     finally:

@@ -18,6 +18,16 @@ DATA = Path(__file__).parent / "data"
 LATER_TABLES = ("hub_audit_heads", "hub_users", "hub_login_failures", "hub_settings")   # added in cb937ee
 
 
+def _head() -> str:
+    from sync.hub import schema
+
+    return schema.scripts().get_current_head()
+
+
+HEAD = _head()                                  # the newest revision this hub ships
+UPGRADED = "" if HEAD == "0001" else f", upgraded to {HEAD}"   # what adopting an old database adds
+
+
 def engine(url: str) -> sa.Engine:
     return sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"), poolclass=sa.NullPool)
 
@@ -113,12 +123,15 @@ def test_a_new_database_upgraded_to_head_has_exactly_the_schema_the_hub_made_bef
     from sync.hub import schema
     from sync.hub.storage import HubStore, meta
 
-    before, fresh = databases(), databases()
+    before, first, fresh = databases(), databases(), databases()
     old_hub_database(before)
+    at_first = HubStore(first, pool_size=1, upgrade=False)
+    schema.upgrade(at_first.engine, "0001")
+    at_first.engine.dispose()
+    assert schema_of(first) == schema_of(before)       # revision 0001 is the old hub's schema exactly
     store = HubStore(fresh, pool_size=1)
-    assert schema.change_text(*store.migrated) == "created the hub's tables at revision 0001"
-    assert revision_of(fresh) == ["0001"] and schema.state(store.engine).at_head
-    assert schema_of(fresh) == schema_of(before)
+    assert schema.change_text(*store.migrated) == f"created the hub's tables at revision {HEAD}"
+    assert revision_of(fresh) == [HEAD] and schema.state(store.engine).at_head
     assert len(set(schema_of(fresh)) - {"(sequences)"}) == 11
     # and head is what the code reads and writes (storage.py's tables): Alembic finds no difference
     with store.engine.connect() as c:
@@ -131,15 +144,18 @@ def test_a_database_made_before_migrations_is_stamped_keeps_its_data_and_the_hub
     url = databases()
     old_hub_database(url)
     put_old_rows(url)
+    from sync.hub.storage import HubStore
+
     held_before = rows_of(url)
-    schema_before = schema_of(url)
     (tmp_path / "hubdata").mkdir()
     hub = Hub(env, tmp_path / "hubdata", url).start()
     try:
         log = (hub.data / "hub.log").read_text()
         assert "hub database: recognised as made by a hub before schema migrations, stamped revision 0001" in log
-        assert revision_of(url) == ["0001"]
-        assert schema_of(url) == schema_before                 # nothing re-created, nothing added
+        assert revision_of(url) == [HEAD]
+        fresh = databases()
+        HubStore(fresh, pool_size=1).engine.dispose()
+        assert schema_of(url) == schema_of(fresh)    # the later revisions' changes, nothing re-created
         after = rows_of(url)
         assert {t: after[t] for t in OLD_ROWS} == {t: held_before[t] for t in OLD_ROWS}
         # the hub serves it: a node's upload is stored and acknowledged once, the old records stay
@@ -152,7 +168,7 @@ def test_a_database_made_before_migrations_is_stamped_keeps_its_data_and_the_hub
         assert held == sorted([("old-clinic", "reading", "r-old-1", 1), ("old-clinic", "reading", "r-old-2", 1)]
                               + [("clinic-a", *k) for k in node_records(node)])
         assert set(held_before["hub_batches"]) < set(rows_of(url)["hub_batches"])
-        assert clinic_edge(hub.env, "hub", "db", "current").stdout.endswith(": revision 0001 (head)\n")
+        assert clinic_edge(hub.env, "hub", "db", "current").stdout.endswith(f": revision {HEAD} (head)\n")
     finally:
         hub.stop()
 
@@ -169,9 +185,9 @@ def test_an_older_hub_database_lacking_later_tables_gets_them_then_is_stamped(tm
     assert not set(LATER_TABLES) & set(held)
     store = HubStore(url, pool_size=1)
     assert schema.change_text(*store.migrated) == ("recognised as made by a hub before schema migrations, "
-                                                   "stamped revision 0001")
+                                                   "stamped revision 0001" + UPGRADED)
     HubStore(fresh, pool_size=1)
-    assert schema_of(url) == schema_of(fresh) and revision_of(url) == ["0001"]
+    assert schema_of(url) == schema_of(fresh) and revision_of(url) == [HEAD]
     assert rows_of(url) == {**held, **{t: [] for t in LATER_TABLES}}
 
 
@@ -200,7 +216,7 @@ def test_a_new_revision_is_applied_after_the_stamp_and_an_older_hub_refuses_its_
     shutil.copytree(Path(schema.__file__).parent / "migrations", location,
                     ignore=shutil.ignore_patterns("__pycache__"))
     (location / "versions" / "0002_test_note.py").write_text(
-        'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "0002"\ndown_revision = "0001"\n\n\n'
+        f'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "9999"\ndown_revision = "{HEAD}"\n\n\n'
         'def upgrade():\n    op.add_column("hub_nodes", sa.Column("note", sa.Text))\n', encoding="utf-8")
     url = f"sqlite:///{tmp_path / 'hub.db'}"
     old_hub_database(url)
@@ -208,22 +224,22 @@ def test_a_new_revision_is_applied_after_the_stamp_and_an_older_hub_refuses_its_
     store = HubStore(url, pool_size=1, upgrade=False)
     before, after = schema.upgrade(store.engine, location=str(location))
     assert schema.change_text(before, after) == ("recognised as made by a hub before schema migrations, "
-                                                 "stamped revision 0001, upgraded to 0002")
-    assert revision_of(url) == ["0002"]
+                                                 "stamped revision 0001, upgraded to 9999")
+    assert revision_of(url) == ["9999"]
     assert rows_of(url)["hub_nodes"] == [(*OLD_ROWS["hub_nodes"][0].values(), None)]
-    # this hub's revisions end at 0001: it says so and changes nothing
-    assert schema.state(store.engine).describe() == "revision 0002, this hub's head is 0001"
-    with pytest.raises(schema.SchemaError, match="at schema revision 0002, which this clinic-edge "
-                                                 r"\(newest revision 0001\) does not know"):
+    # this hub's revisions end at HEAD: it says so and changes nothing
+    assert schema.state(store.engine).describe() == f"revision 9999, this hub's head is {HEAD}"
+    with pytest.raises(schema.SchemaError, match="at schema revision 9999, which this clinic-edge "
+                                                 rf"\(newest revision {HEAD}\) does not know"):
         HubStore(url, pool_size=1)
     hub_env = {**env, "CLINIC_EDGE_HUB_DATABASE": url}
     current = clinic_edge(hub_env, "hub", "db", "current", check=False)
-    assert current.returncode == 1 and current.stdout.endswith(": revision 0002, this hub's head is 0001\n")
+    assert current.returncode == 1 and current.stdout.endswith(f": revision 9999, this hub's head is {HEAD}\n")
     refused = clinic_edge(hub_env, "hub", "db", "upgrade", check=False)
     assert refused.returncode == 2 and refused.stderr.startswith(
         f"clinic-edge hub: cannot open the hub database {url}: SchemaError: the hub database is at schema "
-        "revision 0002, which this clinic-edge (newest revision 0001) does not know: a newer hub has migrated it.")
-    assert revision_of(url) == ["0002"]
+        f"revision 9999, which this clinic-edge (newest revision {HEAD}) does not know: a newer hub has migrated it.")
+    assert revision_of(url) == ["9999"]
     store.engine.dispose()
 
 
@@ -256,9 +272,9 @@ def test_two_hubs_starting_at_once_on_one_postgresql_database_migrate_it_once(po
                 assert r.status == 200
         logs = sorted(next(line for line in (h.data / "hub.log").read_text().splitlines()
                            if line.startswith("hub database:")) for h in hubs)
-        assert logs == ["hub database: at revision 0001 (head), nothing to change",
-                        "hub database: created the hub's tables at revision 0001"]
-        assert revision_of(url) == ["0001"]
+        assert logs == [f"hub database: at revision {HEAD} (head), nothing to change",
+                        f"hub database: created the hub's tables at revision {HEAD}"]
+        assert revision_of(url) == [HEAD]
     finally:
         for h in hubs:
             h.stop()
@@ -285,7 +301,7 @@ def test_the_built_wheel_carries_the_revisions_and_migrates_from_outside_the_che
              "print(schema.scripts().dir); print(schema.change_text(*s.migrated))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path / "elsewhere", capture_output=True, text=True,
                          env={"PYTHONPATH": str(unpacked), "PATH": "/usr/bin:/bin"}, check=True).stdout
-    assert out == f"{unpacked / 'sync' / 'hub' / 'migrations'}\ncreated the hub's tables at revision 0001\n"
+    assert out == f"{unpacked / 'sync' / 'hub' / 'migrations'}\ncreated the hub's tables at revision {HEAD}\n"
 
 
 def test_two_workers_opening_one_new_sqlite_file_at_once_migrate_it_once(tmp_path):
@@ -321,6 +337,6 @@ def test_two_workers_opening_one_new_sqlite_file_at_once_migrate_it_once(tmp_pat
     finally:
         sa.event.remove(sa.Engine, "before_cursor_execute", begins)
         holder.close()
-    assert sorted(results) == ["at revision 0001 (head), nothing to change",
-                               "created the hub's tables at revision 0001"]
-    assert revision_of(url) == ["0001"]
+    assert sorted(results) == [f"at revision {HEAD} (head), nothing to change",
+                               f"created the hub's tables at revision {HEAD}"]
+    assert revision_of(url) == [HEAD]
