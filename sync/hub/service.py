@@ -195,9 +195,7 @@ class Hub:
                 digest = hashlib.sha256(text.encode()).hexdigest()
                 old = have.get(key) or (digest if key in seen else None)
                 if old is not None and old != digest:
-                    rejected.append({"kind": r["kind"], "id": r["id"], "version": r["version"],
-                                     "reason": f"version {r['version']} of this {r['kind']} is already stored "
-                                               "with different content; send it as a new version"})
+                    rejected.append(changed_content(r["kind"], r["id"], r["version"]))
                     continue
                 if old is None:
                     seen.add(key)
@@ -229,9 +227,7 @@ class Hub:
         theirs = self.store.existing_digests(c, node, [(r["kind"], r["record_id"], r["version"]) for r in lost])
         for r in lost:
             if theirs.get((r["kind"], r["record_id"], r["version"])) != r["digest"]:
-                rejected.append({"kind": r["kind"], "id": r["record_id"], "version": r["version"],
-                                 "reason": f"version {r['version']} of this {r['kind']} is already stored "
-                                           "with different content; send it as a new version"})
+                rejected.append(changed_content(r["kind"], r["record_id"], r["version"]))
         return [r for r in new if (r["kind"], r["record_id"], r["version"]) in stored]
 
     # ---- downlink -----------------------------------------------------------------------------
@@ -244,6 +240,13 @@ class Hub:
         if not items:       # nothing new: the shortest answer (nodes read items and more with defaults)
             return {"cursor": cursor}
         return {"items": items, "cursor": rows[-1]["seq"], "more": more}
+
+
+def changed_content(kind: str, record_id: str, version: int) -> dict[str, Any]:
+    """The receipt's entry for a record whose version is already stored with other content."""
+    return {"kind": kind, "id": record_id, "version": version,
+            "reason": f"version {version} of this {kind} is already stored with different content; "
+                      "send it as a new version"}
 
 
 def record_problem(r: dict[str, Any]) -> str | None:
