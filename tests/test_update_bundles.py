@@ -290,6 +290,7 @@ def test_apply_pending_installs_the_bundle_sync_fetched_and_files_it_under_done(
     assert appliance.current() == "0.4.0" and appliance.healthz()["version"] == "0.4.0"
     status = json.loads((appliance.data / "run" / "update.json").read_text())
     assert status["result"] == "ok" and status["to"] == "0.4.0"
+    assert (appliance.data / "run" / "sync-now").exists(), "the sync daemon was not asked to tell the county"
     doctor = json.loads(clinic_edge(appliance.env, "doctor", "--json", check=False).stdout)
     assert not [f for f in doctor if f["check"] == "update"], "a successful update leaves no warning"
 
