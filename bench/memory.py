@@ -51,11 +51,28 @@ def kb(pid: int, field: str, source: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def processes() -> dict[str, list[int]]:
+def parent(pid: str) -> int:
+    """The parent pid of a process (field 4 of /proc/<pid>/stat, after the parenthesised name)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def processes(root: int) -> dict[str, list[int]]:
+    """The demo's processes by service: only `root` and its descendants (the machine may run
+    other demos, whose processes match the same patterns)."""
+    pids = [d.name for d in Path("/proc").iterdir() if d.name.isdigit()]
+    parents = {int(p): parent(p) for p in pids}
+    mine = {root}
+    grew = True
+    while grew:
+        more = {p for p, pp in parents.items() if pp in mine} - mine
+        mine |= more
+        grew = bool(more)
     found: dict[str, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
+    for pid in sorted(mine):
+        d = Path(f"/proc/{pid}")
         try:
             cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
         except OSError:
@@ -102,13 +119,13 @@ def main() -> None:
                                 start_new_session=True)
         try:
             deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not set(NODE_SERVICES) <= set(processes()):
+            while time.monotonic() < deadline and not set(NODE_SERVICES) <= set(processes(demo.pid)):
                 time.sleep(1)
             end = time.monotonic() + args.seconds
             while time.monotonic() < end:
                 browse(web, 1)
                 time.sleep(5)
-            procs = processes()
+            procs = processes(demo.pid)
             print(f"after {args.seconds:.0f} s of the demo at 1 reading/s (RSS / PSS, MB):")
             total_rss = total_pss = 0.0
             for name in SERVICES:

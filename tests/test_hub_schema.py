@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import clinic_edge, wait_for, wait_port
+from conftest import clinic_edge, free_port, wait_for, wait_port
 from sync_fixtures import Hub, add_records, enroll, node_records, postgres, sync_env  # noqa: F401
 
 DATA = Path(__file__).parent / "data"
@@ -33,6 +33,24 @@ def old_hub_database(url: str, *, skip: tuple[str, ...] = ()) -> None:
             if not any(f" {t} " in s or f" {t}(" in s for t in skip):
                 c.exec_driver_sql(s)
     eng.dispose()
+
+
+def _head() -> str:
+    from sync.hub import schema
+
+    return schema.scripts().get_current_head()
+
+
+HEAD = _head()                  # the newest revision this hub ships
+# made by revisions after 0001: 0002i forwarding, 0002c the county's places (and an index on hub_records), 0002h indexes
+LATER_REVISION_TABLES = ("hub_deliveries", "hub_outbound", "hub_node_places")
+LATER_REVISION_INDEXES = {"hub_records_kind", "hub_batches_high", "hub_nonces_seen"}   # 0002c, 0002h
+
+
+def before_later_revisions(schema: dict) -> dict:
+    return {t: ({**v, "indexes": [i for i in v["indexes"] if i[0] not in LATER_REVISION_INDEXES]}
+                if isinstance(v, dict) else v)
+            for t, v in schema.items() if t not in LATER_REVISION_TABLES}
 
 
 def schema_of(url: str) -> dict:
@@ -116,10 +134,10 @@ def test_a_new_database_upgraded_to_head_has_exactly_the_schema_the_hub_made_bef
     before, fresh = databases(), databases()
     old_hub_database(before)
     store = HubStore(fresh, pool_size=1)
-    assert schema.change_text(*store.migrated) == "created the hub's tables at revision 0001"
-    assert revision_of(fresh) == ["0001"] and schema.state(store.engine).at_head
-    assert schema_of(fresh) == schema_of(before)
-    assert len(set(schema_of(fresh)) - {"(sequences)"}) == 11
+    assert schema.change_text(*store.migrated) == f"created the hub's tables at revision {HEAD}"
+    assert revision_of(fresh) == [HEAD] and schema.state(store.engine).at_head
+    assert before_later_revisions(schema_of(fresh)) == schema_of(before)
+    assert len(set(schema_of(fresh)) - {"(sequences)"}) == 11 + len(LATER_REVISION_TABLES)
     # and head is what the code reads and writes (storage.py's tables): Alembic finds no difference
     with store.engine.connect() as c:
         assert compare_metadata(MigrationContext.configure(c), meta) == []
@@ -137,9 +155,10 @@ def test_a_database_made_before_migrations_is_stamped_keeps_its_data_and_the_hub
     hub = Hub(env, tmp_path / "hubdata", url).start()
     try:
         log = (hub.data / "hub.log").read_text()
-        assert "hub database: recognised as made by a hub before schema migrations, stamped revision 0001" in log
-        assert revision_of(url) == ["0001"]
-        assert schema_of(url) == schema_before                 # nothing re-created, nothing added
+        assert ("hub database: recognised as made by a hub before schema migrations, stamped revision 0001, "
+                f"upgraded to {HEAD}") in log
+        assert revision_of(url) == [HEAD]
+        assert before_later_revisions(schema_of(url)) == schema_before     # nothing re-created or changed
         after = rows_of(url)
         assert {t: after[t] for t in OLD_ROWS} == {t: held_before[t] for t in OLD_ROWS}
         # the hub serves it: a node's upload is stored and acknowledged once, the old records stay
@@ -152,7 +171,7 @@ def test_a_database_made_before_migrations_is_stamped_keeps_its_data_and_the_hub
         assert held == sorted([("old-clinic", "reading", "r-old-1", 1), ("old-clinic", "reading", "r-old-2", 1)]
                               + [("clinic-a", *k) for k in node_records(node)])
         assert set(held_before["hub_batches"]) < set(rows_of(url)["hub_batches"])
-        assert clinic_edge(hub.env, "hub", "db", "current").stdout.endswith(": revision 0001 (head)\n")
+        assert clinic_edge(hub.env, "hub", "db", "current").stdout.endswith(f": revision {HEAD} (head)\n")
     finally:
         hub.stop()
 
@@ -169,10 +188,10 @@ def test_an_older_hub_database_lacking_later_tables_gets_them_then_is_stamped(tm
     assert not set(LATER_TABLES) & set(held)
     store = HubStore(url, pool_size=1)
     assert schema.change_text(*store.migrated) == ("recognised as made by a hub before schema migrations, "
-                                                   "stamped revision 0001")
+                                                   f"stamped revision 0001, upgraded to {HEAD}")
     HubStore(fresh, pool_size=1)
-    assert schema_of(url) == schema_of(fresh) and revision_of(url) == ["0001"]
-    assert rows_of(url) == {**held, **{t: [] for t in LATER_TABLES}}
+    assert schema_of(url) == schema_of(fresh) and revision_of(url) == [HEAD]
+    assert rows_of(url) == {**held, **{t: [] for t in (*LATER_TABLES, *LATER_REVISION_TABLES)}}
 
 
 def test_tables_that_are_not_the_hubs_are_refused_and_left_as_they_are(tmp_path):
@@ -192,15 +211,16 @@ def test_tables_that_are_not_the_hubs_are_refused_and_left_as_they_are(tmp_path)
 
 
 def test_a_new_revision_is_applied_after_the_stamp_and_an_older_hub_refuses_its_database(tmp_path, env):
-    """The path a real second revision will take, with a throwaway copy of the revisions."""
+    """The path a real later revision will take, with a throwaway copy of the revisions (0099: Alembic
+    resolves a revision id by prefix, so the throwaway id must not be a prefix of a real one)."""
     from sync.hub import schema
     from sync.hub.storage import HubStore
 
     location = tmp_path / "migrations"
     shutil.copytree(Path(schema.__file__).parent / "migrations", location,
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (location / "versions" / "0002_test_note.py").write_text(
-        'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "0002"\ndown_revision = "0001"\n\n\n'
+    (location / "versions" / "0099_test_note.py").write_text(
+        'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "0099"\ndown_revision = "' + HEAD + '"\n\n\n'
         'def upgrade():\n    op.add_column("hub_nodes", sa.Column("note", sa.Text))\n', encoding="utf-8")
     url = f"sqlite:///{tmp_path / 'hub.db'}"
     old_hub_database(url)
@@ -208,22 +228,22 @@ def test_a_new_revision_is_applied_after_the_stamp_and_an_older_hub_refuses_its_
     store = HubStore(url, pool_size=1, upgrade=False)
     before, after = schema.upgrade(store.engine, location=str(location))
     assert schema.change_text(before, after) == ("recognised as made by a hub before schema migrations, "
-                                                 "stamped revision 0001, upgraded to 0002")
-    assert revision_of(url) == ["0002"]
+                                                 "stamped revision 0001, upgraded to 0099")
+    assert revision_of(url) == ["0099"]
     assert rows_of(url)["hub_nodes"] == [(*OLD_ROWS["hub_nodes"][0].values(), None)]
-    # this hub's revisions end at 0001: it says so and changes nothing
-    assert schema.state(store.engine).describe() == "revision 0002, this hub's head is 0001"
-    with pytest.raises(schema.SchemaError, match="at schema revision 0002, which this clinic-edge "
-                                                 r"\(newest revision 0001\) does not know"):
+    # this hub's revisions end at HEAD: it says so and changes nothing
+    assert schema.state(store.engine).describe() == f"revision 0099, this hub's head is {HEAD}"
+    with pytest.raises(schema.SchemaError, match="at schema revision 0099, which this clinic-edge "
+                                                 rf"\(newest revision {HEAD}\) does not know"):
         HubStore(url, pool_size=1)
     hub_env = {**env, "CLINIC_EDGE_HUB_DATABASE": url}
     current = clinic_edge(hub_env, "hub", "db", "current", check=False)
-    assert current.returncode == 1 and current.stdout.endswith(": revision 0002, this hub's head is 0001\n")
+    assert current.returncode == 1 and current.stdout.endswith(f": revision 0099, this hub's head is {HEAD}\n")
     refused = clinic_edge(hub_env, "hub", "db", "upgrade", check=False)
     assert refused.returncode == 2 and refused.stderr.startswith(
         f"clinic-edge hub: cannot open the hub database {url}: SchemaError: the hub database is at schema "
-        "revision 0002, which this clinic-edge (newest revision 0001) does not know: a newer hub has migrated it.")
-    assert revision_of(url) == ["0002"]
+        f"revision 0099, which this clinic-edge (newest revision {HEAD}) does not know: a newer hub has migrated it.")
+    assert revision_of(url) == ["0099"]
     store.engine.dispose()
 
 
@@ -256,9 +276,9 @@ def test_two_hubs_starting_at_once_on_one_postgresql_database_migrate_it_once(po
                 assert r.status == 200
         logs = sorted(next(line for line in (h.data / "hub.log").read_text().splitlines()
                            if line.startswith("hub database:")) for h in hubs)
-        assert logs == ["hub database: at revision 0001 (head), nothing to change",
-                        "hub database: created the hub's tables at revision 0001"]
-        assert revision_of(url) == ["0001"]
+        assert logs == [f"hub database: at revision {HEAD} (head), nothing to change",
+                        f"hub database: created the hub's tables at revision {HEAD}"]
+        assert revision_of(url) == [HEAD]
     finally:
         for h in hubs:
             h.stop()
@@ -285,7 +305,7 @@ def test_the_built_wheel_carries_the_revisions_and_migrates_from_outside_the_che
              "print(schema.scripts().dir); print(schema.change_text(*s.migrated))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path / "elsewhere", capture_output=True, text=True,
                          env={"PYTHONPATH": str(unpacked), "PATH": "/usr/bin:/bin"}, check=True).stdout
-    assert out == f"{unpacked / 'sync' / 'hub' / 'migrations'}\ncreated the hub's tables at revision 0001\n"
+    assert out == f"{unpacked / 'sync' / 'hub' / 'migrations'}\ncreated the hub's tables at revision {HEAD}\n"
 
 
 def test_two_workers_opening_one_new_sqlite_file_at_once_migrate_it_once(tmp_path):
@@ -321,6 +341,16 @@ def test_two_workers_opening_one_new_sqlite_file_at_once_migrate_it_once(tmp_pat
     finally:
         sa.event.remove(sa.Engine, "before_cursor_execute", begins)
         holder.close()
-    assert sorted(results) == ["at revision 0001 (head), nothing to change",
-                               "created the hub's tables at revision 0001"]
-    assert revision_of(url) == ["0001"]
+    assert sorted(results) == [f"at revision {HEAD} (head), nothing to change",
+                               f"created the hub's tables at revision {HEAD}"]
+    assert revision_of(url) == [HEAD]
+
+
+def test_a_hub_that_cannot_reach_its_database_names_it_without_the_password(env):
+    """The error goes to a terminal, a log and maybe a ticket: the database password must not."""
+    url = f"postgresql+psycopg://county:s3cr3t-pw@127.0.0.1:{free_port()}/hub"
+    refused = clinic_edge({**env, "CLINIC_EDGE_HUB_DATABASE": url}, "hub", "node", "list", check=False)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith(
+        f"clinic-edge hub: cannot open the hub database postgresql+psycopg://county:***@127.0.0.1:"), refused.stderr
+    assert "s3cr3t-pw" not in refused.stderr + refused.stdout

@@ -125,3 +125,11 @@ def test_tables_and_status_modules_import_only_core():
         if own:
             bad[package] = own
     assert bad == {}
+
+
+def test_the_standard_documents_depend_on_nothing_of_ours_but_edge_core():
+    """sync.standards (docs/interop.md) is shared by the hub's forwarder and a node that sends
+    directly: it may import edge.core, never the hub, the node's sync client, the web app or drivers."""
+    bad = {f: starts(m, "sync.hub", "sync.client", "edge.web", "edge.reports", "edge.cli", "device_drivers", "flask")
+           for f, m in sources("sync/standards")}
+    assert {f: m for f, m in bad.items() if m} == {}

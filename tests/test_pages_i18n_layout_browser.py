@@ -28,7 +28,7 @@ DATA_ZH = ("张三R1", "示范村卫生室", "中文", "王医生")             
 ALLOWED_EN = {"mmHg", "mmol", "kg", "cm", "min", "mg", "HbA1c", "SpO2", "BMI", "CSV", "XLSX", "English",
               "clinic", "edge", "LOINC", "ID", "YYYY", "MM", "DD", "Qn", "doc", "bp", "R1", "mqtt", "demo",
               "QoS", "SenML", "MQTT", "URL", "CODE", "hub", "enroll", "code", "s", "v",
-              "zs"}                                                       # pinyin initials, the search example
+              "zs", "dL", "mol", "U", "L", "g"}                   # pinyin initials; lab units (μmol/L, U/L, g/L)                                                       # pinyin initials, the search example
 VIEWPORTS = {"pc": {"width": 1366, "height": 768}, "tablet": {"width": 800, "height": 1280}}
 
 # Visible text (what a person reads: not <script>/<style>, not hidden elements) and the widest
@@ -97,7 +97,9 @@ def pages(followup_id: str) -> dict[str, str]:
             "edit resident": "/residents/R1/edit", "inbox": "/inbox", "readings": "/readings",
             "follow-ups": "/followup/R1", "hypertension form": "/followup/R1/hypertension/new",
             "diabetes form": "/followup/R1/diabetes/new", "saved follow-up": f"/followups/{followup_id}",
-            "worklist": "/worklist", "report": "/reports", "sync": "/sync"}
+            "worklist": "/worklist", "report": "/reports", "sync": "/sync",
+            "health check form": "/healthcheck/R1/new", "check day": "/checkday", "BP station": "/checkday/bp",
+            "elderly": "/elderly"}
 
 
 @pytest.fixture(scope="module")

@@ -109,3 +109,13 @@ def test_only_ingest_reaches_serial_devices():
 def test_sysusers_declares_the_node_user_without_password():
     text = (UNITS / "sysusers-clinic-edge.conf").read_text()
     assert re.search(r"^u clinic-edge .*/usr/sbin/nologin$", text, re.M)
+
+
+# docs/operations.md, "Memory": from bench/memory.py and each service's heaviest on-demand work
+MEMORY_MAX = {"clinic-edge-web.service": "192M", "clinic-edge-ingest.service": "128M",
+              "clinic-edge-sync.service": "128M", "clinic-edge-broker.service": "64M"}
+
+
+@pytest.mark.parametrize("unit", NODE_SERVICES)
+def test_node_units_cap_their_memory(unit):
+    assert _directives(unit).get("MemoryMax") == [MEMORY_MAX[unit]]

@@ -1,7 +1,6 @@
 """`clinic-edge device scan`: nearby Bluetooth health devices, by the services they advertise."""
 from __future__ import annotations
 
-import asyncio
 import json
 
 import click
@@ -15,6 +14,8 @@ from .errors import BleLinkError
 
 def nearby(adapter, store, seconds: float, *, everything: bool = False) -> list[dict]:
     """One scan as rows: address, name, rssi, health services, suggested kind, registered id."""
+    import asyncio      # here, not with the module: `clinic-edge ingest` loads this file too (docs/operations.md)
+
     adverts = asyncio.run(adapter.scan(seconds))
     known = state.registered(store)
     rows = []
@@ -91,6 +92,8 @@ def pair(node: Node, device: str, passkey: int | None, seconds: float, adapter: 
     except ImportError as e:
         raise CliError(f"the D-Bus library is not installed ({e})")
     name = adapter or (node.config.driver("ble") or {}).get("adapter", "hci0")
+    import asyncio
+
     try:
         asked = asyncio.run(pair_device(address, adapter=name, passkey=passkey, timeout=seconds))
     except BleLinkError as e:

@@ -11,6 +11,7 @@
     values.sys = { code = "8480-6", unit = "mm[Hg]" }   # a code edge/core/codes.py knows, a unit of it
     values.w = { code = "29463-7", unit_group = "u" }   # the unit is in another group
     values.t = { code = "8310-5", unit = "Cel", scale = 0.1 }   # optional: the number times scale
+    values.p = { code = "20454-5", unit = "{grade}", grades = { "-" = 0, "1+" = 1 } }   # a printed grade -> number
     patient_group = "id"                        # optional: a group holding the patient id
     time_group = "t"                            # optional: a group holding the device time
     time_format = "%Y-%m-%d %H:%M"              #   parsed with this strptime format
@@ -55,6 +56,7 @@ class Value:
     unit: str = ""
     unit_group: str = ""
     scale: float = 1.0
+    grades: tuple[tuple[str, float], ...] = ()     # printed grade -> value (dipstick analysers)
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,11 @@ def _pattern(i: int, spec: dict, fail) -> Pattern:
         if not v.get("unit") and v.get("unit_group") not in regex.groupindex:
             fail(key, "needs unit = \"UCUM\" or unit_group = a group of the pattern")
         _check_code(key, v, fail)
-        values.append(Value(group, v["code"], v.get("unit", ""), v.get("unit_group", ""), float(v.get("scale", 1.0))))
+        grades = v.get("grades") or {}
+        if not isinstance(grades, dict) or not all(isinstance(x, (int, float)) for x in grades.values()):
+            fail(f"{key}.grades", "must be a table of printed grade = number")
+        values.append(Value(group, v["code"], v.get("unit", ""), v.get("unit_group", ""), float(v.get("scale", 1.0)),
+                            tuple((str(k), float(x)) for k, x in grades.items())))
     if not values:
         fail(f"line[{i}].values", "is missing: say which groups are readings")
     for opt in ("patient_group", "time_group"):
@@ -185,6 +191,18 @@ def parse_line(profile: Profile, line: bytes, *, device_id: str, received: datet
     raise LineFrameError(f"no pattern of profile {profile.name!r} reads the line {text[:60]!r}")
 
 
+def _value(v: Value, sent: str) -> float:
+    if v.grades:
+        grades = dict(v.grades)
+        if sent not in grades:
+            raise LineFrameError(f"{v.group} = {sent[:20]!r} is not one of the grades {', '.join(grades)}")
+        return grades[sent]
+    try:
+        return float(sent) * v.scale
+    except ValueError:
+        raise LineFrameError(f"{v.group} = {sent[:20]!r} is not a number") from None
+
+
 def _readings(p: Pattern, m: re.Match, text: str, device_id: str, received: datetime, tz: tzinfo) -> list[Reading]:
     device_time = None
     if p.time_group and m.group(p.time_group):
@@ -198,10 +216,7 @@ def _readings(p: Pattern, m: re.Match, text: str, device_id: str, received: date
     out = []
     for v in p.values:
         sent = (m.group(v.group) or "").replace(" ", "")
-        try:
-            value = float(sent) * v.scale
-        except ValueError:
-            raise LineFrameError(f"{v.group} = {sent[:20]!r} is not a number") from None
+        value = _value(v, sent)
         if value != value or value in (float("inf"), float("-inf")):
             raise LineFrameError(f"{v.group} = {sent[:20]!r} is not a finite number")
         unit = (m.group(v.unit_group) or "").strip() if v.unit_group else v.unit

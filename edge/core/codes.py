@@ -64,6 +64,8 @@ _GLUCOSE = {"mmol/L": _same, "mg/dL": lambda v: v / GLUCOSE_MG_DL_PER_MMOL_L,
             "g/l": lambda v: v * 100 / GLUCOSE_MG_DL_PER_MMOL_L,
             "mol/L": lambda v: v * 1000}
 
+_GRADE = {"{grade}": _same}
+
 CODES: tuple[Code, ...] = (
     Code("8480-6", ("systolic", "sbp", "MDC_PRESS_BLD_NONINV_SYS", "MDC_PRESS_CUFF_SYS"), "收缩压", "Systolic BP",
          "mm[Hg]", _PRESSURE, 40, 300, 0),
@@ -84,6 +86,12 @@ CODES: tuple[Code, ...] = (
          "Blood glucose", "mmol/L", _GLUCOSE, 0.5, 50, 1),
     Code("4548-4", ("hba1c",), "糖化血红蛋白", "HbA1c", "%", _PERCENT, 2, 25, 1),
     Code("9279-1", ("respiratory_rate", "rr", "MDC_RESP_RATE"), "呼吸频率", "Respiratory rate", "/min", _RATE, 2, 80, 0),
+    Code("8280-0", ("waist", "waist_circumference"), "腰围", "Waist circumference", "cm", _LENGTH, 30, 250, 1),
+    # Dipstick urinalysis as an ordinal grade: 0 negative, 0.5 trace (±), 1-4 for + to ++++ (docs/health-check.md)
+    Code("20454-5", ("urine_protein",), "尿蛋白", "Urine protein (test strip)", "{grade}", _GRADE, 0, 4, 1),
+    Code("25428-4", ("urine_glucose",), "尿糖", "Urine glucose (test strip)", "{grade}", _GRADE, 0, 4, 1),
+    Code("2514-8", ("urine_ketones",), "尿酮体", "Urine ketones (test strip)", "{grade}", _GRADE, 0, 4, 1),
+    Code("5794-3", ("urine_blood",), "尿潜血", "Urine blood (test strip)", "{grade}", _GRADE, 0, 4, 1),
     Code("39156-5", ("bmi",), "体质指数", "BMI", "kg/m2", {"kg/m2": _same}, 5, 100, 1),
 )
 

@@ -82,6 +82,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                          lambda v: bool(re.fullmatch(r"[\w-]{1,23}", v))),
         "max_payload": Key(int, 4096, "bytes, 256-262144", lambda v: 256 <= v <= 262144),
         "batch_max": Key(int, 200, "readings per commit, 1-5000", lambda v: 1 <= v <= 5000),
+        "commit_wait_ms": Key(int, 100, "how long the first message of a commit waits for others, ms, 0-1000",
+                              lambda v: 0 <= v <= 1000),
     },
     "broker": {
         "listen": Key(str, "127.0.0.1:1883", "HOST:PORT", _hostport),
@@ -146,14 +148,19 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "time_window_seconds": Key(int, 600, "seconds, 30-86400", lambda v: 30 <= v <= 86400),
         "nonce_retention_seconds": Key(int, 1800, "seconds, at least 2 x time_window_seconds, up to 2592000",
                                        lambda v: 60 <= v <= 2592000),
+        # the county view's de-identified export (docs/county.md): its HMAC key lives outside the database
+        "deid_key_file": Key(str, "", "the county's de-identification (pseudonym) key file (empty = hub/deid.key "
+                             "in the data directory)"),
+        "deid_min_cell": Key(int, 5, "fewest people sharing a township, sex and age band in a de-identified "
+                             "export, 2-1000", lambda v: 2 <= v <= 1000),
     },
     # the appliance (issue 8): first boot, backups, updates
     "appliance": {
         "boot_file": Key(str, "/boot/firmware/clinic-edge.toml", "the provisioning file on the boot partition"),
         "usb_backup_dir": Key(str, "/media/clinic-edge-backup", "where a USB backup drive is mounted"),
         "keep_backups": Key(int, 7, "nightly backups kept in each place, 1-365", lambda v: 1 <= v <= 365),
-        "backup_key": Key(str, "/etc/clinic-edge/backup.pub", "the county backup key (base64 X25519 public key, "
-                          "`clinic-edge backup-key`) nightly backups are encrypted to"),
+        "backup_key": Key(str, "/etc/clinic-edge/backup.pub", "the county backup key (base64 X25519, or an SM2 PEM "
+                          "for the sm suite; `clinic-edge backup-key`) nightly backups are encrypted to"),
         "setup_code_hours": Key(int, 24, "hours the one-time setup code of the first admin stays valid, 1-720",
                                 lambda v: 1 <= v <= 720),
     },

@@ -21,6 +21,7 @@ from .reading import STATUS_VOIDED, utc_iso
 DEFAULT_MINUTES = 5
 END_SAVED, END_SWITCHED, END_STOPPED = "saved", "switched", "stopped"   # (timed out: no end_reason)
 BP_CODES = ("8480-6", "8462-4", "8867-4")                                # systolic, diastolic, pulse
+ARMS = (None, "left", "right")                                           # None: not said
 
 
 def N_(message: str) -> str:
@@ -36,17 +37,24 @@ class SessionBusy(ValidationError):
 
 
 def start(store, resident_id: str, *, minutes: int = DEFAULT_MINUTES, now: datetime, actor: str,
-          switch: bool = False) -> dict:
+          switch: bool = False, arm: str | None = None) -> dict:
     """Open a measuring session for the resident. The clinic's devices measure one resident at a
     time: if another resident's session is open this raises SessionBusy, unless `switch` (the doctor
-    confirmed), which ends that session first. Starting again for the same resident extends it."""
+    confirmed), which ends that session first. Starting again for the same resident extends it.
+    `arm` ('left'/'right'): the arm the BP is measured on (the health check has both); choosing
+    another arm for the same resident ends the session and opens one for that arm."""
     if not 1 <= int(minutes) <= 120:
         raise ValidationError("a measuring session lasts 1-120 minutes", field="minutes")
+    if arm not in ARMS:
+        raise ValidationError("the arm is left or right", field="arm")
     expires = utc_iso(now + timedelta(minutes=int(minutes)))
     with store.atomic() as conn:
         if not conn.execute("SELECT 1 FROM residents WHERE id = ? AND voided_at IS NULL", (resident_id,)).fetchone():
             raise NotFound(f"resident {resident_id} does not exist")
         session = open_session(conn, utc_iso(now))
+        if session and session["resident_id"] == resident_id and session["arm"] != arm:
+            _end(conn, session, END_SWITCHED, now, actor)
+            session = None
         if session and session["resident_id"] == resident_id:
             conn.execute("UPDATE measuring_sessions SET expires_at = ? WHERE id = ?", (expires, session["id"]))
             return current(store, now=now)
@@ -54,10 +62,10 @@ def start(store, resident_id: str, *, minutes: int = DEFAULT_MINUTES, now: datet
             raise SessionBusy(_named(conn, session))
         if session:
             _end(conn, session, END_SWITCHED, now, actor)
-        cur = conn.execute("INSERT INTO measuring_sessions (resident_id, started_by, started_at, expires_at)"
-                           " VALUES (?,?,?,?)", (resident_id, actor, utc_iso(now), expires))
+        cur = conn.execute("INSERT INTO measuring_sessions (resident_id, started_by, started_at, expires_at, arm)"
+                           " VALUES (?,?,?,?,?)", (resident_id, actor, utc_iso(now), expires, arm))
         audit.append(conn, actor=actor, action="measuring.start", entity="resident", entity_id=resident_id,
-                     at=now, after={"session": cur.lastrowid, "expires_at": expires})
+                     at=now, after={"session": cur.lastrowid, "expires_at": expires, "arm": arm})
     return current(store, now=now)
 
 
@@ -97,14 +105,48 @@ def _named(conn, session: dict) -> dict:
     return session
 
 
-OPEN_SESSION = ("SELECT id, resident_id, started_by, started_at, expires_at FROM measuring_sessions"
-                " WHERE ended_at IS NULL AND expires_at > ? AND started_at <= ? ORDER BY started_at DESC LIMIT 1")
+OPEN_SESSION = ("SELECT id, resident_id, started_by, started_at, expires_at, arm FROM measuring_sessions"
+                " WHERE ended_at IS NULL AND expires_at > ? AND started_at <= ? AND device_id IS NULL"
+                " ORDER BY started_at DESC LIMIT 1")
+# A check-day station's session (edge.core.healthcheck.checkday): one device, one resident.
+OPEN_DEVICE_SESSION = ("SELECT id, resident_id, started_by, started_at, expires_at, arm, device_id"
+                       " FROM measuring_sessions WHERE device_id = ? AND ended_at IS NULL AND expires_at > ?"
+                       " AND started_at <= ? ORDER BY started_at DESC LIMIT 1")
 
 
 def open_session(conn: sqlite3.Connection, at: str) -> dict | None:
     """The session open at time `at` (ISO UTC), if any."""
     row = conn.execute(OPEN_SESSION, (at, at)).fetchone()
     return dict(row) if row else None
+
+
+def open_device_session(conn: sqlite3.Connection, device_id: str, at: str) -> dict | None:
+    """The station session of this device open at `at`, if any: its readings go to its resident."""
+    row = conn.execute(OPEN_DEVICE_SESSION, (device_id, at, at)).fetchone()
+    return dict(row) if row else None
+
+
+def start_for_device(conn: sqlite3.Connection, resident_id: str, device_id: str, *, now: datetime, actor: str,
+                     arm: str | None = None, minutes: int = DEFAULT_MINUTES) -> int:
+    """A station calls a resident: its device measures that resident only (the device's previous
+    session ends: one device, one resident at a time). Inside the caller's transaction."""
+    if arm not in ARMS:
+        raise ValidationError("the arm is left or right", field="arm")
+    previous = open_device_session(conn, device_id, utc_iso(now))
+    if previous:
+        _end(conn, previous, END_SWITCHED, now, actor)
+    cur = conn.execute("INSERT INTO measuring_sessions (resident_id, started_by, started_at, expires_at, arm,"
+                       " device_id) VALUES (?,?,?,?,?,?)", (resident_id, actor, utc_iso(now),
+                                                            utc_iso(now + timedelta(minutes=minutes)), arm, device_id))
+    audit.append(conn, actor=actor, action="measuring.start", entity="resident", entity_id=resident_id, at=now,
+                 after={"session": cur.lastrowid, "device_id": device_id, "arm": arm})
+    return cur.lastrowid
+
+
+def end_for_device(conn: sqlite3.Connection, device_id: str, *, now: datetime, actor: str) -> None:
+    session = open_device_session(conn, device_id, utc_iso(now))
+    if session:
+        _end(conn, session, END_STOPPED, now, actor)
 
 
 def current(store, *, now: datetime) -> dict | None:
@@ -159,10 +201,10 @@ def inbox(store, *, limit: int = 200) -> list[dict[str, Any]]:
 
 def today(store, *, since: datetime, limit: int = 12) -> list[dict[str, Any]]:
     """Residents whose readings were taken since `since` (today's patients), latest first."""
-    # readings first (the effective_time index holds only today's rows), then their residents
+    # readings first (the index that starts with effective_time holds only today's rows), then their residents
     return store.query("SELECT r.id, r.name, r.sex, r.birth_date, x.last_time FROM"
                        " (SELECT resident_id, max(effective_time) AS last_time FROM readings"
-                       "  INDEXED BY readings_effective WHERE effective_time >= ? AND resident_id IS NOT NULL"
+                       "  INDEXED BY readings_period_source WHERE effective_time >= ? AND resident_id IS NOT NULL"
                        "  GROUP BY resident_id) x"
                        " CROSS JOIN residents r ON r.id = x.resident_id WHERE r.voided_at IS NULL"
                        " ORDER BY x.last_time DESC LIMIT ?", (utc_iso(since), limit))

@@ -6,9 +6,9 @@ the `clinic_edge.migrations` entry-point group in pyproject.toml (edge/core/part
 each package owns its tables and core imports none of them. Versions are numbered in blocks per
 owner so parts of the product can add tables side by side: 1-99 foundation, 100-199 workbench
 (residents, accounts), 200-299 sync, 300-399 drivers, 400-499 appliance, 500-599 follow-up forms
-and reports. One version registered by two modules stops the start (MigrationConflict). Applied
-versions are recorded in `_migrations`; a missing one is applied in version order. Migrations add;
-they never DROP a table or column that holds clinical data (docs/architecture.md).
+and reports, 600-619 the elderly's health check. One version registered by two modules stops the
+start (MigrationConflict). Applied versions are recorded in `_migrations`; a missing one is applied
+in version order. Migrations add; they never DROP a table or column that holds clinical data (docs/architecture.md).
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ SCHEMA_MODULES = [
     "edge.core.schema_followup",
     "edge.core.schema_management",
     "edge.core.schema_corrections",
+    "edge.core.schema_wear",
+    "edge.core.schema_healthcheck",
 ]
 
 _REGISTRY: dict[int, tuple[str, Callable]] = {}

@@ -13,10 +13,7 @@ import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from .errors import BundleRefused
 
@@ -25,6 +22,12 @@ PROJECT = "clinic-edge"
 MAX_MEMBERS = 500
 WHEEL = re.compile(r"[A-Za-z0-9_.+-]+\.whl")
 VERSION = re.compile(r"[0-9][0-9A-Za-z.+-]*")
+
+# cryptography is imported by the functions that check a key or a signature, not with this module:
+# the web UI and the health pages only ask running_version(), and cryptography's bindings cost a
+# process about 8 MB (docs/operations.md, memory).
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 
 def running_version() -> str:
@@ -45,10 +48,14 @@ class Manifest:
 
 
 def public_key_text(key: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return base64.b64encode(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         raw = base64.b64decode(path.read_text().strip(), validate=True)
         return Ed25519PublicKey.from_public_bytes(raw)
@@ -66,6 +73,8 @@ def sha256_bytes(data: bytes) -> str:
 def verify(path: Path, public: Ed25519PublicKey, dest: Path | None = None) -> Manifest:
     """Check the signature, the manifest and every wheel's hash; optionally unpack the wheels to
     `dest`. Raises BundleRefused saying what is wrong; writes nothing outside `dest`."""
+    from cryptography.exceptions import InvalidSignature
+
     try:
         tar = tarfile.open(path, "r:")
     except (OSError, tarfile.TarError) as e:

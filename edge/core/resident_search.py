@@ -8,15 +8,19 @@ import itertools
 import re
 import sqlite3
 
-from pypinyin import Style, pinyin
-
 MAX_READINGS = 32          # pinyin combinations kept for one name (曾 zeng/ceng, 单 shan/dan...)
 COLUMNS = ("id, name, sex, birth_date, id_number, phone, address, health_record_no, htn, t2dm,"
            " contract_signed")
 
 
 def initials(name: str) -> list[str]:
-    """Every pinyin-initials reading of a name, the most likely first: 曾小明 -> ['cxm', 'zxm']."""
+    """Every pinyin-initials reading of a name, the most likely first: 曾小明 -> ['cxm', 'zxm'].
+
+    pypinyin is imported here, when a name is written, not when a search runs: its phrase tables
+    hold about 55 MB in a process (docs/operations.md, memory), and searching reads the initials
+    kept in resident_initials."""
+    from pypinyin import Style, pinyin
+
     parts: list[list[str]] = []
     for run in re.findall(r"[\u3400-\u9fff]+|[A-Za-z]+", name or ""):
         if run.isascii():

@@ -177,3 +177,34 @@ def report_inputs(db: sqlite_utils.Database) -> None:
         for op in ("INSERT", "UPDATE", "DELETE"):
             db.execute(f"CREATE TRIGGER report_inputs_{table}_{op.lower()} AFTER {op} ON {table}"
                        " BEGIN UPDATE report_inputs SET token = randomblob(16); END")
+
+
+REPORT_RESIDENT = {"followups": "resident_id", "chronic_management": "resident_id", "residents": "id"}
+
+
+@migration(550, "which resident each change to the report inputs was about, for the reports' recompute")
+def report_changes(db: sqlite_utils.Database) -> None:
+    # edge/reports/cached.py recomputes, after a save, only the residents changed since its kept
+    # result: each change that draws a new token (531) also appends the resident it was about and
+    # that new token, in the same trigger and so the same transaction. A kept result remembers the
+    # (seq, token) it was computed at; if that row is still here with that token, the rows after it
+    # are everything that changed since (a restored or copied database has other tokens). The
+    # oldest rows are dropped past KEEP_CHANGES; a result older than that is recomputed in full.
+    run_statements(db, "CREATE TABLE report_changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, resident_id TEXT,"
+                       " token BLOB NOT NULL)",
+                   "INSERT INTO report_changes (resident_id, token) SELECT NULL, token FROM report_inputs")
+    for table, column in REPORT_RESIDENT.items():
+        for op in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(f"DROP TRIGGER IF EXISTS report_inputs_{table}_{op.lower()}")
+            rows = {"INSERT": ["NEW"], "UPDATE": ["OLD", "NEW"], "DELETE": ["OLD"]}[op]
+            log = [f"INSERT INTO report_changes (resident_id, token) SELECT {row}.{column}, token FROM report_inputs"
+                   + (f" WHERE OLD.{column} IS NOT NEW.{column}" if row == "NEW" and op == "UPDATE" else "") + ";"
+                   for row in rows]
+            db.execute(f"CREATE TRIGGER report_inputs_{table}_{op.lower()} AFTER {op} ON {table} BEGIN"
+                       " UPDATE report_inputs SET token = randomblob(16);"
+                       f" {' '.join(log)}"
+                       f" DELETE FROM report_changes WHERE seq <= (SELECT max(seq) FROM report_changes) - {KEEP_CHANGES};"
+                       " END")
+
+
+KEEP_CHANGES = 2000

@@ -12,6 +12,11 @@ arrive all day and are not report inputs of the token.
 
 The worklist is kept per day (it depends on today); a report per period. At most KEEP results are
 held (a report holds its residents' ids: about a megabyte on the bench's village).
+
+After a save, the current period's report and today's worklist are not computed again from every
+patient: their per-resident parts are kept (edge/reports/patched.py) and only the residents changed
+since are read again. A past period (a follow-up dated later in its year) and a worklist with a
+follow-up dated after today take the full path above.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from collections import OrderedDict
 from datetime import date
 from typing import Callable, TypeVar
 
-from . import kpi, source
+from . import kpi, patched, source
 from .population import Period
 from .worklist import Worklist
 
@@ -29,7 +34,9 @@ T = TypeVar("T")
 
 _kept: OrderedDict[tuple, tuple[bytes, object]] = OrderedDict()
 _lock = threading.Lock()
-counts = {"kept": 0, "computed": 0}      # for bench/web_followup.py
+# how each result was had: kept, computed (in full), patched (after a save), parts computed (the
+# per-resident parts from scratch): for tests and bench/web_followup.py
+counts = {"kept": 0, "computed": 0, "patched": 0, "parts computed": 0}
 
 
 def token(store) -> bytes:
@@ -53,16 +60,36 @@ def _kept_or(key: tuple, tok: bytes, compute: Callable[[], T]) -> T:
     return value
 
 
+def _patched(key: tuple, store, make: Callable[[], patched.Kept]):
+    with _lock:
+        kept = _kept.get(key)
+        if kept is None:
+            kept = _kept[key] = (b"", make())
+        _kept.move_to_end(key)
+        while len(_kept) > KEEP:
+            _kept.popitem(last=False)
+    value, how = kept[1].current(store)
+    with _lock:
+        counts[how] += 1
+    return value
+
+
 def report(store, period: Period, tz: str) -> kpi.Report:
     """What source.report gives (a new Report each call: callers may change theirs)."""
-    r = _kept_or(("report", period), token(store), lambda: source.followup_report(store, period))
+    if source._later_in_year(store, period):
+        r = _kept_or(("report", period), token(store), lambda: source.followup_report(store, period))
+    else:
+        r = _patched(("report parts", period), store, lambda: patched.ReportParts(period))
     return kpi.Report(period, dict(r.indicators), {d: dict(c) for d, c in r.followups.items()},
                       source.readings_by_source(store, period, tz))
 
 
 def worklist(store, today: date) -> Worklist:
     """What source.build_worklist gives (new lists each call)."""
-    wl = _kept_or(("worklist", today), token(store), lambda: source.build_worklist(store, today))
+    if store.scalar(f"SELECT 1 FROM followups WHERE {source.LIVE} AND visit_date > ? LIMIT 1", (today.isoformat(),)):
+        wl = _kept_or(("worklist", today), token(store), lambda: source.build_worklist(store, today))
+    else:
+        wl = _patched(("worklist parts", today), store, lambda: patched.WorklistParts(today))
     return Worklist(wl.today, list(wl.urgent), list(wl.overdue), list(wl.due), list(wl.not_seen))
 
 

@@ -156,10 +156,28 @@ def from_managed(managed: dict[str, list[Managed]], done: Iterable[Done], period
                  readings_by_source: list[dict] | None = None) -> Report:
     """The report from the patients managed at the period's end (per disease) and the follow-ups
     done inside the period."""
+    return from_flags(flags(managed, period), done, period, readings_by_source)
+
+
+# One managed patient on one disease at the period's end, judged: (resident id, managed to the
+# standard, controlled). edge/reports/cached.py keeps these per patient between saves.
+Flags = tuple[str, bool, bool]
+
+
+def flags(managed: dict[str, list[Managed]], period: Period) -> dict[str, list[Flags]]:
+    """Each managed patient's standard-management and control flags, per disease."""
+    required: dict[date, int] = {}
+    return {d: [(rid, _standard(since, y, period, required), _controlled(birth, d, y))
+                for rid, since, birth, y in managed.get(d, [])] for d in DISEASES}
+
+
+def from_flags(judged: dict[str, list[Flags]], done: Iterable[Done], period: Period,
+               readings_by_source: list[dict] | None = None) -> Report:
+    """The report from each managed patient's flags (per disease) and the follow-ups done inside
+    the period."""
     report = Report(period, readings_by_source=list(readings_by_source or []))
     ind = report.indicators
     everyone: set[str] = set()
-    required: dict[date, int] = {}
     seen: dict[str, set[str]] = {d: set() for d in DISEASES}
     counts = {d: {"total": 0, "face_to_face": 0, "phone": 0} for d in DISEASES}
     bp, device = [], []
@@ -174,14 +192,12 @@ def from_managed(managed: dict[str, list[Managed]], done: Iterable[Done], period
             if from_device:
                 device.append(fid)
     for disease in DISEASES:
-        mine = managed.get(disease, [])
+        mine = judged.get(disease, [])
         ids = tuple(sorted(m[0] for m in mine))
         everyone.update(ids)
         ind[f"managed_{disease}"] = Indicator(f"managed_{disease}", ids, None)
-        std = tuple(sorted(rid for rid, since, _b, y in mine if _standard(since, y, period, required)))
-        ctl = tuple(sorted(rid for rid, _s, birth, y in mine if _controlled(birth, disease, y)))
-        ind[f"standard_{disease}"] = Indicator(f"standard_{disease}", std, ids)
-        ind[f"control_{disease}"] = Indicator(f"control_{disease}", ctl, ids)
+        ind[f"standard_{disease}"] = Indicator(f"standard_{disease}", tuple(sorted(m[0] for m in mine if m[1])), ids)
+        ind[f"control_{disease}"] = Indicator(f"control_{disease}", tuple(sorted(m[0] for m in mine if m[2])), ids)
         ind[f"followups_{disease}"] = Indicator(f"followups_{disease}", tuple(sorted(seen[disease])), None)
         report.followups[disease] = counts[disease]
     ind["managed_total"] = Indicator("managed_total", tuple(sorted(everyone)), None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from functools import lru_cache
+from typing import Sequence
 from zoneinfo import ZoneInfo
 from datetime import datetime, time, timezone
 
@@ -209,10 +210,20 @@ def _later_in_year(store, period: Period) -> bool:
                              (period.end.isoformat(), f"{period.end.year}-12-31")))
 
 
-def managed_year_to_date(store, period: Period) -> dict[str, list[kpi.Managed]]:
+def among(column: str, residents: Sequence[str] | None) -> tuple[str, tuple]:
+    """The SQL condition (and its parameters) keeping only `residents`; everyone if None."""
+    if residents is None:
+        return "", ()
+    return f" AND {column} IN ({','.join('?' * len(residents))})", tuple(residents)
+
+
+def managed_year_to_date(store, period: Period, residents: Sequence[str] | None = None
+                         ) -> dict[str, list[kpi.Managed]]:
     """disease -> the live residents under management at the period's end (Patient.managed_on),
-    each with its year to date from followup_year: one query, no per-patient objects but the tuple."""
+    each with its year to date from followup_year: one query, no per-patient objects but the tuple.
+    Only `residents`, if given (edge/reports/cached.py, after a save)."""
     end = period.end.isoformat()
+    only, some = among("c.resident_id", residents)
     out: dict[str, list[kpi.Managed]] = {d: [] for d in (HYPERTENSION, DIABETES)}
     empty = kpi.YearToDate()
     for rid, disease, since, born, f2f, bp, fbg in store.conn.execute(
@@ -220,8 +231,8 @@ def managed_year_to_date(store, period: Period) -> dict[str, list[kpi.Managed]]:
             " y.last_fbg FROM chronic_management c JOIN residents r ON r.id = c.resident_id"
             " LEFT JOIN followup_year y ON y.year = ? AND y.resident_id = c.resident_id AND y.form = c.disease"
             " WHERE r.voided_at IS NULL AND substr(c.since, 1, 10) <= ?"
-            " AND (c.ended_on IS NULL OR c.ended_on = '' OR substr(c.ended_on, 1, 10) > ?)",
-            (period.end.year, end, end)):
+            " AND (c.ended_on IS NULL OR c.ended_on = '' OR substr(c.ended_on, 1, 10) > ?)" + only,
+            (period.end.year, end, end, *some)):
         # only the measurement the disease's control is judged on (kpi._controlled) is parsed
         y = empty if f2f is None else kpi.YearToDate(f2f, _last_bp(bp) if disease == HYPERTENSION else None,
                                                      _last_fbg(fbg) if disease == DIABETES else None)
@@ -229,12 +240,13 @@ def managed_year_to_date(store, period: Period) -> dict[str, list[kpi.Managed]]:
     return out
 
 
-def done_in(store, period: Period) -> list[kpi.Done]:
+def done_in(store, period: Period, residents: Sequence[str] | None = None) -> list[kpi.Done]:
     """The live follow-ups dated inside the period, as kpi.Done tuples (covering index followups_period)."""
+    only, some = among("resident_id", residents)
     return store.conn.execute(
         "SELECT resident_id, form, visit_mode IN ('1','2'), sbp IS NOT NULL, coalesce(bp_source = 'device', 0), id"
-        f" FROM followups WHERE {LIVE} AND visit_date BETWEEN ? AND ?",
-        (period.start.isoformat(), period.end.isoformat())).fetchall()
+        f" FROM followups WHERE {LIVE} AND visit_date BETWEEN ? AND ?" + only,
+        (period.start.isoformat(), period.end.isoformat(), *some)).fetchall()
 
 
 def build_worklist(store, today: date) -> worklist.Worklist:
@@ -245,9 +257,11 @@ def build_worklist(store, today: date) -> worklist.Worklist:
     return worklist.from_managed(managed_standings(store, today), today)
 
 
-def managed_standings(store, today: date) -> list[worklist.Managed]:
+def managed_standings(store, today: date, residents: Sequence[str] | None = None) -> list[worklist.Managed]:
     """The live residents under management today (Patient.managed_on) with each form's standing
-    from followup_standing, in resident id order (all follow-ups on record are on or before today)."""
+    from followup_standing, in resident id order (all follow-ups on record are on or before today).
+    Only `residents`, if given."""
+    only, some = among("c.resident_id", residents)
     q_start, y_start, iso = quarter_of(today).start.isoformat(), date(today.year, 1, 1).isoformat(), today.isoformat()
     rows: list[worklist.Managed] = []
     for rid, name, disease, since, d, step, nxt, f2f, latest in store.conn.execute(
@@ -257,8 +271,8 @@ def managed_standings(store, today: date) -> list[worklist.Managed]:
             " FROM chronic_management c JOIN residents r ON r.id = c.resident_id"
             " LEFT JOIN followup_standing s ON s.resident_id = c.resident_id AND s.form = c.disease"
             " WHERE r.voided_at IS NULL AND substr(c.since, 1, 10) <= ?"
-            " AND (c.ended_on IS NULL OR c.ended_on = '' OR substr(c.ended_on, 1, 10) > ?)"
-            " ORDER BY c.resident_id", (iso, iso)):
+            " AND (c.ended_on IS NULL OR c.ended_on = '' OR substr(c.ended_on, 1, 10) > ?)" + only +
+            " ORDER BY c.resident_id", (iso, iso, *some)):
         last = None if d is None else worklist.Last(day(d), step or None, day(nxt) if nxt else None)
         form = (disease, day(since), last, bool(f2f and f2f >= q_start))
         if rows and rows[-1][0] == rid:

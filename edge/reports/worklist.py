@@ -105,6 +105,11 @@ Managed = tuple[str, str, list[tuple[str, date, "Visit | Last | None", bool]], b
 
 def from_managed(rows: Iterable[Managed], today: date) -> Worklist:
     """The worklist from the patients managed today, in resident id order."""
+    return ordered(placed(rows, today))
+
+
+def placed(rows: Iterable[Managed], today: date) -> Worklist:
+    """Each patient's items in the sections, in the order of `rows` (not yet ordered)."""
     q = quarter_of(today)
     wl = Worklist(today)
     for rid, name, forms, seen_year in rows:
@@ -113,8 +118,13 @@ def from_managed(rows: Iterable[Managed], today: date) -> Worklist:
         if not seen_year:
             lv = max((f[2].visit_date for f in forms if f[2]), default=None)
             wl.not_seen.append(Item(rid, name, ",".join(f[0] for f in forms), lv, None))
+    return wl
+
+
+def ordered(wl: Worklist) -> Worklist:
+    """The most overdue first, the oldest urgent referral first (stable: ties keep resident order)."""
     wl.overdue.sort(key=lambda i: -i.days_overdue)
-    wl.urgent.sort(key=lambda i: i.due or today)
+    wl.urgent.sort(key=lambda i: i.due or wl.today)
     return wl
 
 

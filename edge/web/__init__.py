@@ -29,6 +29,10 @@ def create_app(config: Config | None = None, *, node: Node | None = None) -> Fla
     app.register_blueprint(readings.bp)
     from . import followup, reports
     app.register_blueprint(followup.bp)
+    from . import healthcheck  # the elderly's 健康体检表 and the check day (issue 20)
+    app.register_blueprint(healthcheck.bp)
+    from . import checkday
+    app.register_blueprint(checkday.bp)
     app.register_blueprint(reports.bp)
     from . import management  # end a chronic-disease management (死亡/迁出/失访) from the resident page
     app.register_blueprint(management.bp)

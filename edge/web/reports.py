@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
 from edge.core import codes
-from edge.reports import archive, cached, export, kpi, source, worklist as worklist_mod
+from edge.reports import archive, cached, elderly, export, kpi, source, worklist as worklist_mod
 from edge.reports.population import month, parse_period
 from . import context
 from .followup import actor, lang, require_login, template_helpers, today, tz
@@ -54,7 +54,8 @@ def report():
                            code_names=code_names,
                            order=export.ORDER, labels=kpi.LABELS,
                            written=archive.written(context.store(), period.label),
-                           written_id=request.args.get("written"))
+                           written_id=request.args.get("written"),
+                           elderly=elderly.load(context.store(), period.end.year, until=period.end))
 
 
 @bp.get("/reports/<period>/residents")

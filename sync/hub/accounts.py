@@ -1,5 +1,6 @@
-"""County IT's accounts for the hub's pages: roles viewer (sees the dashboard) and admin (also
-registers nodes). The same hashing and rules as the node's accounts (edge.core.accounts:
+"""County IT's accounts for the hub's pages: roles viewer (sees the dashboard and the county
+view), county (the 基层卫生科: the county view and its de-identified export, docs/county.md) and
+admin (all of that, registers nodes and sets each clinic's township). The same hashing and rules as the node's accounts (edge.core.accounts:
 Argon2id, user names, password length, generated passwords); kept in the hub's database so every
 worker sees them.
 
@@ -18,7 +19,7 @@ from edge.core import accounts as rules
 from edge.core.errors import ValidationError
 from .storage import HubStore, login_failures, now_iso, users
 
-ROLES = ("viewer", "admin")
+ROLES = ("viewer", "county", "admin")
 PER_ADDRESS = 4 * rules.MAX_FAILURES
 WINDOW = timedelta(minutes=15)   # failures counted over this window (per user+address, per address)
 
@@ -32,13 +33,17 @@ class HubUser:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def may_export_deidentified(self) -> bool:
+        return self.role in ("county", "admin")
+
 
 def add(store: HubStore, username: str, password: str, *, role: str, now: datetime) -> HubUser:
     username = (username or "").strip().lower()
     if not rules.USERNAME.fullmatch(username):
         raise ValidationError("a user name has 2-32 lower-case letters, digits, '.', '_' or '-'", field="username")
     if role not in ROLES:
-        raise ValidationError("the role must be viewer or admin", field="role")
+        raise ValidationError("the role must be viewer, county or admin", field="role")
     hashed = rules.hash_password(password)
     with store.begin() as c:
         if c.execute(sa.select(users.c.username).where(users.c.username == username)).first():
@@ -48,7 +53,7 @@ def add(store: HubStore, username: str, password: str, *, role: str, now: dateti
 
 
 def get(store: HubStore, username: str) -> HubUser | None:
-    with store.engine.connect() as c:
+    with store.read() as c:
         row = c.execute(sa.select(users).where(users.c.username == username)
                         .where(users.c.disabled_at.is_(None))).mappings().first()
     return HubUser(row["username"], row["role"]) if row else None
@@ -63,7 +68,7 @@ def authenticate(store: HubStore, username: str, password: str, *, address: str,
         c.execute(login_failures.delete().where(login_failures.c.at <= since))
         ids = [c.execute(login_failures.insert().values(key=k, at=now_iso(now))).inserted_primary_key[0]
                for k in keys]
-    with store.engine.connect() as c:
+    with store.read() as c:
         for key, limit in keys.items():
             n = c.execute(sa.select(sa.func.count()).select_from(login_failures).where(login_failures.c.key == key)
                           .where(login_failures.c.at > since)).scalar()

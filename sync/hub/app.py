@@ -25,7 +25,7 @@ def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow, secret_key: by
                server_names=()) -> Flask:
     """`ca` (sync.hub.ca.CountyCA) signs node certificates; `server_names` are the hub's own
     names, which no node certificate may carry."""
-    from . import node_api, web
+    from . import delivery_view, node_api, web
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = hub.max_batch_bytes + BODY_SLACK
@@ -33,6 +33,7 @@ def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow, secret_key: by
     app.extensions["clinic_edge_hub_ca"] = (ca, frozenset(server_names))
     app.register_blueprint(node_api.bp)
     web.init(app, hub, secret_key=secret_key)
+    app.register_blueprint(delivery_view.bp)          # /deliveries (issue 19.2, docs/interop.md)
 
     @app.errorhandler(HubError)
     def hub_error(e: HubError):

@@ -57,7 +57,7 @@ def _latest(store) -> dict[tuple[str, str], dict]:
     """The newest update_bundle item per (node, version): what the nodes hold."""
     from .storage import downlink
 
-    with store.engine.connect() as c:
+    with store.read() as c:
         rows = c.execute(sa.select(downlink).where(downlink.c.kind == KIND).order_by(downlink.c.seq)).mappings().all()
     return {(r["node"], r["record_id"]): dict(r) for r in rows}
 

@@ -39,7 +39,29 @@ def open_store(node: Node, *, pool_size: int = 10, upgrade: bool = True):
     try:
         return HubStore(database_url(node), pool_size=pool_size, upgrade=upgrade)
     except Exception as e:  # noqa: BLE001 - any driver or schema error: say which URL and why
-        raise HubCliError(f"cannot open the hub database {database_url(node)}: {e.__class__.__name__}: {e}")
+        url = shown_url(database_url(node))
+        raise HubCliError(f"cannot open the hub database {url}: {e.__class__.__name__}: {_hidden(str(e), node)}")
+
+
+def shown_url(url: str) -> str:
+    """The database URL as it may be printed or logged: the password replaced by ***."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL: show only its scheme
+        return url.split("://", 1)[0] + "://***"
+
+
+def _hidden(text: str, node: Node) -> str:
+    """`text` without the database password, should a driver's message repeat the URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(database_url(node)).password
+    except Exception:  # noqa: BLE001
+        return text
+    return text.replace(password, "***") if password else text
 
 
 def open_hub(node: Node, *, pool_size: int = 10):
@@ -84,7 +106,9 @@ def serve(node: Node, listen: str | None) -> None:
     click.echo(f"hub on {scheme}://{host}:{port}/ (database {h.store.engine.url.render_as_string()}); "
                f"hub key fingerprint {protocol.fingerprint(h.key)}; county CA {county.dir / 'county-ca.pem'}",
                err=True)
-    service = CherootService(create_app(h, ca=county, server_names=names), host.strip("[]"), int(port),
+    app = create_app(h, ca=county, server_names=names)
+    app.config["CLINIC_EDGE_DEID"] = (deid_key_path(node), cfg["deid_min_cell"])   # docs/county.md
+    service = CherootService(app, host.strip("[]"), int(port),
                              threads=threads, cert=cert, key=key, name="ce-hub", max_body=body_limit(h))
     from edge.core import watchdog  # systemd Type=notify + WatchdogSec (issue 8)
 
@@ -93,6 +117,12 @@ def serve(node: Node, listen: str | None) -> None:
 
 def hub_dir(node: Node) -> Path:
     return node.data_dir / "hub"
+
+
+def deid_key_path(node: Node) -> Path:
+    """The county's de-identification key: [hub] deid_key_file, else hub/deid.key (never in the database)."""
+    path = node.config["hub"]["deid_key_file"]
+    return Path(path) if path else hub_dir(node) / "deid.key"
 
 
 @hub.group("ca")
@@ -283,12 +313,13 @@ def bundle_publish(node: Node, file: Path, node_name: str) -> None:
 
 @hub.group("user")
 def user_group() -> None:
-    """County IT's accounts for the hub's pages (viewer: the dashboard; admin: also registers nodes)."""
+    """County IT's accounts for the hub's pages (viewer: the dashboard; county: the county view and its
+    de-identified export; admin: also registers nodes)."""
 
 
 @user_group.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["viewer", "admin"]), default="viewer", show_default=True)
+@click.option("--role", type=click.Choice(["viewer", "county", "admin"]), default="viewer", show_default=True)
 @click.option("--generate", is_flag=True, help="make a random password and print it once")
 @click.pass_obj
 def user_add(node: Node, name: str, role: str, generate: bool) -> None:
@@ -373,3 +404,13 @@ def bundle_withdraw(node: Node, which: str) -> None:
 from .db_cli import db_group  # noqa: E402 - `hub db`, in its own module (it imports this one lazily)
 
 hub.add_command(db_group)
+
+from .forward_cli import deliveries, forward, outbound_group  # noqa: E402 - issue 19.2, docs/interop.md
+
+hub.add_command(outbound_group)
+hub.add_command(forward)
+hub.add_command(deliveries)
+
+from .county_cli import county_group  # noqa: E402 - `hub county`, the county view's commands (docs/county.md)
+
+hub.add_command(county_group)

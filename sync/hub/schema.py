@@ -128,7 +128,9 @@ def _check_known(st: SchemaState, script: ScriptDirectory) -> None:
     if st.current is None:
         return
     try:
-        script.get_revision(st.current)
+        known = script.get_revision(st.current)
+        if known is None or known.revision != st.current:   # Alembic also takes a prefix: 0002 of 0002c
+            raise CommandError(f"no revision {st.current}")
     except CommandError as e:
         raise SchemaError(f"the hub database is at schema revision {st.current}, which this clinic-edge "
                           f"(newest revision {st.head}) does not know: a newer hub has migrated it. Run that "

@@ -55,6 +55,9 @@ def init(app: Flask, hub, *, secret_key: bytes | None = None) -> None:
 
     app.session_interface = NoSessionForNodes()
     app.register_blueprint(bp)
+    from . import county_web          # the county view (docs/county.md)
+
+    app.register_blueprint(county_web.bp)
 
 
 class NoSessionForNodes(SecureCookieSessionInterface):
@@ -101,7 +104,7 @@ def login():
             session.clear()               # a fresh session at log-in (no fixation)
             login_user(WebUser(user))
             session.permanent = True
-            return redirect(url_for("web.dashboard"), 303)
+            return redirect(url_for("county.view" if user.role == "county" else "web.dashboard"), 303)
     return render_template("login.html", error=error, username=request.form.get("username", "")[:64]), \
         (401 if error else 200)
 

@@ -129,7 +129,8 @@ class Field:
 
 # The paper form's Chinese units in English (1 两 = 50 g; alcohol is counted in 两 of liquor).
 UNITS_EN = {"支": "cigarettes", "两": "liang (50 g)", "次/周": "times/week", "分钟/次": "min/session",
-            "克/天": "g/day", "次/分": "/min"}
+            "克/天": "g/day", "次/分": "/min", "次/分钟": "/min", "分": "points", "分钟": "min", "年": "years",
+            "岁": "years old"}
 
 
 def _f(*args, **kw) -> Field:

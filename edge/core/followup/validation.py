@@ -116,6 +116,12 @@ def _codes(form: str, f: Field, raw: Mapping[str, Any], lang: str) -> tuple[list
     return [c for c in allowed if c in picked], None
 
 
+def read_field(form: str, f: Field, raw: Mapping[str, Any], lang: str) -> tuple[Any, str | None]:
+    """One field's typed value and its message (None: fine), for any form built of `Field`s
+    (the health check reads its fields with this too)."""
+    return _codes(form, f, raw, lang) if f.kind == "codes" else _scalar(form, f, raw, lang)
+
+
 def _medications(raw: Mapping[str, Any], lang: str) -> tuple[list[dict], dict[str, str]]:
     """Drugs 1-3 as flat fields med_N_name / med_N_times (每日次数) / med_N_dose (每次 mg)."""
     meds, errors = [], {}
@@ -151,7 +157,7 @@ def validate(form: str, raw: Mapping[str, Any], *, today: date, lang: str = "zh"
             out.values["medications"], med_errors = _medications(raw, lang)
             out.errors.update(med_errors)
             continue
-        value, err = _codes(form, f, raw, lang) if f.kind == "codes" else _scalar(form, f, raw, lang)
+        value, err = read_field(form, f, raw, lang)
         out.values[f.name] = value
         if err:
             out.errors[f.name] = err

@@ -1,0 +1,96 @@
+"""The elderly's annual health check (migration block 600-619).
+
+- health_checks: the current version of each 健康体检表, with the columns the worklist and the
+  KPI read (check date and year, self-care total and band, whether the elderly check is complete).
+- health_check_versions: every saved version in full (a correction adds a version; nothing is
+  overwritten or deleted), with the reading each device-filled field came from.
+- health_check_readings: field -> the reading(s) it came from, per version.
+"""
+from __future__ import annotations
+
+import sqlite_utils
+
+from .migrations import migration, run_statements
+
+
+@migration(600, "health checks (健康体检表) with their versions and the readings each field used")
+def health_checks(db: sqlite_utils.Database) -> None:
+    run_statements(
+        db,
+        """CREATE TABLE health_checks (
+            id TEXT PRIMARY KEY,
+            resident_id TEXT NOT NULL REFERENCES residents(id),
+            version INTEGER NOT NULL,
+            check_date TEXT NOT NULL,
+            year INTEGER NOT NULL,
+            selfcare_total INTEGER,
+            selfcare_band TEXT,
+            complete INTEGER NOT NULL DEFAULT 0,
+            author TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            voided_at TEXT,
+            void_reason TEXT
+        )""",
+        "CREATE INDEX health_checks_year ON health_checks(year, resident_id, complete, voided_at)",
+        "CREATE INDEX health_checks_resident ON health_checks(resident_id, check_date)",
+        """CREATE TABLE health_check_versions (
+            check_id TEXT NOT NULL REFERENCES health_checks(id),
+            version INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            sources TEXT NOT NULL DEFAULT '{}',
+            author TEXT NOT NULL,
+            saved_at TEXT NOT NULL,
+            reason TEXT,
+            PRIMARY KEY (check_id, version)
+        )""",
+        """CREATE TRIGGER health_check_versions_no_update BEFORE UPDATE ON health_check_versions
+           BEGIN SELECT RAISE(ABORT, 'a saved health-check version never changes; save a correction'); END""",
+        """CREATE TRIGGER health_check_versions_no_delete BEFORE DELETE ON health_check_versions
+           BEGIN SELECT RAISE(ABORT, 'health-check versions are never deleted'); END""",
+        """CREATE TRIGGER health_checks_no_delete BEFORE DELETE ON health_checks
+           BEGIN SELECT RAISE(ABORT, 'health checks are voided with a reason, never deleted'); END""",
+        """CREATE TABLE health_check_readings (
+            check_id TEXT NOT NULL REFERENCES health_checks(id),
+            version INTEGER NOT NULL,
+            field TEXT NOT NULL,
+            reading_id TEXT NOT NULL REFERENCES readings(id),
+            PRIMARY KEY (check_id, version, field, reading_id)) WITHOUT ROWID""",
+    )
+
+
+@migration(601, "the arm a BP measurement was taken on, chosen when measuring starts")
+def measuring_arm(db: sqlite_utils.Database) -> None:
+    # The 健康体检表 has BP for the left and the right arm; the arm is chosen when the measuring
+    # session starts (edge.core.healthcheck.prefill), so each BP reading of the session is tagged.
+    db.execute("ALTER TABLE measuring_sessions ADD COLUMN arm TEXT CHECK (arm IN ('left','right'))")
+
+
+@migration(602, "the check day (体检日): stations with their device, registrations, each station's calls")
+def check_day(db: sqlite_utils.Database) -> None:
+    run_statements(
+        db,
+        # a station's session: only that device's readings attach to it (edge.core.healthcheck.checkday)
+        "ALTER TABLE measuring_sessions ADD COLUMN device_id TEXT",
+        "CREATE INDEX measuring_device_open ON measuring_sessions(device_id, ended_at, expires_at)"
+        " WHERE device_id IS NOT NULL",
+        """CREATE TABLE checkday_stations (
+            station TEXT PRIMARY KEY,
+            device_id TEXT,
+            updated_at TEXT NOT NULL)""",
+        """CREATE TABLE checkday_visits (
+            day TEXT NOT NULL,
+            resident_id TEXT NOT NULL REFERENCES residents(id),
+            seq INTEGER NOT NULL,
+            registered_at TEXT NOT NULL,
+            registered_by TEXT NOT NULL,
+            PRIMARY KEY (day, resident_id))""",
+        """CREATE TABLE checkday_steps (
+            day TEXT NOT NULL,
+            resident_id TEXT NOT NULL REFERENCES residents(id),
+            station TEXT NOT NULL,
+            called_at TEXT NOT NULL,
+            done_at TEXT,
+            session_id INTEGER,
+            PRIMARY KEY (day, resident_id, station))""",
+    )

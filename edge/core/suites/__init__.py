@@ -1,0 +1,174 @@
+"""Crypto suites: one interface for signatures, hashes, MACs and authenticated encryption (docs/crypto-suites.md).
+
+Two suites. `ed25519` is what clinic-edge has always used and stays the default: Ed25519 signatures,
+SHA-256, HMAC-SHA-256, AES-256-GCM. `sm` is the commercial-cryptography choice a county may make:
+SM2 signatures with the GM/T 0009 user id (edge.core.suites.sm2, OpenSSL libcrypto), SM3, HMAC-SM3,
+SM4-GCM (both from `cryptography`). A signed object records its suite's name, so a hub can hold
+nodes of both and a county can move from one to the other while old objects still verify.
+"""
+from __future__ import annotations
+
+import hmac as std_hmac
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, hmac, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+
+class SuiteError(Exception):
+    """An unknown suite name, a key of the wrong suite, or data that does not decrypt."""
+
+
+class VerifyKey(Protocol):
+    def verify(self, signature: bytes, data: bytes) -> bool: ...
+    def pem(self) -> bytes: ...
+
+
+class SigningKey(Protocol):
+    def sign(self, data: bytes) -> bytes: ...
+    def public_key(self) -> VerifyKey: ...
+    def pem(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    key_bytes: int                                  # the AEAD key length
+    _generate: Callable[[], SigningKey]
+    _private: Callable[[bytes], SigningKey]
+    _public: Callable[[bytes], VerifyKey]
+    _hash: Callable[[], hashes.HashAlgorithm]
+    _cipher: Callable[[bytes], algorithms.BlockCipherAlgorithm]
+
+    def generate(self) -> SigningKey:
+        return self._generate()
+
+    def private_key(self, pem: bytes) -> SigningKey:
+        try:
+            return self._private(pem)
+        except (ValueError, TypeError, UnsupportedAlgorithm, SuiteError) as e:
+            raise SuiteError(f"not a {self.name} private key: {e}") from e
+
+    def public_key(self, pem: bytes) -> VerifyKey:
+        try:
+            return self._public(pem)
+        except (ValueError, TypeError, UnsupportedAlgorithm, SuiteError) as e:
+            raise SuiteError(f"not a {self.name} public key: {e}") from e
+
+    def digest(self, data: bytes) -> bytes:
+        h = hashes.Hash(self._hash())
+        h.update(data)
+        return h.finalize()
+
+    def mac(self, key: bytes, data: bytes) -> bytes:
+        m = hmac.HMAC(key, self._hash())
+        m.update(data)
+        return m.finalize()
+
+    def mac_ok(self, key: bytes, data: bytes, tag: bytes) -> bool:
+        return std_hmac.compare_digest(self.mac(key, data), tag)
+
+    def seal(self, key: bytes, nonce: bytes, data: bytes, aad: bytes = b"") -> bytes:
+        """GCM ciphertext | 16-byte tag. `nonce` (12 bytes) must never repeat under one key."""
+        enc = Cipher(self._cipher(self._key(key)), modes.GCM(nonce)).encryptor()
+        enc.authenticate_additional_data(aad)
+        return enc.update(data) + enc.finalize() + enc.tag
+
+    def open(self, key: bytes, nonce: bytes, sealed: bytes, aad: bytes = b"") -> bytes:
+        if len(sealed) < 16:
+            raise SuiteError("sealed data is shorter than its 16-byte tag")
+        dec = Cipher(self._cipher(self._key(key)), modes.GCM(nonce, sealed[-16:])).decryptor()
+        dec.authenticate_additional_data(aad)
+        try:
+            return dec.update(sealed[:-16]) + dec.finalize()
+        except InvalidTag:
+            raise SuiteError(f"{self.name}: the data was changed, cut, or sealed under another key") from None
+
+    def _key(self, key: bytes) -> bytes:
+        if len(key) != self.key_bytes:
+            raise SuiteError(f"a {self.name} encryption key is {self.key_bytes} bytes, not {len(key)}")
+        return key
+
+
+class _Ed25519Public:
+    def __init__(self, key: Ed25519PublicKey):
+        self.key = key
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        try:
+            self.key.verify(signature, data)
+            return True
+        except InvalidSignature:
+            return False
+
+    def pem(self) -> bytes:
+        return self.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+class _Ed25519Private:
+    def __init__(self, key: Ed25519PrivateKey):
+        self.key = key
+
+    def sign(self, data: bytes) -> bytes:
+        return self.key.sign(data)
+
+    def public_key(self) -> _Ed25519Public:
+        return _Ed25519Public(self.key.public_key())
+
+    def pem(self) -> bytes:
+        return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+
+
+def _ed_private(pem: bytes) -> _Ed25519Private:
+    key = serialization.load_pem_private_key(pem, None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SuiteError("the PEM holds another kind of key")
+    return _Ed25519Private(key)
+
+
+def _ed_public(pem: bytes) -> _Ed25519Public:
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise SuiteError("the PEM holds another kind of key")
+    return _Ed25519Public(key)
+
+
+def _sm_private(pem: bytes):
+    from . import sm2
+    try:
+        return sm2.SM2PrivateKey.from_pem(pem)
+    except sm2.SM2Error as e:
+        raise SuiteError(str(e)) from e
+
+
+def _sm_public(pem: bytes):
+    from . import sm2
+    try:
+        return sm2.SM2PublicKey.from_pem(pem)
+    except sm2.SM2Error as e:
+        raise SuiteError(str(e)) from e
+
+
+def _sm_generate():
+    from . import sm2
+    return sm2.SM2PrivateKey.generate()
+
+
+ED25519 = Suite("ed25519", 32, lambda: _Ed25519Private(Ed25519PrivateKey.generate()), _ed_private, _ed_public,
+                hashes.SHA256, algorithms.AES)
+SM = Suite("sm", 16, _sm_generate, _sm_private, _sm_public, hashes.SM3, algorithms.SM4)
+SUITES = {s.name: s for s in (ED25519, SM)}
+DEFAULT = ED25519
+
+
+def suite(name: str) -> Suite:
+    """The suite called `name` (as recorded with a signed object or chosen at enrollment)."""
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise SuiteError(f"crypto suite {name!r} is not known; use one of {', '.join(SUITES)}") from None
+
