@@ -119,7 +119,7 @@ def _document(store: HubStore, row: dict, clinic: Clinic) -> documents.Document:
     with store.engine.connect() as c:
         payload = _payload(c, row["node"], row["kind"], row["record_id"], row["version"])
         resident = _payload(c, row["node"], "resident", payload.get("resident_id", "")) \
-            if row["kind"] == "followup" else None
+            if row["kind"] in ("followup", "health_check") else None
     return documents.build(row["kind"], payload, resident, clinic)
 
 
