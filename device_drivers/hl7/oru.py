@@ -7,7 +7,8 @@ observation time (else OBR-7, else MSH-7); a time without offset is the clinic's
 PID-3 goes to meta["patient_id"] for matching a resident. OBX-11 decides whether the value is a
 result (F, P, R, S, C, U, A, B or empty); W, X, D, I, N, O give a reading with no value and the
 reason (stored rejected); C, W, D, A and B also replace the device's earlier result (SUPERSEDING, applied by
-the driver through edge.core.corrections).
+the driver through edge.core.corrections). One text OBX is read too: the ECG machine's conclusion
+(8601-7 EKG impression), as a reading of 1 (normal) or 2 (abnormal) with its text in meta.
 """
 from __future__ import annotations
 
