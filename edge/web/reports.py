@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
 from edge.core import codes
-from edge.reports import archive, cached, elderly, export, kpi, source, worklist as worklist_mod
+from edge.reports import archive, cached, export, kpi, source, worklist as worklist_mod
 from edge.reports.population import month, parse_period
 from . import context
 from .followup import actor, lang, require_login, template_helpers, today, tz
@@ -55,7 +55,7 @@ def report():
                            order=export.ORDER, labels=kpi.LABELS,
                            written=archive.written(context.store(), period.label),
                            written_id=request.args.get("written"),
-                           elderly=elderly.load(context.store(), period.end.year, until=period.end))
+                           elderly=cached.elderly(context.store(), period.end.year, until=period.end))
 
 
 @bp.get("/reports/<period>/residents")
@@ -85,10 +85,15 @@ def _json(ids: list[str]) -> str:
     return json.dumps(ids)
 
 
+def _elderly(p):
+    """The year-to-date 老年人健康管理 figures the exports carry (as on the page)."""
+    return cached.elderly(context.store(), p.end.year, until=p.end)
+
+
 @bp.get("/reports/<period>.csv")
 def csv_export(period: str):
     p = _period(period)
-    body = export.to_csv(source.report(context.store(), p, tz()), lang())
+    body = export.to_csv(source.report(context.store(), p, tz()), lang(), _elderly(p))
     return Response(body, mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f"attachment; filename=report-{p.label}.csv"})
 
@@ -96,7 +101,7 @@ def csv_export(period: str):
 @bp.get("/reports/<period>.xlsx")
 def xlsx_export(period: str):
     p = _period(period)
-    body = export.to_xlsx(source.report(context.store(), p, tz()), lang())
+    body = export.to_xlsx(source.report(context.store(), p, tz()), lang(), _elderly(p))
     return Response(body, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f"attachment; filename=report-{p.label}.xlsx"})
 
