@@ -126,6 +126,20 @@ def _check_duplicate(conn, id_number: str | None, resident_id: str | None) -> No
                           duplicate_of=row[0])
 
 
+def by_id_number(conn, id_number: str, *, live: bool = True) -> str | None:
+    """The resident registered with this ID number (typed any way: spaces, lower-case x), or None;
+    sealed ID numbers are found by their keyed hash (docs/field-encryption.md)."""
+    number = idnumber.normalise(id_number)
+    seal = field_seal.of(conn)
+    where = " AND voided_at IS NULL" if live else ""
+    if seal:
+        row = conn.execute("SELECT id FROM residents WHERE id IN (SELECT resident_id FROM resident_field_index"
+                           f" WHERE kind = 'id' AND mac = ?){where}", (seal.index("id", number),)).fetchone()
+    else:
+        row = conn.execute(f"SELECT id FROM residents WHERE id_number = ?{where}", (number,)).fetchone()
+    return row[0] if row else None
+
+
 def next_record_number(conn, division_code: str) -> str:
     """The village's next 17-digit health-record number: division code (12) + serial (5)."""
     if not re.fullmatch(r"\d{12}", division_code or ""):
