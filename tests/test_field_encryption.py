@@ -208,3 +208,41 @@ def test_the_default_suite_seals_with_aes_when_asked_and_not_otherwise(env, data
 def test_a_bad_crypto_setting_names_the_key(env):
     with pytest.raises(config_mod.ConfigError, match="encrypt_fields"):
         config_mod.load(env={**env, "CLINIC_EDGE_CRYPTO_ENCRYPT_FIELDS": "maybe"})
+
+
+def test_residents_from_the_hub_are_sealed_indexed_and_a_taken_id_number_is_a_conflict(env, data_dir):
+    from sync.client import downlink, status
+
+    node = sm_node(env)
+    local = make(node, name="李四", id_number=LI, phone=PHONES[1])
+    items = [{"kind": "resident", "id": "hub-1", "version": 3,
+              "payload": {"name": "赵六", "id_number": ZHANG, "phone": PHONES[0], "sex": "2"}},
+             {"kind": "resident", "id": "hub-2", "version": 1, "payload": {"name": "钱七", "id_number": LI}}]
+    assert downlink.apply_page(node.store, items, 7, now=NOW) == {"applied": 1, "conflicts": 1, "skipped": 0}
+    assert [r["id"] for r in search(node.store, ZHANG[-6:])] == ["hub-1"]
+    assert [r["id"] for r in search(node.store, LI)] == [local]
+    (conflict,) = status.conflicts(node.store)
+    assert conflict["record_id"] == "hub-2" and conflict["remote"]["id_number"] == LI
+    assert audit.verify(node.store.conn).ok
+    node.close()
+    assert_no_clear(data_dir, ZHANG, LI, *PHONES[:2])
+
+
+def test_the_search_page_says_which_lengths_a_sealed_number_is_found_by(env):
+    import re
+
+    from edge.core import accounts
+    from edge.web import create_app
+
+    node = sm_node(env, CLINIC_EDGE_WEB_LANGUAGE="en")
+    accounts.add(node.store, "doc", "doctor-pass-1", now=NOW)
+    z = make(node, name="张三", id_number=ZHANG, phone=PHONES[0])
+    c = create_app(node=node).test_client()
+    tok = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
+    c.post("/login", data={"username": "doc", "password": "doctor-pass-1", "csrf_token": tok})
+    page = c.get(f"/?q={ZHANG[-5:]}").text
+    assert 'id="search-hint"' in page and "last 4 or 6 characters" in page
+    assert 'data-lengths="4,6,7,8,9,10,11,12,17,18"' in page
+    page = c.get(f"/?q={ZHANG[-6:]}").text
+    assert 'id="search-hint"' not in page and f"/residents/{z}" in page and ZHANG in page
+    node.close()

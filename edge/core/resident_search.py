@@ -109,10 +109,23 @@ def hint(store, q: str) -> str | None:
     """What the search box says when a typed number cannot be looked up as it is (sealed numbers are
     found by their whole value or by the tails listed in ID_TAILS and PHONE_TAILS only)."""
     q = normalise_number(q)
-    if not store.fields or not re.fullmatch(r"[0-9]+[Xx]?", q) or number_kinds(q) or len(q) == 17:
+    if not store.fields or not re.fullmatch(r"[0-9]+[Xx]?", q) or len(q) in _searchable():
         return None
-    return N_("Type the whole ID number, or its last 4 or 6 characters, or the whole phone number or its "
-              "last 4 digits.")
+    return NUMBER_HINT
+
+
+NUMBER_HINT = N_("Type the whole ID number, or its last 4 or 6 characters, or the whole phone number or its "
+                 "last 4 digits.")
+RECORD_NO_LENGTH = 17        # the health-record number, never sealed
+
+
+def _searchable() -> set[int]:
+    return {n for n in range(1, 19) if number_kinds("1" * n)} | {RECORD_NO_LENGTH}
+
+
+def searchable_lengths() -> str:
+    """The typed-number lengths a sealed search can answer, for the search box's script."""
+    return ",".join(str(n) for n in sorted(_searchable()))
 
 
 def normalise_number(q: str) -> str:
