@@ -242,7 +242,7 @@ def test_the_search_page_says_which_lengths_a_sealed_number_is_found_by(env):
     c.post("/login", data={"username": "doc", "password": "doctor-pass-1", "csrf_token": tok})
     page = c.get(f"/?q={ZHANG[-5:]}").text
     assert 'id="search-hint"' in page and "last 4 or 6 characters" in page
-    assert 'data-lengths="4,6,7,8,9,10,11,12,17,18"' in page
+    assert 'data-lengths="4,6,7,8,9,10,11,12,17,18"' in page and "last 4 or 6 of ID number" in page
     page = c.get(f"/?q={ZHANG[-6:]}").text
     assert 'id="search-hint"' not in page and f"/residents/{z}" in page and ZHANG in page
     node.close()
