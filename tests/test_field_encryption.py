@@ -246,3 +246,24 @@ def test_the_search_page_says_which_lengths_a_sealed_number_is_found_by(env):
     page = c.get(f"/?q={ZHANG[-6:]}").text
     assert 'id="search-hint"' not in page and f"/residents/{z}" in page and ZHANG in page
     node.close()
+
+
+def test_an_audit_entry_sealed_by_the_migration_still_shows_a_change(env, data_dir):
+    node = Node(config_mod.load(env=env))
+    z = make(node, name="张三", id_number=ZHANG, phone=PHONES[0])
+    node.close()
+    node = sm_node(env)
+    conn = node.store.conn
+    (seq, after), = conn.execute("SELECT seq, after FROM audit WHERE entity_id = ?", (z,)).fetchall()
+    assert PHONES[0] not in after and audit.verify(conn).ok
+    forged = after.replace(json_value(after, "phone"), node.store.fields.seal("phone", PHONES[1]))
+    conn.execute("DROP TRIGGER audit_no_update")
+    conn.execute("UPDATE audit SET after = ? WHERE seq = ?", (forged, seq))
+    report = audit.verify(conn)
+    assert (report.ok, report.first_broken) == (False, seq)
+    node.close()
+
+
+def json_value(text: str, key: str) -> str:
+    import json
+    return json.loads(text)[key]

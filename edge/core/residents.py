@@ -164,7 +164,7 @@ def create(store, data: dict[str, Any], *, division_code: str, now: datetime, ac
         _check_duplicate(conn, fields["id_number"], None)
         row = {**fields, "id": rid, "health_record_no": next_record_number(conn, division_code),
                "created_at": at, "updated_at": at, "created_by": actor, "updated_by": actor,
-               **_stored_numbers(conn, rid, fields)}
+               **_stored_numbers(conn, fields)}
         row["name_initials"] = ""
         conn.execute(f"INSERT INTO residents ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)
         _index_numbers(conn, rid, fields)
@@ -191,7 +191,7 @@ def update(store, resident_id: str, data: dict[str, Any], *, now: datetime, acto
                                           "reload the page and enter your changes again.")})
         _check_duplicate(conn, fields["id_number"], resident_id)
         sets = {**fields, "updated_at": utc_iso(now), "updated_by": actor,
-                **_stored_numbers(conn, resident_id, fields),
+                **_stored_numbers(conn, fields),
                 "name_initials": write_keys(conn, resident_id, fields["name"])}
         _index_numbers(conn, resident_id, fields)
         conn.execute(f"UPDATE residents SET {', '.join(k + ' = :' + k for k in sets)}, version = version + 1"
@@ -231,7 +231,7 @@ RECORD_COLUMNS = ("id, name, id_number, sex, birth_date, phone, address, health_
                   " version, voided_at, void_reason")
 
 
-def _stored_numbers(conn, resident_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+def _stored_numbers(conn, fields: dict[str, Any]) -> dict[str, Any]:
     """The ID number and phone as the row keeps them: sealed (docs/field-encryption.md) or in clear
     with their reversed copies for "last digits" searches."""
     seal = field_seal.of(conn)
