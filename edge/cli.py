@@ -161,14 +161,16 @@ def _restore_plain(target: Path, plain: str, yes: bool, source: str) -> None:
 
 @main.command("backup-key")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
-def backup_key(out_dir: Path) -> None:
+@click.option("--suite", type=click.Choice(["ed25519", "sm"]), default="ed25519", show_default=True,
+              help="the county's crypto suite: X25519 + AES-256-GCM, or SM2 + SM4-GCM (docs/crypto-suites.md)")
+def backup_key(out_dir: Path, suite: str) -> None:
     """County IT, once: make OUT_DIR/backup.key (keep it offline) and backup.pub (goes into the
     image: image/build --backup-key). Nightly backups are sealed to backup.pub."""
     from edge.core import sealed
 
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        public = sealed.make_keypair(out_dir / "backup.key", out_dir / "backup.pub")
+        public = sealed.make_keypair(out_dir / "backup.key", out_dir / "backup.pub", suite)
     except CoreError as e:
         raise CliError(str(e))
     click.echo(f"{out_dir / 'backup.pub'}: {public}")

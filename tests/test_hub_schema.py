@@ -42,9 +42,9 @@ def _head() -> str:
 
 
 HEAD = _head()                  # the newest revision this hub ships
-# made by revisions after 0001: 0002i forwarding, 0002c the county's places (and an index on hub_records)
+# made by revisions after 0001: 0002i forwarding, 0002c the county's places (and an index on hub_records), 0002h indexes
 LATER_REVISION_TABLES = ("hub_deliveries", "hub_outbound", "hub_node_places")
-LATER_REVISION_INDEXES = {"hub_records_kind"}
+LATER_REVISION_INDEXES = {"hub_records_kind", "hub_batches_high", "hub_nonces_seen"}   # 0002c, 0002h
 
 
 def before_later_revisions(schema: dict) -> dict:

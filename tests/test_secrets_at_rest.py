@@ -57,17 +57,19 @@ def test_a_usb_bundle_holds_no_plaintext_and_only_the_hubs_key_opens_it(env, nod
     assert r.returncode != 0 and "cannot decrypt" in r.stderr
 
 
-def _backup_key(tmp_path) -> tuple[Path, Path]:
+def _backup_key(tmp_path, suite: str = "ed25519") -> tuple[Path, Path]:
     keys = tmp_path / "county-it"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_EDGE_")}
-    out = clinic_edge({**env, "CLINIC_EDGE_DATA": str(tmp_path / "county-laptop")}, "backup-key", str(keys))
+    out = clinic_edge({**env, "CLINIC_EDGE_DATA": str(tmp_path / "county-laptop")}, "backup-key", str(keys),
+                      "--suite", suite)
     assert "backup.pub" in out.stdout
     return keys / "backup.key", keys / "backup.pub"
 
 
-def test_a_nightly_backup_is_sealed_to_the_county_key_and_restores_with_it(env, node, tmp_path):
+@pytest.mark.parametrize("suite", ["ed25519", "sm"])
+def test_a_nightly_backup_is_sealed_to_the_county_key_and_restores_with_it(env, node, tmp_path, suite):
     rid = _resident(node)
-    private, public = _backup_key(tmp_path)
+    private, public = _backup_key(tmp_path, suite)
     usb = tmp_path / "usb"
     usb.mkdir()
     e = {**env, "CLINIC_EDGE_APPLIANCE_BACKUP_KEY": str(public), "CLINIC_EDGE_APPLIANCE_USB_BACKUP_DIR": str(usb)}
@@ -76,6 +78,7 @@ def test_a_nightly_backup_is_sealed_to_the_county_key_and_restores_with_it(env, 
     assert [p.parent for p in written] == [node.data_dir / "backups", usb]
     for p in written:
         assert p.name.endswith(".sealed") and _plain(p.read_bytes()) == [], p
+        assert p.read_bytes().startswith(sealed.MAGIC_SM if suite == "sm" else sealed.MAGIC)
     assert not list((node.data_dir / "backups").glob("*.db")), "no plaintext copy left behind"
     # the doctor sees it as a backup
     assert "no nightly backup" not in clinic_edge(e, "doctor", check=False).stdout
@@ -83,9 +86,12 @@ def test_a_nightly_backup_is_sealed_to_the_county_key_and_restores_with_it(env, 
     node.close()
     r = clinic_edge(e, "restore", "--yes", str(written[1]), check=False)
     assert r.returncode != 0 and "--key" in r.stderr
-    wrong, _ = _backup_key(tmp_path / "other")
+    wrong, _ = _backup_key(tmp_path / "other", suite)
     r = clinic_edge(e, "restore", "--yes", "--key", str(wrong), str(written[1]), check=False)
     assert r.returncode != 0 and "not made for this key" in r.stderr
+    other_suite, _ = _backup_key(tmp_path / "other-suite", "ed25519" if suite == "sm" else "sm")
+    r = clinic_edge(e, "restore", "--yes", "--key", str(other_suite), str(written[1]), check=False)
+    assert r.returncode != 0 and "and this key is" in r.stderr, r.stderr
     (node.data_dir / "clinic-edge.db").unlink()
     clinic_edge(e, "restore", "--yes", "--key", str(private), str(written[1]))
     from edge.core import config as config_mod
@@ -142,3 +148,30 @@ def test_what_the_root_updater_files_in_the_data_directory_stays_the_service_use
     failed = data / "updates" / "failed"
     assert (failed / "0.5.0.bundle").exists()
     assert (failed.stat().st_uid, stat.S_IMODE(failed.stat().st_mode)) == (65534, 0o700)
+
+
+def test_an_sm_sealed_file_opens_with_openssl_and_the_standard_sm4_gcm(tmp_path):
+    """The sm format checked by parts other than ours: OpenSSL's command line unwraps the file key
+    with the county's SM2 private key, and `cryptography`'s SM4-GCM opens the chunk with it."""
+    import shutil
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl command line not installed")
+    private, public = _backup_key(tmp_path, "sm")
+    blob = sealed.seal(sealed.load_public(public), ID_NUMBER.encode() * 3, "backup")
+    size = int.from_bytes(blob[4:6], "big")
+    (tmp_path / "wrapped").write_bytes(blob[6:6 + size])
+    key = subprocess.run(["openssl", "pkeyutl", "-decrypt", "-inkey", str(private), "-in", str(tmp_path / "wrapped")],
+                         capture_output=True, check=True).stdout
+    assert len(key) == 16
+    chunk = blob[6 + size:]
+    ct = chunk[4:4 + int.from_bytes(chunk[:4], "big")]
+    aad = sealed.MAGIC_SM + blob[6:6 + size] + b"backup"
+    dec = Cipher(algorithms.SM4(key), modes.GCM((0).to_bytes(11, "big") + b"\x01", ct[-16:])).decryptor()
+    dec.authenticate_additional_data(aad)
+    assert dec.update(ct[:-16]) + dec.finalize() == ID_NUMBER.encode() * 3
+    assert sealed.unseal(sealed.load_private(private), blob, "backup") == ID_NUMBER.encode() * 3
+    with pytest.raises(sealed.SealError, match="cut short"):
+        sealed.unseal(sealed.load_private(private), blob[:6 + size], "backup")

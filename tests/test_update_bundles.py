@@ -235,6 +235,16 @@ def test_a_good_bundle_upgrades_and_keeps_the_data(appliance):
     assert appliance.readings() == before and len(before) == 5
     assert (appliance.data / "backups" / "pre-update-0.1.0-to-0.2.0.db").exists()
     assert (appliance.prefix / "0.1.0").is_dir(), "the previous version stays for a rollback"
+    # root installs it under umask 077; the services' own user must still read and run it
+    assert (appliance.prefix / "0.2.0").stat().st_mode & 0o777 == 0o755
+    assert (appliance.prefix / "0.2.0" / "bin" / "clinic-edge").stat().st_mode & 0o055 == 0o055
+
+
+def test_the_running_release_offered_again_is_refused_and_the_previous_one_kept(appliance):
+    out = appliance.apply(appliance.bundle("0.2.0"))
+    assert out.returncode == 3 and "not newer than the running 0.2.0" in out.stderr, out.stderr
+    assert (appliance.prefix / "0.1.0").is_dir(), "a refused bundle pruned the release a rollback needs"
+    assert appliance.current() == "0.2.0"
 
 
 def test_a_release_that_fails_its_health_check_is_rolled_back_with_the_data_restored(appliance):
@@ -277,6 +287,19 @@ def test_the_reason_of_a_real_rollback_is_in_doctor_and_on_the_hub_dashboard(app
     assert "HTTP 503" in updates
 
 
+def test_a_release_whose_services_cannot_start_is_rolled_back_saying_so(appliance):
+    manage = appliance.env["CLINIC_EDGE_UPDATE_RESTART_COMMAND"]
+    failing = (f"sh -c '[ \"$(readlink {appliance.prefix}/current)\" = 0.3.5 ] && "
+               f"{{ echo unit failed >&2; exit 7; }}; exec {manage}'")
+    env = {**appliance.env, "CLINIC_EDGE_UPDATE_RESTART_COMMAND": failing}
+    out = clinic_edge(env, "update", "apply", str(appliance.bundle("0.3.5")), check=False, timeout=300)
+    assert out.returncode == 4 and "the services did not start on 0.3.5" in out.stderr, out.stdout + out.stderr
+    assert appliance.current() == "0.2.0" and appliance.healthz()["version"] == "0.2.0"
+    status = json.loads((appliance.data / "run" / "update.json").read_text())
+    assert status["result"] == "rolled back" and status["to"] == "0.3.5" and status["old_version_healthy"]
+    assert status["reason"]["failed"] == "restart failed" and "exit status 7" in status["reason"]["output"]
+
+
 def test_apply_pending_installs_the_bundle_sync_fetched_and_files_it_under_done(appliance):
     updates = appliance.data / "updates"
     ready = updates / "ready"
@@ -290,6 +313,7 @@ def test_apply_pending_installs_the_bundle_sync_fetched_and_files_it_under_done(
     assert appliance.current() == "0.4.0" and appliance.healthz()["version"] == "0.4.0"
     status = json.loads((appliance.data / "run" / "update.json").read_text())
     assert status["result"] == "ok" and status["to"] == "0.4.0"
+    assert (appliance.data / "run" / "sync-now").exists(), "the sync daemon was not asked to tell the county"
     doctor = json.loads(clinic_edge(appliance.env, "doctor", "--json", check=False).stdout)
     assert not [f for f in doctor if f["check"] == "update"], "a successful update leaves no warning"
 

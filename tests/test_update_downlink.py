@@ -319,3 +319,31 @@ def test_a_withdrawn_bundle_is_not_fetched_and_an_unapplied_one_is_dropped(env, 
     hub.cli("bundle", "publish", str(later), "--node", "clinic-a")     # published again after all
     assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
     assert sha(ready / "0.9.8.bundle") == sha(later)
+
+
+def test_county_it_withdraws_a_bundle_from_the_dashboard_and_a_viewer_cannot(env, node, hub, tmp_path, release):
+    key, _, node_env = release
+    enroll(env, hub)
+    b = make_bundle(tmp_path, key, "0.9.7", filler=5000)
+    hub.cli("bundle", "publish", str(b))
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
+    ready = node.data_dir / "updates" / "ready"
+    assert (ready / "0.9.7.bundle").exists()
+    viewer = hub.browser("watcher", "viewer")
+    status, page = viewer.get("/")
+    table = page[page.index('<table class="bundles">'):]
+    assert "0.9.7" in table and "全部 every node" in table and "已发布 published" in table and "withdraw" not in table
+    status, _ = viewer.post("/bundles/withdraw", {"which": sha(b)}, token=viewer.csrf("/"))
+    assert status == 403
+    admin = hub.browser("it", "admin")
+    page = admin.get("/")[1]
+    assert f'<input type="hidden" name="which" value="{sha(b)}">' in page
+    status, _ = admin.post("/bundles/withdraw", {"which": "0.0.1"}, token=admin.csrf("/"))
+    assert status == 404                                   # nothing published by that name: nothing changes
+    status, answer = admin.post("/bundles/withdraw", {"which": sha(b)}, token=admin.csrf("/"))
+    assert status == 200 and "已撤回更新包 0.9.7" in answer and "every node" in answer
+    assert "已撤回 withdrawn" in admin.get("/")[1][page.index('<table class="bundles">'):]
+    assert clinic_edge(node_env, "sync", "--once", check=False).returncode == 0
+    assert not list(ready.iterdir()), "the bundle withdrawn on the dashboard was still waiting to be applied"
+    r = hub.cli("bundle", "withdraw", "0.9.7", check=False)
+    assert r.returncode == 2 and "no published" in r.stderr

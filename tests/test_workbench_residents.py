@@ -168,4 +168,4 @@ def test_todays_patients_come_from_todays_readings_through_the_time_index(node):
     measuring.today(s, since=NOW)
     s.conn.set_trace_callback(None)
     plan = " | ".join(p["detail"] for p in s.query("EXPLAIN QUERY PLAN " + seen[-1]))
-    assert "readings_effective" in plan, plan
+    assert "readings_period_source" in plan, plan

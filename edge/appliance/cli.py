@@ -60,16 +60,29 @@ def update_apply_pending(node: Node) -> None:
         return path.replace(updates / sub / path.name)
 
     try:
-        out = upd.apply(node, path)
-    except BundleRefused as e:
-        upd.record_refused(node, path, e)
-        raise CliError(f"{e}; moved to {file_under('failed')}", 3)
-    except UpdateFailed as e:
-        raise CliError(f"{e}; moved to {file_under('failed')}", 4)
-    except CoreError as e:
-        upd.record_refused(node, path, e)
-        raise CliError(f"{e}; moved to {file_under('failed')}")
-    click.echo(f"updated {out.old or '(none)'} -> {out.new}; bundle moved to {file_under('done')}")
+        try:
+            out = upd.apply(node, path)
+        except BundleRefused as e:
+            upd.record_refused(node, path, e)
+            raise CliError(f"{e}; moved to {file_under('failed')}", 3)
+        except UpdateFailed as e:
+            raise CliError(f"{e}; moved to {file_under('failed')}", 4)
+        except CoreError as e:
+            upd.record_refused(node, path, e)
+            raise CliError(f"{e}; moved to {file_under('failed')}")
+        click.echo(f"updated {out.old or '(none)'} -> {out.new}; bundle moved to {file_under('done')}")
+    finally:
+        _ask_sync_now(node)
+
+
+def _ask_sync_now(node: Node) -> None:
+    """The county learns the outcome (ok, rolled back and why) at once, not at the nightly sync:
+    the sync daemon restarted on the new release before the outcome was written."""
+    from edge.core import status
+
+    view = status.contribution("sync")
+    if view is not None:
+        view.request_now(node)
 
 
 @update.command("build-bundle")

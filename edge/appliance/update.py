@@ -109,18 +109,20 @@ def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
     layout = Layout(Path(cfg["prefix"]))
     check_trusted_paths(node, cfg)
     public = bundle.load_public_key(Path(cfg["release_key"]))
-    bundle.verify(bundle_path, public)      # signed by the release key, before anything is touched
+    # signed by the release key and newer than what runs, before anything is touched (a refused
+    # bundle must not prune the release a rollback would need)
+    new = bundle.verify(bundle_path, public).version
     old = layout.current_version()
+    if old is not None and bundle.version_key(new) <= bundle.version_key(old):
+        raise BundleRefused(f"{bundle_path} holds version {new}, not newer than the running {old}: "
+                            f"refused (nothing changed)")
     layout.prefix.mkdir(parents=True, exist_ok=True)
     layout.prune({old} if old else set())   # older releases than the running one go first
     check_space(node, layout, bundle_path)
     with tempfile.TemporaryDirectory(prefix=".bundle-", dir=layout.prefix) as tmp:
         wheels = Path(tmp) / "wheels"
-        manifest = bundle.verify(bundle_path, public, dest=wheels)
-        new = manifest.version
-        if old is not None and bundle.version_key(new) <= bundle.version_key(old):
-            raise BundleRefused(f"{bundle_path} holds version {new}, not newer than the running {old}: "
-                                f"refused (nothing changed)")
+        if bundle.verify(bundle_path, public, dest=wheels).version != new:   # the file changed meanwhile
+            raise BundleRefused(f"{bundle_path} changed while it was being installed: refused (nothing changed)")
         install(cfg["python"], layout.prefix / new, wheels, new, run=run)
     outcome = Outcome(old, new, None)
     if node.config.store_path.exists():
@@ -128,8 +130,7 @@ def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
     node.close()  # the services are about to restart; this process holds no lock over it
     log.info("switching %s -> %s", old, new)
     layout.switch(new)
-    run(shlex.split(cfg["restart_command"]))
-    waited = wait_for_health(cfg["health_url"], new, cfg["health_timeout"], sleep=sleep, clock=clock)
+    waited = restart_and_wait(cfg, new, run=run, sleep=sleep, clock=clock)
     if waited.healthy:
         node.write_status("update", {"result": "ok", "from": old, "to": new, "at": _now_iso(node),
                                      "waited_s": round(waited.waited_s, 1)})
@@ -138,6 +139,18 @@ def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
     rollback(node, layout, outcome, waited, run=run, sleep=sleep, clock=clock)
     raise UpdateFailed(f"version {new} did not report healthy: {waited.summary()}; rolled back to {old} and "
                        f"restored the database from {outcome.backup}")
+
+
+def restart_and_wait(cfg: dict, version: str, *, run: Run, sleep, clock) -> "HealthWait":
+    """Restart the services on `version` and wait for its /healthz. A restart command that fails
+    (a unit that cannot even start) is an unhealthy release too: the caller rolls back."""
+    command = shlex.split(cfg["restart_command"])
+    try:
+        run(command)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+        log.error("restart command failed for %s: %s", version, e)
+        return HealthWait(False, cfg["health_url"], version, 0.0, 0, "restart failed", f"{shlex.join(command)}: {e}")
+    return wait_for_health(cfg["health_url"], version, cfg["health_timeout"], sleep=sleep, clock=clock)
 
 
 MB = 1 << 20
@@ -176,6 +189,20 @@ def install(python: str, target: Path, wheels: Path, version: str, *, run: Run =
         shutil.rmtree(target, ignore_errors=True)
         raise BundleRefused(f"installing version {version} failed ({e}); the bundle lacks a wheel or "
                             f"does not fit this Python; nothing changed") from e
+    readable_by_services(target)
+
+
+def readable_by_services(tree: Path) -> None:
+    """The release belongs to root but the services run as their own user: directories 0755, files
+    0644 (0755 when executable). The updater runs under umask 077 (edge/cli.py), which would leave
+    the new virtualenv 0700 and every service unable to start."""
+    for path in (tree, *tree.rglob("*")):
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        want = 0o755 if path.is_dir() or mode & 0o100 else 0o644
+        if mode & 0o777 != want | (mode & 0o700):
+            path.chmod(want | (mode & 0o700))
 
 
 def rollback(node: Node, layout: Layout, outcome: Outcome, why: HealthWait | None = None, *, run: Run = _run,
@@ -197,9 +224,14 @@ def rollback(node: Node, layout: Layout, outcome: Outcome, why: HealthWait | Non
             node.close()
             log.info("carried %d readings stored by %s into the restored database (%d of unknown devices "
                      "left in %s)", carried, outcome.new, skipped, failed)
-    run(shlex.split(cfg["restart_command"]))
-    back = None if outcome.old is None else wait_for_health(cfg["health_url"], outcome.old, cfg["health_timeout"],
-                                                            sleep=sleep, clock=clock)
+    back = None
+    if outcome.old is not None:
+        back = restart_and_wait(cfg, outcome.old, run=run, sleep=sleep, clock=clock)
+    else:
+        try:
+            run(shlex.split(cfg["restart_command"]))
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+            log.error("restart command failed during rollback: %s", e)
     outcome.rolled_back = True
     # why, kept on the box (run/update.json): `doctor` shows it, and the hub learns it from the
     # sync client's health report (edge.core.node_health)
@@ -246,7 +278,7 @@ class HealthWait:
     version: str
     waited_s: float
     attempts: int
-    failed: str = ""       # "no answer" | "not ok" | "other version"
+    failed: str = ""       # "no answer" | "not ok" | "other version" | "restart failed"
     output: str = ""
 
     def reason(self) -> dict:
@@ -255,6 +287,8 @@ class HealthWait:
                 "summary": self.summary()}
 
     def summary(self) -> str:
+        if self.failed == "restart failed":
+            return f"the services did not start on {self.version}: {self.output[:300]}"
         what = {"no answer": "never answered", "not ok": "answered but did not report ok",
                 "other version": f"answered for another version than {self.version}"}.get(self.failed, self.failed)
         return (f"{self.url} {what} within {self.waited_s:.0f} s ({self.attempts} tries); last answer: "

@@ -89,6 +89,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                          lambda v: bool(re.fullmatch(r"[\w-]{1,23}", v))),
         "max_payload": Key(int, 4096, "bytes, 256-262144", lambda v: 256 <= v <= 262144),
         "batch_max": Key(int, 200, "readings per commit, 1-5000", lambda v: 1 <= v <= 5000),
+        "commit_wait_ms": Key(int, 100, "how long the first message of a commit waits for others, ms, 0-1000",
+                              lambda v: 0 <= v <= 1000),
     },
     "broker": {
         "listen": Key(str, "127.0.0.1:1883", "HOST:PORT", _hostport),
@@ -164,8 +166,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "boot_file": Key(str, "/boot/firmware/clinic-edge.toml", "the provisioning file on the boot partition"),
         "usb_backup_dir": Key(str, "/media/clinic-edge-backup", "where a USB backup drive is mounted"),
         "keep_backups": Key(int, 7, "nightly backups kept in each place, 1-365", lambda v: 1 <= v <= 365),
-        "backup_key": Key(str, "/etc/clinic-edge/backup.pub", "the county backup key (base64 X25519 public key, "
-                          "`clinic-edge backup-key`) nightly backups are encrypted to"),
+        "backup_key": Key(str, "/etc/clinic-edge/backup.pub", "the county backup key (base64 X25519, or an SM2 PEM "
+                          "for the sm suite; `clinic-edge backup-key`) nightly backups are encrypted to"),
         "setup_code_hours": Key(int, 24, "hours the one-time setup code of the first admin stays valid, 1-720",
                                 lambda v: 1 <= v <= 720),
     },

@@ -125,12 +125,14 @@ def _store_one(conn: sqlite3.Connection, r: Reading, anchor, known: KnownTime) -
         "resident_id": resident_id, "session_id": session_id,
     }
     conn.execute(f"INSERT INTO readings ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)
-    # at most once a minute per device: each extra page in a commit is SD-card wear
+    # at most once a minute per device, of receive time or of the readings' own time (a meter
+    # uploading its memory sends readings older than now): each extra page is SD-card wear
     conn.execute("UPDATE devices SET last_seen = :t, last_reading_at = max(coalesce(last_reading_at, ''), :e)"
-                 " WHERE id = :d AND (last_seen IS NULL OR last_seen < :stale OR last_reading_at < :e"
-                 " AND last_reading_at < :stale)",
+                 " WHERE id = :d AND (last_seen IS NULL OR last_seen < :stale"
+                 " OR coalesce(last_reading_at, '') < :e_stale)",
                  {"t": row["receive_time"], "e": row["effective_time"], "d": r.device_id,
-                  "stale": utc_iso(r.receive_time - LAST_SEEN_EVERY)})
+                  "stale": utc_iso(r.receive_time - LAST_SEEN_EVERY),
+                  "e_stale": utc_iso(effective - LAST_SEEN_EVERY)})
     # the audit entry names the reading (entity_id) and the device (actor); it repeats only what a
     # reviewer compares, to keep each ingest commit small
     summary = {k: row[k] for k in ("code", "value", "unit", "status", "resident_id") if row[k] is not None}

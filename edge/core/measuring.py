@@ -201,10 +201,10 @@ def inbox(store, *, limit: int = 200) -> list[dict[str, Any]]:
 
 def today(store, *, since: datetime, limit: int = 12) -> list[dict[str, Any]]:
     """Residents whose readings were taken since `since` (today's patients), latest first."""
-    # readings first (the effective_time index holds only today's rows), then their residents
+    # readings first (the index that starts with effective_time holds only today's rows), then their residents
     return store.query("SELECT r.id, r.name, r.sex, r.birth_date, x.last_time FROM"
                        " (SELECT resident_id, max(effective_time) AS last_time FROM readings"
-                       "  INDEXED BY readings_effective WHERE effective_time >= ? AND resident_id IS NOT NULL"
+                       "  INDEXED BY readings_period_source WHERE effective_time >= ? AND resident_id IS NOT NULL"
                        "  GROUP BY resident_id) x"
                        " CROSS JOIN residents r ON r.id = x.resident_id WHERE r.voided_at IS NULL"
                        " ORDER BY x.last_time DESC LIMIT ?", (utc_iso(since), limit))

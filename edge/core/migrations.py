@@ -28,6 +28,7 @@ SCHEMA_MODULES = [
     "edge.core.schema_followup",
     "edge.core.schema_management",
     "edge.core.schema_corrections",
+    "edge.core.schema_wear",
     "edge.core.schema_healthcheck",
     "edge.core.schema_fields",
 ]

@@ -53,7 +53,7 @@ def add(store: HubStore, username: str, password: str, *, role: str, now: dateti
 
 
 def get(store: HubStore, username: str) -> HubUser | None:
-    with store.engine.connect() as c:
+    with store.read() as c:
         row = c.execute(sa.select(users).where(users.c.username == username)
                         .where(users.c.disabled_at.is_(None))).mappings().first()
     return HubUser(row["username"], row["role"]) if row else None
@@ -68,7 +68,7 @@ def authenticate(store: HubStore, username: str, password: str, *, address: str,
         c.execute(login_failures.delete().where(login_failures.c.at <= since))
         ids = [c.execute(login_failures.insert().values(key=k, at=now_iso(now))).inserted_primary_key[0]
                for k in keys]
-    with store.engine.connect() as c:
+    with store.read() as c:
         for key, limit in keys.items():
             n = c.execute(sa.select(sa.func.count()).select_from(login_failures).where(login_failures.c.key == key)
                           .where(login_failures.c.at > since)).scalar()

@@ -57,9 +57,26 @@ def _latest(store) -> dict[tuple[str, str], dict]:
     """The newest update_bundle item per (node, version): what the nodes hold."""
     from .storage import downlink
 
-    with store.engine.connect() as c:
+    with store.read() as c:
         rows = c.execute(sa.select(downlink).where(downlink.c.kind == KIND).order_by(downlink.c.seq)).mappings().all()
     return {(r["node"], r["record_id"]): dict(r) for r in rows}
+
+
+def published(store) -> list[dict]:
+    """Each published bundle (by sha256), newest first, for the dashboard: its version, size, the
+    nodes it is queued for and whether county IT withdrew it (for every one of them)."""
+    out: dict[str, dict] = {}
+    for (node, _), r in sorted(_latest(store).items(), key=lambda kv: kv[1]["seq"], reverse=True):
+        try:
+            doc = json.loads(r["payload"])
+            digest = str(doc["sha256"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        b = out.setdefault(digest, {"version": str(doc.get("version")), "sha256": digest,
+                                    "size": doc.get("size"), "nodes": [], "withdrawn": True})
+        b["nodes"].append(node)
+        b["withdrawn"] = b["withdrawn"] and doc.get("withdrawn") is True
+    return list(out.values())
 
 
 def withdraw(store, bundle_dir: Path, which: str, *, now: datetime) -> list[dict]:
@@ -75,7 +92,7 @@ def withdraw(store, bundle_dir: Path, which: str, *, now: datetime) -> list[dict
         seq = store.put_downlink(node, KIND, record_id, r["version"] + 1, json.dumps(payload), now=now)
         out.append({**payload, "node": node, "cursor": seq})
     for digest in {o["sha256"] for o in out}:
-        if SHA_RE.fullmatch(digest):
+        if bundle_dir and SHA_RE.fullmatch(digest):
             (bundle_dir / f"{digest}.bundle").unlink(missing_ok=True)
     return out
 

@@ -33,7 +33,8 @@ def authed() -> str:
     body = request.get_data(cache=True)
     path = request.full_path.rstrip("?")
     g.nonce = protocol.request_auth(request.headers)[1]
-    g.node = hub.authenticate(request.method, path, request.headers, body, now=_now())
+    row = hub.signed_by(request.method, path, request.headers, body, now=_now())
+    g.node, g.node_key = row["name"], row["pubkey"]
     return g.node
 
 
@@ -140,23 +141,39 @@ def upload_chunk(batch_id: str):
         return signed({"receipt": json.loads(receipt)})
     if total > hub.max_batch_bytes:
         raise TooLarge(f"batch of {total} bytes is larger than {hub.max_batch_bytes}; send smaller batches")
+    if offset == 0 and len(data) == total:
+        raw = data        # the whole batch in one request: straight to the records, no chunk rows
+    else:
+        raw = _resumed(hub, node, batch_id, offset, data, total)
+        if isinstance(raw, Response):
+            return raw
+    try:
+        receipt = hub.accept_batch(raw, via="upload", now=_now(), sender=node, sender_key=g.node_key,
+                                   unstored=True)
+    except (HubError, protocol.ProtocolError):
+        with hub.store.begin() as c:   # start this upload again from zero next time
+            hub.store.drop_chunks(c, node, batch_id)
+        raise
+    return signed({"receipt": receipt})
+
+
+def _resumed(hub, node: str, batch_id: str, offset: int, data: bytes, total: int) -> bytes | Response:
+    """Keep one chunk of a resumable upload; the whole batch once every chunk is in, else the
+    answer to send (the offset to go on from, or 409 for a chunk out of order)."""
     have = hub.store.received_offset(node, batch_id, total)
     if offset > have:
         return signed({"error": "chunk out of order", "offset": have}, 409)
     if offset + len(data) > have:
         hub.store.add_chunk(node, batch_id, offset, data, total, now=_now())
         have = hub.store.received_offset(node, batch_id, total)
-    hub.store.touch(node, now=_now())
     if have < total:
         return signed({"offset": have})
     raw = hub.store.assembled(node, batch_id, total)
-    try:
-        receipt = hub.accept_batch(raw, via="upload", now=_now(), sender=node)
-    except (HubError, protocol.ProtocolError):
-        with hub.store.begin() as c:   # start this upload again from zero next time
-            hub.store.drop_chunks(c, node, batch_id)
-        raise
-    return signed({"receipt": receipt})
+    if len(raw) < total:      # another worker stored this batch from the same chunks and dropped them
+        receipt = hub.store.batch_receipt(node, batch_id)
+        return signed({"receipt": json.loads(receipt)} if receipt else
+                      {"offset": hub.store.received_offset(node, batch_id, total)})
+    return raw
 
 
 @bp.post("/v1/pull")
@@ -169,7 +186,6 @@ def pull():
     if not isinstance(cursor, int) or not isinstance(limit, int) or not 0 < limit <= 1000 \
             or not 0 <= cursor < MAX_CURSOR:
         return signed({"error": "cursor (>= 0) and limit (1-1000) must be integers"}, 400)
-    hub.store.touch(node, now=_now())      # a node that only pulls is still in contact
     return signed(hub.pull(node, cursor, limit), downlink=False)
 
 

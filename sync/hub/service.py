@@ -87,6 +87,11 @@ class Hub:
 
     # ---- request authentication ---------------------------------------------------------------
     def authenticate(self, method: str, path: str, headers, body: bytes, *, now: datetime) -> str:
+        return self.signed_by(method, path, headers, body, now=now)["name"]
+
+    def signed_by(self, method: str, path: str, headers, body: bytes, *, now: datetime) -> dict[str, Any]:
+        """The enrolled node's row (name, pubkey, ...) that signed this request, its nonce now
+        remembered and its last contact now; else Refused, UnknownNode, ClockSkew or Replayed."""
         node, nonce, sent, sig = protocol.request_auth(headers)
         if not (node and nonce and sig):
             raise Refused("unsigned request: X-CE-Auth (node, nonce, time, signature) is required")
@@ -106,7 +111,7 @@ class Hub:
         if secrets.randbelow(100) == 0:
             # A nonce older than the retention can go: its request's time is outside the window now.
             self.store.prune(nonces_before=now - self.nonce_retention, chunks_before=now - CHUNK_DAYS)
-        return node
+        return row
 
     def check_time(self, sent: str, *, now: datetime) -> None:
         """The signed X-CE-Time must be within time_window of the hub's clock (replays of old requests,
@@ -132,22 +137,29 @@ class Hub:
         return protocol.b64(self.key.sign(protocol.response_bytes(nonce, body)))
 
     # ---- batches ------------------------------------------------------------------------------
-    def accept_batch(self, raw: bytes, *, via: str, now: datetime, sender: str | None = None) -> dict[str, Any]:
-        """Verify and store one envelope; returns the signed receipt (the same one every time)."""
+    def accept_batch(self, raw: bytes, *, via: str, now: datetime, sender: str | None = None,
+                     sender_key: str | None = None, unstored: bool = False) -> dict[str, Any]:
+        """Verify and store one envelope; returns the signed receipt (the same one every time).
+        An upload passes the key its request was signed with (`sender_key`, no second look-up)
+        and `unstored` when it has just found no receipt for this batch (a race with another
+        worker still ends in the stored receipt, below)."""
         try:
             env = protocol.open_envelope(raw)
         except protocol.TooBig as e:
             raise TooLarge(str(e)) from e
         if sender is not None and env.node != sender:
             raise Refused(f"node {sender} cannot upload a batch signed as {env.node}")
-        row = self.store.node(env.node)
-        if row is None or not row["pubkey"]:
-            raise UnknownNode(f"node {env.node!r} is not enrolled at this hub")
+        pubkey = sender_key if sender is not None else None
+        if pubkey is None:
+            row = self.store.node(env.node)
+            if row is None or not row["pubkey"]:
+                raise UnknownNode(f"node {env.node!r} is not enrolled at this hub")
+            pubkey = row["pubkey"]
         try:
-            env.verify(protocol.public_from_text(row["pubkey"]))
+            env.verify(protocol.public_from_text(pubkey))
         except protocol.BadSignature as e:
             raise Refused(f"batch {env.batch_id} is not signed by node {env.node}'s key; nothing stored") from e
-        stored = self.store.batch_receipt(env.node, env.batch_id)
+        stored = None if unstored else self.store.batch_receipt(env.node, env.batch_id)
         if stored:
             return json.loads(stored)
         try:
@@ -183,19 +195,17 @@ class Hub:
                 digest = hashlib.sha256(text.encode()).hexdigest()
                 old = have.get(key) or (digest if key in seen else None)
                 if old is not None and old != digest:
-                    rejected.append({"kind": r["kind"], "id": r["id"], "version": r["version"],
-                                     "reason": f"version {r['version']} of this {r['kind']} is already stored "
-                                               "with different content; send it as a new version"})
+                    rejected.append(changed_content(r["kind"], r["id"], r["version"]))
                     continue
                 if old is None:
                     seen.add(key)
                     new.append({"node": env.node, "kind": r["kind"], "record_id": r["id"], "version": r["version"],
                                 "payload": text, "digest": digest, "batch_id": env.batch_id, "day": day,
                                 "received_at": at})
-            self.store.insert_records(c, new)
-            high = c.execute(sa.select(sa.func.max(batches.c.seq_to)).where(batches.c.node == env.node)).scalar()
+            new = self._insert_new(c, env.node, new, rejected)
+            high = self.store.high_water(c, env.node)
             receipt = protocol.sign_document(self.key, {
-                "high_water": max(high or 0, env.header["to"]),   # highest outbox seq received from this node
+                "high_water": max(high, env.header["to"]),   # highest outbox seq received from this node
                 "type": "receipt", "node": env.node, "batch": env.batch_id, "from": env.header["from"],
                 "to": env.header["to"], "records": len(recs), "stored": len(new),
                 "accepted": len(recs) - len(rejected), "rejected": rejected, "at": at})
@@ -204,6 +214,21 @@ class Hub:
                                               day=day, received_at=at, receipt=json.dumps(receipt)))
             self.store.drop_chunks(c, env.node, env.batch_id)
         return receipt
+
+    def _insert_new(self, c, node: str, new: list[dict[str, Any]], rejected: list) -> list[dict[str, Any]]:
+        """Insert the records no stored one had; returns those this batch stored. A worker storing
+        an overlapping batch of the same node at the same moment may have stored some first: those
+        are not counted twice, and one it stored with other content is rejected here as it would
+        have been had it come first (docs/hub.md, "Many nodes at once")."""
+        stored = self.store.insert_records(c, new)
+        if len(stored) == len(new):
+            return new
+        lost = [r for r in new if (r["kind"], r["record_id"], r["version"]) not in stored]
+        theirs = self.store.existing_digests(c, node, [(r["kind"], r["record_id"], r["version"]) for r in lost])
+        for r in lost:
+            if theirs.get((r["kind"], r["record_id"], r["version"])) != r["digest"]:
+                rejected.append(changed_content(r["kind"], r["record_id"], r["version"]))
+        return [r for r in new if (r["kind"], r["record_id"], r["version"]) in stored]
 
     # ---- downlink -----------------------------------------------------------------------------
     def pull(self, node: str, cursor: int, limit: int) -> dict[str, Any]:
@@ -215,6 +240,13 @@ class Hub:
         if not items:       # nothing new: the shortest answer (nodes read items and more with defaults)
             return {"cursor": cursor}
         return {"items": items, "cursor": rows[-1]["seq"], "more": more}
+
+
+def changed_content(kind: str, record_id: str, version: int) -> dict[str, Any]:
+    """The receipt's entry for a record whose version is already stored with other content."""
+    return {"kind": kind, "id": record_id, "version": version,
+            "reason": f"version {version} of this {kind} is already stored with different content; "
+                      "send it as a new version"}
 
 
 def record_problem(r: dict[str, Any]) -> str | None:

@@ -10,6 +10,7 @@ HubStore applies when it opens the database.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
@@ -77,6 +78,12 @@ records = sa.Table(
     sa.Column("day", sa.String(10), nullable=False),
     sa.Column("received_at", sa.String(32), nullable=False),
 )
+RECORD_COLUMNS = ("node", "kind", "record_id", "version", "payload", "digest", "batch_id", "day", "received_at")
+# every new record of a batch as one JSON array, one statement whatever the batch's size (docs/hub.md)
+INSERT_JSON = sa.text(
+    f"INSERT INTO hub_records ({', '.join(RECORD_COLUMNS)}) SELECT {', '.join(RECORD_COLUMNS)} "
+    "FROM json_populate_recordset(NULL::hub_records, CAST(:rows AS json)) "
+    "ON CONFLICT (node, kind, record_id, version) DO NOTHING RETURNING kind, record_id, version")
 downlink = sa.Table(
     "hub_downlink", meta,
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
@@ -128,6 +135,8 @@ sa.Index("hub_login_failures_key", login_failures.c.key, login_failures.c.at)
 sa.Index("hub_downlink_node", downlink.c.node, downlink.c.seq)
 sa.Index("hub_records_day", records.c.node, records.c.day)
 sa.Index("hub_records_kind", records.c.kind, records.c.node)
+sa.Index("hub_batches_high", batches.c.node, batches.c.seq_to)   # revision 0002h: the receipt's high water
+sa.Index("hub_nonces_seen", nonces.c.seen_at)                    # revision 0002h: pruning old nonces
 
 
 def now_iso(now: datetime | None = None) -> str:
@@ -154,12 +163,20 @@ class HubStore:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
         self.migrated = schema.upgrade(self.engine) if upgrade else None
+        # Reads run in autocommit on PostgreSQL: one round trip for the SELECT, where a transaction
+        # costs BEGIN, SELECT and the ROLLBACK when the connection goes back to the pool. Under READ
+        # COMMITTED each statement sees its own snapshot either way (docs/hub.md, "Many nodes at once").
+        self._reader = self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def _insert(self, table: sa.Table):
         return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
 
     def begin(self):
         return self.engine.begin()
+
+    def read(self):
+        """A connection for reading only."""
+        return self._reader.connect()
 
     # ---- nodes and enrollment -----------------------------------------------------------
     def add_node(self, name: str, code: str, *, now: datetime, ttl: timedelta) -> None:
@@ -170,12 +187,12 @@ class HubStore:
                                             expires_at=now_iso(now + ttl)))
 
     def node(self, name: str) -> dict[str, Any] | None:
-        with self.engine.connect() as c:
+        with self.read() as c:
             row = c.execute(sa.select(nodes).where(nodes.c.name == name)).mappings().first()
         return dict(row) if row else None
 
     def all_nodes(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as c:
+        with self.read() as c:
             return [dict(r) for r in c.execute(sa.select(nodes).order_by(nodes.c.name)).mappings()]
 
     def redeem(self, code: str, pubkey: str, *, now: datetime) -> str:
@@ -198,11 +215,15 @@ class HubStore:
             return row["node"]
 
     def remember_nonce(self, node: str, nonce: str, *, now: datetime) -> bool:
-        """True the first time a node uses a nonce; False for a replay."""
+        """True the first time a node uses a nonce, and its last contact is now (one transaction,
+        one commit per request: docs/hub.md, "Many nodes at once"); False for a replay."""
         with self.begin() as c:
             res = c.execute(self._insert(nonces).values(node=node, nonce=nonce, seen_at=now_iso(now))
                             .on_conflict_do_nothing(index_elements=["node", "nonce"]).returning(nonces.c.nonce))
-            return res.first() is not None
+            if res.first() is None:
+                return False
+            c.execute(nodes.update().where(nodes.c.name == node).values(last_contact=now_iso(now)))
+            return True
 
     def prune(self, *, nonces_before: datetime, chunks_before: datetime) -> None:
         """Forget nonces and abandoned partial uploads older than the given hub times."""
@@ -219,12 +240,12 @@ class HubStore:
 
     # ---- uploads --------------------------------------------------------------------------
     def batch_receipt(self, node: str, batch_id: str) -> str | None:
-        with self.engine.connect() as c:
+        with self.read() as c:
             return c.execute(sa.select(batches.c.receipt).where(batches.c.node == node)
                              .where(batches.c.batch_id == batch_id)).scalar()
 
     def received_offset(self, node: str, batch_id: str, total: int) -> int:
-        with self.engine.connect() as c:
+        with self.read() as c:
             rows = c.execute(sa.select(chunks.c.offset, sa.func.length(chunks.c.data), chunks.c.total)
                              .where(chunks.c.node == node).where(chunks.c.batch_id == batch_id)
                              .order_by(chunks.c.offset)).all()
@@ -243,7 +264,7 @@ class HubStore:
                       .on_conflict_do_nothing(index_elements=["node", "batch_id", "offset"]))
 
     def assembled(self, node: str, batch_id: str, total: int) -> bytes:
-        with self.engine.connect() as c:
+        with self.read() as c:
             rows = c.execute(sa.select(chunks.c.offset, chunks.c.data).where(chunks.c.node == node)
                              .where(chunks.c.batch_id == batch_id).where(chunks.c.total == total)
                              .order_by(chunks.c.offset)).all()
@@ -257,20 +278,36 @@ class HubStore:
         c.execute(chunks.delete().where(chunks.c.node == node).where(chunks.c.batch_id == batch_id))
 
     def existing_digests(self, c, node: str, keys: Iterable[tuple[str, str, int]]) -> dict[tuple, str]:
-        keys = list(keys)
+        by_kind: dict[str, set[str]] = {}
+        for kind, rid, _version in keys:
+            by_kind.setdefault(kind, set()).add(rid)
         out: dict[tuple, str] = {}
-        for i in range(0, len(keys), 400):
-            part = keys[i:i + 400]
-            ids = sorted({k[1] for k in part})
-            rows = c.execute(sa.select(records.c.kind, records.c.record_id, records.c.version, records.c.digest)
-                             .where(records.c.node == node).where(records.c.record_id.in_(ids))).all()
-            out.update({(r[0], r[1], r[2]): r[3] for r in rows})
+        for kind, rids in by_kind.items():   # (node, kind, record_id): the primary key's prefix, not a scan
+            ids = sorted(rids)
+            for i in range(0, len(ids), 400):
+                rows = c.execute(sa.select(records.c.kind, records.c.record_id, records.c.version, records.c.digest)
+                                 .where(records.c.node == node).where(records.c.kind == kind)
+                                 .where(records.c.record_id.in_(ids[i:i + 400]))).all()
+                out.update({(r[0], r[1], r[2]): r[3] for r in rows})
         return out
 
-    def insert_records(self, c, rows: list[dict[str, Any]]) -> None:
-        if rows:
+    def insert_records(self, c, rows: list[dict[str, Any]]) -> set[tuple[str, str, int]]:
+        """Store new records, a record already there (same key) left as it is. On PostgreSQL one
+        INSERT ... SELECT FROM json_populate_recordset ON CONFLICT DO NOTHING for the whole batch:
+        a list of rows passed as parameters is one INSERT per record (the driver's executemany),
+        and a multi-row VALUES is SQL compiled anew for every batch size (docs/hub.md). Returns the
+        (kind, record_id, version) of the rows it inserted. Rows go in key order, so two workers
+        inserting overlapping batches take their row locks in one order and cannot deadlock."""
+        if not rows:
+            return set()
+        rows = sorted(rows, key=lambda r: (r["kind"], r["record_id"], r["version"]))
+        if self.is_sqlite:     # in-process, and a writer has the file to itself (BEGIN IMMEDIATE)
             c.execute(self._insert(records).on_conflict_do_nothing(
                 index_elements=["node", "kind", "record_id", "version"]), rows)
+            return {(r["kind"], r["record_id"], r["version"]) for r in rows}
+        done = c.execute(INSERT_JSON, {"rows": json.dumps([{k: r[k] for k in RECORD_COLUMNS} for r in rows],
+                                                          ensure_ascii=False)})
+        return {(k, i, v) for k, i, v in done}
 
     # ---- downlink -----------------------------------------------------------------------------
     def put_downlink(self, node: str, kind: str, record_id: str, version: int, payload: str,
@@ -281,7 +318,7 @@ class HubStore:
             return res.inserted_primary_key[0]
 
     def downlink_page(self, node: str, cursor: int, limit: int) -> list[dict[str, Any]]:
-        with self.engine.connect() as c:
+        with self.read() as c:
             rows = c.execute(sa.select(downlink).where(downlink.c.seq > cursor)
                              .where(downlink.c.node.in_([node, "*"])).order_by(downlink.c.seq).limit(limit))
             return [dict(r) for r in rows.mappings()]
@@ -289,9 +326,17 @@ class HubStore:
     def downlink_head(self, node: str) -> int:
         """The newest downlink cursor for this node (0: none yet), which every signed answer carries
         so a node whose cursor is there skips the pull (issue 17.4)."""
-        with self.engine.connect() as c:
-            return c.execute(sa.select(sa.func.max(downlink.c.seq))
-                             .where(downlink.c.node.in_([node, "*"]))).scalar() or 0
+        # two index lookups (the newest row for this node, the newest for every node), not a scan of
+        # every row either ever had: SQLite's two-argument max() is PostgreSQL's greatest()
+        heads = [sa.select(sa.func.coalesce(sa.func.max(downlink.c.seq), 0)).where(downlink.c.node == n)
+                 .scalar_subquery() for n in (node, "*")]
+        newest = (sa.func.max if self.is_sqlite else sa.func.greatest)(*heads)
+        with self.read() as c:
+            return c.execute(sa.select(newest)).scalar() or 0
+
+    def high_water(self, c, node: str) -> int:
+        """The highest outbox seq any stored batch of this node reached (hub_batches_high)."""
+        return c.execute(sa.select(sa.func.max(batches.c.seq_to)).where(batches.c.node == node)).scalar() or 0
 
     def setting(self, key: str, make) -> str:
         """A hub-wide value, made by `make()` the first time (every worker then reads the same one)."""
@@ -305,11 +350,11 @@ class HubStore:
         q = sa.select(audit_heads).where(audit_heads.c.node == node)
         if good_only:
             q = q.where(audit_heads.c.problem.is_(None))
-        with self.engine.connect() as c:
+        with self.read() as c:
             return [dict(r) for r in c.execute(q.order_by(audit_heads.c.id.desc()).limit(limit)).mappings()]
 
     def good_audit_hash(self, node: str, seq: int) -> str | None:
-        with self.engine.connect() as c:
+        with self.read() as c:
             return c.execute(sa.select(audit_heads.c.hash).where(audit_heads.c.node == node)
                              .where(audit_heads.c.seq == seq).where(audit_heads.c.problem.is_(None))
                              .limit(1)).scalar()
@@ -321,7 +366,7 @@ class HubStore:
 
     def audit_problems(self) -> dict[str, tuple[int, str]]:
         """node -> (number of flagged heads, the latest problem)."""
-        with self.engine.connect() as c:
+        with self.read() as c:
             rows = c.execute(sa.select(audit_heads.c.node, audit_heads.c.problem).where(
                 audit_heads.c.problem.is_not(None)).order_by(audit_heads.c.id)).all()
         out: dict[str, tuple[int, str]] = {}
@@ -331,13 +376,13 @@ class HubStore:
 
     # ---- reading back ---------------------------------------------------------------------------
     def export(self) -> Iterable[dict[str, Any]]:
-        with self.engine.connect() as c:
+        with self.read() as c:
             q = sa.select(records).order_by(records.c.node, records.c.kind, records.c.record_id, records.c.version)
             for r in c.execute(q).mappings():
                 yield dict(r)
 
     def dashboard_rows(self) -> dict[str, Any]:
-        with self.engine.connect() as c:
+        with self.read() as c:
             per_day = c.execute(sa.select(batches.c.node, batches.c.day, sa.func.sum(batches.c.records),
                                           sa.func.sum(batches.c.bytes)).group_by(batches.c.node, batches.c.day)
                                 .order_by(batches.c.node, batches.c.day.desc())).all()

@@ -119,11 +119,31 @@ def logout():
 @bp.get("/")
 @login_required
 def dashboard():
+    from . import bundles
     from .dashboard import node_rows
 
     hub, now = _hub()
     return render_template("dashboard.html", nodes=node_rows(hub.store, now()), now=now_iso(now()),
-                           user=current_user.user)
+                           user=current_user.user, bundles=bundles.published(hub.store))
+
+
+@bp.post("/bundles/withdraw")
+@admin_required
+def bundle_withdraw():
+    """What `hub bundle withdraw` does, from the dashboard (admin only)."""
+    from . import bundles
+
+    hub, now = _hub()
+    which = request.form.get("which", "").strip()[:64]
+    done = bundles.withdraw(hub.store, hub.bundle_dir, which, now=now()) if which else []
+    if not done:
+        return render_template("message.html", title="没有可撤回的更新包 nothing to withdraw",
+                               message=f"没有已发布且未撤回的更新包 {which!r}。 No published, not yet "
+                                       f"withdrawn update bundle {which!r} on this hub."), 404
+    nodes = ", ".join(sorted("全部 every node" if d["node"] == "*" else d["node"] for d in done))
+    return render_template("message.html", title=f"已撤回更新包 {done[0]['version']} bundle withdrawn",
+                           message=f"节点不再下载它，未安装的将被删除 nodes no longer fetch it; an unapplied "
+                                   f"copy is deleted at their next sync: {nodes}")
 
 
 @bp.post("/nodes")

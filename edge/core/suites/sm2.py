@@ -66,7 +66,11 @@ def _lib() -> ctypes.CDLL:
             ("EVP_DigestSignInit", i, [p, p, p, p, p]),
             ("EVP_DigestSign", i, [p, ctypes.c_char_p, ctypes.POINTER(sz), ctypes.c_char_p, sz]),
             ("EVP_DigestVerifyInit", i, [p, p, p, p, p]),
-            ("EVP_DigestVerify", i, [p, ctypes.c_char_p, sz, ctypes.c_char_p, sz])):
+            ("EVP_DigestVerify", i, [p, ctypes.c_char_p, sz, ctypes.c_char_p, sz]),
+            ("EVP_PKEY_encrypt_init", i, [p]),
+            ("EVP_PKEY_encrypt", i, [p, ctypes.c_char_p, ctypes.POINTER(sz), ctypes.c_char_p, sz]),
+            ("EVP_PKEY_decrypt_init", i, [p]),
+            ("EVP_PKEY_decrypt", i, [p, ctypes.c_char_p, ctypes.POINTER(sz), ctypes.c_char_p, sz])):
         try:
             f = getattr(lib, fn)
         except AttributeError as e:
@@ -135,6 +139,25 @@ class _Key:
             raise _error("starting an SM2 signature with SM3")
         return md, pctx
 
+    def _crypt(self, data: bytes, decrypt: bool) -> bytes:
+        """SM2 public-key encryption (GB/T 32918.4) or its inverse; the ciphertext is GM/T 0009's DER
+        SM2Cipher (C1 point, C3 = SM3 hash, C2), what OpenSSL writes and `openssl pkeyutl` reads."""
+        lib, what = _lib(), "SM2 decryption" if decrypt else "SM2 encryption"
+        ctx = lib.EVP_PKEY_CTX_new(self._h, None)
+        try:
+            init, run = ((lib.EVP_PKEY_decrypt_init, lib.EVP_PKEY_decrypt) if decrypt
+                         else (lib.EVP_PKEY_encrypt_init, lib.EVP_PKEY_encrypt))
+            n = ctypes.c_size_t(0)
+            if not ctx or init(ctx) != 1 or run(ctx, None, ctypes.byref(n), data, len(data)) != 1:
+                raise _error(what)
+            buf = ctypes.create_string_buffer(n.value)
+            if run(ctx, buf, ctypes.byref(n), data, len(data)) != 1:
+                raise _error(what)
+            return buf.raw[:n.value]
+        finally:
+            if ctx:
+                lib.EVP_PKEY_CTX_free(ctx)
+
 
 def _free(md, pctx) -> None:
     lib = _lib()
@@ -169,6 +192,10 @@ class SM2PublicKey(_Key):
 
     def pem(self) -> bytes:
         return self._pem(private=False)
+
+    def encrypt(self, data: bytes) -> bytes:
+        """`data` encrypted to this key (for a short secret such as a file key)."""
+        return self._crypt(data, decrypt=False)
 
     def verify(self, signature: bytes, data: bytes, uid: bytes = DEFAULT_ID) -> bool:
         """True when `signature` (DER r, s) is this key's over `data` with `uid`; False otherwise,
@@ -207,6 +234,10 @@ class SM2PrivateKey(_Key):
 
     def public_key(self) -> SM2PublicKey:
         return SM2PublicKey.from_point(self.point())
+
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        """What `SM2PublicKey.encrypt` sealed to this key; SM2Error if it was changed or is another key's."""
+        return self._crypt(ciphertext, decrypt=True)
 
     def sign(self, data: bytes, uid: bytes = DEFAULT_ID) -> bytes:
         """The DER signature over `data`: e = SM3(Z_A | data), Z_A from `uid` and this key (GB/T 32918.2
