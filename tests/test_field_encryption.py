@@ -82,7 +82,7 @@ def register_edit_follow_up_and_sync(node) -> dict[str, str]:
     records.save(node.store, resident_id=z, form="hypertension", values=v.values, actor="doc", at=NOW)
     devices.add(node.store, "lab-1", kind="bp", name="analyser", now=NOW, actor="test")
     ingest(node.store, [Reading("lab-1", "8480-6", 128, "mm[Hg]", "astm", source_key="p1",
-                                meta={"patient_id": LI})])
+                                raw=f"P|1||{LI}||李四\rR|1|^^^SBP|128|mmHg", meta={"patient_id": LI})])
     key = suite("ed25519").generate()
     batch = batcher.build(node.store, SimpleNamespace(node="clinic-a", key=key), limit=100, now=NOW)
     assert batch is not None

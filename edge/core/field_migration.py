@@ -3,7 +3,7 @@
 Runs when a store is first opened with `[crypto] encrypt_fields` on: in one transaction it seals
 the residents' `id_number` and `phone` (and drops their reversed clear copies), writes the keyed-hash
 index, seals the same values inside the outbox payloads, the audit log's before/after and the
-readings' patient ids, and records the key's check in node_state; then it checkpoints the WAL and
+readings' patient ids (and the raw messages that carried them), and records the key's check in node_state; then it checkpoints the WAL and
 VACUUMs, so the clear values are gone from the file's free pages too. The audit entries keep their
 hashes: `audit.verify` recomputes an entry sealed here over its opened values.
 """
@@ -64,8 +64,10 @@ def encrypt_existing(conn, seal: FieldSeal, key_path: Path) -> None:
                 conn.execute("UPDATE outbox SET payload = ? WHERE seq = ?",
                              (_reseal_text(seal, payload, compact=True), seq))
             _audit(conn, seal)
-            for rid, meta in conn.execute("SELECT id, meta FROM readings WHERE meta LIKE '%patient_id%'").fetchall():
-                conn.execute("UPDATE readings SET meta = ? WHERE id = ?", (_reseal_text(seal, meta, compact=True), rid))
+            for rid, meta, raw in conn.execute("SELECT id, meta, raw FROM readings WHERE meta LIKE '%patient_id%'"
+                                               ).fetchall():
+                conn.execute("UPDATE readings SET meta = ?, raw = ? WHERE id = ?",
+                             (_reseal_text(seal, meta, compact=True), seal.seal("raw", raw) if raw else raw, rid))
             state = json.dumps({"suite": seal.suite.name, "path": str(key_path), "check": seal.check()})
             conn.execute("INSERT INTO node_state (key, value, updated_at) VALUES (?, ?, ?)",
                          (STATE_KEY, state, utc_iso(datetime.now(timezone.utc))))

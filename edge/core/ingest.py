@@ -119,7 +119,7 @@ def _store_one(conn: sqlite3.Connection, r: Reading, anchor, known: KnownTime) -
         "value_as_sent": finite_number(r.value), "unit_as_sent": r.unit,
         "device_time": utc_iso(r.device_time), "receive_time": utc_iso(r.receive_time),
         "effective_time": utc_iso(effective), "boot_id": r.boot_id, "monotonic": r.monotonic,
-        "clock_status": clock_status, "transport": r.transport, "raw": r.raw, "status": status,
+        "clock_status": clock_status, "transport": r.transport, "raw": _raw_at_rest(conn, r), "status": status,
         "reason": reason, "meta": json.dumps(json_safe(_meta_at_rest(conn, r.meta)), ensure_ascii=False, default=str,
                                              allow_nan=False),
         "resident_id": resident_id, "session_id": session_id,
@@ -192,6 +192,14 @@ def _meta_at_rest(conn, meta):
     (docs/field-encryption.md)."""
     seal = field_seal.of(conn)
     return seal_json(seal, meta) if seal and meta else meta
+
+
+def _raw_at_rest(conn, r: Reading) -> str:
+    """What an analyser sent with a patient id carries that ID number (ASTM P, HL7 PID): sealed whole."""
+    seal = field_seal.of(conn)
+    if seal and r.raw and (r.meta or {}).get("patient_id"):
+        return seal.seal("raw", r.raw)
+    return r.raw
 
 
 def attach(conn: sqlite3.Connection, r: Reading, bound_resident: str | None) -> tuple[str | None, int | None]:
