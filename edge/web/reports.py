@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
+from edge.core.field_seal import open_record
 from edge.core import codes
 from edge.reports import archive, cached, export, kpi, source, worklist as worklist_mod
 from edge.reports.population import month, parse_period
@@ -76,6 +77,7 @@ def residents(period: str):
         rows = context.store().query(
             "SELECT id, name, birth_date, phone FROM residents WHERE id IN (SELECT value FROM json_each(?))"
             " ORDER BY name", (_json(ids),))
+    rows = [open_record(context.store().conn, r) for r in rows]      # phones sealed at rest
     return render_template("reports/residents.html", rows=rows, ind=ind, part=part, period=p,
                            label=ind.label(lang()))
 
