@@ -1,6 +1,6 @@
 """Benchmark: resident search and the resident page with 5,000 residents and three years of readings.
 
-    .venv/bin/python bench/web.py [--residents 5000] [--years 3] [--requests 300] [--data DIR]
+    .venv/bin/python bench/web.py [--residents 5000] [--years 3] [--requests 300] [--data DIR] [--suite sm]
 
 Seeds a fresh store (residents through edge.core.residents.create, so search keys, outbox and audit
 are real; readings inserted with plain SQL in bulk, as ingest() would store them, to keep seeding
@@ -145,10 +145,13 @@ def main() -> int:
     ap.add_argument("--data", default=None, help="data directory (default: a temporary one)")
     ap.add_argument("--no-followups", action="store_true", help="skip the follow-up figures (issue 5)")
     ap.add_argument("--http", action="store_true", help="time real HTTP requests to waitress, not the WSGI app")
+    ap.add_argument("--suite", choices=("ed25519", "sm"), default="ed25519",
+                    help="[crypto] suite: sm encrypts ID numbers and phones at rest (docs/field-encryption.md)")
     args = ap.parse_args()
     rng = random.Random(42)
     data = Path(args.data or tempfile.mkdtemp(prefix="bench-web-"))
-    node = Node(config_mod.load(env={"CLINIC_EDGE_DATA": str(data)}))
+    node = Node(config_mod.load(env={"CLINIC_EDGE_DATA": str(data), "CLINIC_EDGE_CRYPTO_SUITE": args.suite}))
+    print(f"suite {args.suite}, ID numbers and phones sealed at rest: {bool(node.store.fields)}")
     people = seed(node, args.residents, args.years, rng)
     accounts.add(node.store, "bench", "bench-password", now=NOW)
     node.store.conn.execute("ANALYZE")

@@ -131,7 +131,7 @@ def seed(node) -> dict[str, int]:
     created_at = now - timedelta(days=400)
     for i, v in enumerate(VILLAGE):
         number = id_number(region, v)
-        if store.scalar("SELECT 1 FROM residents WHERE id_number = ?", (number,)):
+        if residents.by_id_number(store.conn, number, live=False):
             continue
         rid = _register(node, v, number, village, today, created_at + timedelta(minutes=7 * i))
         added["residents"] += 1
@@ -222,7 +222,7 @@ def _wearable(node, region: str, now: datetime, zone: ZoneInfo) -> None:
     if devices.get(node.store, device_id):
         return
     devices.add(node.store, device_id, kind="wearable", transport="demo", name=name, now=now, actor=ACTOR)
-    rid = node.store.scalar("SELECT id FROM residents WHERE id_number = ?", (id_number(region, VILLAGE[0]),))
+    rid = residents.by_id_number(node.store.conn, id_number(region, VILLAGE[0]), live=False)
     if rid is None:
         return
     devices.bind(node.store, device_id, rid, now=now, actor=ACTOR)

@@ -23,6 +23,33 @@ DM_VISIT = {"visit_date": "2026-11-20", "visit_mode": "2", "symptoms": ["1"], "s
             "hypoglycaemia": "1", "next_step": "2", "next_visit_date": "2026-12-04"}
 
 
+HEALTH_CHECK = {"check_date": "2026-11-20", "symptoms": ["1"], "temperature": "36.6", "pulse": "74",
+                "respiration": "18", "bp_left_sbp": "142", "bp_left_dbp": "88", "bp_right_sbp": "138",
+                "bp_right_dbp": "86", "height": "165.0", "weight": "63.5", "waist": "86.0", "bmi": "23.3",
+                "fbg": "6.1", "ecg": "2", "ecg_detail": "窦性心律；ST-T改变", "selfcare_meal": "1",
+                "selfcare_grooming": "1", "selfcare_dressing": "1", "selfcare_toilet": "1",
+                "selfcare_activity": "1"}
+
+
+def health_check_records(tmp_path) -> list[tuple[str, str, int, dict]]:
+    """(kind, record_id, version, payload) of one resident and one 健康体检表 (and its correction), in
+    outbox order, made by the node's own code (edge/core/healthcheck) on a store on disk."""
+    from edge.core.healthcheck import records as hc_records
+    from edge.core.healthcheck.validation import validate as hc_validate
+    store = Store(tmp_path / "node-hc.db")
+    rid = residents.create(store, {"name": "李秀兰", "id_number": id_number(7), "sex": "1", "birth_date": "1958-03-07"},
+                           division_code="110101001001", now=NOW, actor="doc", today=TODAY)
+    v = hc_validate(HEALTH_CHECK, today=TODAY, age=68)
+    assert not v.errors, v.errors
+    first = hc_records.save(store, resident_id=rid, values=v.values, actor="doc", at=NOW)
+    hc_records.save(store, resident_id=rid, values={**v.values, "pulse": 76}, actor="doc", at=NOW,
+                    check_id=first.id, reason="脉率复测")
+    with store.atomic() as conn:
+        rows = conn.execute("SELECT kind, record_id, version, payload FROM outbox"
+                            " WHERE kind IN ('resident', 'health_check') ORDER BY seq").fetchall()
+    return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+
 def node_records(tmp_path, count: int = 1) -> list[tuple[str, str, int, dict]]:
     """(kind, record_id, version, payload) of `count` residents each with a hypertension and a
     diabetes follow-up, in outbox order, made by the node's own code on a store on disk."""

@@ -149,7 +149,8 @@ def test_audit_chain_detects_an_edited_or_deleted_row(node, tmp_path, env, sql, 
 # --- regression tests for what is blocked today (issue 14): every route, every field, every role ---
 
 PARAMS = {"resident_id": "r-1", "reading_id": "x-1", "followup_id": "f-1", "form": "htn", "period": "2026-01",
-          "disease": "htn", "conflict_id": "1", "username": "doc"}
+          "disease": "htn", "conflict_id": "1", "username": "doc", "station": "bp", "check_id": "c-1",
+          "session_id": "1"}
 
 
 def state_changing_routes(app):

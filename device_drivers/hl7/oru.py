@@ -7,7 +7,8 @@ observation time (else OBR-7, else MSH-7); a time without offset is the clinic's
 PID-3 goes to meta["patient_id"] for matching a resident. OBX-11 decides whether the value is a
 result (F, P, R, S, C, U, A, B or empty); W, X, D, I, N, O give a reading with no value and the
 reason (stored rejected); C, W, D, A and B also replace the device's earlier result (SUPERSEDING, applied by
-the driver through edge.core.corrections).
+the driver through edge.core.corrections). One text OBX is read too: the ECG machine's conclusion
+(8601-7 EKG impression), as a reading of 1 (normal) or 2 (abnormal) with its text in meta.
 """
 from __future__ import annotations
 
@@ -47,6 +48,15 @@ NOT_A_RESULT = {"W": "the device marked this result wrong (OBX-11 W)",
 MDC_UNITS = {"266016": "mm[Hg]", "MDC_DIM_MMHG": "mm[Hg]", "262688": "%", "MDC_DIM_PERCENT": "%",
              "264864": "/min", "MDC_DIM_BEAT_PER_MIN": "/min", "268192": "Cel", "MDC_DIM_DEGC": "Cel",
              "MDC_DIM_FAHR": "[degF]", "MDC_DIM_KILO_PASCAL": "kPa", "MDC_DIM_RESP_PER_MIN": "/min"}
+# The ECG machine's conclusion: OBX-3 8601-7^EKG IMPRESSION^LN, sent as text (ST, TX, FT) or coded (CE, CWE),
+# as in the ECG report example of HL7 v2 chapter 7 (docs/health-check.md, "ECG conclusion"). It becomes a
+# reading of ECG_CODE: 1 normal, 2 abnormal (the 健康体检表's codes), the conclusion in meta["ecg_conclusion"].
+ECG_IMPRESSION = {"8601-7"}
+ECG_CODE = "8601-7"
+TEXT_TYPES = {"ST", "TX", "FT", "CE", "CWE"}
+NORMAL_FLAGS = {"N"}
+NORMAL_WORDS = ("正常心电图", "NORMAL ECG", "NORMAL EKG")
+ABNORMAL_WORDS = ("异常", "ABNORMAL", "BORDERLINE", "大致正常", "临界")
 NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)")
 HL7_TIME = re.compile(r"(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?(?:([+-])(\d{2})(\d{2}))?")
 MAX_SEGMENTS = 5000
@@ -137,6 +147,8 @@ def _observation(f, h: Header, seg: str, device_id, patient, obr_time, tz) -> Re
     value_type, sent = _get(f, 2).strip(), _get(f, 5).split(h.repeat)[0].strip()
     if not sent:
         return None                 # a container (device, channel) with no value of its own
+    if value_type in TEXT_TYPES and _comp(f, 3, h).strip() in ECG_IMPRESSION:
+        return _ecg_impression(f, h, seg, device_id, patient, obr_time, tz)
     if value_type not in ("NM", ""):
         return None                 # time sync, text and coded entries are not observations
     set_id = _get(f, 1)
@@ -162,6 +174,37 @@ def _observation(f, h: Header, seg: str, device_id, patient, obr_time, tz) -> Re
     return Reading(device_id=device_id, code=loinc or unescape(raw_code, h), value=value, unit=unit,
                    transport="hl7", device_time=parse_time(when, tz), raw=seg, source_key=key, meta=meta,
                    no_value_reason=why)
+
+
+def ecg_value(conclusion: str, flags: str) -> int:
+    """1 (normal) only when OBX-8 says N, or, with no flag, the conclusion reads 正常心电图 / normal ECG and
+    nothing abnormal; anything else is 2 (abnormal), so the doctor reads the conclusion."""
+    text = conclusion.upper()
+    if flags:
+        return 1 if flags.upper() in NORMAL_FLAGS else 2
+    return 1 if any(w in text for w in NORMAL_WORDS) and not any(w in text for w in ABNORMAL_WORDS) else 2
+
+
+def _ecg_impression(f, h: Header, seg: str, device_id, patient, obr_time, tz) -> Reading:
+    """The ECG machine's conclusion: value 1/2 from OBX-8 or the text, the text itself in meta."""
+    parts = []
+    for rep in _get(f, 5).split(h.repeat):
+        comps = [unescape(c, h).strip() for c in rep.split(h.component)]
+        text = comps[1] if _get(f, 2).strip() in ("CE", "CWE") and len(comps) > 1 and comps[1] else comps[0]
+        parts.append(re.sub(rf"{re.escape(h.escape)}\.br{re.escape(h.escape)}", "；", text))
+    conclusion = "；".join(p for p in parts if p)[:500]
+    status = _get(f, 11).strip().upper()
+    flags = _get(f, 8).split(h.repeat)[0].strip()
+    value, why = (ecg_value(conclusion, flags), None) if status in RESULT_STATUSES else \
+        (None, NOT_A_RESULT.get(status, f"unknown result status {status[:5]!r} (OBX-11)"))
+    when = _get(f, 14).strip() or obr_time.strip() or h.get(7).strip()
+    meta = {k: v for k, v in {"patient_id": patient, "message_control_id": h.control_id, "abnormal_flags": flags,
+                              "result_status": _get(f, 11), "ecg_conclusion": conclusion,
+                              "sending_application": _comp(list(h.fields), 3, h)}.items() if v}
+    key = json.dumps(["hl7", h.control_id, _get(f, 1), ECG_CODE, _get(f, 4), when, conclusion[:100]],
+                     separators=(",", ":"), ensure_ascii=False)
+    return Reading(device_id=device_id, code=ECG_CODE, value=value, unit="{code}", transport="hl7",
+                   device_time=parse_time(when, tz), raw=seg, source_key=key, meta=meta, no_value_reason=why)
 
 
 def _result_value(sent: str, status: str) -> tuple[float | None, str | None]:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from . import field_seal
+from .field_migration import open_json
 from .reading import utc_iso
 
 GENESIS = "0" * 64
@@ -161,19 +163,34 @@ def verify(conn: sqlite3.Connection, *, mac_key: bytes | None = None,
             return ChainReport(False, count, expected_seq, f"entry {expected_seq} is missing (next is {seq})")
         if prev_hash != prev:
             return ChainReport(False, count, seq, f"entry {seq} does not follow entry {seq - 1}")
-        if _digest(seq, at, actor, action, entity, entity_id, before, after, prev_hash) != h:
+        if _digest(seq, at, actor, action, entity, entity_id, before, after, prev_hash) != h and \
+                _digest(seq, at, actor, action, entity, entity_id, *_opened(conn, before, after), prev_hash) != h:
             return ChainReport(False, count, seq, f"entry {seq} was changed after it was written")
         prev, expected_seq = h, seq + 1
     anchored = _against_anchor(conn, count)
     return anchored if not anchored.ok else (_against_seal(conn, count, mac_key) or anchored)
 
 
+def _opened(conn: sqlite3.Connection, before: str | None, after: str | None) -> tuple[str | None, str | None]:
+    """An entry written before its node encrypted ID numbers and phones was hashed over the clear
+    values that field_migration then sealed in place: its hash is checked over them opened again.
+    Entries written since are hashed over what is stored (docs/field-encryption.md)."""
+    seal = field_seal.of(conn)
+    if seal is None or not (field_seal.PREFIX in (before or "") or field_seal.PREFIX in (after or "")):
+        return before, after
+    try:
+        return tuple(_canonical(open_json(seal, json.loads(t))) if t else t for t in (before, after))
+    except (ValueError, field_seal.FieldKeyError):
+        return before, after
+
+
 def history(conn: sqlite3.Connection, entity: str, entity_id: str) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT seq, at, actor, action, before, after FROM audit"
                         " WHERE entity = ? AND entity_id = ? ORDER BY seq", (entity, entity_id))
-    out = []
+    out, seal = [], field_seal.of(conn)
+    show = (lambda v: open_json(seal, v)) if seal else (lambda v: v)
     for seq, at, actor, action, before, after in rows:
         out.append({"seq": seq, "at": at, "actor": actor, "action": action,
-                    "before": json.loads(before) if before else None,
-                    "after": json.loads(after) if after else None})
+                    "before": show(json.loads(before)) if before else None,
+                    "after": show(json.loads(after)) if after else None})
     return out

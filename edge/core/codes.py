@@ -92,6 +92,8 @@ CODES: tuple[Code, ...] = (
     Code("25428-4", ("urine_glucose",), "尿糖", "Urine glucose (test strip)", "{grade}", _GRADE, 0, 4, 1),
     Code("2514-8", ("urine_ketones",), "尿酮体", "Urine ketones (test strip)", "{grade}", _GRADE, 0, 4, 1),
     Code("5794-3", ("urine_blood",), "尿潜血", "Urine blood (test strip)", "{grade}", _GRADE, 0, 4, 1),
+    # The ECG machine's conclusion as the 健康体检表 codes it: 1 normal, 2 abnormal (docs/health-check.md)
+    Code("8601-7", ("ecg_impression",), "心电图结论", "ECG impression", "{code}", {"{code}": _same}, 1, 2, 0),
     Code("39156-5", ("bmi",), "体质指数", "BMI", "kg/m2", {"kg/m2": _same}, 5, 100, 1),
 )
 

@@ -73,6 +73,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "store": {
         "path": Key(str, "", "a file path (empty = clinic-edge.db in the data directory)"),
     },
+    # the county's crypto suite and field encryption at rest (docs/crypto-suites.md, docs/field-encryption.md)
+    "crypto": {
+        "suite": Key(str, "ed25519", "ed25519 or sm", lambda v: v in ("ed25519", "sm")),
+        "encrypt_fields": Key(str, "auto", "auto (on for the sm suite, off for ed25519), on or off",
+                              lambda v: v in ("auto", "on", "off")),
+        "fields_key_file": Key(str, "", "the field key file (empty = keys/fields.key in the data directory)"),
+    },
     "mqtt": {
         "enabled": Key(bool, True, "true or false"),
         "url": Key(str, "mqtt://127.0.0.1:1883", "mqtt://HOST:PORT", _url("mqtt", "mqtts")),

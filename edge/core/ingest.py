@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable, Sequence
 
-from . import audit, codes, outbox
+from . import audit, codes, field_seal, outbox
 from .errors import StoreError
 from .clock import KnownTime, SystemClock, known_time
+from .field_migration import seal_json
 from .patient_match import resident_for_patient_id
 from .reading import (STATUS_REJECTED, STATUS_UNMAPPED, STATUS_VALID, Reading, finite_number, json_safe,
                       storable_time, utc_iso)
@@ -118,8 +119,9 @@ def _store_one(conn: sqlite3.Connection, r: Reading, anchor, known: KnownTime) -
         "value_as_sent": finite_number(r.value), "unit_as_sent": r.unit,
         "device_time": utc_iso(r.device_time), "receive_time": utc_iso(r.receive_time),
         "effective_time": utc_iso(effective), "boot_id": r.boot_id, "monotonic": r.monotonic,
-        "clock_status": clock_status, "transport": r.transport, "raw": r.raw, "status": status,
-        "reason": reason, "meta": json.dumps(json_safe(r.meta), ensure_ascii=False, default=str, allow_nan=False),
+        "clock_status": clock_status, "transport": r.transport, "raw": _raw_at_rest(conn, r), "status": status,
+        "reason": reason, "meta": json.dumps(json_safe(_meta_at_rest(conn, r.meta)), ensure_ascii=False, default=str,
+                                             allow_nan=False),
         "resident_id": resident_id, "session_id": session_id,
     }
     conn.execute(f"INSERT INTO readings ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)
@@ -183,6 +185,21 @@ def normalise(r: Reading) -> tuple[float | None, str, str, str | None]:
     if problem:
         return value, code.unit, STATUS_REJECTED, problem
     return value, code.unit, STATUS_VALID, None
+
+
+def _meta_at_rest(conn, meta):
+    """The patient id an analyser sent (an ID number) is sealed when the node encrypts ID numbers
+    (docs/field-encryption.md)."""
+    seal = field_seal.of(conn)
+    return seal_json(seal, meta) if seal and meta else meta
+
+
+def _raw_at_rest(conn, r: Reading) -> str:
+    """What an analyser sent with a patient id carries that ID number (ASTM P, HL7 PID): sealed whole."""
+    seal = field_seal.of(conn)
+    if seal and r.raw and (r.meta or {}).get("patient_id"):
+        return seal.seal("raw", r.raw)
+    return r.raw
 
 
 def attach(conn: sqlite3.Connection, r: Reading, bound_resident: str | None) -> tuple[str | None, int | None]:

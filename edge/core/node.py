@@ -14,6 +14,7 @@ from typing import Any
 from . import durable
 from .clock import SystemClock, clinic_today
 from .config import Config
+from .field_seal import FieldSetup
 from .store import Store
 
 
@@ -31,8 +32,15 @@ class Node:
     def store(self) -> Store:
         if self._store is None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._store = Store(self.config.store_path)
+            self._store = Store(self.config.store_path, fields=self.field_setup())
         return self._store
+
+    def field_setup(self) -> FieldSetup:
+        """What [crypto] asks for ID numbers and phones at rest (docs/field-encryption.md)."""
+        crypto = self.config["crypto"]
+        mode = crypto["encrypt_fields"]
+        key = Path(crypto["fields_key_file"]) if crypto["fields_key_file"] else self.data_dir / "keys" / "fields.key"
+        return FieldSetup(crypto["suite"], key, mode == "on" or (mode == "auto" and crypto["suite"] == "sm"))
 
     def today(self):
         """Today's date at the clinic ([node] timezone, on the best time known)."""

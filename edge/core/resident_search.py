@@ -7,6 +7,14 @@ from __future__ import annotations
 import itertools
 import re
 import sqlite3
+import unicodedata
+
+from .field_seal import ID_TAILS, PHONE_TAILS
+
+
+def N_(message: str) -> str:
+    """Marks a message for translation; the web layer translates it when shown."""
+    return message
 
 MAX_READINGS = 32          # pinyin combinations kept for one name (曾 zeng/ceng, 单 shan/dan...)
 COLUMNS = ("id, name, sex, birth_date, id_number, phone, address, health_record_no, htn, t2dm,"
@@ -56,8 +64,16 @@ def _range(q: str) -> tuple[str, str]:
 
 
 def search(store, q: str, *, limit: int = 20, include_voided: bool = False) -> list[dict]:
-    """Residents matching q, best matches first. An empty q gives no rows."""
+    """Residents matching q, best matches first. An empty q gives no rows. A number may be typed
+    with spaces between its groups, full-width digits or a lower-case x."""
     q = (q or "").strip()
+    if re.fullmatch(r"[0-9]+[Xx]?", normalise_number(q)):
+        q = normalise_number(q)
+    rows = _search(store, q, limit=limit, include_voided=include_voided)
+    return [store.fields.open_record(r) for r in rows] if store.fields else rows
+
+
+def _search(store, q: str, *, limit: int, include_voided: bool) -> list[dict]:
     if not q:
         return []
     live = "" if include_voided else " AND r.voided_at IS NULL"
@@ -65,6 +81,8 @@ def search(store, q: str, *, limit: int = 20, include_voided: bool = False) -> l
         sql = (f"SELECT DISTINCT {_cols('r')} FROM resident_initials i JOIN residents r ON r.id = i.resident_id"
                f" WHERE {_prefix('i.initials')}{live} ORDER BY length(i.initials), r.name LIMIT ?")
         return store.query(sql, (*_range(q.lower()), limit))
+    if re.fullmatch(r"[0-9]+[Xx]?", q) and store.fields:
+        return _sealed_numbers(store, q.upper(), live, limit)
     if re.fullmatch(r"[0-9]+[Xx]?", q):
         digits = q.upper()
         rev = digits[::-1]
@@ -74,6 +92,53 @@ def search(store, q: str, *, limit: int = 20, include_voided: bool = False) -> l
         return store.query(sql, (*_range(rev), *_range(digits), *_range(rev), digits, limit))
     sql = f"SELECT {_cols('r')} FROM residents r WHERE {_prefix('r.name')}{live} ORDER BY r.name LIMIT ?"
     return store.query(sql, (*_range(q), limit))
+
+
+def number_kinds(digits: str) -> list[str]:
+    """Which keyed hashes a typed number is looked up in, when ID numbers and phones are sealed:
+    the whole ID (18), its last 4 or 6, a whole phone (7-12 digits), its last 4."""
+    kinds = [f"id{n}" for n in ID_TAILS if len(digits) == n] + [f"phone{n}" for n in PHONE_TAILS if len(digits) == n]
+    if len(digits) == 18:
+        kinds.append("id")
+    if digits.isdigit() and 7 <= len(digits) <= 12:
+        kinds.append("phone")
+    return kinds
+
+
+def hint(store, q: str) -> str | None:
+    """What the search box says when a typed number cannot be looked up as it is (sealed numbers are
+    found by their whole value or by the tails listed in ID_TAILS and PHONE_TAILS only)."""
+    q = normalise_number(q)
+    if not store.fields or not re.fullmatch(r"[0-9]+[Xx]?", q) or len(q) in _searchable():
+        return None
+    return NUMBER_HINT
+
+
+NUMBER_HINT = N_("Type the whole ID number, or its last 4 or 6 characters, or the whole phone number or its "
+                 "last 4 digits.")
+RECORD_NO_LENGTH = 17        # the health-record number, never sealed
+
+
+def _searchable() -> set[int]:
+    return {n for n in range(1, 19) if number_kinds("1" * n)} | {RECORD_NO_LENGTH}
+
+
+def searchable_lengths() -> str:
+    """The typed-number lengths a sealed search can answer, for the search box's script."""
+    return ",".join(str(n) for n in sorted(_searchable()))
+
+
+def normalise_number(q: str) -> str:
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", q or "")).upper()
+
+
+def _sealed_numbers(store, digits: str, live: str, limit: int) -> list[dict]:
+    seal = store.fields
+    pairs = [(k, seal.index(k, digits[-int(k[-1]):] if k[-1].isdigit() else digits)) for k in number_kinds(digits)]
+    match = " OR ".join("(x.kind = ? AND x.mac = ?)" for _ in pairs) or "0"
+    sql = (f"SELECT {_cols('r')} FROM residents r WHERE (r.id IN (SELECT x.resident_id FROM resident_field_index x"
+           f" WHERE {match}) OR r.health_record_no = ?){live} ORDER BY r.name LIMIT ?")
+    return store.query(sql, (*[v for p in pairs for v in p], digits, limit))
 
 
 def _cols(alias: str) -> str:

@@ -12,9 +12,10 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from . import audit, idnumber, management, outbox
+from . import audit, field_seal, idnumber, management, outbox
 from .clock import local_date
 from .errors import NotFound, ValidationError
+from .field_migration import write_index
 from .reading import utc_iso
 from .resident_search import reverse, write_keys
 
@@ -113,11 +114,30 @@ def clean(data: dict[str, Any], *, today: date) -> dict[str, Any]:
 def _check_duplicate(conn, id_number: str | None, resident_id: str | None) -> None:
     if not id_number:
         return
-    row = conn.execute("SELECT id FROM residents WHERE id_number = ? AND id IS NOT ?",
-                       (id_number, resident_id)).fetchone()
+    seal = field_seal.of(conn)
+    if seal:   # sealed values differ each time: the keyed hash of the number finds it
+        row = conn.execute("SELECT resident_id FROM resident_field_index WHERE kind = 'id' AND mac = ?"
+                           " AND resident_id IS NOT ?", (seal.index("id", id_number), resident_id)).fetchone()
+    else:
+        row = conn.execute("SELECT id FROM residents WHERE id_number = ? AND id IS NOT ?",
+                           (id_number, resident_id)).fetchone()
     if row:
         raise FormInvalid({"id_number": N_("A resident with this ID number is already registered.")},
                           duplicate_of=row[0])
+
+
+def by_id_number(conn, id_number: str, *, live: bool = True) -> str | None:
+    """The resident registered with this ID number (typed any way: spaces, lower-case x), or None;
+    sealed ID numbers are found by their keyed hash (docs/field-encryption.md)."""
+    number = idnumber.normalise(id_number)
+    seal = field_seal.of(conn)
+    where = " AND voided_at IS NULL" if live else ""
+    if seal:
+        row = conn.execute("SELECT id FROM residents WHERE id IN (SELECT resident_id FROM resident_field_index"
+                           f" WHERE kind = 'id' AND mac = ?){where}", (seal.index("id", number),)).fetchone()
+    else:
+        row = conn.execute(f"SELECT id FROM residents WHERE id_number = ?{where}", (number,)).fetchone()
+    return row[0] if row else None
 
 
 def next_record_number(conn, division_code: str) -> str:
@@ -144,9 +164,10 @@ def create(store, data: dict[str, Any], *, division_code: str, now: datetime, ac
         _check_duplicate(conn, fields["id_number"], None)
         row = {**fields, "id": rid, "health_record_no": next_record_number(conn, division_code),
                "created_at": at, "updated_at": at, "created_by": actor, "updated_by": actor,
-               "id_number_rev": reverse(fields["id_number"]), "phone_rev": reverse(fields["phone"])}
+               **_stored_numbers(conn, fields)}
         row["name_initials"] = ""
         conn.execute(f"INSERT INTO residents ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)
+        _index_numbers(conn, rid, fields)
         initials = write_keys(conn, rid, fields["name"])
         conn.execute("UPDATE residents SET name_initials = ? WHERE id = ?", (initials, rid))
         management.follow_form(conn, rid, fields, None, actor=actor, at=now, today=today)
@@ -170,14 +191,17 @@ def update(store, resident_id: str, data: dict[str, Any], *, now: datetime, acto
                                           "reload the page and enter your changes again.")})
         _check_duplicate(conn, fields["id_number"], resident_id)
         sets = {**fields, "updated_at": utc_iso(now), "updated_by": actor,
-                "id_number_rev": reverse(fields["id_number"]), "phone_rev": reverse(fields["phone"]),
+                **_stored_numbers(conn, fields),
                 "name_initials": write_keys(conn, resident_id, fields["name"])}
+        _index_numbers(conn, resident_id, fields)
         conn.execute(f"UPDATE residents SET {', '.join(k + ' = :' + k for k in sets)}, version = version + 1"
                      " WHERE id = :id", {**sets, "id": resident_id})
         management.follow_form(conn, resident_id, fields, before, actor=actor, at=now, today=today)
         after = _record(conn, resident_id)
-        changed_before = {k: before[k] for k in FIELDS if before[k] != after[k]}
-        changed_after = {k: after[k] for k in FIELDS if before[k] != after[k]}
+        plain_before, plain_after = field_seal.open_record(conn, before), field_seal.open_record(conn, after)
+        changed = [k for k in FIELDS if plain_before[k] != plain_after[k]]
+        changed_before = {k: before[k] for k in changed}    # as stored: sealed ID number and phone
+        changed_after = {k: after[k] for k in changed}
         if not changed_after:
             return
         outbox.add(conn, kind="resident", record_id=resident_id, payload=after, at=now, version=after["version"])
@@ -207,13 +231,32 @@ RECORD_COLUMNS = ("id, name, id_number, sex, birth_date, phone, address, health_
                   " version, voided_at, void_reason")
 
 
+def _stored_numbers(conn, fields: dict[str, Any]) -> dict[str, Any]:
+    """The ID number and phone as the row keeps them: sealed (docs/field-encryption.md) or in clear
+    with their reversed copies for "last digits" searches."""
+    seal = field_seal.of(conn)
+    if seal:
+        return {"id_number": seal.seal("id_number", fields["id_number"]), "phone": seal.seal("phone", fields["phone"]),
+                "id_number_rev": None, "phone_rev": None}
+    return {"id_number_rev": reverse(fields["id_number"]), "phone_rev": reverse(fields["phone"])}
+
+
+def _index_numbers(conn, resident_id: str, fields: dict[str, Any]) -> None:
+    seal = field_seal.of(conn)
+    if seal:
+        write_index(conn, seal, resident_id, fields["id_number"], fields["phone"])
+
+
 def _record(conn, resident_id: str) -> dict[str, Any] | None:
+    """The row as stored (ID number and phone sealed when the node encrypts them): what the outbox
+    and the audit log keep."""
     row = conn.execute(f"SELECT {RECORD_COLUMNS} FROM residents WHERE id = ?", (resident_id,)).fetchone()
     return dict(row) if row else None
 
 
 def get(store, resident_id: str) -> dict[str, Any] | None:
-    return store.one(f"SELECT {RECORD_COLUMNS} FROM residents WHERE id = ?", (resident_id,))
+    return field_seal.open_record(store.conn, store.one(f"SELECT {RECORD_COLUMNS} FROM residents WHERE id = ?",
+                                                        (resident_id,)))
 
 
 def age(birth_date: str | None, today: date) -> int | None:

@@ -194,17 +194,22 @@ def report_changes(db: sqlite_utils.Database) -> None:
                        " token BLOB NOT NULL)",
                    "INSERT INTO report_changes (resident_id, token) SELECT NULL, token FROM report_inputs")
     for table, column in REPORT_RESIDENT.items():
-        for op in ("INSERT", "UPDATE", "DELETE"):
-            db.execute(f"DROP TRIGGER IF EXISTS report_inputs_{table}_{op.lower()}")
-            rows = {"INSERT": ["NEW"], "UPDATE": ["OLD", "NEW"], "DELETE": ["OLD"]}[op]
-            log = [f"INSERT INTO report_changes (resident_id, token) SELECT {row}.{column}, token FROM report_inputs"
-                   + (f" WHERE OLD.{column} IS NOT NEW.{column}" if row == "NEW" and op == "UPDATE" else "") + ";"
-                   for row in rows]
-            db.execute(f"CREATE TRIGGER report_inputs_{table}_{op.lower()} AFTER {op} ON {table} BEGIN"
-                       " UPDATE report_inputs SET token = randomblob(16);"
-                       f" {' '.join(log)}"
-                       f" DELETE FROM report_changes WHERE seq <= (SELECT max(seq) FROM report_changes) - {KEEP_CHANGES};"
-                       " END")
+        report_input_triggers(db, table, column)
+
+
+def report_input_triggers(db: sqlite_utils.Database, table: str, column: str) -> None:
+    """Make `table` a report input: each change draws a new token (531) and logs the resident (550)."""
+    for op in ("INSERT", "UPDATE", "DELETE"):
+        db.execute(f"DROP TRIGGER IF EXISTS report_inputs_{table}_{op.lower()}")
+        rows = {"INSERT": ["NEW"], "UPDATE": ["OLD", "NEW"], "DELETE": ["OLD"]}[op]
+        log = [f"INSERT INTO report_changes (resident_id, token) SELECT {row}.{column}, token FROM report_inputs"
+               + (f" WHERE OLD.{column} IS NOT NEW.{column}" if row == "NEW" and op == "UPDATE" else "") + ";"
+               for row in rows]
+        db.execute(f"CREATE TRIGGER report_inputs_{table}_{op.lower()} AFTER {op} ON {table} BEGIN"
+                   " UPDATE report_inputs SET token = randomblob(16);"
+                   f" {' '.join(log)}"
+                   f" DELETE FROM report_changes WHERE seq <= (SELECT max(seq) FROM report_changes) - {KEEP_CHANGES};"
+                   " END")
 
 
 KEEP_CHANGES = 2000

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from .migrations import migration, run_statements
+from .schema_followup import report_input_triggers
 
 
 @migration(600, "health checks (健康体检表) with their versions and the readings each field used")
@@ -94,3 +95,10 @@ def check_day(db: sqlite_utils.Database) -> None:
             session_id INTEGER,
             PRIMARY KEY (day, resident_id, station))""",
     )
+
+
+@migration(610, "health checks are report inputs: a save draws a new report token (edge/reports/cached.py)")
+def health_checks_report_inputs(db: sqlite_utils.Database) -> None:
+    # The report page's 老年人健康管理率 is kept while the token is the same (531, 550); a saved,
+    # corrected or voided 健康体检表 changes it in the same transaction.
+    report_input_triggers(db, "health_checks", "resident_id")

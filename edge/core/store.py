@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import sqlite_utils
 
 from .errors import StoreDamaged, StoreError, StoreFull
-from . import disk, migrations
+from . import disk, field_seal, migrations
 
 log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 15000
@@ -27,12 +27,13 @@ PAGE_SIZE = 1024
 
 
 class Store:
-    def __init__(self, path: str | Path, *, migrate: bool = True, check: bool = True):
+    def __init__(self, path: str | Path, *, migrate: bool = True, check: bool = True,
+                 fields: field_seal.FieldSetup | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=BUSY_TIMEOUT_MS / 1000)
+                                   timeout=BUSY_TIMEOUT_MS / 1000, factory=field_seal.FieldConnection)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             # Small pages: a commit rewrites whole pages in the WAL, and on an SD card every byte
@@ -53,6 +54,18 @@ class Store:
         self._lock = threading.RLock()
         if migrate:
             migrations.apply(self)
+        # the field key (docs/field-encryption.md): found from node_state, made once when asked for
+        try:
+            field_seal.attach(conn, fields)
+        except field_seal.FieldKeyError:
+            conn.close()
+            raise
+        if conn.fields:
+            conn.execute("PRAGMA secure_delete = ON")   # freed pages of sealed rows are zeroed
+
+    @property
+    def fields(self) -> "field_seal.FieldSeal | None":
+        return self.conn.fields
 
     def _quick_check(self, conn: sqlite3.Connection) -> None:
         rows = [r[0] for r in conn.execute("PRAGMA quick_check")]

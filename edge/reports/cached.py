@@ -10,6 +10,9 @@ page. A result computed while a change commits is kept under the older token and
 The readings by source are added fresh each time (counted per hour, schema_followup 530): readings
 arrive all day and are not report inputs of the token.
 
+老年人健康管理率 (edge/reports/elderly.py) is kept the same way, per year and day: health checks are
+report inputs too (schema_healthcheck 610).
+
 The worklist is kept per day (it depends on today); a report per period. At most KEEP results are
 held (a report holds its residents' ids: about a megabyte on the bench's village).
 
@@ -25,7 +28,7 @@ from collections import OrderedDict
 from datetime import date
 from typing import Callable, TypeVar
 
-from . import kpi, patched, source
+from . import elderly as elderly_mod, kpi, patched, source
 from .population import Period
 from .worklist import Worklist
 
@@ -91,6 +94,13 @@ def worklist(store, today: date) -> Worklist:
     else:
         wl = _patched(("worklist parts", today), store, lambda: patched.WorklistParts(today))
     return Worklist(wl.today, list(wl.urgent), list(wl.overdue), list(wl.due), list(wl.not_seen))
+
+
+def elderly(store, year: int, *, until: date | None = None) -> elderly_mod.Elderly:
+    """老年人健康管理率 of the year (to `until`): kept while the token is the same. Health checks and
+    residents are report inputs (schema_healthcheck 610, schema_followup 531), so a save is in the
+    next page. The result is frozen (tuples), so it is shared, not copied."""
+    return _kept_or(("elderly", year, until), token(store), lambda: elderly_mod.load(store, year, until=until))
 
 
 def forget() -> None:

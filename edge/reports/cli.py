@@ -79,6 +79,7 @@ def write(node: Node, period: str | None, if_missing: bool) -> None:
 def export_cmd(node: Node, period: str | None, fmt: str, lang: str, output: str) -> None:
     p = _period(node, period, default_last_month=False)
     r = source.report(node.store, p, node.config["node"]["timezone"])
-    body = export.to_xlsx(r, lang) if fmt == "xlsx" else export.to_csv(r, lang)
+    e = elderly.load(node.store, p.end.year, until=p.end)
+    body = export.to_xlsx(r, lang, e) if fmt == "xlsx" else export.to_csv(r, lang, e)
     Path(output).write_bytes(body)
     click.echo(f"{output}: report {p.label}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+from .elderly import Elderly
 from .kpi import Report
 
 HEADERS = {
@@ -20,8 +21,24 @@ MODE_LABELS = {"total": ("合计", "total"), "face_to_face": ("面对面(门诊/
                "phone": ("电话", "phone")}
 
 
-def rows(report: Report, lang: str = "zh") -> list[list]:
-    """[label, numerator, denominator, value] per line; rates as fractions rounded to 4 places."""
+ELDERLY_LABELS = {"rate": ("老年人健康管理率", "Elderly health management rate"),
+                  "complete": ("健康体检表完整率", "Complete health check records")}
+
+
+def _rate(n: int, d: int) -> list:
+    return [n, d, round(n / d, 4) if d else None]
+
+
+def elderly_rows(e: Elderly, lang: str = "zh") -> list[list]:
+    """老年人健康管理率 (managed 65+ / 65+ population) and the share of complete 体检表."""
+    i = 0 if lang == "zh" else 1
+    return [[ELDERLY_LABELS["rate"][i], *_rate(len(e.managed), len(e.population))],
+            [ELDERLY_LABELS["complete"][i], *_rate(e.complete, e.checks)]]
+
+
+def rows(report: Report, lang: str = "zh", elderly: Elderly | None = None) -> list[list]:
+    """[label, numerator, denominator, value] per line; rates as fractions rounded to 4 places.
+    `elderly`: the year-to-date 老年人健康管理 figures, two lines after the indicators."""
     i = 0 if lang == "zh" else 1
     out: list[list] = []
     for key in ORDER:
@@ -31,6 +48,8 @@ def rows(report: Report, lang: str = "zh") -> list[list]:
         else:
             rate = None if ind.rate is None else round(ind.rate, 4)
             out.append([ind.label(lang), len(ind.numerator), len(ind.denominator), rate])
+    if elderly is not None:
+        out += elderly_rows(elderly, lang)
     for disease, counts in report.followups.items():
         for mode, n in counts.items():
             out.append([f"{FOLLOWUP_LABELS[disease][i]} - {MODE_LABELS[mode][i]}", n, None, n])
@@ -45,18 +64,18 @@ def title(report: Report, lang: str = "zh") -> str:
             else f"Follow-up report {report.period.label}")
 
 
-def to_csv(report: Report, lang: str = "zh") -> bytes:
+def to_csv(report: Report, lang: str = "zh", elderly: Elderly | None = None) -> bytes:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow([title(report, lang), report.period.start.isoformat(), report.period.end.isoformat()])
     w.writerow(HEADERS[lang])
-    for r in rows(report, lang):       # a rate as the page shows it (88.9%); XLSX keeps the fraction, %-formatted
+    for r in rows(report, lang, elderly):       # a rate as the page shows it (88.9%); XLSX keeps the fraction, %-formatted
         w.writerow(["" if c is None else (f"{c * 100:.1f}%" if n == 3 and isinstance(c, float) else c)
                     for n, c in enumerate(r)])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")   # BOM so Excel opens Chinese text right
 
 
-def to_xlsx(report: Report, lang: str = "zh") -> bytes:
+def to_xlsx(report: Report, lang: str = "zh", elderly: Elderly | None = None) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -66,7 +85,7 @@ def to_xlsx(report: Report, lang: str = "zh") -> bytes:
     ws.append([title(report, lang), report.period.start.isoformat(), report.period.end.isoformat()])
     ws["A1"].font = Font(bold=True)
     ws.append(HEADERS[lang])
-    for r in rows(report, lang):
+    for r in rows(report, lang, elderly):
         ws.append(r)
         if isinstance(r[3], float):
             ws.cell(row=ws.max_row, column=4).number_format = "0.0%"

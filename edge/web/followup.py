@@ -19,6 +19,7 @@ from flask_babel import gettext
 
 from edge.core import audit, measuring
 from edge.core.errors import CoreError, StoreFull
+from edge.core.field_seal import open_record
 from edge.core.followup import fields, measurements, prefill, records, rules
 from edge.core.reading import utc_iso
 from edge.core.followup.validation import validate
@@ -96,7 +97,7 @@ def resident_or_404(resident_id: str) -> dict:
                             " WHERE id = ? AND voided_at IS NULL", (resident_id,))
     if r is None:
         abort(404)
-    return r
+    return open_record(context.store().conn, r)
 
 
 def form_or_404(form: str) -> str:

@@ -4,6 +4,7 @@ Routes (blueprint `healthcheck`):
   GET  /healthcheck/<resident_id>/new      the form, pre-filled from the resident's readings today
   POST /healthcheck/<resident_id>/new      validate; save or show a message per field
   GET  /healthchecks/<id>[?version=n]      the saved record, each device value with its reading
+  GET  /healthchecks/<id>/print[?version=n]  the paper form's layout on A4, for printing
   GET  /elderly[?year=]                    老年人健康管理率 and the residents 65+ not checked this year
 """
 from __future__ import annotations
@@ -106,6 +107,17 @@ def show(check_id: str):
     used = records.readings_used(context.store(), check_id, h["shown_version"])
     return render_template("healthcheck/show.html", h=h, v=h["values"], resident=resident, used=used,
                            saved=request.args.get("saved"))
+
+
+@bp.get("/healthchecks/<check_id>/print")
+def printout(check_id: str):
+    """The saved record laid out like the paper form, every item with its options, for A4."""
+    h = records.get(context.store(), check_id, request.args.get("version", type=int))
+    if h is None:
+        abort(404)
+    resident = resident_or_404(h["resident_id"])
+    return render_template("healthcheck/print.html", h=h, v=h["values"], resident=resident,
+                           used=records.readings_used(context.store(), check_id, h["shown_version"]))
 
 
 @bp.get("/elderly")

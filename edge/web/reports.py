@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
+from edge.core.field_seal import open_record
 from edge.core import codes
-from edge.reports import archive, cached, elderly, export, kpi, source, worklist as worklist_mod
+from edge.reports import archive, cached, export, kpi, source, worklist as worklist_mod
 from edge.reports.population import month, parse_period
 from . import context
 from .followup import actor, lang, require_login, template_helpers, today, tz
@@ -55,7 +56,7 @@ def report():
                            order=export.ORDER, labels=kpi.LABELS,
                            written=archive.written(context.store(), period.label),
                            written_id=request.args.get("written"),
-                           elderly=elderly.load(context.store(), period.end.year, until=period.end))
+                           elderly=cached.elderly(context.store(), period.end.year, until=period.end))
 
 
 @bp.get("/reports/<period>/residents")
@@ -76,6 +77,7 @@ def residents(period: str):
         rows = context.store().query(
             "SELECT id, name, birth_date, phone FROM residents WHERE id IN (SELECT value FROM json_each(?))"
             " ORDER BY name", (_json(ids),))
+    rows = [open_record(context.store().conn, r) for r in rows]      # phones sealed at rest
     return render_template("reports/residents.html", rows=rows, ind=ind, part=part, period=p,
                            label=ind.label(lang()))
 
@@ -85,10 +87,15 @@ def _json(ids: list[str]) -> str:
     return json.dumps(ids)
 
 
+def _elderly(p):
+    """The year-to-date 老年人健康管理 figures the exports carry (as on the page)."""
+    return cached.elderly(context.store(), p.end.year, until=p.end)
+
+
 @bp.get("/reports/<period>.csv")
 def csv_export(period: str):
     p = _period(period)
-    body = export.to_csv(source.report(context.store(), p, tz()), lang())
+    body = export.to_csv(source.report(context.store(), p, tz()), lang(), _elderly(p))
     return Response(body, mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f"attachment; filename=report-{p.label}.csv"})
 
@@ -96,7 +103,7 @@ def csv_export(period: str):
 @bp.get("/reports/<period>.xlsx")
 def xlsx_export(period: str):
     p = _period(period)
-    body = export.to_xlsx(source.report(context.store(), p, tz()), lang())
+    body = export.to_xlsx(source.report(context.store(), p, tz()), lang(), _elderly(p))
     return Response(body, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f"attachment; filename=report-{p.label}.xlsx"})
 

@@ -12,7 +12,7 @@ from flask_login import current_user
 from edge.core import measuring, residents, vitals
 from edge.core.clock import start_of_day
 from edge.core.errors import NotFound, StoreFull
-from edge.core.resident_search import search
+from edge.core.resident_search import NUMBER_HINT, hint as search_hint, search, searchable_lengths
 from . import charts, context, disk_full
 
 bp = Blueprint("residents", __name__)
@@ -33,7 +33,8 @@ def home():
     results = search(context.store(), q, limit=30) if q else []
     if q and len(results) == 1 and request.args.get("go"):
         return redirect(url_for("residents.page", resident_id=results[0]["id"]))
-    return render_template("workbench.html", q=q, results=results,
+    return render_template("workbench.html", q=q, results=results, hint=search_hint(context.store(), q) if q else None,
+                           number_hint=context.store().fields and NUMBER_HINT, number_lengths=searchable_lengths(),
                            today=[] if q else measuring.today(context.store(), since=_start_of_day()))
 
 

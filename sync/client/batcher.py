@@ -14,10 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from edge.core import outbox
+from edge.core import field_seal, outbox
+from edge.core.field_migration import open_json
 from edge.core.reading import utc_iso
 
 from sync import protocol
+
+
+BATCH_PURPOSE = "sync batch"
 
 
 @dataclass(frozen=True)
@@ -31,14 +35,22 @@ class Batch:
     envelope: bytes
 
 
-def _row_to_batch(row: dict[str, Any]) -> Batch:
+def _row_to_batch(row: dict[str, Any], seal) -> Batch:
+    envelope = seal.open_bytes(BATCH_PURPOSE, row["envelope"]) if seal else row["envelope"]
     return Batch(row["batch_id"], row["seq_from"], row["seq_to"], row["records"], bool(row["urgent"]),
-                 json.loads(row["kinds"]), row["envelope"])
+                 json.loads(row["kinds"]), envelope)
+
+
+def _keep(conn, envelope: bytes) -> bytes:
+    """The signed batch as it waits in sync_batches: sealed with the field key when the node encrypts
+    ID numbers and phones at rest (docs/field-encryption.md), since it carries them opened."""
+    seal = field_seal.of(conn)
+    return seal.seal_bytes(BATCH_PURPOSE, envelope) if seal else envelope
 
 
 def pending(store) -> list[Batch]:
     rows = store.query("SELECT * FROM sync_batches WHERE state = 'pending' ORDER BY urgent DESC, created_at, rowid")
-    return [_row_to_batch(r) for r in rows]
+    return [_row_to_batch(r, store.fields) for r in rows]
 
 
 def unbatched_urgent(store) -> int:
@@ -67,7 +79,7 @@ def build(store, ident, *, limit: int, now: datetime, urgent_only: bool = False)
         if not rows:
             return None
         records = [{"kind": r["kind"], "id": r["record_id"], "version": r["version"],
-                    "payload": _payload(r["payload"])} for r in rows]
+                    "payload": _payload(conn, r["payload"])} for r in rows]
         seqs = [r["seq"] for r in rows]
         batch_id = uuid.uuid4().hex
         urgent = any(r["priority"] >= outbox.PRIORITY_URGENT for r in rows)
@@ -77,15 +89,19 @@ def build(store, ident, *, limit: int, now: datetime, urgent_only: bool = False)
         kinds = dict(Counter(r["kind"] for r in rows))
         conn.execute("INSERT INTO sync_batches (batch_id, seq_from, seq_to, records, urgent, kinds, envelope,"
                      " created_at) VALUES (?,?,?,?,?,?,?,?)",
-                     (batch_id, min(seqs), max(seqs), len(rows), int(urgent), json.dumps(kinds), envelope,
+                     (batch_id, min(seqs), max(seqs), len(rows), int(urgent), json.dumps(kinds), _keep(conn, envelope),
                       utc_iso(now)))
         conn.executemany("UPDATE outbox SET batch_id = ? WHERE seq = ?", [(batch_id, s) for s in seqs])
     return Batch(batch_id, min(seqs), max(seqs), len(rows), urgent, kinds, envelope)
 
 
-def _payload(text: str) -> Any:
+def _payload(conn, text: str) -> Any:
+    """The record as the hub gets it: ID numbers and phones sealed at rest are opened
+    (docs/field-encryption.md); the batch itself is kept sealed (see `_keep`)."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
+        seal = field_seal.of(conn)
+        return open_json(seal, value) if seal else value
     except ValueError:
         return {"_unparsable": text}   # the hub rejects it by itself; the node quarantines it
 

@@ -16,7 +16,9 @@ import sqlite3
 from datetime import datetime
 from typing import Any
 
-from edge.core import audit, config as config_mod, management
+from edge.core import audit, config as config_mod, field_seal, management
+from edge.core.field_migration import seal_json, write_index
+from edge.core.residents import by_id_number
 from edge.core.errors import CoreError
 from edge.core.reading import utc_iso
 
@@ -77,22 +79,32 @@ def _resident(conn, item, columns: set[str], now: datetime) -> str:
         return "skipped"
     local = conn.execute("SELECT * FROM residents WHERE id = ?", (rid,)).fetchone()
     values = {k: v for k, v in remote.items() if k in columns and k not in PROTECTED}
+    seal = field_seal.of(conn)
     if local is not None:
         local = dict(zip([d[0] for d in conn.execute("SELECT * FROM residents LIMIT 0").description], local))
+        local = field_seal.open_record(conn, local)     # compared with the hub's clear values
         edited_here = base is None or local["version"] != base[1]
         if edited_here and any(local.get(k) != v for k, v in values.items()):
             return _conflict(conn, rid, local, remote, version, now)
+    taken = seal and values.get("id_number") and by_id_number(conn, values["id_number"], live=False)
+    if taken and taken != rid:   # sealed ID numbers are not UNIQUE in SQL: the keyed hash says so
+        return _conflict(conn, rid, dict(local or {}) | {"_error": "UNIQUE constraint failed: residents.id_number"},
+                         remote, version, now)
+    stored = seal.seal_record(values) if seal else values      # docs/field-encryption.md
     try:
         conn.execute("SAVEPOINT downlink_resident")
         if local is None:
-            row = {**values, "id": rid, "created_at": utc_iso(now), "updated_at": utc_iso(now), "version": 1}
+            row = {**stored, "id": rid, "created_at": utc_iso(now), "updated_at": utc_iso(now), "version": 1}
             conn.execute(f"INSERT INTO residents ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row)
             local_version = 1
         else:
             sets = ", ".join(f"{k} = :{k}" for k in values)
             conn.execute(f"UPDATE residents SET {sets + ', ' if sets else ''}updated_at = :_at,"
-                         " version = version + 1 WHERE id = :_id", {**values, "_at": utc_iso(now), "_id": rid})
+                         " version = version + 1 WHERE id = :_id", {**stored, "_at": utc_iso(now), "_id": rid})
             local_version = local["version"] + 1
+        if seal and ({"id_number", "phone"} & set(values)):
+            now_row = conn.execute("SELECT id_number, phone FROM residents WHERE id = ?", (rid,)).fetchone()
+            write_index(conn, seal, rid, seal.open("id_number", now_row[0]), seal.open("phone", now_row[1]))
         conn.execute("RELEASE downlink_resident")
     except sqlite3.IntegrityError as e:   # e.g. an ID number another local resident already has
         conn.execute("ROLLBACK TO downlink_resident")
@@ -101,8 +113,11 @@ def _resident(conn, item, columns: set[str], now: datetime) -> str:
     _follow_management(conn, rid, local, values, now)
     conn.execute("INSERT OR REPLACE INTO sync_resident_base (resident_id, hub_version, local_version) VALUES (?,?,?)",
                  (rid, version, local_version))
+    before = {k: local.get(k) for k in values} if local else None
+    if seal:
+        before = seal.seal_record(before) if before else before
     audit.append(conn, actor="hub", action="resident.downlink", entity="resident", entity_id=rid, at=now,
-                 before={k: local.get(k) for k in values} if local else None, after=values)
+                 before=before, after=stored)
     return "applied"
 
 
@@ -119,6 +134,9 @@ def _follow_management(conn, rid: str, local: dict | None, values: dict[str, Any
 
 
 def _conflict(conn, rid: str, local: dict, remote: dict, version: int, now: datetime) -> str:
+    seal = field_seal.of(conn)
+    if seal:   # both sides kept with the ID number and phone sealed (docs/field-encryption.md)
+        local, remote = seal_json(seal, local), seal_json(seal, remote)
     conn.execute("INSERT OR IGNORE INTO sync_conflicts (kind, record_id, local, remote, remote_version, detected_at)"
                  " VALUES ('resident', ?, ?, ?, ?, ?)",
                  (rid, json.dumps(local, ensure_ascii=False, default=str), json.dumps(remote, ensure_ascii=False),

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from edge.core import audit, outbox, release
+from edge.core.field_migration import open_json, write_index
 from edge.core.reading import utc_iso
 from edge.core.status import Finding
 
@@ -68,8 +69,11 @@ def request_now(node) -> None:
 def conflicts(store) -> list[dict[str, Any]]:
     rows = store.query("SELECT id, kind, record_id, local, remote, remote_version, detected_at FROM sync_conflicts"
                        " WHERE resolved_at IS NULL ORDER BY id")
+    seal = store.fields
     for r in rows:
         r["local"], r["remote"] = json.loads(r["local"]), json.loads(r["remote"])
+        if seal:   # kept sealed at rest (docs/field-encryption.md)
+            r["local"], r["remote"] = open_json(seal, r["local"]), open_json(seal, r["remote"])
         r["fields"] = sorted(k for k in r["remote"] if k in r["local"] and r["local"].get(k) != r["remote"][k])
     return rows
 
@@ -95,6 +99,9 @@ def resolve(store, conflict_id: int, keep: str, *, actor: str, now: datetime) ->
             conn.execute(f"UPDATE residents SET {sets + ', ' if sets else ''}updated_at = :_at, version = version + 1"
                          " WHERE id = :_id", {**values, "_at": utc_iso(now), "_id": rid})
             after = dict(zip(names, conn.execute("SELECT * FROM residents WHERE id = ?", (rid,)).fetchone()))
+            if store.fields:   # the hub's values went in sealed: their keyed hashes follow
+                write_index(conn, store.fields, rid, store.fields.open("id_number", after["id_number"]),
+                            store.fields.open("phone", after["phone"]))
             outbox.add(conn, kind="resident", record_id=rid, payload=after, at=now, version=after["version"])
             local = after
         if local:

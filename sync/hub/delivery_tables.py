@@ -1,4 +1,4 @@
-"""The forwarder's tables (revision 0002i), in storage.py's metadata (docs/interop.md §5)."""
+"""The forwarder's tables (revisions 0002i, 0002k), in storage.py's metadata (docs/interop.md §5)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -30,5 +30,7 @@ deliveries = sa.Table(     # one row per (profile, record version): pending, ret
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("updated_at", sa.String(32), nullable=False),
     sa.Column("delivered_at", sa.String(32)),
+    sa.Column("claimed_by", sa.String(128)),                     # host:pid of the forwarder sending it (0002k)
+    sa.Column("claimed_until", sa.String(32)),                   # the end of that forwarder's lease
 )
 sa.Index("hub_deliveries_due", deliveries.c.profile, deliveries.c.state, deliveries.c.next_at)

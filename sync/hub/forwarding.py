@@ -7,7 +7,8 @@ records each outcome in its own transaction right after the send: delivered; ref
 platform's reason (never retried, never blocking the rest); or retrying, with capped exponential
 backoff. A forwarder killed between a send and its record resends that one document next time;
 the document's id is stable per record version and the FHIR entries are conditional creates, so
-the platform stores it once.
+the platform stores it once. Each due delivery is claimed first (sync/hub/claims.py), so two
+forwarders at once never send the same one.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from edge.core import backoff
 from sync.standards import StandardsError, documents
 from sync.standards.identity import Clinic
 
-from . import outbound as transports
+from . import claims, outbound as transports
 from .delivery_tables import deliveries, outbound
 from .storage import HubStore, now_iso, records
 
@@ -119,14 +120,14 @@ def _document(store: HubStore, row: dict, clinic: Clinic) -> documents.Document:
     with store.engine.connect() as c:
         payload = _payload(c, row["node"], row["kind"], row["record_id"], row["version"])
         resident = _payload(c, row["node"], "resident", payload.get("resident_id", "")) \
-            if row["kind"] == "followup" else None
+            if row["kind"] in ("followup", "health_check") else None
     return documents.build(row["kind"], payload, resident, clinic)
 
 
 def _record(store: HubStore, row: dict, state: str, reason: str | None, doc_id: str | None, *,
             now: datetime, rand: Callable[[], float]) -> None:
     values: dict[str, Any] = {"state": state, "reason": reason, "updated_at": now_iso(now),
-                              "attempts": row["attempts"] + 1}
+                              "attempts": row["attempts"] + 1, "claimed_by": None, "claimed_until": None}
     if doc_id:
         values["doc_id"] = doc_id
     if state == "delivered":
@@ -169,6 +170,8 @@ def forward_once(store: HubStore, *, now: Callable[[], datetime], limit: int = 5
             continue
         counts = done.setdefault(profile.name, {"new": enqueue(store, profile, now=now())})
         for row in _due(store, profile, now(), limit):
+            if not claims.claim(store, row, now=now()):
+                continue                                   # another forwarder is sending it
             state = deliver(store, profile, row, now=now(), opener=opener, rand=rand)
             counts[state] = counts.get(state, 0) + 1
     return done

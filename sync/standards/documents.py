@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import StandardsError, cda, elements as el, fhir
+from . import StandardsError, cda, elements as el, fhir, healthcheck
 from .identity import Clinic, document_id
 
-KINDS = ("followup", "resident")
+KINDS = ("followup", "resident", "health_check")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,12 @@ def build(kind: str, record: dict[str, Any], resident: dict[str, Any] | None, cl
             raise StandardsError(f"follow-up {record.get('id')}: the hub has no record of resident "
                                  f"{record.get('resident_id')} yet")
         xml, bundle = cda.followup_document(record, resident, clinic), fhir.followup_bundle(record, resident, clinic)
+    elif kind == healthcheck.KIND:
+        healthcheck.check_shape(record)
+        if resident is None:
+            raise StandardsError(f"health check {record.get('id')}: the hub has no record of resident "
+                                 f"{record.get('resident_id')} yet")
+        xml, bundle = healthcheck.document(record, resident, clinic), healthcheck.bundle(record, resident, clinic)
     elif kind == "resident":
         xml, bundle = cda.resident_document(record, clinic), fhir.resident_bundle(record, clinic)
     else:

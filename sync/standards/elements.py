@@ -20,8 +20,9 @@ UCUM = "http://unitsofmeasure.org"
 HSDB04_01 = "HSDB04.01"                     # 高血压患者随访服务
 HSDB04_02 = "HSDB04.02"                     # 2型糖尿病患者随访服务
 HSDA00_01 = "HSDA00.01"                     # 个人基本健康信息
+HSDC00_01 = "HSDC00.01"                     # 成人健康体检 (the 健康体检表; docs/interop.md §3a)
 DOCUMENT_TITLES = {HSDB04_01: "高血压患者随访服务记录", HSDB04_02: "2型糖尿病患者随访服务记录",
-                   HSDA00_01: "个人基本健康信息"}
+                   HSDA00_01: "个人基本健康信息", HSDC00_01: "成人健康体检"}
 FORM_DOCUMENT = {"hypertension": HSDB04_01, "diabetes": HSDB04_02}
 
 

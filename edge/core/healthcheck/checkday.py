@@ -16,6 +16,7 @@ from datetime import date, datetime
 from .. import audit, idnumber, measuring
 from ..errors import NotFound, ValidationError
 from ..reading import utc_iso
+from ..residents import by_id_number
 
 # (station, Chinese, English, measured by a device)
 STATIONS: tuple[tuple[str, str, str, bool], ...] = (
@@ -69,7 +70,7 @@ def find(store, text: str) -> dict:
         text = text.upper()
         if not idnumber.is_valid(text):
             raise ValidationError(f"{text} is not a valid ID number (check character)", "who")
-        row = store.one("SELECT id, name FROM residents WHERE id_number = ? AND voided_at IS NULL", (text,))
+        row = store.one("SELECT id, name FROM residents WHERE id = ?", (by_id_number(store.conn, text),))
     else:
         row = store.one("SELECT id, name FROM residents WHERE id = ? AND voided_at IS NULL", (text,))
     if row is None:

@@ -8,10 +8,12 @@ offered, not filled. For every other field the latest reading of its code fills 
 computed from the form's height and weight (体重/身高², 填表说明 3) and marked as computed.
 Laboratory results (the township's analysers over ASTM or HL7, matched to the resident by the ID
 number they carry, edge.core.ingest.attach) have no session: those of LAB_FIELDS from the last
-LAB_DAYS days are used too, the check day's session readings winning over them.
+LAB_DAYS days are used too, the check day's session readings winning over them. The ECG machine's
+conclusion (HL7 OBX 8601-7) fills 心电图 (normal/abnormal) and its text fills 心电图异常.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -19,12 +21,13 @@ from typing import Any
 from ..followup.prefill import day_start
 from ..followup.rules import age_on
 from ..reading import utc_iso
+from .fields import BY_NAME
 from .records import DEVICE_FIELDS, shown
 
 BP_FIELDS = {("8480-6", "left"): "bp_left_sbp", ("8462-4", "left"): "bp_left_dbp",
              ("8480-6", "right"): "bp_right_sbp", ("8462-4", "right"): "bp_right_dbp"}
 OTHER_FIELDS = {code: name for name, (code, arm) in DEVICE_FIELDS.items() if arm is None}
-LAB_FIELDS = ("fbg", "hba1c")
+LAB_FIELDS = ("fbg", "hba1c", "ecg")
 LAB_TRANSPORTS = ("astm", "hl7", "mllp")
 LAB_DAYS = 90      # [U] how old a result the specification lets the check reuse (docs/health-check.md)
 
@@ -52,7 +55,7 @@ def build(store, *, resident_id: str, today: date, tz: str) -> Prefill:
                        " AND s.started_at >= ? ORDER BY r.effective_time, r.id",
                        (resident_id, utc_iso(day_start(today, tz))))
     labs = store.query("SELECT r.id, r.code, r.value, r.unit, r.device_id, r.transport, r.effective_time,"
-                       " NULL AS arm FROM readings r WHERE r.resident_id = ? AND r.session_id IS NULL"
+                       " NULL AS arm, r.meta FROM readings r WHERE r.resident_id = ? AND r.session_id IS NULL"
                        " AND r.status = 'valid' AND r.transport IN (%s) AND r.code IN (%s) AND r.effective_time >= ?"
                        " ORDER BY r.effective_time, r.id" % (",".join("?" * len(LAB_TRANSPORTS)),
                                                              ",".join("?" * len(LAB_FIELDS))),
@@ -65,8 +68,18 @@ def build(store, *, resident_id: str, today: date, tz: str) -> Prefill:
                 unplaced.append(r)
             continue
         values[name], sources[name], used[name] = shown(name, r["value"]), r["id"], r
+        if name == "ecg":
+            _ecg_detail(values, r)
     computed = []
     if values.get("height") and values.get("weight") and "bmi" not in values:
         values["bmi"] = round(values["weight"] / (values["height"] / 100) ** 2, 1)
         computed.append("bmi")
     return Prefill(values, sources, used, age_on(birth, today), computed, unplaced)
+
+
+def _ecg_detail(values: dict, reading: dict) -> None:
+    """The ECG machine's conclusion as 心电图异常 when it is abnormal (the form asks for it then)."""
+    values.pop("ecg_detail", None)
+    conclusion = json.loads(reading.get("meta") or "{}").get("ecg_conclusion")
+    if values.get("ecg") == "2" and conclusion:
+        values["ecg_detail"] = conclusion[:BY_NAME["ecg_detail"].max_length or 500]

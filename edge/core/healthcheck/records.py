@@ -28,8 +28,9 @@ DEVICE_FIELDS: dict[str, tuple[str, str | None]] = {
     "height": ("8302-2", None), "weight": ("29463-7", None), "waist": ("8280-0", None),
     "bmi": ("39156-5", None), "fbg": ("2339-0", None), "hba1c": ("4548-4", None),
     "urine_protein": ("20454-5", None), "urine_glucose": ("25428-4", None), "urine_ketone": ("2514-8", None),
-    "urine_blood": ("5794-3", None),
+    "urine_blood": ("5794-3", None), "ecg": ("8601-7", None),
 }
+CODED_READINGS = {"ecg"}          # a reading whose value is the form's code itself (1 normal, 2 abnormal)
 # What the 老年人健康管理 service checks every year (docs/health-check.md, "complete"): a 健康体检表
 # with these filled counts as complete for the KPI's share of complete records.
 COMPLETE_FIELDS = ("check_date", "temperature", "pulse", "respiration", "height", "weight", "waist", "bmi",
@@ -62,6 +63,8 @@ def is_complete(values: dict[str, Any]) -> bool:
 def shown(name: str, reading: float) -> Any:
     """A reading's value as the form shows it (a urine grade as its code)."""
     f = BY_NAME[name]
+    if name in CODED_READINGS:
+        return str(int(reading)) if float(reading) in (1.0, 2.0) else None
     if f.kind == "code":
         return GRADE_CODES.get(float(reading))
     return int(round(reading)) if f.kind == "int" else round(reading, f.decimals)

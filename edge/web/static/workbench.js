@@ -32,6 +32,13 @@
     return parts.filter(Boolean).join("  ");
   }
 
+  /* sealed ID numbers and phones are found only by the lengths the page lists (docs/field-encryption.md) */
+  function numberHint(list, text) {
+    var n = text.replace(/\s+/g, "");
+    if (!list.dataset.hint || !/^[0-9]+[Xx]?$/.test(n)) { return null; }
+    return list.dataset.lengths.split(",").indexOf(String(n.length)) < 0 ? list.dataset.hint : null;
+  }
+
   /* 1. the workbench search box */
   function setupSearch() {
     var q = document.getElementById("q"), list = document.getElementById("results");
@@ -42,7 +49,7 @@
       getJSON(q.dataset.api + "?q=" + encodeURIComponent(text)).then(function (rows) {
         if (q.value.trim() !== text) { return; }
         list.textContent = "";
-        if (!rows.length) { list.appendChild(el("li", "muted", list.dataset.empty)); return; }
+        if (!rows.length) { list.appendChild(el("li", "muted", numberHint(list, text) || list.dataset.empty)); return; }
         rows.forEach(function (r) {
           var li = el("li"), a = el("a");
           a.href = q.dataset.page.replace("RID", encodeURIComponent(r.id));
