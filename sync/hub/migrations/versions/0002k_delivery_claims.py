@@ -3,7 +3,7 @@
 `claimed_until` the end of its lease.
 
 Revision ID: 0002k
-Revises: 0002c
+Revises: 0002h
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002k"
-down_revision = "0002c"
+down_revision = "0002h"
 branch_labels = None
 depends_on = None
 
