@@ -4,6 +4,7 @@ restore --key` brings it back); neither holds a resident's name or ID number in 
 data directory's files are 0600 in 0700 folders whatever the umask."""
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -148,6 +149,10 @@ def test_what_the_root_updater_files_in_the_data_directory_stays_the_service_use
     failed = data / "updates" / "failed"
     assert (failed / "0.5.0.bundle").exists()
     assert (failed.stat().st_uid, stat.S_IMODE(failed.stat().st_mode)) == (65534, 0o700)
+    # the outcome the sync daemon sends to the county: root wrote it, the service user must read it
+    outcome = data / "run" / "update.json"
+    assert json.loads(outcome.read_text())["result"] == "refused"
+    assert (outcome.stat().st_uid, outcome.parent.stat().st_uid) == (65534, 65534)
 
 
 def test_an_sm_sealed_file_opens_with_openssl_and_the_standard_sm4_gcm(tmp_path):

@@ -25,7 +25,7 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _tmp_written(path: Path, data: bytes, mode: int) -> Path:
+def _tmp_written(path: Path, data: bytes, mode: int, sync: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -35,7 +35,8 @@ def _tmp_written(path: Path, data: bytes, mode: int) -> Path:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     return tmp
@@ -63,14 +64,17 @@ def make_dir(path: Path) -> Path:
     return path
 
 
-def write_file(path: Path, data: bytes | str, mode: int = 0o600) -> Path:
+def write_file(path: Path, data: bytes | str, mode: int = 0o600, *, sync: bool = True) -> Path:
     """Replace `path` with `data` in one durable step (readers see the old or the new file). A
     symbolic link is followed: the file it points to is replaced (the appliance's
-    /etc/clinic-edge/config.toml points into the data partition)."""
+    /etc/clinic-edge/config.toml points into the data partition). `sync=False` keeps the atomic
+    rename, the mode and the owner but skips the fsyncs: for status files rewritten every few
+    seconds, where losing the last one to a power cut costs nothing and SD-card writes do."""
     path = Path(os.path.realpath(path))
-    tmp = _tmp_written(path, data.encode() if isinstance(data, str) else data, mode)
+    tmp = _tmp_written(path, data.encode() if isinstance(data, str) else data, mode, sync)
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
     return path
 
 

@@ -48,7 +48,7 @@ class Node:
 
     def path(self, *parts: str) -> Path:
         p = self.data_dir.joinpath(*parts)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        durable.make_dir(p.parent)      # made by root (the updater): still the service user's
         return p
 
     def secret(self, name: str, nbytes: int = 32) -> str:
@@ -61,10 +61,9 @@ class Node:
 
     def write_status(self, name: str, status: dict[str, Any]) -> None:
         """A small status file other processes read (e.g. /healthz reads ingest's)."""
-        p = self.path("run", f"{name}.json")
-        tmp = p.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**status, "pid": os.getpid()}))
-        tmp.replace(p)
+        # written by root too (update apply-pending): the file must stay readable by the services,
+        # whose sync daemon sends the update's outcome to the county
+        durable.write_file(self.path("run", f"{name}.json"), json.dumps({**status, "pid": os.getpid()}), sync=False)
 
     def read_status(self, name: str) -> dict[str, Any] | None:
         p = self.data_dir / "run" / f"{name}.json"

@@ -13,7 +13,7 @@ import click
 
 from edge.core.cli_error import CliError
 from edge.core.node import Node
-from . import archive, export, source
+from . import archive, elderly, export, source
 from .population import Period, month, parse_period
 
 

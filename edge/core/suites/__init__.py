@@ -12,10 +12,8 @@ import hmac as std_hmac
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, hmac, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+# `cryptography` is imported where it is used: a node service that never seals or signs (ingest,
+# and web on a node without field encryption) does not carry it (tests/test_service_imports.py).
 
 
 class SuiteError(Exception):
@@ -40,30 +38,42 @@ class Suite:
     _generate: Callable[[], SigningKey]
     _private: Callable[[bytes], SigningKey]
     _public: Callable[[bytes], VerifyKey]
-    _hash: Callable[[], hashes.HashAlgorithm]
-    _cipher: Callable[[bytes], algorithms.BlockCipherAlgorithm]
+    hash_name: str                                  # a cryptography.hazmat.primitives.hashes class
+    cipher_name: str                                # a ...ciphers.algorithms class (a 128-bit block)
 
     def generate(self) -> SigningKey:
         return self._generate()
 
     def private_key(self, pem: bytes) -> SigningKey:
+        from cryptography.exceptions import UnsupportedAlgorithm
         try:
             return self._private(pem)
         except (ValueError, TypeError, UnsupportedAlgorithm, SuiteError) as e:
             raise SuiteError(f"not a {self.name} private key: {e}") from e
 
     def public_key(self, pem: bytes) -> VerifyKey:
+        from cryptography.exceptions import UnsupportedAlgorithm
         try:
             return self._public(pem)
         except (ValueError, TypeError, UnsupportedAlgorithm, SuiteError) as e:
             raise SuiteError(f"not a {self.name} public key: {e}") from e
 
+    def _hash(self):
+        from cryptography.hazmat.primitives import hashes
+        return getattr(hashes, self.hash_name)()
+
+    def _cipher(self, key: bytes):
+        from cryptography.hazmat.primitives.ciphers import algorithms
+        return getattr(algorithms, self.cipher_name)(key)
+
     def digest(self, data: bytes) -> bytes:
+        from cryptography.hazmat.primitives import hashes
         h = hashes.Hash(self._hash())
         h.update(data)
         return h.finalize()
 
     def mac(self, key: bytes, data: bytes) -> bytes:
+        from cryptography.hazmat.primitives import hmac
         m = hmac.HMAC(key, self._hash())
         m.update(data)
         return m.finalize()
@@ -73,6 +83,7 @@ class Suite:
 
     def seal(self, key: bytes, nonce: bytes, data: bytes, aad: bytes = b"") -> bytes:
         """GCM ciphertext | 16-byte tag. `nonce` (12 bytes) must never repeat under one key."""
+        from cryptography.hazmat.primitives.ciphers import Cipher, modes
         enc = Cipher(self._cipher(self._key(key)), modes.GCM(nonce)).encryptor()
         enc.authenticate_additional_data(aad)
         return enc.update(data) + enc.finalize() + enc.tag
@@ -80,6 +91,8 @@ class Suite:
     def open(self, key: bytes, nonce: bytes, sealed: bytes, aad: bytes = b"") -> bytes:
         if len(sealed) < 16:
             raise SuiteError("sealed data is shorter than its 16-byte tag")
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers import Cipher, modes
         dec = Cipher(self._cipher(self._key(key)), modes.GCM(nonce, sealed[-16:])).decryptor()
         dec.authenticate_additional_data(aad)
         try:
@@ -94,10 +107,11 @@ class Suite:
 
 
 class _Ed25519Public:
-    def __init__(self, key: Ed25519PublicKey):
+    def __init__(self, key):
         self.key = key
 
     def verify(self, signature: bytes, data: bytes) -> bool:
+        from cryptography.exceptions import InvalidSignature
         try:
             self.key.verify(signature, data)
             return True
@@ -105,11 +119,12 @@ class _Ed25519Public:
             return False
 
     def pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
         return self.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 class _Ed25519Private:
-    def __init__(self, key: Ed25519PrivateKey):
+    def __init__(self, key):
         self.key = key
 
     def sign(self, data: bytes) -> bytes:
@@ -119,11 +134,19 @@ class _Ed25519Private:
         return _Ed25519Public(self.key.public_key())
 
     def pem(self) -> bytes:
+        from cryptography.hazmat.primitives import serialization
         return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption())
 
 
+def _ed_generate() -> _Ed25519Private:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    return _Ed25519Private(Ed25519PrivateKey.generate())
+
+
 def _ed_private(pem: bytes) -> _Ed25519Private:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     key = serialization.load_pem_private_key(pem, None)
     if not isinstance(key, Ed25519PrivateKey):
         raise SuiteError("the PEM holds another kind of key")
@@ -131,6 +154,8 @@ def _ed_private(pem: bytes) -> _Ed25519Private:
 
 
 def _ed_public(pem: bytes) -> _Ed25519Public:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     key = serialization.load_pem_public_key(pem)
     if not isinstance(key, Ed25519PublicKey):
         raise SuiteError("the PEM holds another kind of key")
@@ -158,9 +183,8 @@ def _sm_generate():
     return sm2.SM2PrivateKey.generate()
 
 
-ED25519 = Suite("ed25519", 32, lambda: _Ed25519Private(Ed25519PrivateKey.generate()), _ed_private, _ed_public,
-                hashes.SHA256, algorithms.AES)
-SM = Suite("sm", 16, _sm_generate, _sm_private, _sm_public, hashes.SM3, algorithms.SM4)
+ED25519 = Suite("ed25519", 32, _ed_generate, _ed_private, _ed_public, "SHA256", "AES")
+SM = Suite("sm", 16, _sm_generate, _sm_private, _sm_public, "SM3", "SM4")
 SUITES = {s.name: s for s in (ED25519, SM)}
 DEFAULT = ED25519
 
