@@ -72,7 +72,7 @@ class Node:
         except (OSError, ValueError):
             return None
         pid = status.get("pid")
-        status["running"] = bool(pid) and _alive(pid)
+        status["running"] = bool(pid) and pid_alive(pid)
         return status
 
     def close(self) -> None:
@@ -81,7 +81,8 @@ class Node:
             self._store = None
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (one owned by another user counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

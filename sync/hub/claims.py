@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from edge.core.node import pid_alive
+
 from .delivery_tables import deliveries
 from .storage import HubStore, now_iso
 
@@ -29,23 +31,13 @@ def me() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def is_free(row: dict, now: datetime, *, host: str | None = None) -> bool:
     """No claim, a lease that is over, or a claim of a process of this host that has ended."""
     by, until = row.get("claimed_by"), row.get("claimed_until")
     if not by or not until or until <= now_iso(now):
         return True
     claim_host, _, pid = by.rpartition(":")
-    return claim_host == (host or socket.gethostname()) and pid.isdigit() and not _alive(int(pid))
+    return claim_host == (host or socket.gethostname()) and pid.isdigit() and not pid_alive(int(pid))
 
 
 def claim(store: HubStore, row: dict, *, now: datetime, who: str | None = None) -> bool:
