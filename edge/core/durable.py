@@ -9,9 +9,12 @@ one, never empty. (The appliance test pulls the plug on a booted card and checks
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def fsync_dir(folder: Path) -> None:
@@ -131,3 +134,18 @@ def remove_file(path: Path) -> None:
     path = Path(path)
     path.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+@contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold an advisory lock on `lock` (created 0600 if missing) across processes: two hubs
+    started at once on one data directory make a key and its certificate as one unit, not one
+    of each. The kernel drops the lock when the process dies, so a crash leaves no stale lock."""
+    lock = Path(lock)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
+from edge.core import durable
 from sync import pki
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ class CountyCA:
     def server_files(self, names: list[str], *, now: datetime) -> tuple[Path, Path]:
         """The hub's HTTPS certificate and key, (re)issued when missing, for other names, or
         within pki.RENEW_DAYS of expiry."""
+        with durable.exclusive(_lock(self.dir.parent)):
+            return self._server_files(names, now=now)
+
+    def _server_files(self, names: list[str], *, now: datetime) -> tuple[Path, Path]:
         tls = self.dir.parent / "tls"
         cert_path, key_path = tls / "hub-cert.pem", tls / "hub-key.pem"
         if cert_path.exists() and key_path.exists():
@@ -97,10 +102,21 @@ def load(hub_dir: Path) -> CountyCA | None:
     return CountyCA(pki.load_cert((d / "county-ca.pem").read_bytes()), pki.load_key(d / "county-ca-key.pem"), d)
 
 
+def _lock(hub_dir: Path) -> Path:
+    return hub_dir / ".keys.lock"
+
+
 def load_or_create(hub_dir: Path, *, name: str = "clinic-edge county CA", now: datetime | None = None) -> CountyCA:
+    """The county CA, made on first start. Two hubs starting at once on one data directory agree
+    on one CA: the second waits for the first's key and certificate, then loads them."""
     found = load(hub_dir)
     if found:
         return found
+    with durable.exclusive(_lock(hub_dir)):
+        return load(hub_dir) or _create(hub_dir, name, now)
+
+
+def _create(hub_dir: Path, name: str, now: datetime | None) -> CountyCA:
     now = now or datetime.now(timezone.utc)
     d = ca_dir(hub_dir)
     key = pki.new_key()
