@@ -13,7 +13,9 @@ Prints:
   its status) measured in the same run: this machine is noisy, the ratio is what to compare;
 - p50/p99 publish-to-PUBACK and publish-to-commit latency at each rate (commit seen by polling
   the database).
-`CLINIC_EDGE_MQTT_COMMIT_WAIT_MS=0` in the environment measures ingest without the wait.
+`CLINIC_EDGE_MQTT_COMMIT_WAIT_MS=0` in the environment measures ingest without the wait. Each node's
+data directory goes in $BENCH_DIR (default /var/tmp: a disk, not a tmpfs) and is removed after its
+run unless BENCH_KEEP is set.
 
 usage: .venv/bin/python bench/durability.py [--rounds 10] [--seconds 20] [--flat 2000]
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -91,6 +94,8 @@ class Node:
             if p is not None and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 p.wait(20)
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(self.work, ignore_errors=True)
 
 
 class Device:
@@ -261,6 +266,7 @@ def raw_baseline(group: float, count: int = 2000) -> tuple[float, float]:
         n += size
     written = (proc_io(me) - io0) / n
     db.close()
+    shutil.rmtree(path.parent, ignore_errors=True)
     return written, pct(times, 0.99)
 
 
