@@ -1,8 +1,8 @@
 """Which messages go into the next commit (docs/mqtt.md, "Group commit").
 
 The writer takes the first message from the queue, then whatever is already waiting behind it, and
-waits up to `[mqtt] commit_wait_ms` for more only while messages arrive closer together than that
-wait: then the next one is likely to come within it, and one commit for several messages writes
+waits up to `[mqtt] commit_wait_ms` (from taking the first) for more only while messages arrive
+closer together than that wait: then the next one is likely to come within it, and one commit for several messages writes
 the B-trees' last pages once instead of once per message. A message that came longer than the wait
 after the one before it (a cuff measuring once a minute, a scale at 1/s) is committed at once:
 waiting would gather nothing and cost its latency. A message is acknowledged only after its commit
@@ -34,7 +34,7 @@ class Gatherer:
             first = self.source.get(timeout=FIRST_WAIT_S)
         except queue.Empty:
             return []
-        deadline = first.arrived + self.wait_s if self._dense(first) else -math.inf
+        deadline = self.clock() + self.wait_s if self._dense(first) else -math.inf
         batch = [self._took(first)]
         while len(batch) < self.batch_max:
             left = deadline - self.clock()
