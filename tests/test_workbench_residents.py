@@ -96,7 +96,8 @@ def test_a_surname_is_found_by_its_surname_reading_and_by_its_everyday_one(node)
     ids = {name: make(node.store, name=name, sex="1", birth_date="1970-01-01")
            for name in ("单长乐", "解放", "仇英", "查良镛", "尉迟恭", "曾小明", "区寄")}
     for q, name in (("scl", "单长乐"), ("dcl", "单长乐"), ("xf", "解放"), ("jf", "解放"), ("qy", "仇英"),
-                    ("zly", "查良镛"), ("ycg", "尉迟恭"), ("zxm", "曾小明"), ("oj", "区寄"), ("qj", "区寄")):
+                    ("zly", "查良镛"), ("ycg", "尉迟恭"), ("zxm", "曾小明"), ("oj", "区寄"),
+                    ("qj", "区寄")):
         assert [r["name"] for r in search(node.store, q)] == [name], q
     primary = {r["name"]: r["name_initials"] for r in node.store.query("SELECT name, name_initials FROM residents")}
     assert primary == {"单长乐": "scl", "解放": "xf", "仇英": "qy", "查良镛": "zly", "尉迟恭": "ycg",

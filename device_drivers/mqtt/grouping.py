@@ -2,11 +2,11 @@
 
 The writer takes the first message from the queue, then whatever is already waiting behind it, and
 waits up to `[mqtt] commit_wait_ms` (from taking the first) for more only while messages arrive
-closer together than that wait: then the next one is likely to come within it, and one commit for several messages writes
-the B-trees' last pages once instead of once per message. A message that came longer than the wait
-after the one before it (a cuff measuring once a minute, a scale at 1/s) is committed at once:
-waiting would gather nothing and cost its latency. A message is acknowledged only after its commit
-(driver.py), so the wait costs latency, never safety.
+closer together than that wait: then the next one is likely to come within it, and one commit for
+several messages writes the B-trees' last pages once instead of once per message. A message that
+came longer than the wait after the one before it (a cuff measuring once a minute, a scale at 1/s)
+is committed at once: waiting would gather nothing and cost its latency. A message is
+acknowledged only after its commit (driver.py), so the wait costs latency, never safety.
 
 The queue and the clock are passed in (`source`, `clock`), so the policy is tested without time
 passing.
