@@ -8,7 +8,10 @@ broker + ingest + web + sync together <= 120 MB. Then, per service, what importi
 module alone costs (a fresh interpreter, RSS after the imports), which is the part lazy imports
 can save.
 
-usage: .venv/bin/python bench/memory.py [--seconds 120]
+First, what the web process loads the first time a resident's name is written (pypinyin): as
+built beside pypinyin with its phrase tables (as before issue 17.2), in the same run.
+
+usage: .venv/bin/python bench/memory.py [--seconds 120] [--name-only]
 """
 from __future__ import annotations
 
@@ -106,13 +109,46 @@ def import_cost(module: str, env: dict) -> int:
     return int(r.stdout.strip() or 0)
 
 
+MEMORY = ("import re, pathlib\n"
+          "def mb(field, source):\n"
+          "    text = pathlib.Path('/proc/self/' + source).read_text()\n"
+          "    return int(re.search(field + r':\\s+(\\d+)', text).group(1)) / 1024\n"
+          "print(mb('VmRSS', 'status'), mb('Pss', 'smaps_rollup'))\n")
+NAME_WRITTEN = {   # what the web process loads the first time a resident's name is written
+    "as built (per character, no phrase tables)":
+        "from edge.core.resident_search import initials\nassert initials('单长乐')[0] == 'scl'\n",
+    "before: pypinyin with its phrase tables":
+        "from pypinyin import Style, pinyin\npinyin('单长乐', style=Style.FIRST_LETTER, heteronym=True)\n",
+}
+
+
+def name_cost(env: dict) -> None:
+    """RSS / PSS of a fresh interpreter holding the web's entry module, then after writing one
+    resident's name (pypinyin loaded) as built and as before issue 17.2, measured in this run."""
+    def measure(code: str) -> tuple[float, float]:
+        r = subprocess.run([sys.executable, "-c", f"import {ENTRY['web']}\n{code}{MEMORY}"], env=env,
+                           capture_output=True, text=True, cwd=ROOT)
+        rss, pss = r.stdout.split()[-2:]
+        return float(rss), float(pss)
+    base = measure("")
+    print(f"web process, a resident's name written (RSS / PSS, MB): {ENTRY['web']} alone "
+          f"{base[0]:.1f} / {base[1]:.1f}")
+    for what, code in NAME_WRITTEN.items():
+        rss, pss = measure(code)
+        print(f"  {what}: {rss:.1f} / {pss:.1f} (+{rss - base[0]:.1f} / +{pss - base[1]:.1f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--name-only", action="store_true", help="only what writing a resident's name costs")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_EDGE_")}
         env["CLINIC_EDGE_DATA"] = str(Path(tmp) / "data")
+        name_cost(env)
+        if args.name_only:
+            return
         web = free_port()
         demo = subprocess.Popen([sys.executable, "-m", "edge", "demo", "--web-port", str(web), "--rate", "1"],
                                 env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -2,7 +2,7 @@
 
 Each service starts in a fresh interpreter (a subprocess, as systemd starts it) and reports the
 modules it holds. SQLAlchemy, alembic and psycopg are the hub's; openpyxl is the XLSX export's;
-pypinyin's tables (about 55 MB) are loaded only when a resident's name is written; the web UI's
+pypinyin (without its phrase tables) is loaded only when a resident's name is written; the web UI's
 pages do not need cryptography (about 8 MB; docs/operations.md, memory).
 """
 from __future__ import annotations
@@ -61,4 +61,13 @@ def test_a_node_service_does_not_load_hub_or_export_modules(service, tmp_path):
 def test_writing_a_name_still_gives_its_pinyin_initials():
     from edge.core.resident_search import initials
 
-    assert initials("曾小明") == ["cxm", "zxm"]
+    assert initials("曾小明") == ["zxm", "cxm"]     # 曾 as a surname is Zēng (edge/core/surnames.py)
+
+
+def test_writing_a_name_loads_pypinyin_without_its_phrase_tables(tmp_path):
+    """The web process imports pypinyin when a resident's name is written; its phrase tables
+    (about 40 MB) are not loaded (edge/core/resident_search.py, docs/operations.md "Memory")."""
+    code = ("from edge.core.resident_search import initials\n"
+            "assert initials('张三') == ['zs']\n")
+    mods = loaded_modules("serve", code, tmp_path)
+    assert "pypinyin" in mods and "pypinyin.phrases_dict" not in mods

@@ -347,3 +347,47 @@ def test_county_it_withdraws_a_bundle_from_the_dashboard_and_a_viewer_cannot(env
     assert not list(ready.iterdir()), "the bundle withdrawn on the dashboard was still waiting to be applied"
     r = hub.cli("bundle", "withdraw", "0.9.7", check=False)
     assert r.returncode == 2 and "no published" in r.stderr
+
+
+def test_a_box_whose_clock_is_years_off_signs_its_bundle_download_with_the_hubs_time(tmp_path, release):
+    """The box learns the hub's offset from its signed refusal and syncs; the bundle download must
+    be signed with that corrected clock too, or the hub refuses it for its time. The real hub app
+    is served here with its clock passed in ten years ahead of this machine's, so to the hub this
+    machine's clock is the wrong one (no clock is patched)."""
+    import threading
+    from datetime import datetime, timedelta, timezone
+
+    from werkzeug.serving import make_server
+
+    from sync import protocol
+    from sync.client import bundles as node_bundles
+    from sync.client.transport import HubClient
+    from sync.hub import bundles as hub_bundles
+    from sync.hub.app import create_app
+    from sync.hub.service import Hub as HubService
+    from sync.hub.storage import HubStore
+
+    def hub_now():
+        return datetime.now(timezone.utc) + timedelta(days=3652)
+
+    key, pub, _ = release
+    store = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
+    node_key = protocol.new_key()
+    store.add_node("pi-1", "CODE", now=hub_now(), ttl=timedelta(hours=1))
+    store.redeem("CODE", protocol.public_text(node_key), now=hub_now())
+    service = HubService(store, protocol.new_key(), bundle_dir=tmp_path / "hub-bundles")
+    item = hub_bundles.publish(store, service.bundle_dir, make_bundle(tmp_path, key, "0.9.0"), "pi-1", now=hub_now())
+    server = make_server("127.0.0.1", 0, create_app(service, now=hub_now, secret_key=b"t"), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = HubClient(f"http://127.0.0.1:{server.server_port}", node="pi-1", key=node_key,
+                           hub_pubkey=service.pubkey, timeout=10)
+        assert client.call("POST", "/v1/hello", b"{}").status == 200      # refused once, then signed again
+        assert abs(client.offset - 3652 * 86400) < 60
+        data = tmp_path / "node"
+        ready, got = node_bundles.fetch(client, item, data, pub)
+        assert ready == data / "updates" / "ready" / "0.9.0.bundle"
+        assert sha(ready) == item["sha256"] and got == item["size"]
+    finally:
+        server.shutdown()
+        store.engine.dispose()

@@ -83,8 +83,46 @@ def test_every_search_branch_is_an_indexed_query(node):
 
 def test_initials_cover_polyphonic_surnames():
     assert initials("张三") == ["zs"]
-    assert set(initials("曾小明")) == {"zxm", "cxm"}
-    assert "stf" in initials("单田芳")
+    assert initials("曾小明") == ["zxm", "cxm"]          # the surname reading first
+    assert initials("单田芳") == ["stf", "dtf", "ctf"]
+    assert initials("长孙无忌")[0] == "zswj" and initials("长江") == ["cj", "zj"]
+    assert initials("王 Li") == ["wl", "yl"] and initials("") == []
+
+
+def test_a_surname_is_found_by_its_surname_reading_and_by_its_everyday_one(node):
+    """What a village doctor types: the surname as a surname is read (单 Shàn, 解 Xiè, 仇 Qiú,
+    尉迟 Yùchí; edge/core/surnames.py), and also the everyday reading; a given name whose
+    characters form a word (解放) is still found by each character's readings."""
+    ids = {name: make(node.store, name=name, sex="1", birth_date="1970-01-01")
+           for name in ("单长乐", "解放", "仇英", "查良镛", "尉迟恭", "曾小明", "区寄")}
+    for q, name in (("scl", "单长乐"), ("dcl", "单长乐"), ("xf", "解放"), ("jf", "解放"), ("qy", "仇英"),
+                    ("zly", "查良镛"), ("ycg", "尉迟恭"), ("zxm", "曾小明"), ("oj", "区寄"),
+                    ("qj", "区寄")):
+        assert [r["name"] for r in search(node.store, q)] == [name], q
+    primary = {r["name"]: r["name_initials"] for r in node.store.query("SELECT name, name_initials FROM residents")}
+    assert primary == {"单长乐": "scl", "解放": "xf", "仇英": "qy", "查良镛": "zly", "尉迟恭": "ycg",
+                       "曾小明": "zxm", "区寄": "oj"}
+    assert len(ids) == 7
+
+
+def test_initials_stored_by_the_old_rule_are_recomputed_at_the_upgrade(node):
+    """Migration 125: a resident written while one reading was chosen from pypinyin's phrases
+    (解放 stored only as "jf") is found by the surname reading after the upgrade."""
+    import sqlite_utils
+
+    from edge.core.schema_workbench import initials_by_character
+
+    rid = make(node.store, name="解放", sex="1", birth_date="1970-01-01")
+    with node.store.atomic() as conn:      # what the phrase tables stored before
+        conn.execute("DELETE FROM resident_initials WHERE resident_id = ?", (rid,))
+        conn.execute("INSERT INTO resident_initials (initials, resident_id) VALUES ('jf', ?)", (rid,))
+        conn.execute("UPDATE residents SET name_initials = 'jf' WHERE id = ?", (rid,))
+    assert search(node.store, "xf") == []
+    with node.store.atomic() as conn:
+        initials_by_character(sqlite_utils.Database(conn))
+    assert [r["id"] for r in search(node.store, "xf")] == [rid]
+    assert [r["id"] for r in search(node.store, "jf")] == [rid]
+    assert node.store.scalar("SELECT name_initials FROM residents WHERE id = ?", (rid,)) == "xf"
 
 
 def test_edit_is_audited_with_before_and_after(node):

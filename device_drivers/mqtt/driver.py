@@ -5,8 +5,9 @@ message is PUBACKed only after the transaction holding its readings committed, s
 moment loses nothing the broker handed over; the broker redelivers and the stable reading id
 drops the duplicate. What the broker itself loses (it keeps its queue in RAM) is in its journal:
 ingest replays the records it has not committed at start and after every (re)subscription
-(journal.py, docs/mqtt.md). Messages are committed in groups (whatever arrives within `commit_wait_ms`
-of the first, up to `batch_max`), which keeps fsyncs, and SD-card wear, per reading low.
+(journal.py, docs/mqtt.md). Messages are committed in groups while they arrive faster than
+`commit_wait_ms` apart (grouping.py), which keeps fsyncs, and SD-card wear, per reading low; a
+message arriving on its own is committed at once.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from . import senml
 from .broker import ERRORS_TOPIC, broker_address, ingest_credentials
 from . import journal
 from .delivery import Deliveries, by_delivery
+from .grouping import Gatherer
 
 log = logging.getLogger(__name__)
 SUBSCRIPTION = "devices/+/readings"
@@ -52,6 +54,7 @@ class Incoming:
     topic: str
     payload: bytes
     journal: tuple[int, int] | None = None   # (epoch, seq) of the broker's journal record
+    arrived: float = 0.0                      # time.monotonic() when the network thread queued it
 
 
 class MqttDriver:
@@ -70,6 +73,7 @@ class MqttDriver:
         # bounded: when the writer falls behind, the network thread waits in on_message and stops
         # reading the socket, so a flood (QoS 0 too) is held back by TCP instead of filling memory
         self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=2 * self.batch_max)
+        self.gatherer = Gatherer(self._queue, wait_s=self.commit_wait_s, batch_max=self.batch_max)
         self.crashed: str | None = None
         self.deliveries: Deliveries | None = None
         self._stop = threading.Event()
@@ -195,7 +199,7 @@ class MqttDriver:
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         item = Incoming(self._generation, msg.mid, msg.qos, bool(msg.dup), msg.topic, msg.payload,
-                        _journal_identity(msg))
+                        _journal_identity(msg), time.monotonic())
         while not self._stop.is_set():   # on stop: not acknowledged, so the broker keeps it
             try:
                 self._queue.put(item, timeout=0.5)
@@ -213,33 +217,13 @@ class MqttDriver:
             while not (self._stop.is_set() and self._queue.empty()):
                 if self._replay_due():
                     self._replay(store)
-                batch = self._take_batch()
+                batch = self.gatherer.take(stopping=self._stop.is_set)
                 if batch:
                     self._commit(store, batch)
             if self.progress.done > self._noted:   # a clean stop: the next start replays nothing
                 self._write_watermark()
         finally:
             store.close()
-
-    def _take_batch(self) -> list[Incoming]:
-        """The next commit's messages: the first to arrive, and whatever follows it within
-        `commit_wait_ms` (up to `batch_max`). Nothing is acknowledged meanwhile, so waiting costs
-        latency, never safety; one commit for several messages writes the B-trees' last pages
-        once instead of once per message (docs/mqtt.md, "Group commit")."""
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self.commit_wait_s
-        while len(batch) < self.batch_max:
-            left = deadline - time.monotonic()
-            try:
-                batch.append(self._queue.get(timeout=left) if left > 0 and not self._stop.is_set()
-                             else self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
 
     def _commit(self, store: Store, batch: list[Incoming]) -> None:
         """Read every message, commit the readable ones together, refuse the rest with a reason,

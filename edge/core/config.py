@@ -89,7 +89,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                          lambda v: bool(re.fullmatch(r"[\w-]{1,23}", v))),
         "max_payload": Key(int, 4096, "bytes, 256-262144", lambda v: 256 <= v <= 262144),
         "batch_max": Key(int, 200, "readings per commit, 1-5000", lambda v: 1 <= v <= 5000),
-        "commit_wait_ms": Key(int, 100, "how long the first message of a commit waits for others, ms, 0-1000",
+        "commit_wait_ms": Key(int, 100, "how long a commit waits for more messages while they come closer together than this, ms, 0-1000",
                               lambda v: 0 <= v <= 1000),
     },
     "broker": {

@@ -5,11 +5,13 @@ kept reversed so "last digits" becomes a prefix."""
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import sqlite3
 import unicodedata
 
 from .field_seal import ID_TAILS, PHONE_TAILS
+from .surnames import name_letters
 
 
 def N_(message: str) -> str:
@@ -17,29 +19,56 @@ def N_(message: str) -> str:
     return message
 
 MAX_READINGS = 32          # pinyin combinations kept for one name (曾 zeng/ceng, 单 shan/dan...)
+COMBINATIONS = 4096        # ... chosen, the likeliest first, among at most this many
 COLUMNS = ("id, name, sex, birth_date, id_number, phone, address, health_record_no, htn, t2dm,"
            " contract_signed")
 
 
 def initials(name: str) -> list[str]:
-    """Every pinyin-initials reading of a name, the most likely first: 曾小明 -> ['cxm', 'zxm'].
+    """Every pinyin-initials reading of a name, the likeliest first: 曾小明 -> ['zxm', 'cxm'].
 
-    pypinyin is imported here, when a name is written, not when a search runs: its phrase tables
-    hold about 55 MB in a process (docs/operations.md, memory), and searching reads the initials
-    kept in resident_initials."""
+    Each character is looked up on its own in pypinyin's single-character table, with all its
+    readings (heteronyms: 长 zhǎng and cháng), so a doctor finds 单长乐 by "scl" and by "dcl"; a
+    surname is read as a surname (edge/core/surnames.py: 单 Shàn, 尉迟 Yùchí). pypinyin's phrase
+    tables, which pick one reading from the words around a character (about 40 MB in a process,
+    docs/operations.md "Memory"), are not loaded: a name is not a phrase. pypinyin is imported
+    here, when a name is written, not when a search runs: searching reads the initials kept in
+    resident_initials."""
+    parts = _letters(name or "")
+    combos = itertools.islice(itertools.product(*[list(enumerate(p)) for p in parts]), COMBINATIONS)
+    likeliest = sorted(combos, key=lambda combo: sum(rank for rank, _ in combo)) if parts else []
+    return list(dict.fromkeys("".join(c for _, c in combo) for combo in likeliest))[:MAX_READINGS]
+
+
+def _letters(name: str) -> list[list[str]]:
+    """For each character (Latin word: its first letter), its readings' first letters, likeliest first."""
+    first_letters = _pinyin_table()
+    parts: list[list[str]] = []
+    for run in re.findall(r"[\u3400-\u9fff]+|[A-Za-z]+", name):
+        if run.isascii():
+            parts.append([run[0].lower()])
+            continue
+        parts.extend(letters for letters in map(first_letters, run) if letters)
+    if re.fullmatch(r"[\u3400-\u9fff]+", name.strip()):   # a name in characters: surname, given name
+        for i, letter in enumerate(name_letters(name.strip())):
+            if letter is not None and i < len(parts):
+                parts[i] = [letter] + [other for other in parts[i] if other != letter]
+    return parts
+
+
+def _pinyin_table():
+    """A character's readings' first letters (['c', 'z'] for 长), from pypinyin without its phrase
+    tables: PYPINYIN_NO_PHRASES and PYPINYIN_NO_DICT_COPY are read by pypinyin when it is first
+    imported (pypinyin/constants.py); each character is looked up alone, so the result is the
+    same in a process that loaded the phrases anyway."""
+    os.environ.setdefault("PYPINYIN_NO_PHRASES", "1")
+    os.environ.setdefault("PYPINYIN_NO_DICT_COPY", "1")
     from pypinyin import Style, pinyin
 
-    parts: list[list[str]] = []
-    for run in re.findall(r"[\u3400-\u9fff]+|[A-Za-z]+", name or ""):
-        if run.isascii():
-            parts.append([run[0].lower()])  # a Latin word: its first letter
-            continue
-        for options in pinyin(run, style=Style.FIRST_LETTER, heteronym=True):
-            letters = [o[0].lower() for o in options if o and o[0].isascii() and o[0].isalpha()]
-            if letters:
-                parts.append(list(dict.fromkeys(letters)))
-    out = ["".join(c) for c in itertools.islice(itertools.product(*parts), MAX_READINGS)] if parts else []
-    return list(dict.fromkeys(out))
+    def first_letters(ch: str) -> list[str]:
+        [options] = pinyin(ch, style=Style.FIRST_LETTER, heteronym=True)
+        return list(dict.fromkeys(o[0].lower() for o in options if o and o[0].isascii() and o[0].isalpha()))
+    return first_letters
 
 
 def reverse(text: str | None) -> str | None:

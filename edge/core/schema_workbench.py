@@ -118,3 +118,16 @@ def measuring_visit(db: sqlite_utils.Database) -> None:
         "ALTER TABLE readings ADD COLUMN session_id INTEGER",
         "CREATE INDEX readings_session ON readings(session_id) WHERE session_id IS NOT NULL",
     )
+
+
+@migration(125, "pinyin initials recomputed: each character with all its readings, a surname read as one")
+def initials_by_character(db: sqlite_utils.Database) -> None:
+    # Before, pypinyin's phrase tables chose one reading for characters that form a word (解放 gave
+    # only "jf", so 解放 the resident, Xiè Fàng, was not found by "xf"), and a surname came first
+    # in its everyday reading (单 dān). edge/core/resident_search.py `initials` now reads each
+    # character alone, with every reading, and a surname as a surname (edge/core/surnames.py).
+    # pypinyin is imported only when there is a resident to recompute (a new box: never).
+    from .resident_search import write_keys
+
+    for rid, name in db.execute("SELECT id, name FROM residents").fetchall():
+        db.execute("UPDATE residents SET name_initials = ? WHERE id = ?", (write_keys(db.conn, rid, name), rid))

@@ -63,6 +63,12 @@ class HubClient:
             return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
+    def signing_time(self) -> str:
+        """The time every signed request carries: the node's clock (`wall`, passed in) corrected by
+        the offset learned from the hub's signed answers, so a box whose clock is years off is not
+        refused for its time (docs/hub.md, the time window)."""
+        return protocol.utc_now_iso(datetime.fromtimestamp(self.wall() + self.offset, timezone.utc))
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -120,8 +126,7 @@ class HubClient:
 
     def _call(self, method: str, path: str, body: bytes, ok: tuple[int, ...]) -> Answer:
         nonce = secrets.token_urlsafe(16)      # 128 bits, 22 characters
-        sent_at = protocol.utc_now_iso(datetime.fromtimestamp(self.wall() + self.offset, timezone.utc))
-        headers = protocol.sign_request(self.key, method, path, self.node, nonce, sent_at, body)
+        headers = protocol.sign_request(self.key, method, path, self.node, nonce, self.signing_time(), body)
         wb, mb = self.wall(), self.monotonic()
         status, rh, data, sent, got = self.raw(method, path, body, headers)
         wa, ma = self.wall(), self.monotonic()
