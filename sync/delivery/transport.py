@@ -1,5 +1,6 @@
 """How a document reaches a county platform (docs/interop.md §5): a FHIR transaction POST, a CDA
-document POST, or a file dropped in a 前置机's (front-end machine's) directory.
+document POST, or a file dropped in a 前置机's (front-end machine's) directory. Used by the hub's
+forwarder (sync/hub/forwarding.py) and by a node that sends directly (sync/client/direct.py).
 
 Each send answers an Outcome: delivered; refused (the platform said no: a 4xx with its reason; the
 same document would be refused again, so it is not retried); or retry (the platform or the link is
