@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -27,6 +28,17 @@ TRANSIENT = {408, 425, 429}
 class Outcome:
     state: str                  # delivered, refused, retry
     reason: str | None = None
+
+
+def target_problem(kind: str, target: str) -> str | None:
+    """What is wrong with a profile's kind and target, said so a person can fix it; None if nothing."""
+    if kind not in KINDS:
+        return f"kind: one of {', '.join(KINDS)}, not {kind!r}"
+    if kind in ("fhir", "cda") and not re.match(r"https?://[^/\s]+", target):
+        return f"target: an http(s):// URL for a {kind} profile, not {target!r}"
+    if kind == "drop" and not target.startswith("/"):
+        return f"target: an absolute directory for a drop profile, not {target!r}"
+    return None
 
 
 def send(kind: str, target: str, doc: Document, *, opener=urllib.request.urlopen) -> Outcome:

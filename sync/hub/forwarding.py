@@ -56,12 +56,9 @@ def add_profile(store: HubStore, name: str, *, county: str, kind: str, target: s
         raise ForwardingError("name: 1-64 letters, digits, '.', '_' or '-'")
     if not re.fullmatch(r"\d{6}", county):
         raise ForwardingError(f"county: the county's 6-digit division code, not {county!r}")
-    if kind not in transports.KINDS:
-        raise ForwardingError(f"kind: one of {', '.join(transports.KINDS)}, not {kind!r}")
-    if kind in ("fhir", "cda") and not re.match(r"https?://[^/\s]+", target):
-        raise ForwardingError(f"target: an http(s):// URL for a {kind} profile, not {target!r}")
-    if kind == "drop" and not target.startswith("/"):
-        raise ForwardingError(f"target: an absolute directory for a drop profile, not {target!r}")
+    problem = transports.target_problem(kind, target)
+    if problem:
+        raise ForwardingError(problem)
     values = dict(county=county, kind=kind, target=target, clinics=json.dumps(clinics or {}, ensure_ascii=False),
                   enabled=1)
     with store.begin() as c:
