@@ -53,7 +53,11 @@ def health_check_records(tmp_path) -> list[tuple[str, str, int, dict]]:
 def node_records(tmp_path, count: int = 1) -> list[tuple[str, str, int, dict]]:
     """(kind, record_id, version, payload) of `count` residents each with a hypertension and a
     diabetes follow-up, in outbox order, made by the node's own code on a store on disk."""
-    store = Store(tmp_path / "node.db")
+    return make_records(Store(tmp_path / "node.db"), count)
+
+
+def make_records(store, count: int) -> list[tuple[str, str, int, dict]]:
+    """`node_records` written into the given node store (a node's own, for direct sending)."""
     for i in range(count):
         rid = residents.create(store, {"name": f"张{i}华", "id_number": id_number(i), "sex": "1",
                                        "birth_date": "1958-03-07", "phone": "13800138000", "address": "东风村3组",

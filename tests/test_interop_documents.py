@@ -80,7 +80,8 @@ def test_each_body_entry_carries_its_ws363_data_element_and_value(built):
     assert got == {"DE04.10.174.00": (["138"], ["mm[Hg]"]), "DE04.10.176.00": (["86"], ["mm[Hg]"]),
                    "DE04.10.167.00": (["165.0"], ["cm"]), "DE04.10.188.00": (["63.5"], ["kg"]),
                    "DE05.10.075.00": (["23.3"], ["kg/m2"]), "DE04.10.206.00": (["72"], ["/min"]),
-                   "DE06.00.108.00": (["1"], []), "DE05.10.066.00": (["1"], [])}
+                   "DE06.00.108.00": (["1"], []), "DE05.10.066.00": (["1"], []),
+                   "DE06.00.027.00": (["1"], [])}                         # 服药依从性 规律, in the 用药 section (§3b)
     assert set(t.xpath("//v3:observation/v3:code/@codeSystem", namespaces=V3)) == {el.DE_CATALOG}
     mode = t.xpath("//v3:observation[v3:code/@code='DE06.00.108.00']/v3:value", namespaces=V3)[0]
     assert (mode.get("codeSystem"), mode.get("displayName")) == ("2.16.156.10011.2.3.1.183", "门诊")

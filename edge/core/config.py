@@ -117,6 +117,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "redirect_listen": Key(str, "", "HOST:PORT of a plain HTTP port that only redirects to HTTPS (empty = none)",
                                lambda v: v == "" or _hostport(v)),
     },
+    # a node that sends its own records' standard documents to the county platform (docs/interop.md §6)
+    "direct": {
+        "kind": Key(str, "", "empty (the hub forwards; this node sends nothing itself), fhir, cda or drop",
+                    lambda v: v in ("", "fhir", "cda", "drop")),
+        "target": Key(str, "", "the platform's http(s):// URL (fhir: its FHIR base; cda: where documents are POSTed), "
+                      "or for drop an absolute directory the 前置机 picks files up from", lambda v: len(v) <= 1024),
+        "clinic_code": Key(str, "", "the clinic's organisation code at the county, the documents' custodian "
+                           "(empty = the node's name)", lambda v: len(v) <= 64 and "\n" not in v),
+        "interval_seconds": Key(int, 300, "seconds between rounds of `clinic-edge sync direct`, 1-86400",
+                                lambda v: 1 <= v <= 86400),
+    },
     "sync": {
         "hub_url": Key(str, "", "http(s)://HOST:PORT of the county hub (empty = the one enrolled with)",
                        lambda v: v == "" or _url("http", "https")(v)),

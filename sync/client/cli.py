@@ -105,6 +105,10 @@ def status(node: Node, as_json: bool) -> None:
     click.echo(f"quarantined: {report['quarantined']}; downlink conflicts: {report['conflicts']}")
     if report["update_waiting"]:
         click.echo(report["update_waiting"])
+    if report["direct"]:
+        d = report["direct"]
+        click.echo(f"county platform ({d['kind']} -> {d['target']}): {d['delivered']} delivered, {d['pending']} pending,"
+                   f" {d['retrying']} retrying, {d['refused']} refused (`clinic-edge sync direct --list`)")
     for q in report["quarantined_records"]:
         click.echo(f"  {q['kind']} {q['record_id']} v{q['version']}: {q['reason']}")
 
@@ -129,3 +133,55 @@ def export_bundle(node: Node, file: str) -> None:
     tmp.replace(out)
     click.echo(f"{len(batches)} batches, {sum(b.records for b in batches)} records, {len(data)} bytes -> {out}")
     click.echo("the records stay pending here until the hub's receipt arrives by the next online sync", err=True)
+
+
+@sync.command("direct")
+@click.option("--once", is_flag=True, help="one round, then exit (1 if a document is still waiting or was refused)")
+@click.option("--list", "show", is_flag=True, help="list the deliveries (refused first, with the reason) and exit")
+@click.option("--state", type=click.Choice(["pending", "retrying", "delivered", "refused"]), default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def direct(node: Node, once: bool, show: bool, state: str | None, as_json: bool) -> None:
+    """Send this node's standard documents to the county platform itself ([direct], docs/interop.md §6)."""
+    from . import direct as sender
+
+    try:
+        prof = sender.profile(node)
+    except SyncError as e:
+        raise CliError(str(e))
+    if show:
+        rows = sender.listing(node.store, state=state)
+        if as_json:
+            click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+            return
+        for r in rows:
+            click.echo(f"{r['state']:9} {r['kind']} {r['record_id']} v{r['version']} {r['doc_id'] or '-'}"
+                       + (f": {r['reason']}" if r["reason"] else ""))
+        return
+    if prof is None:
+        raise CliError("this node does not send to the county platform itself: set [direct] kind and target "
+                       "(docs/interop.md §6), or let the hub forward its records")
+    if once:
+        counts = sender.send_once(node, now=node.clock.now)
+        click.echo(f"direct: {json.dumps(counts, sort_keys=True)}", err=True)
+        waiting = node.store.scalar("SELECT count(*) FROM direct_deliveries WHERE state != 'delivered'")
+        sys.exit(1 if waiting else 0)
+    _direct_loop(node, sender)
+
+
+def _direct_loop(node: Node, sender) -> None:
+    """Rounds every [direct] interval_seconds until SIGTERM (which ends it after the current send's round)."""
+    import logging
+    import signal
+    import threading
+
+    log = logging.getLogger(__name__)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            log.info("direct: %s", json.dumps(sender.send_once(node, now=node.clock.now), sort_keys=True))
+        except Exception as e:      # the round as a whole failed (the store): said, and tried again
+            click.echo(f"direct: round failed: {e.__class__.__name__}: {e}", err=True)
+        stop.wait(node.config["direct"]["interval_seconds"])

@@ -170,6 +170,7 @@ class Cycle:
         from edge.core import node_health  # disk, temperature, uptime, devices (issue 8)
         brief["health"] = node_health.report(self.node, now=self.now())
         brief["audit"] = anchors.claim(self.store)
+        brief["division_code"] = self.node.config["node"]["division_code"]   # the county places the clinic
         return brief
 
     def hello(self, csr: str | None) -> None:

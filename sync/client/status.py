@@ -58,7 +58,20 @@ def report(node) -> dict[str, Any]:
         # update bundles: bytes today are in usage_today["_update"]; a bundle that does not fit waits
         "update_budget_bytes": node.config["sync"]["update_budget_bytes"],
         "update_waiting": setting(store, "update_waiting"),
+        "direct": direct_totals(node),
     }
+
+
+def direct_totals(node) -> dict[str, Any] | None:
+    """A node that sends its documents to the county platform itself (docs/interop.md §6): its
+    target and the number of deliveries in each state; None when it does not."""
+    cfg = node.config["direct"]
+    if not cfg["kind"]:
+        return None
+    counts = {s: 0 for s in ("pending", "retrying", "delivered", "refused")}
+    counts.update({r["state"]: r["n"] for r in node.store.query(
+        "SELECT state, count(*) AS n FROM direct_deliveries GROUP BY state")})
+    return {"kind": cfg["kind"], "target": cfg["target"], **counts}
 
 
 def request_now(node) -> None:
@@ -114,6 +127,29 @@ def resolve(store, conflict_id: int, keep: str, *, actor: str, now: datetime) ->
 
 
 def findings(node, now: datetime) -> list[Finding]:
+    return _hub_findings(node, now) + _direct_findings(node)
+
+
+def _direct_findings(node) -> list[Finding]:
+    """doctor's "county platform" line, for a node that sends its documents there itself."""
+    d = direct_totals(node)
+    if d is None:
+        return []
+    where = f"{d['kind']} -> {d['target']}"
+    if d["refused"]:
+        return [Finding("county platform", "problem",
+                        f"{d['refused']} documents refused by the county platform ({where}); "
+                        f"{d['delivered']} delivered, {d['pending'] + d['retrying']} waiting",
+                        "see the reasons with `clinic-edge sync direct --list --state refused`; a corrected "
+                        "record is sent again as a new version")]
+    if d["retrying"]:
+        return [Finding("county platform", "warning",
+                        f"{d['retrying']} documents waiting to be sent again ({where}); {d['delivered']} delivered",
+                        "check the link to the platform; `clinic-edge sync direct --list --state retrying` says why")]
+    return [Finding("county platform", "ok", f"{d['delivered']} documents delivered, {d['pending']} pending ({where})")]
+
+
+def _hub_findings(node, now: datetime) -> list[Finding]:
     """doctor's "hub" line: enrolled, and does the hub answer (a short HTTPS probe, nothing sent)."""
     enrolled = node.store.one("SELECT node, hub_url FROM sync_enrollment WHERE id = 1")
     if not enrolled:

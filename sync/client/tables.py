@@ -1,5 +1,6 @@
-"""Node-side sync tables (migrations 200-299): enrollment, built batches, byte meter, clock
-anchors, downlink inbox and resident conflicts. The outbox itself is in schema.py."""
+"""Node-side sync tables (migrations 200-299, and 640): enrollment, built batches, byte meter, clock
+anchors, downlink inbox and resident conflicts; the deliveries of a node that sends its standard
+documents to the county platform directly (docs/interop.md §6). The outbox itself is in schema.py."""
 from __future__ import annotations
 
 import sqlite_utils
@@ -77,5 +78,29 @@ def sync_tables(db: sqlite_utils.Database) -> None:
             hub_version INTEGER NOT NULL,
             local_version INTEGER NOT NULL
         )""",
+    ):
+        db.execute(sql)
+
+
+@migration(640, "sync: deliveries of the standard documents a node sends to the county platform itself")
+def direct_deliveries(db: sqlite_utils.Database) -> None:
+    # one row per record version of a kind with a standard document (sync/standards/documents.py)
+    for sql in (
+        """CREATE TABLE direct_deliveries (
+            kind TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            doc_id TEXT,
+            state TEXT NOT NULL CHECK (state IN ('pending','retrying','delivered','refused')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at TEXT NOT NULL,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            delivered_at TEXT,
+            PRIMARY KEY (kind, record_id, version)
+        )""",
+        "CREATE INDEX direct_deliveries_due ON direct_deliveries(state, next_at)",
     ):
         db.execute(sql)

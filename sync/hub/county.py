@@ -38,6 +38,8 @@ ORDER = ("managed_hypertension", "standard_hypertension", "control_hypertension"
 PERIOD = re.compile(r"(\d{4})-(?:Q([1-4])|(0[1-9]|1[0-2]))")
 NO_TOWNSHIP = "未设乡镇 no township set"
 TOWNSHIP = re.compile(r"\S(.{0,62}\S)?")
+DIVISION = re.compile(r"\d{12}")          # GB/T 2260 county (6) + township (3) + village (3)
+TOWNSHIP_CODE_LABEL = "乡镇 "             # a township county IT has not named yet: "乡镇 110105001"
 
 # one figure: (numerator, denominator); a count has denominator None
 Figures = dict[str, tuple[int, "int | None"]]
@@ -141,12 +143,38 @@ class CountyTable:
 
 
 def all_places(store: HubStore) -> dict[str, Place]:
-    """Every node the hub knows, with its township (NO_TOWNSHIP if county IT set none)."""
+    """Every node the hub knows, with its township: the one county IT set (it always wins), else the
+    township of the division code the node sends in its hello (docs/county.md, "Townships"), named
+    as county IT named it for another clinic with the same 9-digit township code, else by the code;
+    NO_TOWNSHIP if neither."""
     with store.engine.connect() as c:
         set_ = {r.node: r for r in c.execute(sa.select(places))}
-        names = [r[0] for r in c.execute(sa.select(nodes.c.name).order_by(nodes.c.name))]
-    return {n: Place(n, set_[n].township if n in set_ else NO_TOWNSHIP,
-                     (set_[n].clinic if n in set_ else None) or n) for n in names}
+        rows = c.execute(sa.select(nodes.c.name, nodes.c.status).order_by(nodes.c.name)).all()
+    codes = {name: division_code(status) for name, status in rows}
+    named: dict[str, str] = {}
+    for n in sorted(set_):
+        if codes.get(n):
+            named.setdefault(codes[n][:9], set_[n].township)
+    out = {}
+    for n, _status in rows:
+        if n in set_:
+            town = set_[n].township
+        elif codes[n]:
+            town = named.get(codes[n][:9]) or f"{TOWNSHIP_CODE_LABEL}{codes[n][:9]}"
+        else:
+            town = NO_TOWNSHIP
+        out[n] = Place(n, town, (set_[n].clinic if n in set_ else None) or n)
+    return out
+
+
+def division_code(status: Any) -> str:
+    """The 12-digit village division code a node's stored hello carries, or "" (none, or malformed)."""
+    try:
+        doc = json.loads(status or "{}")
+    except (ValueError, TypeError, RecursionError):
+        return ""
+    code = doc.get("division_code") if isinstance(doc, dict) else None
+    return code if isinstance(code, str) and DIVISION.fullmatch(code) else ""
 
 
 def set_place(store: HubStore, node: str, township: str, clinic: str | None, *, actor: str,

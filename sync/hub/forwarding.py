@@ -16,21 +16,20 @@ import json
 import random
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Callable
 
 import sqlalchemy as sa
 
-from edge.core import backoff
+from sync.delivery import states, transport as transports
 from sync.standards import StandardsError, documents
 from sync.standards.identity import Clinic
 
-from . import claims, outbound as transports
+from . import claims
 from .delivery_tables import deliveries, outbound
 from .storage import HubStore, now_iso, records
 
-STATES = ("pending", "retrying", "delivered", "refused")
-RETRY_BASE_S, RETRY_CAP_S = 30.0, 6 * 3600.0
+STATES = states.STATES
 
 
 class ForwardingError(ValueError):
@@ -57,12 +56,9 @@ def add_profile(store: HubStore, name: str, *, county: str, kind: str, target: s
         raise ForwardingError("name: 1-64 letters, digits, '.', '_' or '-'")
     if not re.fullmatch(r"\d{6}", county):
         raise ForwardingError(f"county: the county's 6-digit division code, not {county!r}")
-    if kind not in transports.KINDS:
-        raise ForwardingError(f"kind: one of {', '.join(transports.KINDS)}, not {kind!r}")
-    if kind in ("fhir", "cda") and not re.match(r"https?://[^/\s]+", target):
-        raise ForwardingError(f"target: an http(s):// URL for a {kind} profile, not {target!r}")
-    if kind == "drop" and not target.startswith("/"):
-        raise ForwardingError(f"target: an absolute directory for a drop profile, not {target!r}")
+    problem = transports.target_problem(kind, target)
+    if problem:
+        raise ForwardingError(problem)
     values = dict(county=county, kind=kind, target=target, clinics=json.dumps(clinics or {}, ensure_ascii=False),
                   enabled=1)
     with store.begin() as c:
@@ -102,7 +98,7 @@ def _due(store: HubStore, profile: Profile, now: datetime, limit: int) -> list[d
     with store.engine.connect() as c:
         return [dict(r) for r in c.execute(
             sa.select(deliveries).where(deliveries.c.profile == profile.name,
-                                        deliveries.c.state.in_(("pending", "retrying")),
+                                        deliveries.c.state.in_(states.DUE),
                                         deliveries.c.next_at <= now_iso(now))
             .order_by(order, deliveries.c.created_at, deliveries.c.node, deliveries.c.record_id,
                       deliveries.c.version).limit(limit)).mappings()]
@@ -126,15 +122,8 @@ def _document(store: HubStore, row: dict, clinic: Clinic) -> documents.Document:
 
 def _record(store: HubStore, row: dict, state: str, reason: str | None, doc_id: str | None, *,
             now: datetime, rand: Callable[[], float]) -> None:
-    values: dict[str, Any] = {"state": state, "reason": reason, "updated_at": now_iso(now),
-                              "attempts": row["attempts"] + 1, "claimed_by": None, "claimed_until": None}
-    if doc_id:
-        values["doc_id"] = doc_id
-    if state == "delivered":
-        values["delivered_at"] = now_iso(now)
-    if state == "retrying":
-        wait = backoff.delay(row["attempts"], base=RETRY_BASE_S, cap=RETRY_CAP_S, rand=rand)
-        values["next_at"] = now_iso(now + timedelta(seconds=max(wait, 1.0)))
+    values = {**states.after(row["attempts"], state, reason, doc_id, now=now, rand=rand, iso=now_iso),
+              "claimed_by": None, "claimed_until": None}
     key = [getattr(deliveries.c, k) == row[k] for k in ("profile", "node", "kind", "record_id", "version")]
     with store.begin() as c:
         c.execute(deliveries.update().where(*key).values(**values))
@@ -145,19 +134,14 @@ def deliver(store: HubStore, profile: Profile, row: dict, *, now: datetime, open
     """Send one due delivery and record its outcome; returns the new state."""
     try:
         doc = _document(store, row, profile.clinic(row["node"]))
-    except StandardsError as e:
-        # a follow-up whose resident has not reached the hub yet may still become a document
-        state = "retrying" if "has no record of resident" in str(e) else "refused"
-        _record(store, row, state, f"not a standard document: {e}", None, now=now, rand=rand)
+    except (StandardsError, *states.MALFORMED) as e:
+        # refused here (the others still go), or retrying while its resident has not reached the hub
+        state, reason = states.of_build_error(e)
+        _record(store, row, state, reason, None, now=now, rand=rand)
         return state
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        # a record whose payload lacks what its kind has: refused here, the others still go
-        _record(store, row, "refused", f"malformed record: {e.__class__.__name__}: {e}", None, now=now, rand=rand)
-        return "refused"
     kw = {"opener": opener} if opener else {}
-    out = transports.send(profile.kind, profile.target, doc, **kw)
-    state = {"delivered": "delivered", "refused": "refused", "retry": "retrying"}[out.state]
-    _record(store, row, state, out.reason, doc.doc_id, now=now, rand=rand)
+    state, reason = states.of_outcome(transports.send(profile.kind, profile.target, doc, **kw))
+    _record(store, row, state, reason, doc.doc_id, now=now, rand=rand)
     return state
 
 

@@ -47,6 +47,12 @@ def _time(v: Any) -> Any:
     return v
 
 
+def _division(v: Any) -> Any:
+    if not isinstance(v, str) or not (len(v) == 12 and v.isascii() and v.isdigit()):
+        raise ValueError(v)
+    return v
+
+
 def _names(v: Any) -> Any:
     if not isinstance(v, list) or len(v) > 50 or not all(isinstance(x, str) and len(x) <= 64 for x in v):
         raise ValueError(v)
@@ -60,7 +66,7 @@ HEALTH = {"disk_free_pct": _num(0, 100), "disk_free_mb": _int(0, BIG), "temperat
           "devices": None, "last_update": update_view.clean}
 FIELDS = {"backlog": _int(0, BIG), "oldest_pending": _time, "quarantined": _int(0, BIG), "conflicts": _int(0, BIG),
           "clock_offset_s": _num(-1e11, 1e11), "software": _text(64), "bytes_today": _int(0, BIG),
-          "last_success": _time, "health": None}
+          "last_success": _time, "health": None, "division_code": _division}
 
 
 def _clean(doc: Any, fields: dict[str, Any]) -> dict[str, Any]:

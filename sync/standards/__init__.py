@@ -11,3 +11,8 @@ from __future__ import annotations
 
 class StandardsError(ValueError):
     """A record cannot become a standard document (its kind, or a value the standard needs, is missing)."""
+
+
+class ResidentMissing(StandardsError):
+    """A follow-up or health check whose resident the sender has not stored yet: it may still
+    become a document once the resident arrives (a forwarder retries it)."""

@@ -87,7 +87,8 @@ def _custodian(root, clinic: Clinic) -> None:
 
 
 def _section(root, code: str, title: str) -> etree._Element:
-    body = _e(_e(root, "component"), "structuredBody")
+    found = root.find(f"{{{NS}}}component/{{{NS}}}structuredBody")     # one body, one component per section
+    body = found if found is not None else _e(_e(root, "component"), "structuredBody")
     section = _e(_e(body, "component"), "section")
     _e(section, "code", code=code, codeSystem="2.16.840.1.113883.6.1", codeSystemName="LOINC")
     _e(section, "title", title)
@@ -134,6 +135,8 @@ def followup_document(record: dict[str, Any], resident: dict[str, Any], clinic: 
             value = _e(obs, "value", code=code, codeSystem=system, codeSystemName=name,
                        displayName=el.VALUE_SETS[e.field][str(code)])
             _xsi_type(value, "CD")
+    from . import followup_sections
+    followup_sections.cda_sections(root, record)   # lifestyle, medication, referral (§3b)
     return serialize(root)
 
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import StandardsError, cda, elements as el, fhir, healthcheck
+from . import ResidentMissing, StandardsError, cda, elements as el, fhir, healthcheck
 from .identity import Clinic, document_id
 
 KINDS = ("followup", "resident", "health_check")
@@ -36,13 +36,13 @@ def build(kind: str, record: dict[str, Any], resident: dict[str, Any] | None, cl
     if kind == "followup":
         _followup_shape(record)
         if resident is None:
-            raise StandardsError(f"follow-up {record.get('id')}: the hub has no record of resident "
+            raise ResidentMissing(f"follow-up {record.get('id')}: this sender has no record of resident "
                                  f"{record.get('resident_id')} yet")
         xml, bundle = cda.followup_document(record, resident, clinic), fhir.followup_bundle(record, resident, clinic)
     elif kind == healthcheck.KIND:
         healthcheck.check_shape(record)
         if resident is None:
-            raise StandardsError(f"health check {record.get('id')}: the hub has no record of resident "
+            raise ResidentMissing(f"health check {record.get('id')}: this sender has no record of resident "
                                  f"{record.get('resident_id')} yet")
         xml, bundle = healthcheck.document(record, resident, clinic), healthcheck.bundle(record, resident, clinic)
     elif kind == "resident":

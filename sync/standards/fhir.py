@@ -149,6 +149,8 @@ def followup_bundle(record: dict[str, Any], resident: dict[str, Any], clinic: Cl
     values = record["values"]
     obs = [_observation(record, e, clinic, pat, enc) for e in el.MEASURED + el.CODED
            if values.get(e.field) not in (None, "")]
+    from . import followup_sections
+    obs += followup_sections.fhir_entries(record, clinic, pat, enc)   # lifestyle, medication, referral (§3b)
     comp = _composition("followup", record, doc_code, clinic, pat, org, record["saved_at"], obs, enc)
     return _bundle([comp, org, pat, enc, *obs])
 

@@ -1,5 +1,6 @@
 """How a document reaches a county platform (docs/interop.md §5): a FHIR transaction POST, a CDA
-document POST, or a file dropped in a 前置机's (front-end machine's) directory.
+document POST, or a file dropped in a 前置机's (front-end machine's) directory. Used by the hub's
+forwarder (sync/hub/forwarding.py) and by a node that sends directly (sync/client/direct.py).
 
 Each send answers an Outcome: delivered; refused (the platform said no: a 4xx with its reason; the
 same document would be refused again, so it is not retried); or retry (the platform or the link is
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -26,6 +28,17 @@ TRANSIENT = {408, 425, 429}
 class Outcome:
     state: str                  # delivered, refused, retry
     reason: str | None = None
+
+
+def target_problem(kind: str, target: str) -> str | None:
+    """What is wrong with a profile's kind and target, said so a person can fix it; None if nothing."""
+    if kind not in KINDS:
+        return f"kind: one of {', '.join(KINDS)}, not {kind!r}"
+    if kind in ("fhir", "cda") and not re.match(r"https?://[^/\s]+", target):
+        return f"target: an http(s):// URL for a {kind} profile, not {target!r}"
+    if kind == "drop" and not target.startswith("/"):
+        return f"target: an absolute directory for a drop profile, not {target!r}"
+    return None
 
 
 def send(kind: str, target: str, doc: Document, *, opener=urllib.request.urlopen) -> Outcome:
