@@ -5,7 +5,7 @@ The same parts as the hub's forwarder (sync/hub/forwarding.py): the documents of
 sync/standards/documents.py, built from the outbox rows' payloads, so a record version has the
 same 文档流水号 whichever side sends it; the transports and delivery states of sync/delivery.
 Every outbox row of a kind with a document gets one `direct_deliveries` row (sync/client/tables.py,
-migration 640); each round sends what is due, residents first, one document per request, and
+migration 210); each round sends what is due, residents first, one document per request, and
 records each outcome in its own transaction right after its send. A refused document is never
 sent again for that version and never holds up the others; a process killed between a send and
 its record sends that one document again next time, which the platform stores once.

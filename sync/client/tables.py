@@ -1,4 +1,4 @@
-"""Node-side sync tables (migrations 200-299, and 640): enrollment, built batches, byte meter, clock
+"""Node-side sync tables (migrations 200-299): enrollment, built batches, byte meter, clock
 anchors, downlink inbox and resident conflicts; the deliveries of a node that sends its standard
 documents to the county platform directly (docs/interop.md §6). The outbox itself is in schema.py."""
 from __future__ import annotations
@@ -82,7 +82,7 @@ def sync_tables(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
-@migration(640, "sync: deliveries of the standard documents a node sends to the county platform itself")
+@migration(210, "sync: deliveries of the standard documents a node sends to the county platform itself")
 def direct_deliveries(db: sqlite_utils.Database) -> None:
     # one row per record version of a kind with a standard document (sync/standards/documents.py)
     for sql in (
