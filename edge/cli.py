@@ -126,7 +126,7 @@ def restore(node: Node, source: str, yes: bool, key_file: str | None) -> None:
     holders = processes_using(target)
     if holders:
         raise CliError(f"the database {target} is in use by process {', '.join(map(str, holders))}: stop the "
-              f"services first (sudo systemctl stop clinic-edge-web clinic-edge-ingest clinic-edge-sync), "
+              f"services first (sudo systemctl stop clinic-edge-web clinic-edge-ingest clinic-edge-sync clinic-edge-direct), "
               f"then restore; nothing was changed")
     if sealed.is_sealed(Path(source)):
         if not key_file:

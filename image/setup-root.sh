@@ -54,7 +54,7 @@ sed -i -E 's/^([^:]+):[^:!*]*:/\1:!*:/' /etc/shadow
 
 # -- enable what runs --
 systemctl enable clinic-edge-broker.service clinic-edge-ingest.service clinic-edge-web.service \
-    clinic-edge-sync.service clinic-edge-firstboot.service clinic-edge-backup.timer clinic-edge-update.path \
+    clinic-edge-sync.service clinic-edge-direct.service clinic-edge-firstboot.service clinic-edge-backup.timer clinic-edge-update.path \
     nftables.service systemd-networkd.service systemd-timesyncd.service ssh.service \
     fake-hwclock.service bluetooth.service   # wpa_supplicant@wlan0: started by udev when wlan0 exists
 systemctl mask mosquitto.service   # clinic-edge-broker runs mosquitto with the generated config

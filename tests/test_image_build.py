@@ -147,8 +147,8 @@ def test_the_project_is_in_its_versioned_virtualenv(root):
 def test_the_units_are_installed_enabled_and_verify(root):
     r = root["root"]
     wants = r / "etc/systemd/system/multi-user.target.wants"
-    for unit in ("clinic-edge-web", "clinic-edge-ingest", "clinic-edge-sync", "clinic-edge-broker",
-                 "clinic-edge-firstboot", "ssh"):
+    for unit in ("clinic-edge-web", "clinic-edge-ingest", "clinic-edge-sync", "clinic-edge-direct",
+                 "clinic-edge-broker", "clinic-edge-firstboot", "ssh"):
         assert (wants / f"{unit}.service").is_symlink(), unit
     assert (r / "etc/systemd/system/sysinit.target.wants/nftables.service").is_symlink()
     assert (r / "etc/systemd/system/timers.target.wants/clinic-edge-backup.timer").is_symlink()
@@ -337,6 +337,10 @@ def test_booted_services_reach_active_and_healthz_answers_inside(booted):
     assert body["ok"] and body["store"] == "ok" and body["version"] == VERSION
     wait_for(lambda: json.loads(c.run("curl", "-sf", url).stdout).get("broker_connected"), timeout=60, interval=1,
              message="ingest connected to the broker inside the container")
+    # a box that sends through the hub: the direct sender ends cleanly, not in a restart loop
+    wait_for(lambda: c.run("systemctl", "show", "-P", "Result,ActiveState,NRestarts", "clinic-edge-direct.service"
+                           ).stdout.split() == ["success", "inactive", "0"],
+             timeout=60, interval=1, message="clinic-edge-direct.service to end with success and no restart")
     # the units serve TLS with the node certificate: HTTPS for the web UI, MQTT on the TLS port;
     # the plain HTTP port (above, /healthz for the update's health check) redirects everything else
     import socket

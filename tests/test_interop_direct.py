@@ -145,3 +145,11 @@ def test_a_direct_profile_that_cannot_work_is_refused_with_the_key_to_fix(env):
         config_mod.load(env=direct_env(env, "smtp", "x"))
     out = clinic_edge(env, "sync", "direct", "--once", check=False)
     assert out.returncode != 0 and "set [direct] kind and target" in out.stderr
+
+
+def test_the_unit_on_a_box_that_sends_through_the_hub_ends_at_once_without_a_restart_loop(env):
+    """systemd/clinic-edge-direct.service is enabled on every card: where [direct] is not set it must
+    end with status 0 (Restart=on-failure then leaves it), not fail every 30 s for good."""
+    out = clinic_edge(env, "sync", "direct", "--if-configured", timeout=30)
+    assert out.returncode == 0
+    assert "[direct] kind is not set" in out.stderr

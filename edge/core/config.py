@@ -189,10 +189,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "health_url": Key(str, "http://127.0.0.1:8080/healthz", "http://HOST:PORT/healthz", _url("http", "https")),
         "health_timeout": Key(int, 120, "seconds to wait for a healthy new version, 5-3600",
                               lambda v: 5 <= v <= 3600),
-        "stop_command": Key(str, "systemctl stop clinic-edge-web clinic-edge-ingest clinic-edge-sync",
+        "stop_command": Key(str, "systemctl stop clinic-edge-web clinic-edge-ingest clinic-edge-sync "
+                            "clinic-edge-direct",
                             "a command that stops the node's services"),
         "restart_command": Key(str, "systemctl restart clinic-edge-broker clinic-edge-ingest clinic-edge-web "
-                               "clinic-edge-sync", "a command that (re)starts the node's services"),
+                               "clinic-edge-sync clinic-edge-direct", "a command that (re)starts the node's services"),
     },
 }
 # Keys the county may set from its hub (downlink kind "config", record id = section): an explicit

@@ -140,8 +140,10 @@ def export_bundle(node: Node, file: str) -> None:
 @click.option("--list", "show", is_flag=True, help="list the deliveries (refused first, with the reason) and exit")
 @click.option("--state", type=click.Choice(["pending", "retrying", "delivered", "refused"]), default=None)
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--if-configured", "if_configured", is_flag=True,
+              help="exit 0 saying so when [direct] is not set (the clinic-edge-direct unit, enabled on every box)")
 @click.pass_obj
-def direct(node: Node, once: bool, show: bool, state: str | None, as_json: bool) -> None:
+def direct(node: Node, once: bool, show: bool, state: str | None, as_json: bool, if_configured: bool) -> None:
     """Send this node's standard documents to the county platform itself ([direct], docs/interop.md §6)."""
     from . import direct as sender
 
@@ -159,6 +161,10 @@ def direct(node: Node, once: bool, show: bool, state: str | None, as_json: bool)
                        + (f": {r['reason']}" if r["reason"] else ""))
         return
     if prof is None:
+        if if_configured:
+            click.echo("direct: [direct] kind is not set: this node's records reach the county through the hub",
+                       err=True)
+            return
         raise CliError("this node does not send to the county platform itself: set [direct] kind and target "
                        "(docs/interop.md §6), or let the hub forward its records")
     if once:
