@@ -40,8 +40,8 @@ def _ed25519_then_sm(env) -> tuple[Node, int]:
         audit.seal(conn, key, now=NOW)
     node.close()
     node = _node(env, "sm")
-    residents.create(node.store, {"name": "张三", "sex": "1", "birth_date": "1950-01-01"}, division_code="110105001001",
-                     now=NOW, actor="doc", today=date(2026, 11, 23))
+    residents.create(node.store, {"name": "张三", "sex": "1", "birth_date": "1950-01-01"},
+                     division_code="110105001001", now=NOW, actor="doc", today=date(2026, 11, 23))
     devices.add(node.store, "bp-9", kind="bp", name="cuff", now=NOW, actor="doc")
     with node.store.atomic() as conn:
         audit.seal(conn, key, now=NOW)
@@ -85,7 +85,8 @@ def test_a_changed_entry_is_found_whichever_suite_hashed_it(env):
         _tamper(path, seq)
         node = _node(env, "sm")
         report = audit.verify(node.store.conn)
-        assert (report.ok, report.first_broken, report.reason) == (False, seq, f"entry {seq} was changed after it was written")
+        assert (report.ok, report.first_broken, report.reason) == (
+            False, seq, f"entry {seq} was changed after it was written")
         node.close()
         db = sqlite3.connect(path)
         db.execute("UPDATE audit SET actor = 'doc' WHERE seq = ?", (seq,))

@@ -158,7 +158,8 @@ def test_a_manifest_that_says_sm_but_is_signed_otherwise_is_refused_saying_why(s
     with pytest.raises(BundleRefused, match="signature does not match"):
         bundle.verify(bad, sm_public)
     relabelled = _signed_as(tmp_path, _manifest(suite="ed25519"), signer)   # SM2 signature, says ed25519
-    with pytest.raises(BundleRefused, match="says it is signed in the ed25519 suite, but this node's release key is sm"):
+    with pytest.raises(BundleRefused, match="says it is signed in the ed25519 suite, but this node's release "
+                                            "key is sm"):
         bundle.verify(relabelled, sm_public)
 
 

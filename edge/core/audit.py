@@ -68,7 +68,8 @@ def append(conn: sqlite3.Connection, *, actor: str, action: str, entity: str, en
     s = node_suite(conn)
     h = _digest(seq, at_s, actor, action, entity, entity_id, b, a, prev, s)
     conn.execute("INSERT INTO audit (seq, at, actor, action, entity, entity_id, before, after, prev_hash, hash, suite)"
-                 " VALUES (?,?,?,?,?,?,?,?,?,?,?)", (seq, at_s, actor, action, entity, entity_id, b, a, prev, h, s.name))
+                 " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                 (seq, at_s, actor, action, entity, entity_id, b, a, prev, h, s.name))
     return seq
 
 
