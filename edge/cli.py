@@ -137,7 +137,10 @@ def restore(node: Node, source: str, yes: bool, key_file: str | None) -> None:
         try:
             with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
                 sealed.unseal_stream(sealed.load_private(Path(key_file)), src, dst, backup.BACKUP_PURPOSE)
+            field_key = backup.take_field_key(Path(plain))
             _restore_plain(target, plain, yes, source)
+            if field_key is not None:
+                _restore_field_key(node, field_key)
         except CoreError as e:
             raise CliError(f"{source}: {e}")
         finally:
@@ -147,6 +150,16 @@ def restore(node: Node, source: str, yes: bool, key_file: str | None) -> None:
         _restore_plain(target, source, yes, source)
     except CoreError as e:
         raise CliError(f"{source} is not a usable backup: {e}")
+
+
+def _restore_field_key(node: Node, text: str) -> None:
+    from edge.appliance.backup import restore_field_key
+
+    path = node.field_setup().key_path
+    kept = restore_field_key(text, path)
+    click.echo(f"restored the field key {path} (ID numbers and phones)")
+    if kept:
+        click.echo(f"the field key that was there is kept as {kept}", err=True)
 
 
 def _restore_plain(target: Path, plain: str, yes: bool, source: str) -> None:

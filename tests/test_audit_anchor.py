@@ -130,3 +130,27 @@ def test_a_node_that_lost_the_hubs_answer_is_not_flagged_and_proves_it_next_time
     answer = anchors.report(store, key, "a", {"seq": 8, "hash": h[8], "at_anchor": {"seq": 3, "hash": h[4]}}, now=now)
     assert "rewritten" in answer["audit_problem"] and answer["audit_anchor"]["seq"] == 6
     assert store.audit_problems()["a"][0] == 1
+
+
+def test_a_node_that_moved_to_sm_keeps_its_anchor_and_the_hub_anchors_its_sm3_head(env, node, hub):
+    """The hub keeps (seq, hash) whatever suite made the hash: an ed25519-era anchor stays good after
+    the node moves to `sm`, and its SM3 head extends it (docs/crypto-suites.md)."""
+    from edge.core import config as config_mod
+    from edge.core.node import Node
+
+    first = _synced_node(env, node, hub)
+    node.close()
+    sm = {**env, "CLINIC_EDGE_CRYPTO_SUITE": "sm"}
+    moved = Node(config_mod.load(env=sm))
+    add_records(moved, 3, start=100)
+    with moved.store.atomic() as conn:
+        audit.append(conn, actor="test", action="note", entity="node", entity_id="x", at=moved.clock.now())
+    assert clinic_edge(sync_env(sm), "sync", "--once", check=False).returncode == 0
+    seq, _h = audit.head(moved.store.conn)
+    suites = [r[0] for r in moved.store.conn.execute("SELECT suite FROM audit WHERE seq > ? ORDER BY seq", (first,))]
+    assert suites and set(suites) == {"sm"}
+    assert audit.anchor(moved.store.conn)["seq"] == seq > first
+    assert "every reported head extends the last" in hub.cli("audit", "clinic-a").stdout
+    r = clinic_edge(sm, "audit", "verify")
+    assert r.returncode == 0 and f"entries up to {seq} match the county hub's anchor" in r.stdout
+    moved.close()

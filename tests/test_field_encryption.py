@@ -267,3 +267,53 @@ def test_an_audit_entry_sealed_by_the_migration_still_shows_a_change(env, data_d
 def json_value(text: str, key: str) -> str:
     import json
     return json.loads(text)[key]
+
+
+def _hashes(data_dir: Path) -> dict[int, str]:
+    db = sqlite3.connect(data_dir / "clinic-edge.db")
+    try:
+        return dict(db.execute("SELECT seq, hash FROM audit"))
+    finally:
+        db.close()
+
+
+def test_the_audit_hashes_of_a_migrated_node_are_no_check_value_for_its_id_numbers(env, data_dir):
+    """A hash made over a clear ID number confirms a guess (the birth date and address are in clear,
+    some 500 sequence numbers remain): after the migration the file holds none of those hashes for
+    entries the hub has not anchored, and the chain still verifies."""
+    node = Node(config_mod.load(env=env))                   # ed25519, fields in clear
+    z = make(node, name="张三", id_number=ZHANG)              # no phone: only the ID number to guess
+    residents.update(node.store, z, {"name": "张三", "id_number": LI}, now=NOW, actor="doc", today=TODAY)
+    node.close()
+    clear_era = _hashes(data_dir)
+    db = sqlite3.connect(data_dir / "clinic-edge.db")
+    assert ZHANG in db.execute("SELECT after FROM audit WHERE action = 'resident.create'").fetchall()[0][0]
+    db.close()
+    node = sm_node(env)
+    assert audit.verify(node.store.conn).ok
+    node.close()
+    blob = file_bytes(data_dir)
+    assert [s for s, h in clear_era.items() if h.encode() in blob] == []
+    assert_no_clear(data_dir, ZHANG, LI)
+    node = sm_node(env)
+    hist = audit.history(node.store.conn, "resident", z)
+    assert [(e["action"], (e["after"] or {}).get("id_number")) for e in hist] == [
+        ("resident.create", ZHANG), ("resident.update", LI)]
+    node.close()
+
+
+def test_audit_entries_the_hub_anchored_keep_their_hashes_through_the_migration(env, data_dir):
+    node = Node(config_mod.load(env=env))
+    make(node, name="张三", id_number=ZHANG)
+    seq, h = audit.head(node.store.conn)
+    with node.store.atomic() as conn:
+        audit.record_anchor(conn, seq=seq, hash_=h, at="2026-11-23T08:00:00Z", problem=None, signed={}, now=NOW)
+    make(node, name="李四", id_number=LI)
+    node.close()
+    clear_era = _hashes(data_dir)
+    node = sm_node(env)
+    report = audit.verify(node.store.conn)
+    assert (report.ok, report.anchor["seq"]) == (True, seq)
+    node.close()
+    after = _hashes(data_dir)
+    assert {s: after[s] == clear_era[s] for s in clear_era} == {s: s <= seq for s in clear_era}

@@ -5,6 +5,7 @@ data directory's files are 0600 in 0700 folders whatever the umask."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import stat
 import subprocess
@@ -180,3 +181,39 @@ def test_an_sm_sealed_file_opens_with_openssl_and_the_standard_sm4_gcm(tmp_path)
     assert sealed.unseal(sealed.load_private(private), blob, "backup") == ID_NUMBER.encode() * 3
     with pytest.raises(sealed.SealError, match="cut short"):
         sealed.unseal(sealed.load_private(private), blob[:6 + size], "backup")
+
+
+def test_a_sealed_backup_of_an_sm_node_brings_back_its_field_key_and_search_by_id_tail(env, tmp_path):
+    """The field key (docs/field-encryption.md) rides in the sealed backup: after the box is wiped,
+    the county's restore brings back a database whose ID numbers can be read and searched."""
+    from edge.appliance.backup import FIELD_KEY_STATE
+    from edge.core import config as config_mod
+    from edge.core.node import Node
+    from edge.core.resident_search import search
+
+    private, public = _backup_key(tmp_path, "sm")
+    e = {**env, "CLINIC_EDGE_CRYPTO_SUITE": "sm", "CLINIC_EDGE_APPLIANCE_BACKUP_KEY": str(public)}
+    node = Node(config_mod.load(env=e))
+    rid = _resident(node)
+    data = node.data_dir
+    node.close()
+    key_text = (data / "keys" / "fields.key").read_text()
+    out = clinic_edge(e, "backup-nightly").stdout
+    [written] = [Path(line.split(": ", 1)[1]) for line in out.splitlines() if line.startswith("backup written")]
+    assert _plain(written.read_bytes()) == [] and key_text.encode() not in written.read_bytes()
+    keep = tmp_path / "stick" / written.name
+    keep.parent.mkdir()
+    written.replace(keep)
+    for p in list(data.iterdir()):          # the card is replaced: nothing of the old data is left
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    r = clinic_edge(e, "restore", "--yes", "--key", str(private), str(keep))
+    assert "restored the field key" in r.stdout
+    key = data / "keys" / "fields.key"
+    assert key.read_text() == key_text and stat.S_IMODE(key.stat().st_mode) == 0o600
+    back = Node(config_mod.load(env=e))
+    try:
+        assert [x["id"] for x in search(back.store, ID_NUMBER[-4:])] == [rid]
+        assert back.store.one("SELECT value FROM node_state WHERE key = ?", (FIELD_KEY_STATE,)) is None
+    finally:
+        back.close()
+    assert key_text.encode() not in b"".join(p.read_bytes() for p in data.glob("clinic-edge.db*"))

@@ -86,6 +86,83 @@ def test_a_bundle_signed_by_another_key_is_refused(small_bundle):
         bundle.verify(small_bundle, Ed25519PrivateKey.generate().public_key())
 
 
+# --- bundles in a crypto suite (docs/crypto-suites.md) ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def sm_keys(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sm-release")
+    public = bundle.make_release_key(d / "release.key", d / "release.pub", "sm")
+    assert public.startswith("-----BEGIN PUBLIC KEY-----") and (d / "release.key").stat().st_mode & 0o077 == 0
+    return d
+
+
+def _wheels(tmp_path) -> Path:
+    wheels = tmp_path / "w"
+    wheels.mkdir(exist_ok=True)
+    (wheels / "clinic_edge-0.9.0-py3-none-any.whl").write_bytes(b"PK not really a wheel")
+    return wheels
+
+
+def _signed_as(tmp_path, manifest: dict, signer) -> Path:
+    """A bundle whose manifest.json is `manifest`, signed by `signer` (whatever the manifest says)."""
+    raw = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    out = tmp_path / "hand.bundle"
+    with tarfile.open(out, "w") as tar:
+        bundle._add(tar, "manifest.json", raw)
+        bundle._add(tar, "manifest.sig", signer.sign(raw))
+        tar.add(_wheels(tmp_path) / "clinic_edge-0.9.0-py3-none-any.whl",
+                arcname="wheels/clinic_edge-0.9.0-py3-none-any.whl")
+    return out
+
+
+def _manifest(**extra) -> dict:
+    return {"format": 1, "name": "clinic-edge", "version": "0.9.0", "created": "2026-12-03T00:00:00+00:00",
+            "wheels": [{"file": "clinic_edge-0.9.0-py3-none-any.whl",
+                        "sha256": bundle.sha256_bytes(b"PK not really a wheel")}], **extra}
+
+
+def test_an_sm2_signed_bundle_records_its_suite_and_verifies_with_the_sm_release_key(sm_keys, tmp_path):
+    out = tmp_path / "sm.bundle"
+    bundle.build(_wheels(tmp_path), bundle.load_private_key(sm_keys / "release.key"), out)
+    public = bundle.load_public_key(sm_keys / "release.pub")
+    assert public.suite == "sm"
+    m = bundle.verify(out, public, dest=tmp_path / "out")
+    assert (m.version, m.suite, json.loads(m.raw)["suite"]) == ("0.9.0", "sm", "sm")
+    assert (tmp_path / "out" / "clinic_edge-0.9.0-py3-none-any.whl").read_bytes() == b"PK not really a wheel"
+    from edge.core.suites import suite
+    with tarfile.open(out) as t:       # the signature is SM2 over the manifest's bytes
+        sig = t.extractfile("manifest.sig").read()
+    assert suite("sm").public_key((sm_keys / "release.pub").read_bytes()).verify(sig, m.raw)
+
+
+def test_an_ed25519_bundle_from_before_suites_still_verifies(key, tmp_path):
+    old = _signed_as(tmp_path, _manifest(), key)           # no "suite" in its manifest
+    pub = tmp_path / "release.pub"
+    pub.write_text(bundle.public_key_text(key.public_key()) + "\n")
+    m = bundle.verify(old, bundle.load_public_key(pub))
+    assert (m.version, m.suite) == ("0.9.0", "ed25519")
+
+
+def test_a_manifest_that_says_sm_but_is_signed_otherwise_is_refused_saying_why(sm_keys, key, tmp_path):
+    sm_public = bundle.load_public_key(sm_keys / "release.pub")
+    lying = _signed_as(tmp_path, _manifest(suite="sm"), key)      # says sm, signed Ed25519
+    with pytest.raises(BundleRefused, match=r"signature does not match the release key \(sm\)"):
+        bundle.verify(lying, sm_public)
+    with pytest.raises(BundleRefused, match="says it is signed in the sm suite, but this node's release key is "
+                                            "ed25519"):
+        bundle.verify(lying, key.public_key())
+    signer = bundle.load_private_key(sm_keys / "release.key")
+    good = _signed_as(tmp_path, _manifest(suite="sm"), signer)
+    bad = _rewrite(good, tmp_path / "bad.bundle",
+                   lambda n, d: d.replace(b"0.9.0", b"9.9.0") if n == "manifest.json" else d)
+    with pytest.raises(BundleRefused, match="signature does not match"):
+        bundle.verify(bad, sm_public)
+    relabelled = _signed_as(tmp_path, _manifest(suite="ed25519"), signer)   # SM2 signature, says ed25519
+    with pytest.raises(BundleRefused, match="says it is signed in the ed25519 suite, but this node's release "
+                                            "key is sm"):
+        bundle.verify(relabelled, sm_public)
+
+
 def test_versions_compare_as_numbers():
     assert bundle.version_key("0.10.0") > bundle.version_key("0.9.1") > bundle.version_key("0.9.1rc1")
     assert bundle.version_key("1.0.0") == bundle.version_key("1.0.0")
@@ -330,3 +407,19 @@ def test_an_update_that_does_not_fit_on_the_data_partition_is_refused_before_any
         assert list(small.iterdir()) == [], "something was written although the update was refused"
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_a_county_on_sm_signs_its_release_with_sm2_and_the_node_installs_it(appliance, tmp_path):
+    """The release key of an sm county is SM2 (`update keygen --suite sm`); its bundle installs."""
+    keys = tmp_path / "sm-release"
+    clinic_edge(appliance.env, "update", "keygen", "--suite", "sm", "--out", str(keys))
+    wheels = project_wheel("0.5.0", appliance.build)
+    out = tmp_path / "clinic-edge-0.5.0-sm.bundle"
+    clinic_edge(appliance.env, "update", "build-bundle", "--key", str(keys / "release.key"), "--out", str(out),
+                str(wheels), timeout=120)
+    env = {**appliance.env, "CLINIC_EDGE_UPDATE_RELEASE_KEY": str(keys / "release.pub")}
+    ed25519_node = appliance.apply(out)          # a node still holding the ed25519 release key
+    assert ed25519_node.returncode == 3 and "release key is ed25519: refused" in ed25519_node.stderr
+    r = clinic_edge(env, "update", "apply", str(out), check=False, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert appliance.current() == "0.5.0" and appliance.healthz()["version"] == "0.5.0"

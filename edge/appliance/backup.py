@@ -9,6 +9,12 @@ IT's offline backup.key opens it (`clinic-edge restore --key`). Without that key
 on the SD card and no copy goes to the USB drive (whoever holds the stick could read it).
 `restore_file()` replaces the database (with the services stopped) after checking the backup
 opens and passes its integrity check.
+
+A node that encrypts ID numbers and phones (docs/field-encryption.md) cannot read them without its
+field key, which is kept outside the database. A *sealed* backup carries that key inside the copy
+(node_state `fields.key.backup`), so it is as protected as the backup (only the county's key opens
+it); `take_field_key()` removes it from the copy again on restore and the restore puts the key file
+back. A plain backup (no county key) never carries it.
 """
 from __future__ import annotations
 
@@ -38,6 +44,7 @@ def nightly(node: Node, *, now: datetime | None = None, require_mount: bool = Tr
     local = node.store.backup(local_dir / f"{PREFIX}{stamp}.db")
     recipient = _county_key(Path(cfg["backup_key"]))
     if recipient is not None:
+        _carry_field_key(node, local)
         plain, local = local, sealed.seal_file(recipient, local, local.with_suffix(SEALED), BACKUP_PURPOSE)
         plain.unlink()
     written = [local]
@@ -59,6 +66,58 @@ def nightly(node: Node, *, now: datetime | None = None, require_mount: bool = Tr
     else:
         log.info("no USB backup drive mounted at %s: the backup stays on the SD card only", usb)
     return written
+
+
+FIELD_KEY_STATE = "fields.key.backup"   # node_state of a sealed backup's copy: the field key file's text
+
+
+def _carry_field_key(node: Node, copy: Path) -> None:
+    """Put the node's field key into `copy` (about to be sealed to the county key)."""
+    if node.store.fields is None:
+        return
+    text = Path(node.field_setup().key_path).read_text()
+    db = sqlite3.connect(copy)
+    try:
+        with db:
+            db.execute("INSERT OR REPLACE INTO node_state (key, value, updated_at) VALUES (?, ?, ?)",
+                       (FIELD_KEY_STATE, text, datetime.now(timezone.utc).isoformat()))
+    finally:
+        db.close()
+
+
+def take_field_key(copy: Path) -> str | None:
+    """The field key a sealed backup carried, removed from the opened copy (whose freed pages are
+    zeroed), so the restored database does not hold its own key; None if it carried none."""
+    db = sqlite3.connect(copy)
+    try:
+        row = db.execute("SELECT value FROM node_state WHERE key = ?", (FIELD_KEY_STATE,)).fetchone()
+        if row is None:
+            return None
+        db.execute("PRAGMA secure_delete = ON")
+        with db:
+            db.execute("DELETE FROM node_state WHERE key = ?", (FIELD_KEY_STATE,))
+        db.execute("VACUUM")
+        return row[0]
+    except sqlite3.Error as e:
+        raise ApplianceError(f"{copy} is not a usable backup: {e}") from e
+    finally:
+        db.close()
+
+
+def restore_field_key(text: str, key_path: Path) -> Path | None:
+    """Write the field key a backup carried to `key_path` (0600). A different key already there is
+    kept beside it as `fields.key.before-restore` (returned), never overwritten in place."""
+    key_path = Path(key_path)
+    kept = None
+    if key_path.exists():
+        if key_path.read_text() == text:
+            return None
+        kept = key_path.with_name(key_path.name + ".before-restore")
+        os.replace(key_path, kept)
+    durable.make_dir(key_path.parent)
+    os.chmod(key_path.parent, 0o700)
+    durable.create_file(key_path, text, 0o600)
+    return kept
 
 
 def _county_key(path: Path):

@@ -1,11 +1,16 @@
-"""Update bundles: the new version as wheels, a manifest of their SHA-256s, an Ed25519 signature.
+"""Update bundles: the new version as wheels, a manifest of their SHA-256s, a signature.
 
 A bundle is a plain tar file (wheels are already compressed) holding exactly:
 
     manifest.json   {"format": 1, "name": "clinic-edge", "version": "0.2.0", "created": ...,
+                     "suite": "ed25519" or "sm",
                      "wheels": [{"file": "clinic_edge-0.2.0-py3-none-any.whl", "sha256": "..."}, ...]}
-    manifest.sig    64-byte Ed25519 signature (RFC 8032) of manifest.json's bytes
+    manifest.sig    the signature of manifest.json's bytes in that crypto suite (docs/crypto-suites.md):
+                    64-byte Ed25519 (RFC 8032), or DER SM2 with SM3 and the GM/T 0009 user id
     wheels/<file>   every wheel the manifest lists, nothing else
+
+A manifest without "suite" (bundles made before suites) is ed25519. The wheel hashes stay SHA-256
+in both suites: they are pip's own `--hash` form, and the signature over them is the suite's.
 
 The release key signs the manifest; the manifest pins every wheel by hash, so one signature covers
 the whole bundle. `verify()` refuses an unsigned, tampered, mis-signed or malformed bundle with a
@@ -20,48 +25,74 @@ import tarfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dataclasses import dataclass
+from typing import Any
+
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.core.release import (FORMAT, PROJECT, Manifest, load_public_key, public_key_text,  # noqa: F401
-                               sha256_bytes, verify, version_key)
+from edge.core.release import (FORMAT, PROJECT, Manifest, ReleaseKey, load_public_key,  # noqa: F401
+                               public_key_text, sha256_bytes, verify, version_key)
+from edge.core.suites import SUITES, SuiteError, suite as suite_named
 
 from .errors import BundleRefused
 
 
 # --- keys (release side and node side) -------------------------------------------------------------
 
-def make_release_key(private_path: Path, public_path: Path) -> str:
-    """A new release key pair: PEM private key (0600) and the base64 public key the nodes trust."""
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+@dataclass(frozen=True)
+class ReleaseSigner:
+    """The release private key, in its crypto suite."""
+    suite: str
+    key: Any               # a suite signing key: .sign(data) -> bytes
+
+    def sign(self, data: bytes) -> bytes:
+        return self.key.sign(data)
+
+
+def make_release_key(private_path: Path, public_path: Path, suite: str = "ed25519") -> str:
+    """A new release key pair: PEM private key (0600) and the public key the nodes trust (the base64
+    raw key for ed25519, as images have always carried; an SM2 PEM for sm)."""
+    s = suite_named(suite)
+    key = s.generate()
     private_path.parent.mkdir(parents=True, exist_ok=True)
     private_path.touch(mode=0o600, exist_ok=False)
-    private_path.write_bytes(pem)
-    public = public_key_text(key.public_key())
-    public_path.write_text(public + "\n")
+    private_path.write_bytes(key.pem())
+    if s.name == "ed25519":
+        public = public_key_text(serialization.load_pem_public_key(key.public_key().pem()))
+        public_path.write_text(public + "\n")
+        return public
+    public = key.public_key().pem().decode()
+    public_path.write_text(public)
     return public
 
 
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise BundleRefused(f"{path} is not an Ed25519 private key")
-    return key
+def load_private_key(path: Path) -> ReleaseSigner:
+    """The release private key (PEM) in `path`, Ed25519 or SM2."""
+    pem = path.read_bytes()
+    problems = []
+    for s in SUITES.values():
+        try:
+            return ReleaseSigner(s.name, s.private_key(pem))
+        except SuiteError as e:
+            problems.append(str(e))
+    raise BundleRefused(f"{path} is neither an Ed25519 nor an SM2 private key: {'; '.join(problems)}")
 
 
 # --- building (release side) -----------------------------------------------------------------------
 
-def build(wheel_dir: Path, key: Ed25519PrivateKey, out: Path, *, now: datetime | None = None) -> Manifest:
-    """Sign every wheel in `wheel_dir` into one bundle; the clinic-edge wheel names the version."""
+def build(wheel_dir: Path, key: "ReleaseSigner | Ed25519PrivateKey", out: Path, *,
+          now: datetime | None = None) -> Manifest:
+    """Sign every wheel in `wheel_dir` into one bundle; the clinic-edge wheel names the version.
+    `key` is a ReleaseSigner (load_private_key) or a bare Ed25519 key (the ed25519 suite)."""
+    suite = key.suite if isinstance(key, ReleaseSigner) else "ed25519"
     wheels = sorted(p for p in wheel_dir.iterdir() if p.suffix == ".whl")
     own = [w for w in wheels if w.name.startswith("clinic_edge-")]
     if len(own) != 1:
         raise BundleRefused(f"{wheel_dir} must hold exactly one clinic_edge-*.whl (found {len(own)})")
     version = own[0].name.split("-")[1]
     body = {"format": FORMAT, "name": PROJECT, "version": version,
-            "created": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+            "created": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"), "suite": suite,
             "wheels": [{"file": w.name, "sha256": sha256_bytes(w.read_bytes())} for w in wheels]}
     raw = json.dumps(body, indent=1, sort_keys=True).encode()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +101,7 @@ def build(wheel_dir: Path, key: Ed25519PrivateKey, out: Path, *, now: datetime |
         _add(tar, "manifest.sig", key.sign(raw))
         for w in wheels:
             tar.add(w, arcname=f"wheels/{w.name}", recursive=False)
-    return Manifest(version, {w["file"]: w["sha256"] for w in body["wheels"]}, raw)
+    return Manifest(version, {w["file"]: w["sha256"] for w in body["wheels"]}, raw, suite)
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

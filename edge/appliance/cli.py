@@ -103,12 +103,14 @@ def update_build(key_path: Path, out: Path, wheel_dir: Path) -> None:
 
 @update.command("keygen")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
-def update_keygen(out_dir: Path) -> None:
+@click.option("--suite", type=click.Choice(["ed25519", "sm"]), default="ed25519", show_default=True,
+              help="the county's crypto suite: Ed25519, or SM2 with SM3 (docs/crypto-suites.md)")
+def update_keygen(out_dir: Path, suite: str) -> None:
     """Make a release key pair: OUT/release.key (keep it offline) and OUT/release.pub (goes on nodes)."""
     from . import bundle
 
     try:
-        public = bundle.make_release_key(out_dir / "release.key", out_dir / "release.pub")
+        public = bundle.make_release_key(out_dir / "release.key", out_dir / "release.pub", suite)
     except FileExistsError:
         raise CliError(f"{out_dir / 'release.key'} exists; refusing to overwrite a release key")
     click.echo(f"release public key: {public}")

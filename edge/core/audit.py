@@ -10,6 +10,11 @@ and `verify()` reports an entry the hub already anchored that is now missing or 
 Entries not sent yet are sealed locally: the sync process keeps an HMAC of the head under a key
 (secrets/audit-mac.key) that the web service's unit makes inaccessible (InaccessiblePaths), so
 whoever only has the web process or the database cannot re-seal a rewritten chain.
+
+Hashes and the seal's MAC use the node's crypto suite (SHA-256 / HMAC-SHA-256 for `ed25519`, SM3 /
+HMAC-SM3 for `sm`, docs/crypto-suites.md). Each entry records the suite that hashed it and the seal
+records the suite of its MAC, so `verify()` checks every entry with its own suite: a node that
+moves to `sm` keeps verifying the entries it wrote before, and the chain runs on across the switch.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from typing import Any
 from . import field_seal
 from .field_migration import open_json
 from .reading import utc_iso
+from .suites import DEFAULT, Suite, SuiteError, suite as suite_named
 
 GENESIS = "0" * 64
 
@@ -35,10 +41,18 @@ def _canonical(value: Any) -> str | None:
 
 
 def _digest(seq: int, at: str, actor: str, action: str, entity: str, entity_id: str,
-            before: str | None, after: str | None, prev_hash: str) -> str:
-    body = json.dumps([seq, at, actor, action, entity, entity_id, before, after, prev_hash],
-                      ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()
+            before: str | None, after: str | None, prev_hash: str, suite: Suite = DEFAULT) -> str:
+    """The entry's hash in `suite`. An ed25519 entry's body is what it has always been; another
+    suite's name is hashed with the entry, so relabelling an entry's suite breaks it too."""
+    fields = [seq, at, actor, action, entity, entity_id, before, after, prev_hash]
+    if suite.name == DEFAULT.name:   # hashlib: the web and ingest services do not load `cryptography`
+        return hashlib.sha256(json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+    return suite.digest(json.dumps(fields + [suite.name], ensure_ascii=False, separators=(",", ":")).encode()).hex()
+
+
+def node_suite(conn: sqlite3.Connection) -> Suite:
+    """The suite new entries are hashed with: the node's `[crypto] suite`, which its Store records."""
+    return suite_named(getattr(conn, "suite", None) or DEFAULT.name)
 
 
 def append(conn: sqlite3.Connection, *, actor: str, action: str, entity: str, entity_id: str,
@@ -51,9 +65,11 @@ def append(conn: sqlite3.Connection, *, actor: str, action: str, entity: str, en
     prev = last[1] if last else GENESIS
     at_s = utc_iso(at)
     b, a = _canonical(before), _canonical(after)
-    h = _digest(seq, at_s, actor, action, entity, entity_id, b, a, prev)
-    conn.execute("INSERT INTO audit (seq, at, actor, action, entity, entity_id, before, after, prev_hash, hash)"
-                 " VALUES (?,?,?,?,?,?,?,?,?,?)", (seq, at_s, actor, action, entity, entity_id, b, a, prev, h))
+    s = node_suite(conn)
+    h = _digest(seq, at_s, actor, action, entity, entity_id, b, a, prev, s)
+    conn.execute("INSERT INTO audit (seq, at, actor, action, entity, entity_id, before, after, prev_hash, hash, suite)"
+                 " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                 (seq, at_s, actor, action, entity, entity_id, b, a, prev, h, s.name))
     return seq
 
 
@@ -98,8 +114,9 @@ def record_anchor(conn: sqlite3.Connection, *, seq: int, hash_: str, at: str, pr
                  " SET value = excluded.value, updated_at = excluded.updated_at", (ANCHOR_KEY, value, utc_iso(now)))
 
 
-def _mac(key: bytes, seq: int, h: str) -> str:
-    return hmac.new(key, f"CE-AUDIT-SEAL-1\n{seq}\n{h}".encode(), hashlib.sha256).hexdigest()
+def _mac(key: bytes, seq: int, h: str, suite: Suite = DEFAULT) -> str:
+    text = f"CE-AUDIT-SEAL-1\n{seq}\n{h}".encode()
+    return hmac.new(key, text, hashlib.sha256).hexdigest() if suite.name == DEFAULT.name else suite.mac(key, text).hex()
 
 
 def seal(conn: sqlite3.Connection, key: bytes, *, now: datetime) -> int:
@@ -110,7 +127,8 @@ def seal(conn: sqlite3.Connection, key: bytes, *, now: datetime) -> int:
     if not report.ok:
         raise ValueError(f"not sealing a broken audit chain: {report.reason}")
     seq, h = head(conn)
-    value = json.dumps({"seq": seq, "hash": h, "at": utc_iso(now), "mac": _mac(key, seq, h)})
+    s = node_suite(conn)
+    value = json.dumps({"seq": seq, "hash": h, "at": utc_iso(now), "mac": _mac(key, seq, h, s), "suite": s.name})
     conn.execute("INSERT INTO node_state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
                  " SET value = excluded.value, updated_at = excluded.updated_at", (SEAL_KEY, value, utc_iso(now)))
     return seq
@@ -121,7 +139,11 @@ def _against_seal(conn: sqlite3.Connection, count: int, key: bytes | None) -> Ch
     if key is None or row is None:
         return None
     s = json.loads(row[0])
-    if not hmac.compare_digest(_mac(key, s["seq"], s["hash"]), str(s.get("mac"))):
+    try:
+        mac_suite = suite_named(str(s.get("suite", DEFAULT.name)))
+    except SuiteError as e:
+        return ChainReport(False, count, s["seq"], f"the seal of entry {s['seq']} names an unknown suite: {e}")
+    if not hmac.compare_digest(_mac(key, s["seq"], s["hash"], mac_suite), str(s.get("mac"))):
         return ChainReport(False, count, s["seq"], f"the seal of entry {s['seq']} is not made with this node's "
                            "audit key: the seal was forged")
     have = hash_at(conn, s["seq"])
@@ -155,16 +177,20 @@ def verify(conn: sqlite3.Connection, *, mac_key: bytes | None = None,
     """Check every link of the chain (from entry `after`, known good), then the local seal (with
     the MAC key, when given), then the entries the hub has anchored."""
     (expected_seq, prev), count = (after[0] + 1, after[1]), after[0]
-    for row in conn.execute("SELECT seq, at, actor, action, entity, entity_id, before, after, prev_hash, hash"
-                            " FROM audit WHERE seq > ? ORDER BY seq", (after[0],)):
-        seq, at, actor, action, entity, entity_id, before, after, prev_hash, h = tuple(row)
+    for row in conn.execute("SELECT seq, at, actor, action, entity, entity_id, before, after, prev_hash, hash,"
+                            " suite FROM audit WHERE seq > ? ORDER BY seq", (after[0],)):
+        seq, at, actor, action, entity, entity_id, before, after, prev_hash, h, suite_name = tuple(row)
         count += 1
         if seq != expected_seq:
             return ChainReport(False, count, expected_seq, f"entry {expected_seq} is missing (next is {seq})")
         if prev_hash != prev:
             return ChainReport(False, count, seq, f"entry {seq} does not follow entry {seq - 1}")
-        if _digest(seq, at, actor, action, entity, entity_id, before, after, prev_hash) != h and \
-                _digest(seq, at, actor, action, entity, entity_id, *_opened(conn, before, after), prev_hash) != h:
+        try:
+            s = suite_named(suite_name)
+        except SuiteError:
+            return ChainReport(False, count, seq, f"entry {seq} names an unknown crypto suite {suite_name!r}")
+        if _digest(seq, at, actor, action, entity, entity_id, before, after, prev_hash, s) != h and \
+                _digest(seq, at, actor, action, entity, entity_id, *_opened(conn, before, after), prev_hash, s) != h:
             return ChainReport(False, count, seq, f"entry {seq} was changed after it was written")
         prev, expected_seq = h, seq + 1
     anchored = _against_anchor(conn, count)

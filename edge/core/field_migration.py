@@ -4,8 +4,9 @@ Runs when a store is first opened with `[crypto] encrypt_fields` on: in one tran
 the residents' `id_number` and `phone` (and drops their reversed clear copies), writes the keyed-hash
 index, seals the same values inside the outbox payloads, the audit log's before/after and the
 readings' patient ids (and the raw messages that carried them), and records the key's check in node_state; then it checkpoints the WAL and
-VACUUMs, so the clear values are gone from the file's free pages too. The audit entries keep their
-hashes: `audit.verify` recomputes an entry sealed here over its opened values.
+VACUUMs, so the clear values are gone from the file's free pages too. The audit entries not yet
+anchored at the hub (nor sealed locally) are hashed again over their sealed values; those already
+anchored keep their hashes, and `audit.verify` recomputes them over their opened values.
 """
 from __future__ import annotations
 
@@ -95,14 +96,45 @@ def write_index(conn, seal: FieldSeal, resident_id: str, id_number: str | None, 
 
 
 def _audit(conn, seal: FieldSeal) -> None:
-    """Seal the values in before/after; each entry keeps its hash (made over the clear text)."""
+    """Seal the values in before/after. An entry's hash was made over the clear text, so it would
+    let whoever has the file confirm a guessed ID number (address code, the birth date kept in
+    clear, some 500 sequence numbers): the entries after the last one the county hub anchored or
+    the sync process sealed are hashed again over what is now stored, the chain re-linked from
+    there. Those up to it keep their hashes (the hub holds them), and `audit.verify` checks them
+    over their values opened again (docs/field-encryption.md)."""
     triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit'"
                             " AND name = 'audit_no_update'").fetchall()
     for name, _ in triggers:
         conn.execute(f"DROP TRIGGER {name}")
+    kept = _anchored_or_sealed(conn)
     for seq, before, after in conn.execute("SELECT seq, before, after FROM audit").fetchall():
         b, a = _reseal_text(seal, before, compact=False), _reseal_text(seal, after, compact=False)
         if (b, a) != (before, after):
             conn.execute("UPDATE audit SET before = ?, after = ? WHERE seq = ?", (b, a, seq))
+    _rehash_after(conn, kept)
     for _, sql in triggers:
         conn.execute(sql)
+
+
+def _anchored_or_sealed(conn) -> int:
+    """The last audit entry the hub anchored or the local seal covers (0: none)."""
+    from . import audit
+
+    seqs = [0]
+    for key in (audit.ANCHOR_KEY, audit.SEAL_KEY):
+        for (value,) in conn.execute("SELECT value FROM node_state WHERE key = ?", (key,)).fetchall():
+            seqs.append(int(json.loads(value).get("seq") or 0))
+    return max(seqs)
+
+
+def _rehash_after(conn, kept: int) -> None:
+    from . import audit
+    from .suites import suite
+
+    rows = conn.execute("SELECT hash FROM audit WHERE seq = ?", (kept,)).fetchall()
+    prev = rows[0][0] if rows else audit.GENESIS
+    for entry in conn.execute("SELECT seq, at, actor, action, entity, entity_id, before, after, suite FROM audit"
+                              " WHERE seq > ? ORDER BY seq", (kept,)).fetchall():
+        h = audit._digest(*tuple(entry)[:8], prev, suite(entry[8]))
+        conn.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, h, entry[0]))
+        prev = h

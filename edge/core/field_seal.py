@@ -51,8 +51,10 @@ class FieldSetup:
 
 
 class FieldConnection(sqlite3.Connection):
-    """A connection that knows the field key of its database (None: fields are kept in clear)."""
+    """A connection that knows the field key of its database (None: fields are kept in clear) and
+    the node's crypto suite (what the audit chain hashes new entries with; None: the default)."""
     fields: "FieldSeal | None" = None
+    suite: str | None = None
 
 
 class FieldSeal:

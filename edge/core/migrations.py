@@ -6,8 +6,8 @@ the `clinic_edge.migrations` entry-point group in pyproject.toml (edge/core/part
 each package owns its tables and core imports none of them. Versions are numbered in blocks per
 owner so parts of the product can add tables side by side: 1-99 foundation, 100-199 workbench
 (residents, accounts), 200-299 sync, 300-399 drivers, 400-499 appliance, 500-599 follow-up forms
-and reports, 570-579 field encryption, 600-619 the elderly's health check. One version registered by two modules stops the
-start (MigrationConflict). Applied versions are recorded in `_migrations`; a missing one is applied
+and reports, 570-579 field encryption, 600-619 the elderly's health check, 620-629 the audit
+chain's suite. One version registered by two modules stops the start (MigrationConflict). Applied versions are recorded in `_migrations`; a missing one is applied
 in version order. Migrations add; they never DROP a table or column that holds clinical data (docs/architecture.md).
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ SCHEMA_MODULES = [
     "edge.core.schema_wear",
     "edge.core.schema_healthcheck",
     "edge.core.schema_fields",
+    "edge.core.schema_audit",
 ]
 
 _REGISTRY: dict[int, tuple[str, Callable]] = {}

@@ -3,6 +3,12 @@
 Pure checking, no installing: the root updater (edge/appliance/update.py) and the unprivileged sync
 client (sync/client/bundles.py, before a download may enter updates/ready/) both use it. The bundle
 format is described in edge/appliance/bundle.py and docs/security.md.
+
+The signature is made in a crypto suite (docs/crypto-suites.md): Ed25519 (the default; the release
+key is the base64 raw key the images have always carried) or SM2 with SM3 (a county on the `sm`
+suite; the release key is an SM2 PEM). The signed manifest names its suite (`"suite"`; a manifest
+without one is an ed25519 bundle from before), and a bundle whose suite is not the release key's is
+refused saying so, before its signature is checked.
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import BundleRefused
 
@@ -45,6 +51,28 @@ class Manifest:
     version: str
     wheels: dict[str, str]  # file -> sha256
     raw: bytes
+    suite: str = "ed25519"
+
+
+@dataclass(frozen=True)
+class ReleaseKey:
+    """The release public key a node trusts, in its crypto suite (edge.core.suites)."""
+    suite: str
+    key: Any               # a suite verify key: .verify(signature, data) -> bool
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        return self.key.verify(signature, data)
+
+
+def _release_key(public) -> ReleaseKey:
+    """`public` as a ReleaseKey; a bare `cryptography` Ed25519 public key is an ed25519 one."""
+    if isinstance(public, ReleaseKey):
+        return public
+    from cryptography.hazmat.primitives import serialization
+
+    from .suites import ED25519
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return ReleaseKey(ED25519.name, ED25519.public_key(pem))
 
 
 def public_key_text(key: Ed25519PublicKey) -> str:
@@ -53,28 +81,45 @@ def public_key_text(key: Ed25519PublicKey) -> str:
     return base64.b64encode(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
 
 
-def load_public_key(path: Path) -> Ed25519PublicKey:
+def load_public_key(path: Path) -> ReleaseKey:
+    """The release key in `path`: base64 Ed25519 (ed25519 suite) or an SM2 public key PEM (sm)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     try:
-        raw = base64.b64decode(path.read_text().strip(), validate=True)
-        return Ed25519PublicKey.from_public_bytes(raw)
+        text = path.read_text()
     except FileNotFoundError:
         raise BundleRefused(f"no release key at {path}: the image puts the county's release.pub there "
                             f"(image/build --release-key)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BundleRefused(f"the release key {path} cannot be read: {e}") from e
+    if text.startswith("-----BEGIN "):
+        return _pem_release_key(path, text.encode())
+    try:
+        return _release_key(Ed25519PublicKey.from_public_bytes(base64.b64decode(text.strip(), validate=True)))
     except ValueError as e:
         raise BundleRefused(f"the release key {path} is not a base64 Ed25519 public key: {e}") from e
+
+
+def _pem_release_key(path: Path, pem: bytes) -> ReleaseKey:
+    from .suites import SUITES, SuiteError
+
+    problems = []
+    for s in SUITES.values():
+        try:
+            return ReleaseKey(s.name, s.public_key(pem))
+        except SuiteError as e:
+            problems.append(str(e))
+    raise BundleRefused(f"the release key {path} is neither an Ed25519 nor an SM2 public key: {'; '.join(problems)}")
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def verify(path: Path, public: Ed25519PublicKey, dest: Path | None = None) -> Manifest:
-    """Check the signature, the manifest and every wheel's hash; optionally unpack the wheels to
-    `dest`. Raises BundleRefused saying what is wrong; writes nothing outside `dest`."""
-    from cryptography.exceptions import InvalidSignature
-
+def verify(path: Path, public: "ReleaseKey | Ed25519PublicKey", dest: Path | None = None) -> Manifest:
+    """Check the suite, the signature, the manifest and every wheel's hash; optionally unpack the
+    wheels to `dest`. Raises BundleRefused saying what is wrong; writes nothing outside `dest`."""
+    public = _release_key(public)
     try:
         tar = tarfile.open(path, "r:")
     except (OSError, tarfile.TarError) as e:
@@ -89,11 +134,14 @@ def verify(path: Path, public: Ed25519PublicKey, dest: Path | None = None) -> Ma
         if "manifest.sig" not in files:
             raise BundleRefused(f"{path} is not signed (no manifest.sig): refused")
         raw = _read(tar, files["manifest.json"])
-        try:
-            public.verify(_read(tar, files["manifest.sig"]), raw)
-        except InvalidSignature:
-            raise BundleRefused(f"{path}: the signature does not match the release key: the bundle was "
-                                f"changed or signed with another key; refused") from None
+        claimed = _claimed_suite(raw)
+        if claimed != public.suite:
+            raise BundleRefused(f"{path}: the manifest says it is signed in the {claimed} suite, but this node's "
+                                f"release key is {public.suite}: refused (a county moving suites puts a release "
+                                "key of the new suite on its nodes first, docs/crypto-suites.md)")
+        if not public.verify(_read(tar, files["manifest.sig"]), raw):
+            raise BundleRefused(f"{path}: the signature does not match the release key ({public.suite}): the bundle "
+                                f"was changed or signed with another key; refused")
         manifest = _parse(raw, path)
         expected = {f"wheels/{f}" for f in manifest.wheels} | {"manifest.json", "manifest.sig"}
         extra = set(files) - expected
@@ -115,6 +163,16 @@ def verify(path: Path, public: Ed25519PublicKey, dest: Path | None = None) -> Ma
     return manifest
 
 
+def _claimed_suite(raw: bytes) -> str:
+    """The suite a manifest names (unsigned until checked: only used to pick the check)."""
+    try:
+        body = json.loads(raw)
+        claimed = body.get("suite", "ed25519") if isinstance(body, dict) else "ed25519"
+    except ValueError:
+        return "ed25519"      # not JSON: the signature check refuses it
+    return claimed if isinstance(claimed, str) else repr(claimed)
+
+
 def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     f = tar.extractfile(member)
     if f is None:
@@ -129,11 +187,12 @@ def _parse(raw: bytes, path: Path) -> Manifest:
             raise ValueError(f"format {body.get('format')!r} / name {body.get('name')!r}")
         wheels = {w["file"]: w["sha256"] for w in body["wheels"]}
         version = str(body["version"])
+        suite = str(body.get("suite", "ed25519"))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise BundleRefused(f"{path}: the manifest is not understood ({e})") from e
     if not all(WHEEL.fullmatch(f) for f in wheels) or not VERSION.fullmatch(version):
         raise BundleRefused(f"{path}: the manifest names unsafe files or an unsafe version")
-    return Manifest(version, wheels, raw)
+    return Manifest(version, wheels, raw, suite)
 
 
 def version_key(version: str) -> tuple:

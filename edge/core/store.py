@@ -54,6 +54,7 @@ class Store:
         self._lock = threading.RLock()
         if migrate:
             migrations.apply(self)
+        conn.suite = _node_suite(conn, fields)
         # the field key (docs/field-encryption.md): found from node_state, made once when asked for
         try:
             field_seal.attach(conn, fields)
@@ -155,6 +156,28 @@ def processes_using(path: str | Path) -> list[int]:
         except OSError:
             continue
     return sorted(found)
+
+
+SUITE_STATE = "crypto.suite"
+
+
+def _node_suite(conn: sqlite3.Connection, setup: field_seal.FieldSetup | None) -> str | None:
+    """The node's `[crypto] suite`: a store opened by the node (with its setup) records it in
+    node_state, so the other stores on the file (the web service's, the drivers') hash their audit
+    entries with it too (docs/crypto-suites.md)."""
+    try:
+        row = conn.execute("SELECT value FROM node_state WHERE key = ?", (SUITE_STATE,)).fetchone()
+    except sqlite3.OperationalError:   # not migrated yet
+        return setup.suite if setup else None
+    if setup is None or (row and row[0] == setup.suite):
+        return row[0] if row else None
+    try:
+        conn.execute("INSERT INTO node_state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE"
+                     " SET value = excluded.value, updated_at = excluded.updated_at",
+                     (SUITE_STATE, setup.suite, datetime.now(timezone.utc).isoformat()))
+    except sqlite3.OperationalError:   # a read-only file: this store still uses the configured suite
+        pass
+    return setup.suite
 
 
 def damaged_message(path: Path, detail: str) -> str:
