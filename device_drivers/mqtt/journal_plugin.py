@@ -3,20 +3,22 @@
 The shared object is named after a hash of its source, so a changed source is built again:
 - the appliance image builds it on the build host (image/build, cross-compiled for arm64) into
   `<venv>/lib/clinic-edge/` and carries no compiler; an update whose source is unchanged uses
-  the one of an earlier version (an update that changes the source must bring it: not yet);
+  the one of an earlier version, copied into the new release; an update that changes the source
+  carries the new one (edge/appliance/journal.py, docs/operations.md);
 - elsewhere (`./run`, the tests) it is compiled once with `cc` against Debian's mosquitto-dev
   headers into `~/.cache/clinic-edge/` (or $CLINIC_EDGE_PLUGIN_CACHE) and reused.
 docs/mqtt.md, "The broker's journal".
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from edge.core import release
 
 SOURCE = Path(__file__).with_name("clinic_journal.c")
 BUILD_PACKAGES = "gcc libc6-dev mosquitto-dev libmosquitto-dev"
@@ -28,7 +30,7 @@ class JournalPluginError(Exception):
 
 
 def file_name() -> str:
-    return f"clinic_journal-{hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]}.so"
+    return release.journal_plugin_name(SOURCE.read_bytes())
 
 
 def installed_dir() -> Path:

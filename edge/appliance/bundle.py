@@ -35,6 +35,7 @@ from edge.core.release import (FORMAT, PROJECT, Manifest, ReleaseKey, load_publi
                                public_key_text, sha256_bytes, verify, version_key)
 from edge.core.suites import SUITES, SuiteError, suite as suite_named
 
+from . import journal
 from .errors import BundleRefused
 
 
@@ -82,25 +83,35 @@ def load_private_key(path: Path) -> ReleaseSigner:
 # --- building (release side) -----------------------------------------------------------------------
 
 def build(wheel_dir: Path, key: "ReleaseSigner | Ed25519PrivateKey", out: Path, *,
-          now: datetime | None = None) -> Manifest:
+          now: datetime | None = None, plugin: Path | None = None) -> Manifest:
     """Sign every wheel in `wheel_dir` into one bundle; the clinic-edge wheel names the version.
-    `key` is a ReleaseSigner (load_private_key) or a bare Ed25519 key (the ed25519 suite)."""
+    `key` is a ReleaseSigner (load_private_key) or a bare Ed25519 key (the ed25519 suite). `plugin`:
+    the broker's journal plugin built for the boxes, carried as a wheel (edge/appliance/journal.py);
+    it must be the one this version's journal source names."""
     suite = key.suite if isinstance(key, ReleaseSigner) else "ed25519"
-    wheels = sorted(p for p in wheel_dir.iterdir() if p.suffix == ".whl")
-    own = [w for w in wheels if w.name.startswith("clinic_edge-")]
+    wheels = {p.name: p.read_bytes() for p in sorted(wheel_dir.iterdir())
+              if p.suffix == ".whl" and not p.name.startswith("clinic_edge_journal-")}
+    own = [w for w in wheels if w.startswith("clinic_edge-")]
     if len(own) != 1:
         raise BundleRefused(f"{wheel_dir} must hold exactly one clinic_edge-*.whl (found {len(own)})")
-    version = own[0].name.split("-")[1]
+    version = own[0].split("-")[1]
+    if plugin is not None:
+        name = journal.needed(wheel_dir)
+        if name is not None and plugin.name != name:
+            raise BundleRefused(f"{plugin.name} is not the journal plugin version {version} loads ({name}): "
+                                "build it from this version's device_drivers/mqtt/clinic_journal.c")
+        file, data = journal.wrap(plugin, version)
+        wheels[file] = data
     body = {"format": FORMAT, "name": PROJECT, "version": version,
             "created": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"), "suite": suite,
-            "wheels": [{"file": w.name, "sha256": sha256_bytes(w.read_bytes())} for w in wheels]}
+            "wheels": [{"file": name, "sha256": sha256_bytes(data)} for name, data in sorted(wheels.items())]}
     raw = json.dumps(body, indent=1, sort_keys=True).encode()
     out.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(out, "w") as tar:
         _add(tar, "manifest.json", raw)
         _add(tar, "manifest.sig", key.sign(raw))
-        for w in wheels:
-            tar.add(w, arcname=f"wheels/{w.name}", recursive=False)
+        for name, data in sorted(wheels.items()):
+            _add(tar, f"wheels/{name}", data)
     return Manifest(version, {w["file"]: w["sha256"] for w in body["wheels"]}, raw, suite)
 
 

@@ -89,16 +89,20 @@ def _ask_sync_now(node: Node) -> None:
 @click.option("--key", "key_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="the release private key (PEM)")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--plugin", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="the broker's journal plugin built for the boxes (clinic_journal-<hash>.so); needed when "
+                   "this version changes its source (docs/operations.md)")
 @click.argument("wheel_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def update_build(key_path: Path, out: Path, wheel_dir: Path) -> None:
+def update_build(key_path: Path, out: Path, wheel_dir: Path, plugin: Path | None) -> None:
     """Sign every wheel in WHEEL_DIR (`pip wheel . -w WHEEL_DIR`) into one update bundle."""
     from . import bundle
 
     try:
-        m = bundle.build(wheel_dir, bundle.load_private_key(key_path), out)
+        m = bundle.build(wheel_dir, bundle.load_private_key(key_path), out, plugin=plugin)
     except CoreError as e:
         raise CliError(str(e))
-    click.echo(f"bundle {out}: version {m.version}, {len(m.wheels)} wheels")
+    click.echo(f"bundle {out}: version {m.version}, {len(m.wheels)} wheels"
+               + (f", journal plugin {plugin.name}" if plugin else ""))
 
 
 @update.command("keygen")

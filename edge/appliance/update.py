@@ -35,7 +35,7 @@ from edge.core.ingest import carry_forward
 from edge.core import durable, release
 from edge.core.node import Node
 
-from . import bundle
+from . import bundle, journal
 from .backup import restore_file
 from .errors import BundleRefused, UpdateFailed
 
@@ -117,13 +117,18 @@ def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
         raise BundleRefused(f"{bundle_path} holds version {new}, not newer than the running {old}: "
                             f"refused (nothing changed)")
     layout.prefix.mkdir(parents=True, exist_ok=True)
+    if old:
+        journal.gather(layout.prefix, layout.prefix / old)   # the broker's plugin outlives the release that brought it
     layout.prune({old} if old else set())   # older releases than the running one go first
     check_space(node, layout, bundle_path)
     with tempfile.TemporaryDirectory(prefix=".bundle-", dir=layout.prefix) as tmp:
         wheels = Path(tmp) / "wheels"
         if bundle.verify(bundle_path, public, dest=wheels).version != new:   # the file changed meanwhile
             raise BundleRefused(f"{bundle_path} changed while it was being installed: refused (nothing changed)")
+        plugin = journal.choose(layout.prefix, wheels, new)
         install(cfg["python"], layout.prefix / new, wheels, new, run=run)
+        if plugin is not None:
+            journal.place(plugin, layout.prefix / new)
     outcome = Outcome(old, new, None)
     if node.config.store_path.exists():
         outcome.backup = node.store.backup(node.path("backups", f"pre-update-{old}-to-{new}.db"))

@@ -112,6 +112,12 @@ def _pem_release_key(path: Path, pem: bytes) -> ReleaseKey:
     raise BundleRefused(f"the release key {path} is neither an Ed25519 nor an SM2 public key: {'; '.join(problems)}")
 
 
+def journal_plugin_name(source: bytes) -> str:
+    """The broker's journal plugin is named after its source's SHA-256, so a changed source is a
+    new file (device_drivers/mqtt/journal_plugin.py builds it, edge/appliance/journal.py carries it)."""
+    return f"clinic_journal-{hashlib.sha256(source).hexdigest()[:16]}.so"
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
