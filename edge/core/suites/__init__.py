@@ -21,11 +21,13 @@ class SuiteError(Exception):
 
 
 class VerifyKey(Protocol):
+    suite: str          # the suite's name, as recorded with what the key signs
     def verify(self, signature: bytes, data: bytes) -> bool: ...
     def pem(self) -> bytes: ...
 
 
 class SigningKey(Protocol):
+    suite: str
     def sign(self, data: bytes) -> bytes: ...
     def public_key(self) -> VerifyKey: ...
     def pem(self) -> bytes: ...
@@ -107,6 +109,8 @@ class Suite:
 
 
 class _Ed25519Public:
+    suite = "ed25519"
+
     def __init__(self, key):
         self.key = key
 
@@ -124,6 +128,8 @@ class _Ed25519Public:
 
 
 class _Ed25519Private:
+    suite = "ed25519"
+
     def __init__(self, key):
         self.key = key
 
