@@ -208,3 +208,20 @@ def test_an_ed25519_envelope_auth_and_receipt_without_a_suite_name_still_verify(
     import hashlib
     assert protocol.fingerprint(old_pub) == hashlib.sha256(old_hub.public_key().public_bytes_raw()).hexdigest()
     assert hub.store.refusal_counts() == {}
+
+
+def test_a_usb_bundle_of_an_sm_node_is_sealed_with_sm2_and_imported_once(env, tmp_path, sm_hub):
+    e = _node_env(tmp_path, env, "clinic-sm")
+    _enroll(sm_hub, e, "clinic-sm", "sm")
+    n = Node(config_mod.load(env=e))
+    try:
+        add_records(n, 30)
+    finally:
+        n.close()
+    stick = tmp_path / "usb" / "clinic-sm.bundle"
+    stick.parent.mkdir()
+    clinic_edge(e, "sync", "export-bundle", str(stick))
+    assert stick.read_bytes()[:4] == b"CES1"      # SM2-wrapped SM4-GCM key (edge/core/sealed.py), not X25519
+    assert sm_hub.cli("import-bundle", str(stick)).stdout.startswith("1 batches read, 30 new records stored")
+    assert "0 new records stored" in sm_hub.cli("import-bundle", str(stick)).stdout
+    assert len(_held(sm_hub)) == 30 and {r.get("suite") for r in _receipts(sm_hub, "clinic-sm")} == {"sm"}
