@@ -124,6 +124,8 @@ def test_one_hub_holds_an_ed25519_node_and_an_sm_node_each_record_once(env, tmp_
                                                      "signed in the ed25519 suite, but the key is sm")
         assert len(_held(sm_hub)) == 120
         assert sm_hub.store().refusal_counts() == {"clinic-sm": 3}
+        listed = {r["name"]: r["refused_signatures"] for r in json.loads(sm_hub.cli("node", "list", "--json").stdout)}
+        assert listed == {"clinic-ed": 0, "clinic-sm": 3}     # county IT sees them
         # the genuine batch still goes
         status, answer = _put(client, batch.batch_id, batch.envelope)
         assert status == 200 and answer["receipt"]["stored"] == 5 and answer["receipt"]["suite"] == "sm"

@@ -223,13 +223,16 @@ def node_list(node: Node, as_json: bool) -> None:
     from .dashboard import node_rows
     from .service import utcnow
 
-    rows = node_rows(open_hub(node).store, utcnow())
+    store = open_hub(node).store
+    rows, refused = node_rows(store, utcnow()), store.refusal_counts()
+    for r in rows:     # signatures the hub refused, and why: docs/crypto-suites.md
+        r["refused_signatures"] = refused.get(r["name"], 0)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
     for r in rows:
         click.echo(f"{r['name']:<24} {r.get('last_contact', '?'):<16} records={r.get('records', '?')} "
-                   f"backlog={r.get('backlog', '?')}")
+                   f"backlog={r.get('backlog', '?')} refused={r['refused_signatures']}")
 
 
 @hub.command("import-bundle")
