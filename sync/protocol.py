@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.core import sealed
 
@@ -130,7 +129,7 @@ def public_from_text(text: str):
                 return sm2.SM2PublicKey.from_point(raw)
             except sm2.SM2Error as e:
                 raise ProtocolError(f"not an SM2 public key: {e}") from e
-        return suites._Ed25519Public(Ed25519PublicKey.from_public_bytes(raw))
+        return suites.ed25519_public(raw)
     except (ValueError, TypeError) as e:
         raise ProtocolError(f"not an Ed25519 public key: {e}") from e
 

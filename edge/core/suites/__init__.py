@@ -145,6 +145,12 @@ class _Ed25519Private:
                                       serialization.NoEncryption())
 
 
+def ed25519_public(raw: bytes) -> _Ed25519Public:
+    """An Ed25519 public key from its 32 raw bytes (how sync writes node and hub keys)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    return _Ed25519Public(Ed25519PublicKey.from_public_bytes(raw))
+
+
 def _ed_generate() -> _Ed25519Private:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     return _Ed25519Private(Ed25519PrivateKey.generate())
