@@ -4,7 +4,9 @@ A sync cycle signs and verifies twice per exchange: the node signs its request a
 it, the hub signs its answer and the node verifies it. Prints, per suite, the time to sign and to
 verify a small answer and a batch of N readings (each reading a JSON record of about 300 bytes), the
 ratio to ed25519 measured in the same run (this machine is shared and noisy: the ratio is the figure),
-and the cryptographic cost of one upload exchange.
+and the cryptographic cost of one upload exchange. Then the same through the sync path itself
+(sync/protocol.py): the envelope's signature and the hub's check of it, the request signature and
+its check, the receipt's signature and the node's check, per batch of N readings.
 
 usage: .venv/bin/python bench/crypto_suites.py [--readings 500] [--rounds 50]
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.core import suites  # noqa: E402
+from sync import protocol  # noqa: E402
 
 
 def batch(readings: int) -> bytes:
@@ -64,6 +67,44 @@ def main() -> None:
         ratio = exchange / (base[2] + base[3] + base[0] + base[1])
         print(f"{name:8} answer sign {s_sign:7.3f} verify {s_ver:7.3f} | batch sign {b_sign:7.3f} "
               f"verify {b_ver:7.3f} | one upload exchange {exchange:7.3f} ms ({ratio:.1f}x ed25519)")
+    print_sync_path(a.readings, a.rounds)
+
+
+def sync_path(name: str, readings: int, rounds: int) -> dict[str, float]:
+    """ms per batch on the sync path: what the node signs and the hub checks, and back."""
+    node, hub = protocol.new_key(name), protocol.new_key(name)
+    node_pub, hub_pub = node.public_key(), hub.public_key()
+    recs = [{"kind": "reading", "id": f"r-{i}", "version": 1,
+             "payload": {"code": "8480-6", "unit": "mm[Hg]", "value": 120 + i % 40,
+                         "effective_time": "2026-12-03T08:00:00.000Z", "device": "bp-1"}} for i in range(readings)]
+    head = {"node": "clinic-a", "batch": "b" * 32, "from": 1, "to": readings, "n": readings}
+    env = protocol.seal(node, head, recs)
+    signed = protocol.open_envelope(env).signed_bytes()
+    req = protocol.request_bytes("PUT", "/v1/uploads/x", "clinic-a", "n" * 24, "2026-12-03T08:00:00.000Z", env, name)
+    auth = protocol.sign(node, req)
+    doc = {"type": "receipt", "node": "clinic-a", "batch": "b" * 32, "from": 1, "to": readings, "records": readings,
+           "stored": readings, "accepted": readings, "rejected": [], "at": "2026-12-03T08:00:00.000Z"}
+    receipt = protocol.sign_document(hub, doc)
+    return {
+        "envelope sign": timed(lambda: protocol.sign(node, signed), rounds),
+        "envelope verify": timed(lambda: protocol.open_envelope(env).verify(node_pub), rounds),
+        "request sign": timed(lambda: protocol.sign(node, protocol.request_bytes(
+            "PUT", "/v1/uploads/x", "clinic-a", "n" * 24, "2026-12-03T08:00:00.000Z", env, name)), rounds),
+        "request verify": timed(lambda: protocol.verify(node_pub, auth, protocol.request_bytes(
+            "PUT", "/v1/uploads/x", "clinic-a", "n" * 24, "2026-12-03T08:00:00.000Z", env, name)), rounds),
+        "receipt sign": timed(lambda: protocol.sign_document(hub, doc), rounds),
+        "receipt verify": timed(lambda: protocol.verify_document(hub_pub, receipt), rounds),
+    }
+
+
+def print_sync_path(readings: int, rounds: int) -> None:
+    print(f"\nsync path per batch of {readings} readings (sync/protocol.py), median of {rounds} rounds, ms")
+    figures = {name: sync_path(name, readings, rounds) for name in ("ed25519", "sm")}
+    base = sum(figures["ed25519"].values())
+    for name, f in figures.items():
+        total = sum(f.values())
+        print(f"{name:8} " + " | ".join(f"{k} {v:6.3f}" for k, v in f.items())
+              + f" | total {total:6.3f} ms ({total / base:.1f}x ed25519)")
 
 
 if __name__ == "__main__":

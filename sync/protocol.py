@@ -3,7 +3,8 @@
 Three signed things travel:
 
 * a **batch envelope** (node -> hub, also what a USB bundle holds): ``b"CEB1"``, a 2-byte header
-  length, the canonical header JSON, a 64-byte Ed25519 signature by the node key, then the
+  length, the canonical header JSON, a 64-byte signature by the node key (Ed25519, or SM2 r|s when the
+  header says "s": "sm"), then the
   compressed columnar records. The signature covers everything except itself, so a batch can be
   verified wherever it turns up (HTTP upload or bundle) and resent unchanged after a lost receipt.
 * a **request** signature (headers ``X-CE-Node/-Nonce/-Time/-Signature``) over method, path,
@@ -26,9 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edge.core import sealed
 
@@ -51,63 +50,155 @@ class BadSignature(ProtocolError):
     pass
 
 
-# ---- keys ---------------------------------------------------------------------------------
+# ---- keys and signatures (docs/crypto-suites.md) --------------------------------------------
+# Keys are edge.core.suites keys of either suite. Every signature is 64 bytes: Ed25519's own, or
+# SM2's r | s (32 bytes each; GM/T 0009's DER form is rebuilt to verify). An object records its
+# suite: the envelope header "s", a "sm:" tag before a request signature, a document's "suite";
+# without one it is ed25519 (PINNED: what nodes and hubs before issue 21 send).
 
-def new_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
+DEFAULT_SUITE = "ed25519"
+SUITE_TAGS = {"sm": "sm:"}     # a public key's or request signature's text starts with it
 
 
-def save_key(key: Ed25519PrivateKey, path: Path) -> None:
-    """Write a private key readable only by its owner (mode 0600), atomically."""
+def new_key(suite: str = DEFAULT_SUITE):
+    return _suite(suite).generate()
+
+
+def _suite(name: str):
+    from edge.core import suites
+
+    try:
+        return suites.suite(name)
+    except suites.SuiteError as e:
+        raise ProtocolError(str(e)) from e
+
+
+def save_key(key, path: Path) -> None:
+    """Write a private key (PKCS#8 PEM) readable only by its owner (mode 0600), atomically."""
     from edge.core import durable
 
-    durable.write_file(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+    durable.write_file(path, key.pem())
 
 
-def load_key(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ProtocolError(f"{path} is not an Ed25519 private key")
-    return key
+def load_key(path: Path):
+    """The private key in `path`, of whichever suite it is (the PEM says which)."""
+    from edge.core import suites
+
+    pem = path.read_bytes()
+    for name in suites.SUITES:
+        try:
+            return suites.suite(name).private_key(pem)
+        except suites.SuiteError:
+            continue
+    raise ProtocolError(f"{path} is not an Ed25519 or SM2 private key")
 
 
-def public_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
-    pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _public(key):
+    return key.public_key() if hasattr(key, "sign") else key
 
 
-def public_from_text(text: str) -> Ed25519PublicKey:
+def _raw_public(pub) -> bytes:
+    if pub.suite == "sm":
+        return pub.point()
+    return pub.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def public_text(key) -> str:
+    """ed25519: base64url of the 32 raw bytes (as always); sm: "sm:" + base64url of 04|x|y."""
+    pub = _public(key)
+    return SUITE_TAGS.get(pub.suite, "") + b64(_raw_public(pub))
+
+
+def text_suite(text: str) -> str:
+    """The suite of a public key's (or a request signature's) text, by its tag."""
+    for name, tag in SUITE_TAGS.items():
+        if text.startswith(tag):
+            return name
+    return DEFAULT_SUITE
+
+
+def public_from_text(text: str):
+    from edge.core import suites
+
+    name = text_suite(text)
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        return Ed25519PublicKey.from_public_bytes(raw)
+        raw = unb64(text[len(SUITE_TAGS.get(name, "")):])
+        if name == "sm":
+            from edge.core.suites import sm2
+            try:
+                return sm2.SM2PublicKey.from_point(raw)
+            except sm2.SM2Error as e:
+                raise ProtocolError(f"not an SM2 public key: {e}") from e
+        return suites.ed25519_public(raw)
     except (ValueError, TypeError) as e:
         raise ProtocolError(f"not an Ed25519 public key: {e}") from e
 
 
-def fingerprint(key: Ed25519PrivateKey | Ed25519PublicKey | str) -> str:
-    """The hub key's fingerprint county IT hands to each node: SHA-256 of the raw public key, hex."""
-    pub = public_from_text(key) if isinstance(key, str) else key
-    pub = pub.public_key() if isinstance(pub, Ed25519PrivateKey) else pub
-    return hashlib.sha256(pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).hexdigest()
+def fingerprint(key) -> str:
+    """The hub key's fingerprint county IT hands to each node, hex: SHA-256 of the raw Ed25519 key,
+    SM3 of the SM2 point (64 hex digits either way)."""
+    pub = _public(public_from_text(key) if isinstance(key, str) else key)
+    return _suite(pub.suite).digest(_raw_public(pub)).hex()
 
 
 def normal_fingerprint(text: str) -> str:
-    """A fingerprint as typed (any case, with or without "sha256:", colons, spaces or dashes)."""
+    """A fingerprint as typed (any case, with or without "sha256:"/"sm3:", colons, spaces or dashes)."""
     t = text.strip().lower()
-    t = t[7:] if t.startswith("sha256:") else t
+    t = re.sub(r"^(sha256|sm3):", "", t)
     t = re.sub(r"[\s:-]", "", t)
     if not re.fullmatch(r"[0-9a-f]{64}", t):
         raise ProtocolError(f"{text!r} is not a hub key fingerprint (64 hex digits from `hub node add`)")
     return t
 
 
-def verify(pub: Ed25519PublicKey, signature: bytes, data: bytes) -> None:
-    try:
-        pub.verify(signature, data)
-    except InvalidSignature as e:
-        raise BadSignature("signature does not match") from e
+def sign(key, data: bytes) -> bytes:
+    """The 64-byte signature of `data` by `key` in the key's suite."""
+    sig = key.sign(data)
+    if key.suite == "sm":
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        r, s = decode_dss_signature(sig)
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return sig
+
+
+def verify(pub, signature: bytes, data: bytes, suite: str | None = None) -> None:
+    """BadSignature unless `signature` is `pub`'s over `data`; `suite`, when the object names one,
+    must be the key's (a wrong suite is refused as such, not tried)."""
+    if suite is not None and suite != pub.suite:
+        raise BadSignature(f"signed in the {suite} suite, but the key is {pub.suite}")
+    if len(signature) != SIG_LEN:
+        raise BadSignature(f"a signature is {SIG_LEN} bytes, not {len(signature)}")
+    if pub.suite == "sm":
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+        signature = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+    if not pub.verify(signature, data):
+        raise BadSignature("signature does not match")
+
+
+CODE_PREFIXES = {"sm": "SM-"}   # an enrollment code for the sm suite starts with it (the node makes an SM2 key)
+
+
+def code_suite(code: str) -> str:
+    """The suite an enrollment code is for: "SM-ABCD-..." is sm, a code without a prefix ed25519."""
+    c = code.strip().upper()
+    for name, prefix in CODE_PREFIXES.items():
+        if c.startswith(prefix):
+            return name
+    return DEFAULT_SUITE
+
+
+def signature_text(suite: str, sig: bytes) -> str:
+    return SUITE_TAGS.get(suite, "") + b64(sig)
+
+
+def read_signature_text(text: str) -> tuple[str, bytes]:
+    """(suite, signature) of a request signature's text; an unknown tag is a ProtocolError."""
+    if ":" in text and text_suite(text) == DEFAULT_SUITE:
+        raise ProtocolError(f"signature tag {text.split(':')[0]!r} names no known suite (ed25519 has none, sm is 'sm:')")
+    name = text_suite(text)
+    return name, unb64(text[len(SUITE_TAGS.get(name, "")):])
 
 
 def b64(data: bytes) -> str:
@@ -132,21 +223,25 @@ def utc_now_iso(now: datetime | None = None) -> str:
 
 # ---- requests and responses ------------------------------------------------------------------
 
-def request_bytes(method: str, path: str, node: str, nonce: str, sent_at: str, body: bytes) -> bytes:
+def request_bytes(method: str, path: str, node: str, nonce: str, sent_at: str, body: bytes,
+                  suite: str = DEFAULT_SUITE) -> bytes:
+    """What a request signature covers; the body's hash is the suite's (SHA-256, or SM3 for sm)."""
+    digest = hashlib.sha256(body).hexdigest() if suite == DEFAULT_SUITE else _suite(suite).digest(body).hex()
     return b"\n".join([b"CE-REQ-1", method.upper().encode(), path.encode(), node.encode(), nonce.encode(),
-                       sent_at.encode(), hashlib.sha256(body).hexdigest().encode()])
+                       sent_at.encode(), digest.encode()])
 
 
 def response_bytes(nonce: str, body: bytes) -> bytes:
     return b"\n".join([b"CE-RESP-1", nonce.encode(), hashlib.sha256(body).hexdigest().encode()])
 
 
-def sign_request(key: Ed25519PrivateKey, method: str, path: str, node: str, nonce: str, sent_at: str,
+def sign_request(key, method: str, path: str, node: str, nonce: str, sent_at: str,
                  body: bytes) -> dict[str, str]:
     """The request's signature as one compact header (node names, nonces, times and base64url
-    have no spaces); hubs also take the four separate headers older nodes send."""
-    sig = key.sign(request_bytes(method, path, node, nonce, sent_at, body))
-    return {H_AUTH: f"{node} {nonce} {sent_at} {b64(sig)}"}
+    have no spaces); hubs also take the four separate headers older nodes send. An sm key's
+    signature is tagged "sm:" (3 bytes); an ed25519 one is untagged, as before."""
+    sig = sign(key, request_bytes(method, path, node, nonce, sent_at, body, key.suite))
+    return {H_AUTH: f"{node} {nonce} {sent_at} {signature_text(key.suite, sig)}"}
 
 
 def request_auth(headers) -> tuple[str, str, str, str]:
@@ -163,16 +258,19 @@ def request_auth(headers) -> tuple[str, str, str, str]:
 
 # ---- signed documents (receipts) -------------------------------------------------------------
 
-def sign_document(key: Ed25519PrivateKey, doc: dict[str, Any]) -> dict[str, Any]:
-    body = {k: v for k, v in doc.items() if k != "sig"}
-    return {**body, "sig": b64(key.sign(b"CE-DOC-1\n" + canonical(body)))}
+def sign_document(key, doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` signed by `key`; an sm signature's document says "suite": "sm" (signed with it)."""
+    body = {k: v for k, v in doc.items() if k not in ("sig", "suite")}
+    if key.suite != DEFAULT_SUITE:
+        body["suite"] = key.suite
+    return {**body, "sig": b64(sign(key, b"CE-DOC-1\n" + canonical(body)))}
 
 
-def verify_document(pub: Ed25519PublicKey, doc: dict[str, Any]) -> dict[str, Any]:
+def verify_document(pub, doc: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(doc, dict) or not isinstance(doc.get("sig"), str):
         raise BadSignature("document is not signed")
     body = {k: v for k, v in doc.items() if k != "sig"}
-    verify(pub, unb64(doc["sig"]), b"CE-DOC-1\n" + canonical(body))
+    verify(pub, unb64(doc["sig"]), b"CE-DOC-1\n" + canonical(body), body.get("suite", DEFAULT_SUITE))
     return body
 
 
@@ -193,11 +291,15 @@ class Envelope:
     def batch_id(self) -> str:
         return self.header["batch"]
 
+    @property
+    def suite(self) -> str:
+        return self.header.get("s", DEFAULT_SUITE)
+
     def signed_bytes(self) -> bytes:
         return signed_part(self.raw)
 
-    def verify(self, pub: Ed25519PublicKey) -> None:
-        verify(pub, self.signature, self.signed_bytes())
+    def verify(self, pub) -> None:
+        verify(pub, self.signature, self.signed_bytes(), self.suite)
 
 
 def signed_part(raw: bytes) -> bytes:
@@ -205,13 +307,14 @@ def signed_part(raw: bytes) -> bytes:
     return raw[:6 + hlen] + raw[6 + hlen + SIG_LEN:]
 
 
-def seal(key: Ed25519PrivateKey, header: dict[str, Any], records: list[dict[str, Any]]) -> bytes:
-    hbytes = canonical({**header, "v": VERSION})
+def seal(key, header: dict[str, Any], records: list[dict[str, Any]]) -> bytes:
+    suite = {} if key.suite == DEFAULT_SUITE else {"s": key.suite}
+    hbytes = canonical({**header, **suite, "v": VERSION})
     if len(hbytes) > MAX_HEADER:
         raise ProtocolError("batch header too large")
     payload = encode_records(records)
     head = MAGIC + struct.pack(">H", len(hbytes)) + hbytes
-    return head + key.sign(head + payload) + payload
+    return head + sign(key, head + payload) + payload
 
 
 def open_envelope(raw: bytes) -> Envelope:
@@ -231,6 +334,8 @@ def open_envelope(raw: bytes) -> Envelope:
             raise ProtocolError(f"batch header lacks {k}")
     if not 0 <= header["n"] <= MAX_RECORDS:
         raise TooBig(f"batch says {header['n']} records; at most {MAX_RECORDS} per batch, send smaller batches")
+    if header.get("s", DEFAULT_SUITE) not in (DEFAULT_SUITE, *SUITE_TAGS):
+        raise ProtocolError(f"batch is signed in suite {header['s']!r}, which this hub does not know")
     if header["v"] != VERSION:
         raise ProtocolError(f"batch format version {header['v']} is not supported (this hub speaks {VERSION})")
     return Envelope(header, raw[6 + hlen:6 + hlen + SIG_LEN], raw[6 + hlen + SIG_LEN:], raw)
@@ -244,15 +349,24 @@ USB_PURPOSE = "usb-bundle"
 
 
 def seal_bundle(hub_pubkey: str, bundle: bytes) -> bytes:
-    """A USB bundle encrypted to the hub's key (edge.core.sealed; the batches inside stay signed)."""
-    return sealed.seal(sealed.x25519_public_from_ed25519(public_from_text(hub_pubkey)), bundle, USB_PURPOSE)
+    """A USB bundle encrypted to the hub's key (edge.core.sealed; the batches inside stay signed):
+    X25519 from the Ed25519 key, or SM2 + SM4-GCM to the hub's SM2 key."""
+    pub = public_from_text(hub_pubkey)
+    recipient = pub if pub.suite == "sm" else sealed.x25519_public_from_ed25519(pub.key)
+    return sealed.seal(recipient, bundle, USB_PURPOSE)
 
 
-def open_bundle(hub_key: Ed25519PrivateKey, data: bytes) -> list[bytes]:
-    """The batches of a sealed (or, from a node before issue 13, plain) USB bundle."""
-    if data.startswith(sealed.MAGIC):
+def open_bundle(hub_keys, data: bytes) -> list[bytes]:
+    """The batches of a sealed (or, from a node before issue 13, plain) USB bundle; `hub_keys` is
+    the hub's key or its keys of every suite (the bundle's magic says which one it was sealed to)."""
+    keys = {k.suite: k for k in (hub_keys if isinstance(hub_keys, (list, tuple)) else [hub_keys])}
+    want = {sealed.MAGIC: DEFAULT_SUITE, sealed.MAGIC_SM: "sm"}.get(data[:len(sealed.MAGIC)])
+    if want is not None:
+        if want not in keys:
+            raise ProtocolError(f"the bundle is sealed to a {want} key and this hub has none")
+        key = keys[want] if want == "sm" else sealed.x25519_private_from_ed25519(keys[want].key)
         try:
-            data = sealed.unseal(sealed.x25519_private_from_ed25519(hub_key), data, USB_PURPOSE)
+            data = sealed.unseal(key, data, USB_PURPOSE)
         except sealed.SealError as e:
             raise ProtocolError(f"cannot decrypt the bundle with this hub's key: {e}") from e
     return read_bundle(data)

@@ -42,15 +42,23 @@ def _head() -> str:
 
 
 HEAD = _head()                  # the newest revision this hub ships
-# made by revisions after 0001: 0002i forwarding, 0002c the county's places (and an index on hub_records), 0002h indexes
-LATER_REVISION_TABLES = ("hub_deliveries", "hub_outbound", "hub_node_places")
+# made by revisions after 0001: 0002i forwarding, 0002c the county's places (and an index on hub_records), 0002h
+# indexes, 0002s node keys of both crypto suites (and hub_nodes.pubkey widened from 64 to 128)
+LATER_REVISION_TABLES = ("hub_deliveries", "hub_outbound", "hub_node_places", "hub_node_keys",
+                         "hub_signature_refusals")
 LATER_REVISION_INDEXES = {"hub_records_kind", "hub_batches_high", "hub_nonces_seen"}   # 0002c, 0002h
 
 
 def before_later_revisions(schema: dict) -> dict:
-    return {t: ({**v, "indexes": [i for i in v["indexes"] if i[0] not in LATER_REVISION_INDEXES]}
-                if isinstance(v, dict) else v)
+    return {t: (_before_widening(t, {**v, "indexes": [i for i in v["indexes"] if i[0] not in LATER_REVISION_INDEXES]})
+                if isinstance(v, dict) else [q for q in v if not q.startswith(LATER_REVISION_TABLES)])
             for t, v in schema.items() if t not in LATER_REVISION_TABLES}
+
+
+def _before_widening(table: str, v: dict) -> dict:
+    if table != "hub_nodes":
+        return v
+    return {**v, "columns": [(c[0], "VARCHAR(64)", *c[2:]) if c[0] == "pubkey" else c for c in v["columns"]]}
 
 
 def schema_of(url: str) -> dict:

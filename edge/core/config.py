@@ -153,7 +153,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "listen": Key(str, "127.0.0.1:8470", "HOST:PORT", _hostport),
         "database": Key(str, "", "sqlite:///PATH or postgresql://USER@HOST/DB (empty = hub/hub.db in the data "
                         "directory)", lambda v: v == "" or _url("sqlite", "postgresql", "postgresql+psycopg")(v)),
-        "key_file": Key(str, "", "the hub's Ed25519 key file (empty = hub/hub.key in the data directory)"),
+        "key_file": Key(str, "", "the hub's Ed25519 key file (empty = hub/hub.key in the data directory; the SM2 key "
+                        "is hub-sm.key beside it)"),
+        # the county's crypto suite for new enrollment codes (docs/crypto-suites.md); existing nodes keep theirs
+        "suite": Key(str, "ed25519", "ed25519 or sm", lambda v: v in ("ed25519", "sm")),
         "code_ttl_hours": Key(int, 72, "hours an enrollment code stays valid, 1-8760", lambda v: 1 <= v <= 8760),
         "max_batch_bytes": Key(int, 4 << 20, "largest batch in bytes, 1024-268435456",
                                lambda v: 1024 <= v <= 268435456),

@@ -32,13 +32,14 @@ def enroll(node: Node, hub_url: str, code: str, hub_key: str | None, *, force: b
 
 
 def enroll_at(node: Node, hub_url: str, code: str, hub_key: str | None, *, timeout: float | None = None) -> dict:
-    """Enroll (sending a CSR for the node's TLS key), keep the certificates, commit the identity."""
+    """Enroll (sending a CSR for the node's TLS key), keep the certificates, commit the identity.
+    The node key is made in the suite the code is for (docs/crypto-suites.md)."""
     from urllib.parse import urlparse
 
     from . import state, tls, transport
 
     url = hub_url.rstrip("/")
-    key = state.new_node_key(node)
+    key = state.new_node_key(node, protocol.code_suite(code))   # "SM-..." codes: an SM2 key
     pending = tls.PendingKey(node.data_dir)
     try:
         doc = transport.enroll(url, code, protocol.public_text(key), fingerprint=hub_key,

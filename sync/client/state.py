@@ -43,9 +43,10 @@ def identity(node: Node) -> Identity:
     return Identity(row["node"], url, row["hub_pubkey"], protocol.load_key(path))
 
 
-def new_node_key(node: Node):
-    """A fresh Ed25519 key, readable only by the service user (mode 0600)."""
-    key = protocol.new_key()
+def new_node_key(node: Node, suite: str = protocol.DEFAULT_SUITE):
+    """A fresh key in `suite` (the one the enrollment code is for), readable only by the service
+    user (mode 0600)."""
+    key = protocol.new_key(suite)
     path = key_path(node)
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)

@@ -69,8 +69,11 @@ def open_hub(node: Node, *, pool_size: int = 10):
 
     cfg = node.config["hub"]
     key_path = Path(cfg["key_file"]) if cfg["key_file"] else node.data_dir / "hub" / "hub.key"
+    sm_path = key_path.with_name("hub-sm.key")     # made when the county first chooses sm (docs/crypto-suites.md)
+    sm_key = load_or_create_key(sm_path, "sm") if cfg["suite"] == "sm" or sm_path.exists() else None
     store = open_store(node, pool_size=pool_size)
-    return Hub(store, load_or_create_key(key_path), max_batch_bytes=cfg["max_batch_bytes"],
+    return Hub(store, load_or_create_key(key_path), sm_key=sm_key, suite=cfg["suite"],
+               max_batch_bytes=cfg["max_batch_bytes"],
                code_ttl=timedelta(hours=cfg["code_ttl_hours"]), bundle_dir=node.data_dir / "hub" / "bundles",
                time_window=timedelta(seconds=cfg["time_window_seconds"]),
                nonce_retention=timedelta(seconds=cfg["nonce_retention_seconds"]))
@@ -104,7 +107,9 @@ def serve(node: Node, listen: str | None) -> None:
     scheme = "https" if cfg["tls"] else "http"
     click.echo(f"hub database: {schema.change_text(*h.store.migrated)}", err=True)
     click.echo(f"hub on {scheme}://{host}:{port}/ (database {h.store.engine.url.render_as_string()}); "
-               f"hub key fingerprint {protocol.fingerprint(h.key)}; county CA {county.dir / 'county-ca.pem'}",
+               f"hub key fingerprint {protocol.fingerprint(h.key)}"
+               + (f", sm key {protocol.fingerprint(h.sm_key)}" if h.sm_key else "")
+               + f"; suite of new codes {h.suite}; county CA {county.dir / 'county-ca.pem'}",
                err=True)
     app = create_app(h, ca=county, server_names=names)
     app.config["CLINIC_EDGE_DEID"] = (deid_key_path(node), cfg["deid_min_cell"])   # docs/county.md
@@ -174,8 +179,12 @@ def node_group() -> None:
 @node_group.command("add")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="print name, code and hub key fingerprint as JSON")
+@click.option("--suite", type=click.Choice(["ed25519", "sm"]), default=None,
+              help="the crypto suite the node enrolls in (default: [hub] suite)")
+@click.option("--re-enroll", is_flag=True, help="a code for a node already enrolled: it enrolls again (e.g. in "
+              "the sm suite) and what it signed before still verifies")
 @click.pass_obj
-def node_add(node: Node, name: str, as_json: bool) -> None:
+def node_add(node: Node, name: str, as_json: bool, suite: str | None, re_enroll: bool) -> None:
     """Register NAME and print a one-time enrollment code (last line)."""
     import re
 
@@ -185,13 +194,17 @@ def node_add(node: Node, name: str, as_json: bool) -> None:
         raise HubCliError("a node name is 1-64 letters, digits, '.', '_' or '-'")
     h = open_hub(node)
     existing = h.store.node(name)
-    if existing and existing["pubkey"]:
-        raise HubCliError(f"node {name} is already enrolled")
-    code = h.add_node(name, now=utcnow())
+    if existing and existing["pubkey"] and not re_enroll:
+        raise HubCliError(f"node {name} is already enrolled (--re-enroll gives it a code to enroll again)")
+    suite = suite or h.suite
+    if suite == "sm" and h.sm_key is None:
+        raise HubCliError("this hub has no sm key yet: set [hub] suite = \"sm\" (it is made at the next start) "
+                          "and run this again")
+    code = h.add_node(name, now=utcnow(), suite=suite)
     hours = int(h.code_ttl.total_seconds() // 3600)
-    fp = protocol.fingerprint(h.key)
+    fp = protocol.fingerprint(h.key_for(suite))
     if as_json:
-        click.echo(json.dumps({"node": name, "code": code, "hub_key": fp, "expires_hours": hours}))
+        click.echo(json.dumps({"node": name, "code": code, "hub_key": fp, "suite": suite, "expires_hours": hours}))
         return
     click.echo(f"node {name} registered; enroll it within {hours} h with:")
     click.echo(f"  clinic-edge enroll --hub URL --hub-key {fp} --code {code}")
@@ -210,13 +223,16 @@ def node_list(node: Node, as_json: bool) -> None:
     from .dashboard import node_rows
     from .service import utcnow
 
-    rows = node_rows(open_hub(node).store, utcnow())
+    store = open_hub(node).store
+    rows, refused = node_rows(store, utcnow()), store.refusal_counts()
+    for r in rows:     # signatures the hub refused, and why: docs/crypto-suites.md
+        r["refused_signatures"] = refused.get(r["name"], 0)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=1))
         return
     for r in rows:
         click.echo(f"{r['name']:<24} {r.get('last_contact', '?'):<16} records={r.get('records', '?')} "
-                   f"backlog={r.get('backlog', '?')}")
+                   f"backlog={r.get('backlog', '?')} refused={r['refused_signatures']}")
 
 
 @hub.command("import-bundle")
@@ -228,7 +244,7 @@ def import_bundle(node: Node, file: str) -> None:
 
     h = open_hub(node)
     try:
-        envelopes = protocol.open_bundle(h.key, Path(file).read_bytes())
+        envelopes = protocol.open_bundle(h.keys(), Path(file).read_bytes())
     except protocol.ProtocolError as e:
         raise HubCliError(f"{file}: {e}")
     stored = failed = 0

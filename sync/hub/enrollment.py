@@ -42,7 +42,7 @@ def enroll(hub: Hub, ca: CountyCA | None, data: dict[str, Any], *, now: datetime
         if csr is not None:
             doc["node_cert"] = ca.issue_node(csr, doc["node"], now=now, forbidden=forbidden).decode()
     body = json.dumps(doc, ensure_ascii=False).encode()
-    return body, hub.sign_response(nonce, body)
+    return body, hub.sign_response(nonce, body, protocol.code_suite(code))
 
 
 def renew(ca: CountyCA | None, node: str, csr: Any, *, now: datetime, forbidden: set[str] = frozenset()

@@ -32,7 +32,8 @@ def authed() -> str:
     hub = _hub()[0]
     body = request.get_data(cache=True)
     path = request.full_path.rstrip("?")
-    g.nonce = protocol.request_auth(request.headers)[1]
+    auth = protocol.request_auth(request.headers)
+    g.nonce, g.suite = auth[1], protocol.text_suite(auth[3])   # the answer is signed in the request's suite
     row = hub.signed_by(request.method, path, request.headers, body, now=_now())
     g.node, g.node_key = row["name"], row["pubkey"]
     return g.node
@@ -48,7 +49,7 @@ def signed(doc: dict, status: int = 200, *, downlink: bool = True) -> Response:
     body = json.dumps({**doc, **extra}, ensure_ascii=False, separators=(",", ":")).encode()
     resp = Response(body, status)
     del resp.headers["Content-Type"]      # always JSON, and the node knows: 32 bytes less per answer
-    resp.headers[protocol.H_SIG] = hub.sign_response(g.nonce, body)
+    resp.headers[protocol.H_SIG] = hub.sign_response(g.nonce, body, g.get("suite", protocol.DEFAULT_SUITE))
     return resp
 
 

@@ -55,12 +55,14 @@ class ClockSkew(Refused):
 @dataclass
 class Hub:
     store: HubStore
-    key: Any                     # Ed25519PrivateKey
+    key: Any                     # the hub's Ed25519 key (edge.core.suites), what nodes before issue 21 know
     max_batch_bytes: int = 4 << 20
     code_ttl: timedelta = timedelta(hours=72)
     bundle_dir: Path | None = None   # published update bundles, <sha256>.bundle (sync.hub.bundles)
     time_window: timedelta = timedelta(minutes=10)       # |hub time - X-CE-Time| accepted
     nonce_retention: timedelta = timedelta(minutes=30)   # at least 2 x time_window (docs/hub.md)
+    sm_key: Any = None           # the hub's SM2 key, for nodes of the sm suite ([hub] suite, docs/crypto-suites.md)
+    suite: str = protocol.DEFAULT_SUITE                   # the suite of the enrollment codes it issues
 
     def __post_init__(self) -> None:
         if self.nonce_retention < 2 * self.time_window:
@@ -71,19 +73,38 @@ class Hub:
     def pubkey(self) -> str:
         return protocol.public_text(self.key)
 
+    def key_for(self, suite: str):
+        """The hub's key that signs for nodes of `suite`."""
+        if suite == self.key.suite:
+            return self.key
+        if self.sm_key is not None and suite == self.sm_key.suite:
+            return self.sm_key
+        raise Refused(f"this hub has no {suite} key (set [hub] suite = \"{suite}\" and restart it)")
+
+    def keys(self) -> list[Any]:
+        return [k for k in (self.key, self.sm_key) if k is not None]
+
     # ---- enrollment -------------------------------------------------------------------------
-    def add_node(self, name: str, *, now: datetime) -> str:
+    def add_node(self, name: str, *, now: datetime, suite: str | None = None) -> str:
+        """A one-time code for `name`; a code for the sm suite starts "SM-" (protocol.code_suite)."""
+        suite = suite or self.suite
+        self.key_for(suite)
         code = "-".join("".join(secrets.choice(CODE_ALPHABET) for _ in range(4)) for _ in range(3))
+        code = protocol.CODE_PREFIXES.get(suite, "") + code
         self.store.add_node(name, code, now=now, ttl=self.code_ttl)
         return code
 
     def enroll(self, code: str, pubkey: str, *, now: datetime) -> dict[str, Any]:
-        protocol.public_from_text(pubkey)
+        suite = protocol.code_suite(code)
+        have = protocol.public_from_text(pubkey).suite
+        if have != suite:    # checked before the code is spent: the right node software can still use it
+            raise Refused(f"this enrollment code is for the {suite} suite but the node sent an {have} key "
+                          "(update the node's software, or ask county IT for a code of the node's suite)")
         try:
             name = self.store.redeem(code, pubkey, now=now)
         except KeyError as e:
             raise Refused(e.args[0]) from e
-        return {"node": name, "hub_pubkey": self.pubkey, "hub_time": now_iso(now)}
+        return {"node": name, "hub_pubkey": protocol.public_text(self.key_for(suite)), "hub_time": now_iso(now)}
 
     # ---- request authentication ---------------------------------------------------------------
     def authenticate(self, method: str, path: str, headers, body: bytes, *, now: datetime) -> str:
@@ -101,10 +122,12 @@ class Hub:
         if row is None or not row["pubkey"]:
             raise UnknownNode(f"node {node!r} is not enrolled at this hub")
         try:
-            protocol.verify(protocol.public_from_text(row["pubkey"]), protocol.unb64(sig),
-                            protocol.request_bytes(method, path, node, nonce, sent, body))
+            suite, raw_sig = protocol.read_signature_text(sig)
+            protocol.verify(protocol.public_from_text(row["pubkey"]), raw_sig,
+                            protocol.request_bytes(method, path, node, nonce, sent, body, suite), suite)
         except protocol.ProtocolError as e:
-            raise Refused(f"request signature does not match node {node}'s key") from e
+            raise self.refused(node, "request", f"request signature does not match node {node}'s key: {e}",
+                               now=now) from e
         self.check_time(sent, now=now)
         if not self.store.remember_nonce(node, nonce, now=now):
             raise Replayed("this request was already received (replayed nonce); nothing stored")
@@ -131,10 +154,23 @@ class Hub:
         """Keep the audit head a node reported (sync.hub.anchors); the signed anchor for the answer."""
         from . import anchors
 
-        return anchors.report(self.store, self.key, node, claim, now=now)
+        return anchors.report(self.store, self.key_for(self.node_suite(node)), node, claim, now=now)
 
-    def sign_response(self, nonce: str, body: bytes) -> str:
-        return protocol.b64(self.key.sign(protocol.response_bytes(nonce, body)))
+    def node_suite(self, node: str, pubkey: str | None = None) -> str:
+        """The suite of the node's current key: what the hub signs its answers to the node in."""
+        if pubkey is None:
+            row = self.store.node(node)
+            pubkey = row["pubkey"] if row else None
+        return protocol.text_suite(pubkey or "")
+
+    def sign_response(self, nonce: str, body: bytes, suite: str = protocol.DEFAULT_SUITE) -> str:
+        """The answer's signature (untagged: the node knows which hub key it holds)."""
+        return protocol.b64(protocol.sign(self.key_for(suite), protocol.response_bytes(nonce, body)))
+
+    def refused(self, node: str, what: str, reason: str, *, now: datetime) -> "Refused":
+        """A refused signature, counted with its reason (`hub node list`, docs/crypto-suites.md)."""
+        self.store.add_refusal(node, what, reason, now=now)
+        return Refused(reason)
 
     # ---- batches ------------------------------------------------------------------------------
     def accept_batch(self, raw: bytes, *, via: str, now: datetime, sender: str | None = None,
@@ -155,13 +191,11 @@ class Hub:
             if row is None or not row["pubkey"]:
                 raise UnknownNode(f"node {env.node!r} is not enrolled at this hub")
             pubkey = row["pubkey"]
-        try:
-            env.verify(protocol.public_from_text(pubkey))
-        except protocol.BadSignature as e:
-            raise Refused(f"batch {env.batch_id} is not signed by node {env.node}'s key; nothing stored") from e
+        self._verify_batch(env, pubkey, now=now)
+        suite = self.node_suite(env.node, pubkey)
         stored = None if unstored else self.store.batch_receipt(env.node, env.batch_id)
         if stored:
-            return json.loads(stored)
+            return self._in_suite(json.loads(stored), suite)
         try:
             recs = protocol.decode_records(env.payload)
         except protocol.TooBig as e:
@@ -169,14 +203,46 @@ class Hub:
         if len(recs) != env.header["n"]:
             raise HubError(f"batch says {env.header['n']} records but holds {len(recs)}")
         try:
-            return self._store_batch(env, recs, via=via, now=now, size=len(raw))
+            return self._store_batch(env, recs, via=via, now=now, size=len(raw), suite=suite)
         except sa.exc.IntegrityError:   # another worker stored the same batch at the same moment
             stored = self.store.batch_receipt(env.node, env.batch_id)
             if stored:
-                return json.loads(stored)
+                return self._in_suite(json.loads(stored), suite)
             raise
 
-    def _store_batch(self, env, recs, *, via: str, now: datetime, size: int) -> dict[str, Any]:
+    def _verify_batch(self, env, pubkey: str, *, now: datetime) -> None:
+        """The envelope verifies with the node's current key or, signed before the node re-enrolled
+        in another suite, with one of its old keys of the envelope's suite; else refused, counted."""
+        current = [pubkey] if protocol.text_suite(pubkey) == env.suite else []
+        if self._verifies(env, current):
+            return
+        old = self.store.old_keys(env.node, env.suite)   # looked up only when the current key did not do
+        if self._verifies(env, old):
+            return
+        if not current and not old:
+            raise self.refused(env.node, "batch", f"batch {env.batch_id} is signed in the {env.suite} suite, but node "
+                               f"{env.node} has no {env.suite} key at this hub (its key is "
+                               f"{protocol.text_suite(pubkey)}); nothing stored", now=now)
+        raise self.refused(env.node, "batch", f"batch {env.batch_id} is not signed by node {env.node}'s "
+                           f"{env.suite} key; nothing stored", now=now)
+
+    @staticmethod
+    def _verifies(env, keys: list[str]) -> bool:
+        for text in keys:
+            try:
+                env.verify(protocol.public_from_text(text))
+                return True
+            except protocol.ProtocolError:
+                continue
+        return False
+
+    def _in_suite(self, receipt: dict[str, Any], suite: str) -> dict[str, Any]:
+        """A stored receipt, signed again if the node has since moved to another suite."""
+        if receipt.get("suite", protocol.DEFAULT_SUITE) == suite:
+            return receipt
+        return protocol.sign_document(self.key_for(suite), receipt)
+
+    def _store_batch(self, env, recs, *, via: str, now: datetime, size: int, suite: str) -> dict[str, Any]:
         day, at = now_iso(now)[:10], now_iso(now)
         rejected, good = [], []
         for r in recs:
@@ -204,7 +270,7 @@ class Hub:
                                 "received_at": at})
             new = self._insert_new(c, env.node, new, rejected)
             high = self.store.high_water(c, env.node)
-            receipt = protocol.sign_document(self.key, {
+            receipt = protocol.sign_document(self.key_for(suite), {
                 "high_water": max(high, env.header["to"]),   # highest outbox seq received from this node
                 "type": "receipt", "node": env.node, "batch": env.batch_id, "from": env.header["from"],
                 "to": env.header["to"], "records": len(recs), "stored": len(new),
@@ -269,10 +335,10 @@ def record_problem(r: dict[str, Any]) -> str | None:
     return None
 
 
-def load_or_create_key(path: Path):
+def load_or_create_key(path: Path, suite: str = protocol.DEFAULT_SUITE):
     if path.exists():
         return protocol.load_key(path)
-    key = protocol.new_key()
+    key = protocol.new_key(suite)
     protocol.save_key(key, path)
     return key
 

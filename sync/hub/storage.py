@@ -24,7 +24,7 @@ meta = sa.MetaData()
 nodes = sa.Table(
     "hub_nodes", meta,
     sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("pubkey", sa.String(64)),
+    sa.Column("pubkey", sa.String(128)),     # protocol.public_text: ed25519, or "sm:..." (revision 0002s)
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("enrolled_at", sa.String(32)),
     sa.Column("last_contact", sa.String(32)),
@@ -130,6 +130,22 @@ places = sa.Table(         # where a clinic is, set by county IT (sync/hub/count
     sa.Column("updated_at", sa.String(32), nullable=False),
     sa.Column("updated_by", sa.String(32), nullable=False),
 )
+node_keys = sa.Table(     # keys a node had before it re-enrolled (docs/crypto-suites.md, revision 0002s)
+    "hub_node_keys", meta,
+    sa.Column("node", sa.String(64), primary_key=True),
+    sa.Column("pubkey", sa.String(128), primary_key=True),
+    sa.Column("suite", sa.String(16), nullable=False),
+    sa.Column("retired_at", sa.String(32), nullable=False),
+)
+refusals = sa.Table(      # signatures refused, and why (revision 0002s)
+    "hub_signature_refusals", meta,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("node", sa.String(64), nullable=False),
+    sa.Column("what", sa.String(16), nullable=False),     # request, batch
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", sa.String(32), nullable=False),
+)
+sa.Index("hub_signature_refusals_node", refusals.c.node, refusals.c.id)
 sa.Index("hub_audit_heads_node", audit_heads.c.node, audit_heads.c.id)
 sa.Index("hub_login_failures_key", login_failures.c.key, login_failures.c.at)
 sa.Index("hub_downlink_node", downlink.c.node, downlink.c.seq)
@@ -142,6 +158,12 @@ sa.Index("hub_nonces_seen", nonces.c.seen_at)                    # revision 0002
 def now_iso(now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     return now.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def suite_of_text(pubkey: str) -> str:
+    from sync import protocol
+
+    return protocol.text_suite(pubkey)
 
 
 def code_hash(code: str) -> str:
@@ -210,9 +232,35 @@ class HubStore:
                              .where(codes.c.used_at.is_(None)).values(used_at=now_iso(now)))
             if done.rowcount != 1:
                 raise KeyError("this enrollment code was already used")
+            old = c.execute(sa.select(nodes.c.pubkey).where(nodes.c.name == row["node"])).scalar()
+            if old and old != pubkey:   # re-enrolled: what it signed before still verifies
+                c.execute(self._insert(node_keys).values(node=row["node"], pubkey=old, suite=suite_of_text(old),
+                                                         retired_at=now_iso(now))
+                          .on_conflict_do_nothing(index_elements=["node", "pubkey"]))
             c.execute(nodes.update().where(nodes.c.name == row["node"])
                       .values(pubkey=pubkey, enrolled_at=now_iso(now)))
             return row["node"]
+
+    def old_keys(self, node: str, suite: str) -> list[str]:
+        """The node's keys in `suite` from before its last re-enrollment, newest first."""
+        with self.read() as c:
+            return list(c.execute(sa.select(node_keys.c.pubkey).where(node_keys.c.node == node)
+                                  .where(node_keys.c.suite == suite).order_by(node_keys.c.retired_at.desc()))
+                        .scalars())
+
+    def add_refusal(self, node: str, what: str, reason: str, *, now: datetime) -> None:
+        with self.begin() as c:
+            c.execute(refusals.insert().values(node=node[:64], what=what, reason=reason, at=now_iso(now)))
+
+    def refusal_counts(self) -> dict[str, int]:
+        """Refused signatures per node (what `hub node list` and the tests read)."""
+        with self.read() as c:
+            return dict(c.execute(sa.select(refusals.c.node, sa.func.count()).group_by(refusals.c.node)).all())
+
+    def refusal_reasons(self, node: str) -> list[str]:
+        with self.read() as c:
+            return list(c.execute(sa.select(refusals.c.reason).where(refusals.c.node == node)
+                                  .order_by(refusals.c.id)).scalars())
 
     def remember_nonce(self, node: str, nonce: str, *, now: datetime) -> bool:
         """True the first time a node uses a nonce, and its last contact is now (one transaction,

@@ -21,11 +21,13 @@ class SuiteError(Exception):
 
 
 class VerifyKey(Protocol):
+    suite: str          # the suite's name, as recorded with what the key signs
     def verify(self, signature: bytes, data: bytes) -> bool: ...
     def pem(self) -> bytes: ...
 
 
 class SigningKey(Protocol):
+    suite: str
     def sign(self, data: bytes) -> bytes: ...
     def public_key(self) -> VerifyKey: ...
     def pem(self) -> bytes: ...
@@ -107,6 +109,8 @@ class Suite:
 
 
 class _Ed25519Public:
+    suite = "ed25519"
+
     def __init__(self, key):
         self.key = key
 
@@ -124,6 +128,8 @@ class _Ed25519Public:
 
 
 class _Ed25519Private:
+    suite = "ed25519"
+
     def __init__(self, key):
         self.key = key
 
@@ -137,6 +143,12 @@ class _Ed25519Private:
         from cryptography.hazmat.primitives import serialization
         return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption())
+
+
+def ed25519_public(raw: bytes) -> _Ed25519Public:
+    """An Ed25519 public key from its 32 raw bytes (how sync writes node and hub keys)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    return _Ed25519Public(Ed25519PublicKey.from_public_bytes(raw))
 
 
 def _ed_generate() -> _Ed25519Private:

@@ -93,6 +93,8 @@ def _error(what: str) -> SM2Error:
 class _Key:
     """An EVP_PKEY of type SM2 (what OpenSSL 3 makes of an EC key on the SM2 curve), freed with this object."""
 
+    suite = "sm"     # the name of the suite (edge.core.suites) this key belongs to
+
     def __init__(self, handle: int | None, what: str):
         if not handle:
             raise _error(what)
