@@ -22,12 +22,15 @@ from ..followup.prefill import day_start
 from ..followup.rules import age_on
 from ..reading import utc_iso
 from .fields import BY_NAME
-from .records import DEVICE_FIELDS, shown
+from .records import DEVICE_FIELDS, field_codes, shown
 
 BP_FIELDS = {("8480-6", "left"): "bp_left_sbp", ("8462-4", "left"): "bp_left_dbp",
              ("8480-6", "right"): "bp_right_sbp", ("8462-4", "right"): "bp_right_dbp"}
-OTHER_FIELDS = {code: name for name, (code, arm) in DEVICE_FIELDS.items() if arm is None}
-LAB_FIELDS = ("fbg", "hba1c", "ecg")
+OTHER_FIELDS = {code: name for name, (_, arm) in DEVICE_FIELDS.items() if arm is None
+                for code in field_codes(name)}
+LAB_FIELDS = ("fbg", "hba1c", "ecg", "hb", "wbc", "plt", "alt", "ast", "albumin", "tbil", "dbil", "creatinine", "urea",
+              "potassium", "sodium", "tc", "tg", "ldl", "hdl")
+LAB_CODES = tuple(code for name in LAB_FIELDS for code in field_codes(name))
 LAB_TRANSPORTS = ("astm", "hl7", "mllp")
 LAB_DAYS = 90      # [U] how old a result the specification lets the check reuse (docs/health-check.md)
 
@@ -57,10 +60,12 @@ def build(store, *, resident_id: str, today: date, tz: str) -> Prefill:
     labs = store.query("SELECT r.id, r.code, r.value, r.unit, r.device_id, r.transport, r.effective_time,"
                        " NULL AS arm, r.meta FROM readings r WHERE r.resident_id = ? AND r.session_id IS NULL"
                        " AND r.status = 'valid' AND r.transport IN (%s) AND r.code IN (%s) AND r.effective_time >= ?"
+                       " AND r.effective_time < ?"
                        " ORDER BY r.effective_time, r.id" % (",".join("?" * len(LAB_TRANSPORTS)),
-                                                             ",".join("?" * len(LAB_FIELDS))),
-                       (resident_id, *LAB_TRANSPORTS, *(DEVICE_FIELDS[f][0] for f in LAB_FIELDS),
-                        utc_iso(day_start(today - timedelta(days=LAB_DAYS), tz))))
+                                                             ",".join("?" * len(LAB_CODES))),
+                       (resident_id, *LAB_TRANSPORTS, *LAB_CODES,
+                        utc_iso(day_start(today - timedelta(days=LAB_DAYS), tz)),
+                        utc_iso(day_start(today + timedelta(days=1), tz))))
     for r in labs + rows:                         # labs first, then oldest first: the latest one wins
         name = BP_FIELDS.get((r["code"], r["arm"])) or OTHER_FIELDS.get(r["code"])
         if name is None:
