@@ -2,9 +2,15 @@
 mosquitto and the real ingest process: three residents registered once (ID number, or the slip's
 resident id), then through the BP station (an MQTT monitor, each reading's arm chosen when the
 station calls), the height/weight/waist station (an MQTT scale), the urine station (a strip reader
-on a real pty, read by the shipped line profile) and the doctor. Stations run at the same time for
-different residents; each resident's 健康体检表 holds exactly their own values, each with its device.
-Prints the figure: actions and seconds for one resident's full check."""
+on a real pty, read by the shipped line profile) and the doctor. The township's analyser sends each
+resident's blood count, ALT, creatinine and cholesterol over ASTM E1381/E1394 on a second real pty,
+matched by the ID number in its P record. Stations run at the same time for different residents;
+each resident's 健康体检表 holds exactly their own values, each with its device or analyser.
+Prints the figure: actions and seconds for one resident's full check.
+
+The ASTM transmissions follow the record layout of the Sysmex XP-100 and Roche cobas c311 samples in
+senaite/senaite.astm src/senaite/astm/tests/data/ (sysmex_xp100.txt, cobas_c311.txt), with a P record
+carrying the ID number and this test's values (as tests/test_healthcheck_labs.py)."""
 from __future__ import annotations
 
 import json
@@ -15,6 +21,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from device_drivers.astm.simulator import Analyser
 from edge.core import devices, residents
 from serial_fixtures import PlugPort
 from tests.conftest import add_device, wait_for
@@ -30,6 +37,28 @@ PEOPLE = {  # name, ID number, BP left, BP right, weight, height, waist, urine l
     "C": ("孙三", "440524188001010014", (138, 82, 80), (134, 80, 79), 48.2, 150.5, 74.0,
           [b"PRO  1+  0.3g/L", b"GLU  -", b"KET  +-", b"BLD  3+  200Cell/uL"]),
 }
+
+# the township's results: HGB g/dL, WBC and PLT 10*3/uL, ALT U/l, creatinine mg/dL, cholesterol mmol/l
+LABS = {"A": (13.2, 6.1, 210, 18, 0.9, 5.1), "B": (12.0, 7.4, 188, 35, 1.1, 4.6), "C": (10.8, 4.9, 156, 12, 1.4, 6.3)}
+LAB_CODES = {"WBC": "6690-2", "HGB": "718-7", "PLT": "777-3", "685/": "1742-6", "690/": "2160-0", "798/": "2093-3"}
+LAB_FIELDS = ("hb", "wbc", "plt", "alt", "creatinine", "tc")
+
+
+def lab_transmission(id_number: str, results) -> bytes:
+    hgb, wbc, plt, alt, crea, chol = results
+    return (f"H|\\^&|||TOWNSHIP-LAB^1|||||host||P|1\r"
+            f"P|1||{id_number}\r"
+            f"O|1|{id_number[-4:]}||^^^^WBC\\^^^^HGB\\^^^^PLT\\^^^685/\\^^^690/\\^^^798/|R||||||N||||SC\r"
+            f"R|1|^^^^WBC^1|{wbc}|10*3/uL||N||F\rR|2|^^^^HGB^1|{hgb}|g/dL||N||F\r"
+            f"R|3|^^^^PLT^1|{plt}|10*3/uL||N||F\rR|4|^^^685/|{alt}|U/l||N||F\r"
+            f"R|5|^^^690/|{crea}|mg/dL||N||F\rR|6|^^^798/|{chol}|mmol/l||N||F\rL|1|N\r").encode()
+
+
+def lab_shown(results) -> dict[str, str]:
+    """The form's values: g/L, 10^9/L, U/L, umol/L (x 88.40), mmol/L."""
+    hgb, wbc, plt, alt, crea, chol = results
+    return {"hb": str(round(hgb * 10)), "wbc": f"{wbc:.1f}", "plt": str(plt), "alt": str(alt),
+            "creatinine": str(round(crea * 88.40)), "tc": str(round(chol, 2))}
 
 
 class Actions:
@@ -71,7 +100,21 @@ def urine_port(broker, node, tmp_path):
     port.close()
 
 
-def test_check_day_three_residents_four_stations(urine_port, web, browser, broker, env, node):  # noqa: F811
+@pytest.fixture
+def lab_port(broker, node, tmp_path, urine_port):
+    """The township's analyser on a second pty (ASTM), its test codes in the config file."""
+    port = PlugPort(tmp_path / "ttyLAB")
+    port.plug()
+    cfg = tmp_path / "clinic-edge.toml"
+    cfg.write_text('[drivers.astm]\ndevice_id = "township-lab"\n[drivers.astm.codes]\n'
+                   + "".join(f'"{k}" = "{v}"\n' for k, v in LAB_CODES.items()), encoding="utf-8")
+    broker.env.update({"CLINIC_EDGE_CONFIG": str(cfg), "CLINIC_EDGE_DRIVERS_ASTM_URL": str(port.path)})
+    devices.add(node.store, "township-lab", kind="analyser", transport="astm", now=datetime.now(timezone.utc))
+    yield port
+    port.close()
+
+
+def test_check_day_three_residents_four_stations(lab_port, urine_port, web, browser, broker, env, node):  # noqa: F811
     bp_pw = add_device(env, "station-bp", "bp", broker)
     scale_pw = add_device(env, "station-scale", "scale", broker)
     ids = {k: residents.create(node.store, {"name": p[0], "id_number": p[1]}, division_code="110105001001",
@@ -162,6 +205,10 @@ def test_check_day_three_residents_four_stations(urine_port, web, browser, broke
     body_measure_and_done("C")
     for k in PEOPLE:
         urine(k)
+    analyser = Analyser(lab_port.master, reply_timeout=15)     # the township's results come back
+    for k in PEOPLE:
+        assert analyser.transmit(lab_transmission(PEOPLE[k][1], LABS[k]))
+        assert stored(node, "township-lab", "718-7", round(LABS[k][0] * 10))["resident_id"] == ids[k]
     page.goto(f"{web}/checkday/bp")
     assert page.locator("#done li").count() == 3 and page.locator("#waiting li").count() == 0
     shot(page, "41-station-list")
@@ -183,6 +230,9 @@ def test_check_day_three_residents_four_stations(urine_port, web, browser, broke
         for field, code in zip(("urine_protein", "urine_glucose", "urine_ketone", "urine_blood"), urine_codes):
             assert page.is_checked(f"input[name={field}][value='{code}']"), field
             assert "urine-reader" in page.inner_text(f"#src-badge-{field}")
+        assert {f: page.input_value(f"#f-{f}") for f in LAB_FIELDS} == lab_shown(LABS[k])
+        for field in LAB_FIELDS:
+            assert "township-lab · astm" in page.inner_text(f"#src-badge-{field}"), field
         assert "station-bp" in page.inner_text("#src-badge-bp_left_sbp")
         assert "station-scale" in page.inner_text("#src-badge-waist")
         if k == "A":
@@ -195,7 +245,7 @@ def test_check_day_three_residents_four_stations(urine_port, web, browser, broke
             page.wait_for_selector("#saved")
         timed(k, selfcare_and_save)
         assert page.inner_text("#selfcare-band") == "可自理"
-        for field in ("bp_left_sbp", "bp_right_dbp", "weight", "waist", "urine_blood"):
+        for field in ("bp_left_sbp", "bp_right_dbp", "weight", "waist", "urine_blood", "hb", "creatinine"):
             assert "设备" in page.inner_text(f"#source-{field}"), field
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     rows = node.store.query("SELECT h.resident_id, v.data, v.sources FROM health_checks h JOIN health_check_versions v"
@@ -208,7 +258,8 @@ def test_check_day_three_residents_four_stations(urine_port, web, browser, broke
                                                                                PEOPLE[k][4])
         owners = {r["resident_id"] for r in node.store.query(
             f"SELECT resident_id FROM readings WHERE id IN ({','.join('?' * len(sources))})", list(sources.values()))}
-        assert owners == {row["resident_id"]} and len(sources) == 12      # BMI is computed, not read
+        assert owners == {row["resident_id"]} and len(sources) == 18      # BMI is computed, not read
+        assert (data["hb"], data["creatinine"]) == (round(LABS[k][0] * 10), round(LABS[k][4] * 88.40))
     print(f"\nFIGURE one resident's check day with devices (A): {acts['A'].count} actions (registration 2, "
           f"BP 3, scale 2, urine 2, doctor 1 + self-care 5 + save 1), {times['A']:.1f} s of clicking in headless "
           f"Chromium, the measurements themselves aside")

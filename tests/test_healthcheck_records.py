@@ -189,3 +189,25 @@ def test_the_outbox_record_is_one_the_hub_accepts_even_with_every_text_full(stor
     out = store.one("SELECT kind, record_id, version, payload FROM outbox WHERE record_id = ?", (saved.id,))
     assert record_problem({"kind": out["kind"], "id": out["record_id"], "version": out["version"],
                            "payload": json.loads(out["payload"])}) is None
+
+
+def test_readings_assigned_from_the_inbox_fill_the_check_like_live_ones(store):
+    """A scale reading that arrived with no session open waits in the inbox; once the doctor assigns it
+    to the resident it fills that resident's 健康体检表 with its source (a BP has no arm: offered)."""
+    devices.add(store, "scale1", kind="scale", transport="mqtt", now=NOW)
+    ingest(store, [Reading("scale1", "29463-7", 63.4, "kg", "mqtt", device_time=NOW),
+                   Reading("scale1", "8480-6", 141, "mm[Hg]", "mqtt", device_time=NOW)], clock=Clock(NOW))
+    yesterday = NOW - timedelta(days=1)
+    ingest(store, [Reading("scale1", "8302-2", 160.0, "cm", "mqtt", device_time=yesterday)], clock=Clock(yesterday))
+    waiting = [r["id"] for r in store.query("SELECT id FROM readings WHERE resident_id IS NULL")]
+    assert measuring.assign(store, waiting, "R1", now=NOW, actor="doc") == 3
+    pre = prefill.build(store, resident_id="R1", today=TODAY, tz=TZ)
+    weight = store.one("SELECT id FROM readings WHERE code = '29463-7'")["id"]
+    assert (pre.values.get("weight"), pre.sources.get("weight")) == (63.4, weight)
+    assert "height" not in pre.values                        # assigned, but measured the day before
+    assert [r["value"] for r in pre.unplaced_bp] == [141] and "bp_left_sbp" not in pre.values
+    saved = records.save(store, resident_id="R1", values=validate({"check_date": "2026-12-03", "weight": "63.4"},
+                                                                  today=TODAY).values,
+                         sources=pre.sources, actor="doc", at=NOW)
+    assert saved.sources == {"weight": weight}
+    assert "weight" not in prefill.build(store, resident_id="R2", today=TODAY, tz=TZ).values

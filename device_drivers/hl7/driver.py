@@ -3,6 +3,8 @@
     [drivers.mllp]
     listen = "0.0.0.0:2575"        # host:port
     device_id = "ward-monitor"     # optional, default "mllp"; registered on first start
+    [drivers.mllp.codes]           # optional: an analyser's own OBX-3 codes -> LOINC
+    HGB = "718-7"                  # (OBX-3 coded ^LN is taken as LOINC without a table)
 
 Each message is parsed, its readings committed, and only then answered AA; a malformed message
 is answered AE with the reason (AR for a message type other than ORU^R01), noted on the device
@@ -46,6 +48,8 @@ OPTIONS = {
     "name": Option(str, "", "a label the doctor recognises, e.g. 监护仪"),
     "max_message": Option(int, MAX_MESSAGE, "bytes, 1024-16777216", lambda v: 1024 <= v <= 1 << 24),
     "idle_timeout": Option(int, IDLE_TIMEOUT, "seconds, 5-86400", lambda v: 5 <= v <= 86400),
+    "codes": Option(dict, {}, "a table TEST = \"LOINC\", e.g. HGB = \"718-7\"",
+                    lambda v: all(isinstance(c, str) and c for c in v.values())),
 }
 
 
@@ -61,6 +65,7 @@ class MllpDriver:
         self.label = cfg["name"]
         self.max_message = cfg["max_message"]
         self.idle_timeout = cfg["idle_timeout"]
+        self.codes = dict(cfg["codes"])
         self.on_commit = on_commit
         self.tz = ZoneInfo(node.config["node"]["timezone"])
         self.stats: Counter = Counter()
@@ -161,7 +166,7 @@ class MllpDriver:
         if isinstance(item, Hl7FrameError):
             return self._refuse(None, item, now, ack_id)
         try:
-            header, readings = parse_oru(item, device_id=self.device_id, tz=self.tz)
+            header, readings = parse_oru(item, device_id=self.device_id, tz=self.tz, codes=self.codes)
         except Hl7FrameError as e:
             return self._refuse(_header_or_none(item), e, now, ack_id)
         except Exception as e:   # a parser bug: this message is answered AE, the listener goes on

@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Mapping
 
 from edge.core.reading import Reading, finite_number, storable_time
 
@@ -54,6 +55,8 @@ MDC_UNITS = {"266016": "mm[Hg]", "MDC_DIM_MMHG": "mm[Hg]", "262688": "%", "MDC_D
 ECG_IMPRESSION = {"8601-7"}
 ECG_CODE = "8601-7"
 TEXT_TYPES = {"ST", "TX", "FT", "CE", "CWE"}
+# OBX-3 coded in LOINC (HL7 table 0396 "LN"): the laboratory results of the township's analysers
+LOINC_SYSTEMS = {"LN", "LOINC"}
 NORMAL_FLAGS = {"N"}
 NORMAL_WORDS = ("正常心电图", "NORMAL ECG", "NORMAL EKG")
 ABNORMAL_WORDS = ("异常", "ABNORMAL", "BORDERLINE", "大致正常", "临界")
@@ -103,8 +106,10 @@ def parse_header(segment: str) -> Header:
     return Header(sep, enc[0], enc[1], enc[2], enc[3], tuple(fields))
 
 
-def parse_oru(message: bytes, *, device_id: str, tz: tzinfo) -> tuple[Header, list[Reading]]:
-    """The header and one Reading per numeric OBX; raises Hl7FrameError saying what is wrong."""
+def parse_oru(message: bytes, *, device_id: str, tz: tzinfo,
+              codes: Mapping[str, str] | None = None) -> tuple[Header, list[Reading]]:
+    """The header and one Reading per numeric OBX; raises Hl7FrameError saying what is wrong.
+    `codes` maps an analyser's own OBX-3 test codes (`WBC`, `HGB`) to LOINC (`[drivers.mllp.codes]`)."""
     segs = segments(message)
     if not segs:
         raise Hl7FrameError("the message is empty")
@@ -122,7 +127,7 @@ def parse_oru(message: bytes, *, device_id: str, tz: tzinfo) -> tuple[Header, li
         elif f[0] == "OBR":
             obr_time = _get(f, 7)
         elif f[0] == "OBX":
-            r = _observation(f, h, seg, device_id, patient, obr_time, tz)
+            r = _observation(f, h, seg, device_id, patient, obr_time, tz, codes or {})
             if r is not None:
                 readings.append(r)
     return h, readings
@@ -143,7 +148,7 @@ def _comp(f: list[str], n: int, h: Header, k: int = 0) -> str:
     return unescape(parts[k], h) if k < len(parts) else ""
 
 
-def _observation(f, h: Header, seg: str, device_id, patient, obr_time, tz) -> Reading | None:
+def _observation(f, h: Header, seg: str, device_id, patient, obr_time, tz, codes) -> Reading | None:
     value_type, sent = _get(f, 2).strip(), _get(f, 5).split(h.repeat)[0].strip()
     if not sent:
         return None                 # a container (device, channel) with no value of its own
@@ -159,7 +164,8 @@ def _observation(f, h: Header, seg: str, device_id, patient, obr_time, tz) -> Re
     if status in RESULT_STATUSES and not NUMBER.fullmatch(sent):
         raise Hl7FrameError(f"OBX {set_id or '?'} ({code_id}): value {sent[:30]!r} is not a number")
     value, why = _result_value(sent, status)
-    loinc = MDC_TO_LOINC.get(code_id) if system in ("MDC", "") else None
+    loinc = codes.get(code_id) or (code_id if system in LOINC_SYSTEMS else
+                                   MDC_TO_LOINC.get(code_id) if system in ("MDC", "") else None)
     raw_code = _get(f, 3).split(h.repeat)[0]
     unit_id, unit_text = _comp(f, 6, h, 0).strip(), _comp(f, 6, h, 1).strip()
     unit = MDC_UNITS.get(unit_id) or MDC_UNITS.get(unit_text) or unit_id or unit_text

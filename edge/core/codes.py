@@ -59,12 +59,38 @@ _TEMPERATURE = {"Cel": _same, "[degF]": lambda v: (v - 32) * 5 / 9, "degF": lamb
 _MASS = {"kg": _same, "g": lambda v: v / 1000, "[lb_av]": lambda v: v * 0.45359237,
          "lb": lambda v: v * 0.45359237}
 _LENGTH = {"cm": _same, "m": lambda v: v * 100, "mm": lambda v: v / 10, "[in_i]": lambda v: v * 2.54}
-_GLUCOSE = {"mmol/L": _same, "mg/dL": lambda v: v / GLUCOSE_MG_DL_PER_MMOL_L,
+_GLUCOSE = {"mmol/L": _same, "mmol/l": _same, "mg/dL": lambda v: v / GLUCOSE_MG_DL_PER_MMOL_L,
+            "mg/dl": lambda v: v / GLUCOSE_MG_DL_PER_MMOL_L,
             "kg/m3": lambda v: v * 100 / GLUCOSE_MG_DL_PER_MMOL_L,  # 1 kg/m3 = 100 mg/dL
             "g/l": lambda v: v * 100 / GLUCOSE_MG_DL_PER_MMOL_L,
             "mol/L": lambda v: v * 1000}
 
 _GRADE = {"{grade}": _same}
+# Laboratory units (docs/health-check.md, "Laboratory results"): the 健康体检表 prints g/L, 10^9/L, U/L,
+# umol/L, mmol/L and %; analysers also send the US units, converted here by molar mass.
+_HBA1C = {"%": _same, "mmol/mol": lambda v: 0.09148 * v + 2.152}     # IFCC -> NGSP (master equation)
+_G_PER_L = {"g/L": _same, "g/l": _same, "g/dL": lambda v: v * 10, "g/dl": lambda v: v * 10}
+_PER_NL = {u: _same for u in ("10*9/L", "10^9/L", "x10^9/L", "×10⁹/L", "10*3/uL", "10^3/uL", "K/uL", "/nL")}
+_ENZYME = {"U/L": _same, "IU/L": _same, "[IU]/L": _same, "U/l": _same, "ukat/L": lambda v: v * 60}
+_UMOL = {"umol/L": _same, "µmol/L": _same, "μmol/L": _same, "umol/l": _same}
+
+
+def _umol(mg_dl_factor: float) -> dict:
+    return {**_UMOL, "mg/dL": lambda v: v * mg_dl_factor, "mg/dl": lambda v: v * mg_dl_factor}
+
+
+def _mmol(mg_dl_per_mmol: float | None = None) -> dict:
+    out = {"mmol/L": _same, "mmol/l": _same, "mEq/L": _same}
+    if mg_dl_per_mmol:
+        out.update({"mg/dL": lambda v: v / mg_dl_per_mmol, "mg/dl": lambda v: v / mg_dl_per_mmol})
+    return out
+
+
+BILIRUBIN_UMOL_PER_MG_DL = 17.104     # molar mass 584.66 g/mol
+CREATININE_UMOL_PER_MG_DL = 88.40     # 113.12 g/mol
+UREA_MG_DL_PER_MMOL = 6.006           # urea (not urea nitrogen) 60.06 g/mol
+CHOLESTEROL_MG_DL_PER_MMOL = 38.67    # 386.65 g/mol
+TRIGLYCERIDE_MG_DL_PER_MMOL = 88.57   # as triolein, 885.7 g/mol
 
 CODES: tuple[Code, ...] = (
     Code("8480-6", ("systolic", "sbp", "MDC_PRESS_BLD_NONINV_SYS", "MDC_PRESS_CUFF_SYS"), "收缩压", "Systolic BP",
@@ -84,7 +110,7 @@ CODES: tuple[Code, ...] = (
          _LENGTH, 30, 250, 1),
     Code("2339-0", ("glucose", "blood_glucose", "MDC_CONC_GLU_CAPILLARY_WHOLEBLOOD"), "血糖",
          "Blood glucose", "mmol/L", _GLUCOSE, 0.5, 50, 1),
-    Code("4548-4", ("hba1c",), "糖化血红蛋白", "HbA1c", "%", _PERCENT, 2, 25, 1),
+    Code("4548-4", ("hba1c",), "糖化血红蛋白", "HbA1c", "%", _HBA1C, 2, 25, 1),
     Code("9279-1", ("respiratory_rate", "rr", "MDC_RESP_RATE"), "呼吸频率", "Respiratory rate", "/min", _RATE, 2, 80, 0),
     Code("8280-0", ("waist", "waist_circumference"), "腰围", "Waist circumference", "cm", _LENGTH, 30, 250, 1),
     # Dipstick urinalysis as an ordinal grade: 0 negative, 0.5 trace (±), 1-4 for + to ++++ (docs/health-check.md)
@@ -95,6 +121,30 @@ CODES: tuple[Code, ...] = (
     # The ECG machine's conclusion as the 健康体检表 codes it: 1 normal, 2 abnormal (docs/health-check.md)
     Code("8601-7", ("ecg_impression",), "心电图结论", "ECG impression", "{code}", {"{code}": _same}, 1, 2, 0),
     Code("39156-5", ("bmi",), "体质指数", "BMI", "kg/m2", {"kg/m2": _same}, 5, 100, 1),
+    # The township's analysers (docs/health-check.md, "Laboratory results" lists the LOINC codes and sources)
+    Code("1558-6", ("fasting_glucose",), "空腹血糖", "Fasting glucose (serum/plasma)", "mmol/L", _GLUCOSE, 0.5, 50, 1),
+    Code("718-7", ("hb", "hemoglobin"), "血红蛋白", "Haemoglobin", "g/L", _G_PER_L, 20, 250, 0),
+    Code("6690-2", ("wbc",), "白细胞", "White blood cells", "10*9/L", _PER_NL, 0.1, 200, 2),
+    Code("777-3", ("plt", "platelets"), "血小板", "Platelets", "10*9/L", _PER_NL, 1, 2000, 0),
+    Code("1742-6", ("alt",), "血清谷丙转氨酶", "ALT", "U/L", _ENZYME, 0, 5000, 0),
+    Code("1920-8", ("ast",), "血清谷草转氨酶", "AST", "U/L", _ENZYME, 0, 5000, 0),
+    Code("1751-7", ("albumin",), "白蛋白", "Albumin", "g/L", _G_PER_L, 5, 80, 1),
+    Code("1975-2", ("tbil",), "总胆红素", "Total bilirubin", "umol/L", _umol(BILIRUBIN_UMOL_PER_MG_DL), 0, 1000, 1),
+    Code("1968-7", ("dbil",), "结合胆红素", "Direct bilirubin", "umol/L", _umol(BILIRUBIN_UMOL_PER_MG_DL), 0, 1000, 1),
+    Code("2160-0", ("creatinine",), "血清肌酐", "Creatinine", "umol/L", _umol(CREATININE_UMOL_PER_MG_DL), 5, 3000, 0),
+    Code("22664-7", ("urea",), "血尿素", "Urea", "mmol/L", _mmol(UREA_MG_DL_PER_MMOL), 0.5, 100, 2),
+    Code("2823-3", ("potassium",), "血钾", "Potassium", "mmol/L", _mmol(), 1, 10, 2),
+    Code("2951-2", ("sodium",), "血钠", "Sodium", "mmol/L", _mmol(), 100, 200, 0),
+    Code("2093-3", ("tc", "cholesterol"), "总胆固醇", "Total cholesterol", "mmol/L",
+         _mmol(CHOLESTEROL_MG_DL_PER_MMOL), 0.5, 30, 2),
+    Code("2571-8", ("tg", "triglycerides"), "甘油三酯", "Triglycerides", "mmol/L",
+         _mmol(TRIGLYCERIDE_MG_DL_PER_MMOL), 0.1, 50, 2),
+    Code("13457-7", ("ldl",), "低密度脂蛋白胆固醇", "LDL cholesterol (calculated)", "mmol/L",
+         _mmol(CHOLESTEROL_MG_DL_PER_MMOL), 0.1, 20, 2),
+    Code("2089-1", ("ldl_measured",), "低密度脂蛋白胆固醇", "LDL cholesterol", "mmol/L",
+         _mmol(CHOLESTEROL_MG_DL_PER_MMOL), 0.1, 20, 2),
+    Code("2085-9", ("hdl",), "高密度脂蛋白胆固醇", "HDL cholesterol", "mmol/L",
+         _mmol(CHOLESTEROL_MG_DL_PER_MMOL), 0.1, 10, 2),
 )
 
 _BY_KEY: dict[str, Code] = {}

@@ -29,7 +29,22 @@ DEVICE_FIELDS: dict[str, tuple[str, str | None]] = {
     "bmi": ("39156-5", None), "fbg": ("2339-0", None), "hba1c": ("4548-4", None),
     "urine_protein": ("20454-5", None), "urine_glucose": ("25428-4", None), "urine_ketone": ("2514-8", None),
     "urine_blood": ("5794-3", None), "ecg": ("8601-7", None),
+    # 辅助检查 from the township's analysers (ASTM, HL7 ORU), LOINC codes in docs/health-check.md
+    "hb": ("718-7", None), "wbc": ("6690-2", None), "plt": ("777-3", None),
+    "alt": ("1742-6", None), "ast": ("1920-8", None), "albumin": ("1751-7", None),
+    "tbil": ("1975-2", None), "dbil": ("1968-7", None),
+    "creatinine": ("2160-0", None), "urea": ("22664-7", None), "potassium": ("2823-3", None),
+    "sodium": ("2951-2", None),
+    "tc": ("2093-3", None), "tg": ("2571-8", None), "ldl": ("13457-7", None), "hdl": ("2085-9", None),
 }
+# more codes that fill a field: fasting glucose measured on serum/plasma, LDL-C measured directly
+ALSO_CODES: dict[str, tuple[str, ...]] = {"fbg": ("1558-6",), "ldl": ("2089-1",)}
+
+
+def field_codes(name: str) -> tuple[str, ...]:
+    """Every LOINC code whose reading may fill the field."""
+    return (DEVICE_FIELDS[name][0], *ALSO_CODES.get(name, ()))
+
 CODED_READINGS = {"ecg"}          # a reading whose value is the form's code itself (1 normal, 2 abnormal)
 # What the 老年人健康管理 service checks every year (docs/health-check.md, "complete"): a 健康体检表
 # with these filled counts as complete for the KPI's share of complete records.
@@ -80,10 +95,11 @@ def verified_sources(conn, resident_id: str, values: dict, sources: dict[str, An
     for name, reading_id in (sources or {}).items():
         if name not in DEVICE_FIELDS or values.get(name) is None or not isinstance(reading_id, str):
             continue
-        code, arm = DEVICE_FIELDS[name]
+        arm, codes = DEVICE_FIELDS[name][1], field_codes(name)
         row = conn.execute("SELECT r.value, s.arm FROM readings r LEFT JOIN measuring_sessions s"
                            " ON s.id = r.session_id WHERE r.id = ? AND r.resident_id = ? AND r.status = 'valid'"
-                           " AND r.code = ?", (reading_id, resident_id, code)).fetchone()
+                           f" AND r.code IN ({','.join('?' * len(codes))})",
+                           (reading_id, resident_id, *codes)).fetchone()
         if row is None or (arm is not None and row[1] != arm) or not _same(float(row[0]), values[name], name):
             continue
         kept[name] = reading_id
