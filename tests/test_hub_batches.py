@@ -51,3 +51,18 @@ def test_a_record_sent_again_is_stored_once_and_one_changed_under_its_version_is
         assert sorted(held) == ["r1", "r2", "r3"] and '"value":130.0' in held["r2"].replace(" ", "")
     finally:
         store.engine.dispose()
+
+
+def test_the_downlink_head_every_answer_carries_is_the_newest_row_for_the_node_or_every_node(postgres):  # noqa: F811
+    from sync.hub.storage import HubStore
+
+    store = HubStore(postgres.new_database(), pool_size=2)
+    try:
+        assert store.downlink_head("clinic-1") == 0
+        mine = store.put_downlink("clinic-1", "resident", "p1", 1, "{}", now=NOW)
+        assert store.downlink_head("clinic-1") == mine
+        everyone = store.put_downlink("*", "code_table", "c1", 1, "{}", now=NOW)
+        store.put_downlink("clinic-2", "resident", "p2", 1, "{}", now=NOW)
+        assert (store.downlink_head("clinic-1"), store.downlink_head("clinic-3")) == (everyone, everyone)
+    finally:
+        store.engine.dispose()

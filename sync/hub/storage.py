@@ -90,6 +90,9 @@ REMEMBER_NONCE = sa.text(
     "WITH seen AS (INSERT INTO hub_nonces (node, nonce, seen_at) VALUES (:node, :nonce, :at) "
     "ON CONFLICT (node, nonce) DO NOTHING RETURNING node) "
     "UPDATE hub_nodes SET last_contact = :at FROM seen WHERE hub_nodes.name = seen.node RETURNING seen.node")
+_HEADS = ("(SELECT coalesce(max(seq), 0) FROM hub_downlink WHERE node = :node), "
+          "(SELECT coalesce(max(seq), 0) FROM hub_downlink WHERE node = '*')")
+DOWNLINK_HEAD = {False: sa.text(f"SELECT greatest({_HEADS})"), True: sa.text(f"SELECT max({_HEADS})")}
 downlink = sa.Table(
     "hub_downlink", meta,
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
@@ -344,13 +347,12 @@ class HubStore:
     def downlink_head(self, node: str) -> int:
         """The newest downlink cursor for this node (0: none yet), which every signed answer carries
         so a node whose cursor is there skips the pull (issue 17.4)."""
-        # two index lookups (the newest row for this node, the newest for every node), not a scan of
-        # every row either ever had: SQLite's two-argument max() is PostgreSQL's greatest()
-        heads = [sa.select(sa.func.coalesce(sa.func.max(downlink.c.seq), 0)).where(downlink.c.node == n)
-                 .scalar_subquery() for n in (node, "*")]
-        newest = (sa.func.max if self.is_sqlite else sa.func.greatest)(*heads)
+        # two index look-ups (the newest row for this node, the newest for every node), not a scan of
+        # every row either ever had; SQLite's two-argument max() is PostgreSQL's greatest(). Text SQL
+        # made once, as it is asked on every signed answer: built with sa.select each time, its
+        # subqueries cost more Python than any other read (docs/hub.md)
         with self.read() as c:
-            return c.execute(sa.select(newest)).scalar() or 0
+            return c.execute(DOWNLINK_HEAD[self.is_sqlite], {"node": node}).scalar() or 0
 
     def high_water(self, c, node: str) -> int:
         """The highest outbox seq any stored batch of this node reached (hub_batches_high)."""
