@@ -2,6 +2,7 @@
 beside two on the same database, measured in one run.
 
     .venv/bin/python bench/hub_scale.py [--nodes 300] [--batches 2] [--records 50] [--threads 16]
+                                        [--baseline-src DIR]
 
 Starts a PostgreSQL server as the tests do (tests/sync_fixtures.Postgres), enrolls N nodes in a
 fresh database, then starts `clinic-edge hub serve` over HTTPS (its county CA): once with one
@@ -10,7 +11,10 @@ would). Every node is a thread with its own keep-alive HTTPS connection (sync.cl
 all start at the same instant, send a hello, then upload their batches one after the other. The
 client threads run in several processes so the load generator's own GIL is not what is measured.
 Prints p50/p95/max request latency and records/s for each run, beside the goals, and checks that
-every record was stored exactly once and every receipt accepted every record.
+every record was stored exactly once and every receipt accepted every record. With
+`--baseline-src DIR` (an older tree, e.g. `git archive COMMIT | tar -x -C DIR`) each worker count
+is run first with the hub from DIR, then with this tree's, in the same run, for a before/after
+ratio on a noisy machine.
 """
 from __future__ import annotations
 
@@ -96,13 +100,13 @@ def client_process(args):
         return [f.result() for f in futures]
 
 
-def start_workers(base: dict, data: Path, url: str, n: int, threads: int) -> list:
+def start_workers(base: dict, data: Path, url: str, n: int, threads: int, src: str | None = None) -> list:
     from sync_fixtures import free_port, wait_port
 
     procs = []
     for i in range(n):
         port = free_port()
-        env = {**base, "CLINIC_EDGE_DATA": str(data), "CLINIC_EDGE_HUB_LISTEN": f"127.0.0.1:{port}",
+        env = {**base, **({"PYTHONPATH": src} if src else {}), "CLINIC_EDGE_DATA": str(data), "CLINIC_EDGE_HUB_LISTEN": f"127.0.0.1:{port}",
                "CLINIC_EDGE_HUB_DATABASE": url, "CLINIC_EDGE_HUB_THREADS": str(threads)}
         proc = subprocess.Popen([sys.executable, "-m", "edge", "hub", "serve"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=open(data / f"hub-{i}.log", "ab"))
@@ -111,14 +115,14 @@ def start_workers(base: dict, data: Path, url: str, n: int, threads: int) -> lis
     return procs
 
 
-def run(pg, base: dict, tmp: Path, workers: int, args) -> dict:
+def run(pg, base: dict, tmp: Path, workers: int, args, src: str | None = None) -> dict:
     from cryptography.hazmat.primitives import serialization as ser
 
     from sync import protocol
     from sync.hub.storage import HubStore
 
     url = pg.new_database()
-    data = tmp / f"hub-{workers}"
+    data = tmp / f"hub-{workers}-{'base' if src else 'this'}"
     data.mkdir()
     store = HubStore(url, pool_size=2)
     now = datetime.now(timezone.utc)
@@ -127,7 +131,7 @@ def run(pg, base: dict, tmp: Path, workers: int, args) -> dict:
         store.add_node(name, f"code-{name}", now=now, ttl=timedelta(hours=1))
         store.redeem(f"code-{name}", protocol.public_text(key), now=now)
     work = seal_work(keys, args.batches, args.records, now)
-    procs = start_workers(base, data, url, workers, args.threads)
+    procs = start_workers(base, data, url, workers, args.threads, src)
     try:
         hub_pub = protocol.public_text(protocol.load_key(data / "hub" / "hub.key"))
         ca = str(data / "hub" / "ca" / "county-ca.pem")
@@ -176,6 +180,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=16, help="[hub] threads of each worker")
     ap.add_argument("--client-procs", type=int, default=4, help="processes the simulated nodes run in")
     ap.add_argument("--workers", default="1,2", help="worker counts to measure, in this run")
+    ap.add_argument("--baseline-src", default=None, help="an older source tree whose hub runs first, for before/after")
     args = ap.parse_args()
     from sync_fixtures import Postgres
 
@@ -185,10 +190,13 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="ce-bench-hub-") as t:
             os.chmod(t, 0o755)
-            for w in (int(x) for x in args.workers.split(",")):
-                r = run(pg, base, Path(t), w, args)
-                rates[w] = r["rate"]
-                print(f"{w} worker(s), {args.nodes} nodes at once x (hello + {args.batches} batches of {args.records}): "
+            runs = [(w, src) for w in (int(x) for x in args.workers.split(","))
+                    for src in ([args.baseline_src] if args.baseline_src else []) + [None]]
+            for w, src in runs:
+                r = run(pg, base, Path(t), w, args, src)
+                rates[(w, src)] = r["rate"]
+                print(f"{'baseline' if src else 'this tree'}: {os.getloadavg()[0]:.1f} load; "
+                      f"{w} worker(s), {args.nodes} nodes at once x (hello + {args.batches} batches of {args.records}): "
                       f"p50 {r['p50']:.2f} s, p95 {r['p95']:.2f} s (goal <= {P95_GOAL:.0f} s), max {r['max']:.2f} s "
                       f"(client timeout {CLIENT_TIMEOUT:.0f} s); {r['failed']}/{r['requests']} requests failed; "
                       f"{r['stored']} records in {r['seconds']:.1f} s = {r['rate']:.0f} records/s; hub CPU "
@@ -197,8 +205,10 @@ def main() -> None:
                       f"{r['all_accepted']}", flush=True)
     finally:
         pg.stop()
-    if 1 in rates and 2 in rates:
-        print(f"scale-out: two workers {rates[2] / rates[1]:.2f}x the records/s of one (goal >= {SCALE_GOAL}x)")
+    for src in {s for _, s in rates}:
+        if (1, src) in rates and (2, src) in rates:
+            print(f"scale-out{' (baseline)' if src else ''}: two workers {rates[(2, src)] / rates[(1, src)]:.2f}x "
+                  f"the records/s of one (goal >= {SCALE_GOAL}x)")
 
 
 if __name__ == "__main__":

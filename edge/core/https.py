@@ -5,6 +5,9 @@ cycle rather than per request (bench/tls_handshake.py measures it). `redirect_ap
 plain HTTP port of the web UI serves: a redirect to the same path over HTTPS."""
 from __future__ import annotations
 
+import contextlib
+import functools
+import socket
 import ssl
 import threading
 from pathlib import Path
@@ -15,6 +18,8 @@ from urllib.parse import quote
 # drops a burst (300 nodes syncing when the county link returns, forty browsers at once) at the
 # door; the kernel caps this at net.core.somaxconn (docs/api.md, "Connections").
 BACKLOG = 1024
+PLAIN_HTTP_ANSWER = ("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+                     "这个端口只接受 HTTPS，请用 https:// 打开 / this port speaks HTTPS only: use https://\n".encode())
 
 
 class CherootService:
@@ -30,11 +35,11 @@ class CherootService:
         # a body over max_body is refused with 413 from its Content-Length, before it is read (0: no limit)
         self.server.max_request_body_size = max_body
         if cert is not None:
-            from cheroot.ssl.builtin import BuiltinSSLAdapter
-
-            adapter = BuiltinSSLAdapter(str(cert), str(key))
+            later, in_worker = tls_classes()
+            adapter = later(str(cert), str(key))
             adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
             self.server.ssl_adapter = adapter
+            self.server.ConnectionClass = in_worker
         self.server.prepare()
 
     @property
@@ -54,6 +59,45 @@ class CherootService:
         t = threading.Thread(target=self.run, name="redirect", daemon=True)
         t.start()
         return t
+
+
+@functools.cache
+def tls_classes():
+    """(HandshakeLater, HandshakeInWorker), made when first used (cheroot loads only then)."""
+    from cheroot.server import HTTPConnection
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    class HandshakeLater(BuiltinSSLAdapter):
+        """cheroot's adapter does the TLS handshake in its one accept-and-select thread, so every
+        handshake waits for the one before it and, while a client is slow to answer (a SIM card's
+        round trip, a link that drops mid-handshake, up to the 60 s timeout), no other connection is
+        accepted or served: 300 nodes at once queue behind each other's handshakes. Here the socket
+        is only wrapped, and HandshakeInWorker shakes hands in the worker thread that reads the
+        first request (docs/api.md, "Connections")."""
+
+        def wrap(self, sock):
+            return (self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False),
+                    {"wsgi.url_scheme": "https", "HTTPS": "on"})
+
+    class HandshakeInWorker(HTTPConnection):
+        handshaken = False
+
+        def communicate(self):
+            if not self.handshaken:
+                try:
+                    self.socket.do_handshake()
+                except ssl.SSLError as e:       # plain HTTP on the HTTPS port: say so, then close
+                    if "http request" in str(e).lower():
+                        with contextlib.suppress(OSError):
+                            socket.socket.sendall(self.socket, PLAIN_HTTP_ANSWER)
+                    return False
+                except OSError:                 # the peer left or timed out during the handshake
+                    return False
+                self.handshaken = True
+                self.ssl_env = self.server.ssl_adapter.get_environ(self.socket)
+            return super().communicate()
+
+    return HandshakeLater, HandshakeInWorker
 
 
 def redirect_app(https_port: int, app=None, passthrough: tuple[str, ...] = ("/healthz",)):

@@ -142,7 +142,8 @@ def upload_chunk(batch_id: str):
         return signed({"receipt": json.loads(receipt)})
     if total > hub.max_batch_bytes:
         raise TooLarge(f"batch of {total} bytes is larger than {hub.max_batch_bytes}; send smaller batches")
-    if offset == 0 and len(data) == total:
+    whole = offset == 0 and len(data) == total
+    if whole:
         raw = data        # the whole batch in one request: straight to the records, no chunk rows
     else:
         raw = _resumed(hub, node, batch_id, offset, data, total)
@@ -150,7 +151,7 @@ def upload_chunk(batch_id: str):
             return raw
     try:
         receipt = hub.accept_batch(raw, via="upload", now=_now(), sender=node, sender_key=g.node_key,
-                                   unstored=True)
+                                   unstored=True, whole=whole)
     except (HubError, protocol.ProtocolError):
         with hub.store.begin() as c:   # start this upload again from zero next time
             hub.store.drop_chunks(c, node, batch_id)

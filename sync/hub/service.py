@@ -174,11 +174,12 @@ class Hub:
 
     # ---- batches ------------------------------------------------------------------------------
     def accept_batch(self, raw: bytes, *, via: str, now: datetime, sender: str | None = None,
-                     sender_key: str | None = None, unstored: bool = False) -> dict[str, Any]:
+                     sender_key: str | None = None, unstored: bool = False, whole: bool = False) -> dict[str, Any]:
         """Verify and store one envelope; returns the signed receipt (the same one every time).
         An upload passes the key its request was signed with (`sender_key`, no second look-up)
         and `unstored` when it has just found no receipt for this batch (a race with another
-        worker still ends in the stored receipt, below)."""
+        worker still ends in the stored receipt, below), and `whole` when it came in one request
+        (no partial upload to drop)."""
         try:
             env = protocol.open_envelope(raw)
         except protocol.TooBig as e:
@@ -203,7 +204,7 @@ class Hub:
         if len(recs) != env.header["n"]:
             raise HubError(f"batch says {env.header['n']} records but holds {len(recs)}")
         try:
-            return self._store_batch(env, recs, via=via, now=now, size=len(raw), suite=suite)
+            return self._store_batch(env, recs, via=via, now=now, size=len(raw), suite=suite, whole=whole)
         except sa.exc.IntegrityError:   # another worker stored the same batch at the same moment
             stored = self.store.batch_receipt(env.node, env.batch_id)
             if stored:
@@ -242,7 +243,8 @@ class Hub:
             return receipt
         return protocol.sign_document(self.key_for(suite), receipt)
 
-    def _store_batch(self, env, recs, *, via: str, now: datetime, size: int, suite: str) -> dict[str, Any]:
+    def _store_batch(self, env, recs, *, via: str, now: datetime, size: int, suite: str,
+                     whole: bool) -> dict[str, Any]:
         day, at = now_iso(now)[:10], now_iso(now)
         rejected, good = [], []
         for r in recs:
@@ -253,7 +255,9 @@ class Hub:
             else:
                 good.append(r)
         with self.store.begin() as c:
-            have = self.store.existing_digests(c, env.node, [(r["kind"], r["id"], r["version"]) for r in good])
+            # PostgreSQL's insert says which records were there already (_insert_new): no look-up first
+            have = self.store.existing_digests(c, env.node, [(r["kind"], r["id"], r["version"]) for r in good]) \
+                if self.store.is_sqlite else {}
             new, seen = [], set()
             for r in good:
                 key = (r["kind"], r["id"], r["version"])
@@ -278,7 +282,8 @@ class Hub:
             c.execute(batches.insert().values(node=env.node, batch_id=env.batch_id, seq_from=env.header["from"],
                                               seq_to=env.header["to"], records=len(recs), bytes=size, via=via,
                                               day=day, received_at=at, receipt=json.dumps(receipt)))
-            self.store.drop_chunks(c, env.node, env.batch_id)
+            if not whole:
+                self.store.drop_chunks(c, env.node, env.batch_id)
         return receipt
 
     def _insert_new(self, c, node: str, new: list[dict[str, Any]], rejected: list) -> list[dict[str, Any]]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -84,6 +85,14 @@ INSERT_JSON = sa.text(
     f"INSERT INTO hub_records ({', '.join(RECORD_COLUMNS)}) SELECT {', '.join(RECORD_COLUMNS)} "
     "FROM json_populate_recordset(NULL::hub_records, CAST(:rows AS json)) "
     "ON CONFLICT (node, kind, record_id, version) DO NOTHING RETURNING kind, record_id, version")
+# the nonce remembered and the node's last contact set, one statement (a replay: no row, no change)
+REMEMBER_NONCE = sa.text(
+    "WITH seen AS (INSERT INTO hub_nonces (node, nonce, seen_at) VALUES (:node, :nonce, :at) "
+    "ON CONFLICT (node, nonce) DO NOTHING RETURNING node) "
+    "UPDATE hub_nodes SET last_contact = :at FROM seen WHERE hub_nodes.name = seen.node RETURNING seen.node")
+_HEADS = ("(SELECT coalesce(max(seq), 0) FROM hub_downlink WHERE node = :node), "
+          "(SELECT coalesce(max(seq), 0) FROM hub_downlink WHERE node = '*')")
+DOWNLINK_HEAD = {False: sa.text(f"SELECT greatest({_HEADS})"), True: sa.text(f"SELECT max({_HEADS})")}
 downlink = sa.Table(
     "hub_downlink", meta,
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
@@ -170,17 +179,25 @@ def code_hash(code: str) -> str:
     return hashlib.sha256(code.strip().upper().encode()).hexdigest()
 
 
+# A pooled PostgreSQL connection idle this long is pinged before use (one round trip), so one
+# dropped while the hub was quiet (a database restart) is replaced, not handed to a request.
+IDLE_PING = 10.0   # s
+
+
 class HubStore:
-    def __init__(self, url: str, *, pool_size: int = 10, upgrade: bool = True):
+    def __init__(self, url: str, *, pool_size: int = 10, upgrade: bool = True, idle_ping: float = IDLE_PING,
+                 monotonic: Callable[[], float] = time.monotonic):
         """Open the hub's database; with `upgrade` bring its schema to head first (`migrated`
         is then the schema state (before, after); schema.SchemaError if it cannot be)."""
         kw: dict[str, Any] = {"future": True}
         if url.startswith("postgresql"):
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url[len("postgresql://"):]
-            kw.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            kw.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine = sa.create_engine(url, **kw)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if not self.is_sqlite:
+            ping_when_idle(self.engine, idle_ping, monotonic)
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             sa.event.listen(self.engine, "begin", _sqlite_begin)
@@ -263,8 +280,12 @@ class HubStore:
                                   .order_by(refusals.c.id)).scalars())
 
     def remember_nonce(self, node: str, nonce: str, *, now: datetime) -> bool:
-        """True the first time a node uses a nonce, and its last contact is now (one transaction,
-        one commit per request: docs/hub.md, "Many nodes at once"); False for a replay."""
+        """True the first time a node uses a nonce, and its last contact is now (one transaction:
+        on PostgreSQL one statement in autocommit, one round trip, docs/hub.md "Many nodes at
+        once"); False for a replay."""
+        if not self.is_sqlite:
+            with self.read() as c:
+                return c.execute(REMEMBER_NONCE, {"node": node, "nonce": nonce, "at": now_iso(now)}).first() is not None
         with self.begin() as c:
             res = c.execute(self._insert(nonces).values(node=node, nonce=nonce, seen_at=now_iso(now))
                             .on_conflict_do_nothing(index_elements=["node", "nonce"]).returning(nonces.c.nonce))
@@ -283,7 +304,7 @@ class HubStore:
         values: dict[str, Any] = {"last_contact": now_iso(now)}
         if status is not None:
             values["status"] = status
-        with self.begin() as c:
+        with (self.begin() if self.is_sqlite else self.read()) as c:    # one statement: atomic by itself
             c.execute(nodes.update().where(nodes.c.name == node).values(**values))
 
     # ---- uploads --------------------------------------------------------------------------
@@ -374,13 +395,12 @@ class HubStore:
     def downlink_head(self, node: str) -> int:
         """The newest downlink cursor for this node (0: none yet), which every signed answer carries
         so a node whose cursor is there skips the pull (issue 17.4)."""
-        # two index lookups (the newest row for this node, the newest for every node), not a scan of
-        # every row either ever had: SQLite's two-argument max() is PostgreSQL's greatest()
-        heads = [sa.select(sa.func.coalesce(sa.func.max(downlink.c.seq), 0)).where(downlink.c.node == n)
-                 .scalar_subquery() for n in (node, "*")]
-        newest = (sa.func.max if self.is_sqlite else sa.func.greatest)(*heads)
+        # two index look-ups (the newest row for this node, the newest for every node), not a scan of
+        # every row either ever had; SQLite's two-argument max() is PostgreSQL's greatest(). Text SQL
+        # made once, as it is asked on every signed answer: built with sa.select each time, its
+        # subqueries cost more Python than any other read (docs/hub.md)
         with self.read() as c:
-            return c.execute(sa.select(newest)).scalar() or 0
+            return c.execute(DOWNLINK_HEAD[self.is_sqlite], {"node": node}).scalar() or 0
 
     def high_water(self, c, node: str) -> int:
         """The highest outbox seq any stored batch of this node reached (hub_batches_high)."""
@@ -437,6 +457,29 @@ class HubStore:
             totals = c.execute(sa.select(records.c.node, sa.func.count()).group_by(records.c.node)).all()
             high = c.execute(sa.select(batches.c.node, sa.func.max(batches.c.seq_to)).group_by(batches.c.node)).all()
         return {"per_day": per_day, "totals": dict((n, k) for n, k in totals), "high_water": dict(high)}
+
+
+def ping_when_idle(engine: sa.Engine, idle: float, monotonic: Callable[[], float]) -> None:
+    """Ping a pooled connection at checkout only if it sat in the pool `idle` seconds or more.
+    SQLAlchemy's pool_pre_ping pings at every checkout: a round trip each time a request reads or
+    writes, several per request (docs/hub.md, "Many nodes at once"). A connection that fails its
+    ping is replaced (DisconnectionError: the pool connects anew); one that died while in use
+    recently fails its statement, and SQLAlchemy then drops every connection the pool held."""
+    @sa.event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn, record) -> None:
+        record.info["idle_since"] = monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn, record, _proxy) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or monotonic() - since < idle:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as e:
+            raise sa.exc.DisconnectionError(f"pooled connection dropped while idle: {e}") from e
+        if not alive:
+            raise sa.exc.DisconnectionError("pooled connection dropped while idle")
 
 
 def _sqlite_begin(conn) -> None:
