@@ -118,3 +118,40 @@ def test_the_hub_still_takes_the_four_signature_headers_of_older_nodes(link):
     status, _, data, _, _ = client.raw("POST", "/v1/pull", body, old)
     assert status == 200, data
     assert json.loads(data)["cursor"] == 0
+
+
+@pytest.fixture
+def tls_link(env, tmp_path):
+    d = tmp_path / "hubdata"
+    d.mkdir()
+    hub = Hub(env, d, f"sqlite:///{tmp_path / 'hub.db'}", tls=True).start()
+    enroll(env, hub)
+    proxy = CountingProxy(hub.port).start()
+    env = {**env, "CLINIC_EDGE_SYNC_HUB_URL": f"https://127.0.0.1:{proxy.port}"}
+    yield hub, proxy, env
+    proxy.stop()
+    hub.stop()
+
+
+def test_a_cycle_after_the_first_resumes_the_tls_session_without_the_hub_certificate(tls_link):
+    """The daemon's cycles run in one process: the second offers the first's session ticket and
+    the hub resumes it, so its certificate does not cross the link again (docs/tls.md)."""
+    import ssl
+
+    from sync.client import tls
+
+    hub, proxy, env = tls_link
+    cert_bytes = len(ssl.PEM_cert_to_DER_cert(hub.ca_file.read_text()))
+    tls.SESSIONS.forget("127.0.0.1", proxy.port)
+    daemon_cycle(env)                           # a full handshake; the hub's ticket is kept
+    proxy.reset()
+    daemon_cycle(env)                           # nothing new, resumed
+    resumed = proxy.bytes
+    tls.SESSIONS.forget("127.0.0.1", proxy.port)
+    proxy.reset()
+    daemon_cycle(env)                           # nothing new, a full handshake again
+    full = proxy.bytes
+    # the full handshake carries the hub's certificate (at least as large as the county root's) and
+    # a signature over the handshake; the resumed one carries neither
+    print(f"empty daemon cycle over TLS: full handshake {full} B, resumed {resumed} B")
+    assert full - resumed >= cert_bytes, (full, resumed, cert_bytes)

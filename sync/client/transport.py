@@ -24,6 +24,28 @@ from sync import protocol
 from . import tls
 from .errors import HubRefused, HubUntrusted, LinkError
 
+class ResumingHTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection that offers the TLS session of the last connection to the same hub
+    (sync.client.tls.Sessions), so a cycle after the first skips the certificate exchange."""
+
+    def __init__(self, host: str, port: int, *, timeout: float, context, sessions: tls.Sessions):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.sessions = sessions
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        session = self.sessions.get(self.host, self.port, self._context)
+        try:
+            self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host, session=session)
+        except ssl.SSLError:
+            self.sessions.forget(self.host, self.port)
+            raise
+
+    @property
+    def resumed(self) -> bool:
+        return bool(getattr(self.sock, "session_reused", False))
+
+
 STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, http.client.BadStatusLine)
 
 
@@ -42,12 +64,13 @@ class Answer:
 class HubClient:
     def __init__(self, url: str, *, node: str, key, hub_pubkey: str | None, timeout: float = 30,
                  wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
-                 context=None):
+                 context=None, sessions: tls.Sessions | None = None):
         u = urlparse(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise LinkError(f"hub URL {url!r} is not http(s)://HOST:PORT")
         tls.check_hub_url(url)
         self.context = context
+        self.sessions = tls.SESSIONS if sessions is None else sessions
         self._conn: http.client.HTTPConnection | None = None
         self.url, self.scheme, self.host = url, u.scheme, u.hostname
         self.port = u.port or (443 if u.scheme == "https" else 80)
@@ -60,7 +83,8 @@ class HubClient:
     def _connection(self) -> http.client.HTTPConnection:
         """A new connection (TLS verified against self.context, or the system roots)."""
         if self.scheme == "https":
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
+            return ResumingHTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context,
+                                           sessions=self.sessions)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def close(self) -> None:
@@ -100,6 +124,8 @@ class HubClient:
             except (OSError, http.client.HTTPException, socket.timeout) as e:
                 conn.close()
                 raise LinkError(f"{method} {path}: {e.__class__.__name__}: {e}", sent_bytes=sent) from e
+            if isinstance(conn, ResumingHTTPSConnection) and conn.sock is not None:
+                self.sessions.keep(self.host, self.port, conn.sock)
             if resp.will_close:
                 conn.close()
             else:
