@@ -276,14 +276,43 @@ def read_bundle(data: bytes) -> list[bytes]:
 # ---- columnar record codec ---------------------------------------------------------------------
 # Records of one kind share keys, and most values repeat (device, code, unit, boot id) or grow
 # slowly (times). Per kind: ids, versions, one column per payload key, each column stored as
-# "same as the record id", delta-coded milliseconds, a dictionary, or raw values; then zlib.
+# "same as the record id", delta-coded milliseconds, a dictionary, or raw values; then zlib with
+# a preset dictionary (RECORDS_DICT).
 
 def encode_records(records: list[dict[str, Any]]) -> bytes:
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(r["kind"], []).append(r)
     doc = [_encode_group(kind, rows) for kind, rows in groups.items()]
-    return zlib.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), 9)
+    z = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, RECORDS_DICT)
+    return z.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()) + z.flush()
+
+
+# A preset zlib dictionary (RFC 1950 section 2.2, FDICT): the column markers, reading field names,
+# codes, units and words every batch repeats, so a batch of one reading is about half as large
+# (a sync cycle that sends one reading, issue 17.4). The zlib stream names its dictionary by
+# Adler-32, so a batch says itself which one it needs; batches without one (nodes before this
+# change) decode as before. Never edit these bytes: a new dictionary gets a new name in DICTIONARIES.
+RECORDS_DICT = b"".join(json.dumps(w, separators=(",", ":")).encode() for w in (
+    "follow_up", "resident", "referral", "report", "rejected", "voided", "serial", "ble", "senml", "astm",
+    "no_value_reason", "meta", "source_key", "%", "kg", "mmol/L", "/min", "2708-6", "29463-7", "2339-0",
+    "8867-4", "8462-4", "8480-6", "mm[Hg]", "valid", "mqtt", "ok", "clock_status", "transport", "status",
+    "reason", "resident_id")) + (
+    b'{"t":"raw","x":[{"t":"ts","d":[{"t":"dict","s":[null],"x":0},{"t":"dict","s":["'
+    b'[{"k":"reading","i":["r-01","v":1,"f":["id","device_id","code","value","unit","device_time",'
+    b'"receive_time","effective_time","boot_id","monotonic","clock_status","transport","status","reason",'
+    b'"resident_id"],"c":[{"t":"id"},{"t":"dict","s":["')
+DICTIONARIES = {zlib.adler32(RECORDS_DICT): RECORDS_DICT}
+
+
+def _records_inflater(payload: bytes):
+    """A decompressor for a batch's records, with the preset dictionary its zlib header names."""
+    if len(payload) >= 6 and payload[1] & 0x20:
+        zdict = DICTIONARIES.get(struct.unpack(">I", payload[2:6])[0])
+        if zdict is None:
+            raise ProtocolError("batch records need a zlib dictionary this hub does not know (a newer node?)")
+        return zlib.decompressobj(zdict=zdict)
+    return zlib.decompressobj()
 
 
 def _encode_group(kind: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -385,7 +414,7 @@ class TooBig(ProtocolError):
 def decode_records(payload: bytes, max_bytes: int = MAX_EXPANDED) -> list[dict[str, Any]]:
     """The inverse of encode_records; ProtocolError on anything malformed, TooBig over the limits."""
     try:
-        d = zlib.decompressobj()
+        d = _records_inflater(payload)
         text = d.decompress(payload, max_bytes)
         if d.unconsumed_tail:
             raise TooBig(f"batch expands beyond {max_bytes} bytes; send smaller batches")

@@ -155,3 +155,49 @@ def test_a_cycle_after_the_first_resumes_the_tls_session_without_the_hub_certifi
     # a signature over the handshake; the resumed one carries neither
     print(f"empty daemon cycle over TLS: full handshake {full} B, resumed {resumed} B")
     assert full - resumed >= cert_bytes, (full, resumed, cert_bytes)
+
+
+ONE_READING = {"kind": "reading", "id": "r-019ae4b3c2f1a0c9d8e7f6a5b4c3", "version": 1,
+               "payload": {"id": "r-019ae4b3c2f1a0c9d8e7f6a5b4c3", "device_id": "bp-1", "code": "8480-6",
+                           "value": 128.0, "unit": "mm[Hg]", "device_time": "2026-12-03T08:00:00.000Z",
+                           "receive_time": "2026-12-03T08:00:02.125Z", "effective_time": "2026-12-03T08:00:00.000Z",
+                           "boot_id": "5b7c1e0a-93d4-4a1e-9f61-0c2d7e8b4a11", "monotonic": 1537.8176965914754,
+                           "clock_status": "ok", "transport": "mqtt", "status": "valid", "reason": None,
+                           "resident_id": None}}
+
+
+def _old_form(records):
+    """Records as nodes before the preset dictionary encoded them: plain zlib."""
+    import zlib
+
+    from sync import protocol
+
+    doc = [protocol._encode_group("reading", records)]
+    return zlib.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), 9)
+
+
+def test_one_reading_is_encoded_in_at_most_170_bytes_and_round_trips():
+    from sync import protocol
+
+    encoded = protocol.encode_records([ONE_READING])
+    assert protocol.decode_records(encoded) == [ONE_READING]
+    assert len(encoded) <= 170, len(encoded)      # plain zlib needed about 300 (the old form)
+    assert len(_old_form([ONE_READING])) > 250
+
+
+def test_records_from_nodes_before_the_dictionary_still_decode():
+    from sync import protocol
+
+    second = {**ONE_READING, "id": "r-2", "payload": {**ONE_READING["payload"], "id": "r-2", "value": 131.0}}
+    assert protocol.decode_records(_old_form([ONE_READING, second])) == [ONE_READING, second]
+
+
+def test_records_naming_an_unknown_dictionary_are_refused_with_the_reason():
+    import zlib
+
+    from sync import protocol
+
+    z = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, b'{"some other dictionary":1}')
+    payload = z.compress(b'[]') + z.flush()
+    with pytest.raises(protocol.ProtocolError, match="zlib dictionary this hub does not know"):
+        protocol.decode_records(payload)
