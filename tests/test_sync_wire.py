@@ -201,3 +201,75 @@ def test_records_naming_an_unknown_dictionary_are_refused_with_the_reason():
     payload = z.compress(b'[]') + z.flush()
     with pytest.raises(protocol.ProtocolError, match="zlib dictionary this hub does not know"):
         protocol.decode_records(payload)
+
+
+class CutAnswerProxy:
+    """A keep-alive relay that forwards the `cut`-th request to the hub and then closes the node's
+    connection without the answer: the hub got it, the node never hears back (a link cut)."""
+
+    def __init__(self, upstream: int, cut: int):
+        self.upstream, self.cut, self.seen = upstream, cut, 0
+
+    def start(self) -> "CutAnswerProxy":
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client) -> None:
+        import socket
+
+        from sync_fixtures import _one_exchange, _read_all, _read_http
+
+        with client:
+            while (request := _read_http(client)) is not None:
+                self.seen += 1
+                with socket.create_connection(("127.0.0.1", self.upstream), 10) as up:
+                    up.sendall(_one_exchange(request))
+                    answer = _read_all(up)
+                if self.seen == self.cut:
+                    return
+                head, _, body = answer.partition(b"\r\n\r\n")   # keep the node's connection open
+                head = b"\r\n".join(h for h in head.split(b"\r\n") if not h.lower().startswith(b"connection:"))
+                client.sendall(head + b"\r\n\r\n" + body)
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+def test_an_upload_whose_answer_the_link_cut_on_a_kept_alive_connection_is_signed_afresh(env, tmp_path):
+    """The hub stored the batch but its answer was lost: the node asks again with a new nonce
+    (the same signed request again would be refused as a replay), gets the receipt, and the
+    county holds each record once."""
+    d = tmp_path / "hubdata"
+    d.mkdir()
+    hub = Hub(env, d, f"sqlite:///{tmp_path / 'hub.db'}", tls=False).start()
+    try:
+        enroll(env, hub)
+        proxy = CutAnswerProxy(hub.port, cut=2).start()     # 1: hello, 2: the batch upload
+        env = {**env, "CLINIC_EDGE_SYNC_HUB_URL": proxy.url, "CLINIC_EDGE_SYNC_ATTEMPTS": "1"}
+        node = Node(config_mod.load(env=env))
+        add_records(node, 6)
+        node.close()
+        result = daemon_cycle(env)
+        assert result.acked == 6
+        held = hub.held()
+        assert len(held) == len(set(held)) == 6
+        proxy.stop()
+    finally:
+        hub.stop()
