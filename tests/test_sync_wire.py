@@ -273,3 +273,14 @@ def test_an_upload_whose_answer_the_link_cut_on_a_kept_alive_connection_is_signe
         proxy.stop()
     finally:
         hub.stop()
+
+
+def test_batch_ids_are_22_characters_the_hub_takes():
+    import re
+
+    from sync.client.batcher import new_batch_id
+    from sync.hub.node_api import BATCH_ID
+
+    ids = {new_batch_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(len(i) == 22 and BATCH_ID.fullmatch(i) and re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids)
