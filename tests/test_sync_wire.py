@@ -284,3 +284,48 @@ def test_batch_ids_are_22_characters_the_hub_takes():
     ids = {new_batch_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(len(i) == 22 and BATCH_ID.fullmatch(i) and re.fullmatch(r"[A-Za-z0-9_-]+", i) for i in ids)
+
+
+def _reading(ms_hex: str, device_time: str, n: int) -> dict:
+    rid = f"r-{ms_hex}{n:020x}"
+    return {**ONE_READING, "id": rid, "payload": {**ONE_READING["payload"], "id": rid, "device_time": device_time}}
+
+
+def test_time_ordered_reading_ids_travel_as_their_digests_and_come_back_whole():
+    import zlib
+
+    from sync import protocol
+
+    at = "2026-12-03T08:00:00.000Z"
+    ms = f"{protocol._to_ms(at):012x}"
+    late = f"{protocol._to_ms(at) - 1:012x}"          # an id whose time is 1 ms off device_time
+    records = [_reading(ms, at, 1), _reading(late, at, 2), _reading(ms, at, 3)]
+    encoded = protocol.encode_records(records)
+    doc = json.loads(zlib.decompressobj(zdict=protocol.RECORDS_DICT).decompress(encoded))
+    assert "i" not in doc[0] and doc[0]["j"] == [f"{n:020x}" for n in (1, 2, 3)] and doc[0]["jd"] == [0, -1, 0]
+    assert protocol.decode_records(encoded) == records
+    # ids of another form (no device time, or not time-ordered) keep the full list
+    other = [{**ONE_READING, "id": "r-" + "a" * 32, "payload": {**ONE_READING["payload"], "device_time": None}}]
+    assert json.loads(zlib.decompressobj(zdict=protocol.RECORDS_DICT).decompress(
+        protocol.encode_records(other)))[0]["i"] == ["r-" + "a" * 32]
+    assert protocol.decode_records(protocol.encode_records(other)) == other
+
+
+def test_full_reading_ids_from_older_nodes_still_decode():
+    from sync import protocol
+
+    at = "2026-12-03T08:00:00.000Z"
+    records = [_reading(f"{protocol._to_ms(at):012x}", at, 7)]
+    assert protocol.decode_records(_old_form(records)) == records
+
+
+def test_compact_ids_with_a_broken_digest_are_refused():
+    import zlib
+
+    from sync import protocol
+
+    group = protocol._encode_group("reading", [_reading(f"{protocol._to_ms('2026-12-03T08:00:00.000Z'):012x}",
+                                                        "2026-12-03T08:00:00.000Z", 7)])
+    group["j"] = ["not hex"]
+    with pytest.raises(protocol.ProtocolError, match="compact id is malformed"):
+        protocol.decode_records(zlib.compress(json.dumps([group]).encode()))
