@@ -390,14 +390,43 @@ def read_bundle(data: bytes) -> list[bytes]:
 # ---- columnar record codec ---------------------------------------------------------------------
 # Records of one kind share keys, and most values repeat (device, code, unit, boot id) or grow
 # slowly (times). Per kind: ids, versions, one column per payload key, each column stored as
-# "same as the record id", delta-coded milliseconds, a dictionary, or raw values; then zlib.
+# "same as the record id", delta-coded milliseconds, a dictionary, or raw values; then zlib with
+# a preset dictionary (RECORDS_DICT).
 
 def encode_records(records: list[dict[str, Any]]) -> bytes:
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(r["kind"], []).append(r)
     doc = [_encode_group(kind, rows) for kind, rows in groups.items()]
-    return zlib.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), 9)
+    z = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, RECORDS_DICT)
+    return z.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()) + z.flush()
+
+
+# A preset zlib dictionary (RFC 1950 section 2.2, FDICT): the column markers, reading field names,
+# codes, units and words every batch repeats, so a batch of one reading is about half as large
+# (a sync cycle that sends one reading, issue 17.4). The zlib stream names its dictionary by
+# Adler-32, so a batch says itself which one it needs; batches without one (nodes before this
+# change) decode as before. Never edit these bytes: a new dictionary gets a new name in DICTIONARIES.
+RECORDS_DICT = b"".join(json.dumps(w, separators=(",", ":")).encode() for w in (
+    "follow_up", "resident", "referral", "report", "rejected", "voided", "serial", "ble", "senml", "astm",
+    "no_value_reason", "meta", "source_key", "%", "kg", "mmol/L", "/min", "2708-6", "29463-7", "2339-0",
+    "8867-4", "8462-4", "8480-6", "mm[Hg]", "valid", "mqtt", "ok", "clock_status", "transport", "status",
+    "reason", "resident_id")) + (
+    b'{"t":"raw","x":[{"t":"ts","d":[{"t":"dict","s":[null],"x":0},{"t":"dict","s":["'
+    b'[{"k":"reading","i":["r-01","v":1,"f":["id","device_id","code","value","unit","device_time",'
+    b'"receive_time","effective_time","boot_id","monotonic","clock_status","transport","status","reason",'
+    b'"resident_id"],"c":[{"t":"id"},{"t":"dict","s":["')
+DICTIONARIES = {zlib.adler32(RECORDS_DICT): RECORDS_DICT}
+
+
+def _records_inflater(payload: bytes):
+    """A decompressor for a batch's records, with the preset dictionary its zlib header names."""
+    if len(payload) >= 6 and payload[1] & 0x20:
+        zdict = DICTIONARIES.get(struct.unpack(">I", payload[2:6])[0])
+        if zdict is None:
+            raise ProtocolError("batch records need a zlib dictionary this hub does not know (a newer node?)")
+        return zlib.decompressobj(zdict=zdict)
+    return zlib.decompressobj()
 
 
 def _encode_group(kind: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -413,7 +442,52 @@ def _encode_group(kind: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         values = [r["payload"].get(k, _MISSING) for r in rows]
         cols.append(_encode_column(values, ids))
     v = versions[0] if len(set(versions)) == 1 else versions
-    return {"k": kind, "i": ids, "v": v, "f": keys, "c": cols}
+    group = {"k": kind, "i": ids, "v": v, "f": keys, "c": cols}
+    return _time_ids(group, rows) or group
+
+
+# Reading ids are "r-" + the device time in hex milliseconds + a 20-hex digest (edge.core.reading):
+# the time is already in the device_time column, so a kind whose ids all have that form sends only
+# the digests ("j") and the difference of each id's milliseconds from device_time ("jd", left out
+# when all are 0). A hub before this form finds no "i" list and refuses the batch instead of storing
+# other ids; every id is rebuilt here and compared before this form is chosen.
+TIME_ID = re.compile(r"r-([0-9a-f]{12})([0-9a-f]{20})")
+TIME_FIELD = "device_time"
+
+
+def _time_ids(group: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    digests, deltas = [], []
+    for r in rows:
+        m = TIME_ID.fullmatch(r["id"]) if isinstance(r["id"], str) else None
+        dt = r["payload"].get(TIME_FIELD)
+        if m is None or not (isinstance(dt, str) and ISO_MS.fullmatch(dt)):
+            return None
+        digests.append(m.group(2))
+        deltas.append(int(m.group(1), 16) - _to_ms(dt))
+    compact = {k: v for k, v in group.items() if k != "i"}
+    compact.update({"j": digests, "jt": TIME_FIELD, **({"jd": deltas} if any(deltas) else {})})
+    try:
+        if _rebuilt_ids(compact) != group["i"]:
+            return None
+    except (ValueError, ProtocolError):
+        return None
+    return compact
+
+
+def _rebuilt_ids(g: dict[str, Any]) -> list[str]:
+    """The ids of a group in the compact form (see _time_ids)."""
+    digests, n = g["j"], len(g["j"])
+    deltas = g.get("jd", [0] * n)
+    col = g["c"][g["f"].index(g["jt"])]
+    if col.get("t") != "ts" or col.get("m") or len(deltas) != n or len(col.get("d", [])) != n:
+        raise ProtocolError("compact ids need a complete time column")
+    out = []
+    for digest, delta, when in zip(digests, deltas, _decode_column(col, [""] * n), strict=True):
+        ms = _to_ms(when) + int(delta)
+        if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{20}", digest)) or not 0 <= ms < 16 ** 12:
+            raise ProtocolError("a compact id is malformed")
+        out.append(f"r-{ms:012x}{digest}")
+    return out
 
 
 class _Missing:
@@ -499,7 +573,7 @@ class TooBig(ProtocolError):
 def decode_records(payload: bytes, max_bytes: int = MAX_EXPANDED) -> list[dict[str, Any]]:
     """The inverse of encode_records; ProtocolError on anything malformed, TooBig over the limits."""
     try:
-        d = zlib.decompressobj()
+        d = _records_inflater(payload)
         text = d.decompress(payload, max_bytes)
         if d.unconsumed_tail:
             raise TooBig(f"batch expands beyond {max_bytes} bytes; send smaller batches")
@@ -544,6 +618,8 @@ def _check_shape(doc: list[Any]) -> None:
     """Count records and columns per kind and their product before decoding any column."""
     records = cells = 0
     for g in doc:
+        if isinstance(g, dict) and "i" not in g and isinstance(g.get("j"), list):
+            g["i"] = g["j"]      # counted here; the ids themselves are rebuilt in _decode_group
         if not isinstance(g, dict) or not isinstance(g.get("i"), list) or not isinstance(g.get("f"), list) \
                 or not isinstance(g.get("c"), list):
             raise ProtocolError("each kind needs lists i (ids), f (fields) and c (columns)")
@@ -558,6 +634,10 @@ def _check_shape(doc: list[Any]) -> None:
 
 
 def _decode_group(g: dict[str, Any]) -> list[dict[str, Any]]:
+    if "j" in g:
+        if g.get("jt") not in g["f"]:
+            raise ProtocolError("compact ids name no time field")
+        g = {**g, "i": _rebuilt_ids(g)}
     ids, n = g["i"], len(g["i"])
     versions = g["v"] if isinstance(g["v"], list) else [g["v"]] * n
     if len(versions) != n:

@@ -26,7 +26,8 @@ class CherootService:
     """What edge.core.watchdog.serve_notified runs: the socket is bound before READY=1."""
 
     def __init__(self, app, host: str, port: int, *, threads: int, cert: Path | None = None,
-                 key: Path | None = None, name: str = "clinic-edge", max_body: int = 0):
+                 key: Path | None = None, name: str = "clinic-edge", max_body: int = 0,
+                 tickets: int | None = None):
         from cheroot import wsgi
 
         self.server = wsgi.Server((host, port), app, numthreads=threads, server_name=name, timeout=60,
@@ -38,6 +39,8 @@ class CherootService:
             later, in_worker = tls_classes()
             adapter = later(str(cert), str(key))
             adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
+            if tickets is not None:   # TLS 1.3 session tickets per handshake (OpenSSL sends 2, ~255 B each)
+                adapter.context.num_tickets = tickets
             self.server.ssl_adapter = adapter
             self.server.ConnectionClass = in_worker
         self.server.prepare()

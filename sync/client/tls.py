@@ -51,13 +51,62 @@ def check_hub_url(url: str) -> None:
     raise HubUntrusted(f"hub URL {url!r} is not https://HOST:PORT")
 
 
+_CONTEXTS: dict[tuple, ssl.SSLContext] = {}
+
+
 def client_context(data_dir: Path) -> ssl.SSLContext:
     """Verify the hub against the pinned county root (hostname checked against its certificate's
-    names); before enrollment, or for a hub behind a public-CA proxy, against the system roots."""
+    names); before enrollment, or for a hub behind a public-CA proxy, against the system roots.
+    The same context is handed out while the pinned root file is unchanged, since a TLS session
+    can be resumed only through the context that made it (Sessions)."""
     ca = tls_dir(data_dir) / CA_FILE
+    try:
+        st = ca.stat()
+        key = (str(ca), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = (str(ca), None, None)
+    if key not in _CONTEXTS:
+        _CONTEXTS.clear()
+        _CONTEXTS[key] = _new_client_context(ca)
+    return _CONTEXTS[key]
+
+
+def _new_client_context(ca: Path) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(ca)) if ca.exists() else ssl.create_default_context()
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return ctx
+
+
+class Sessions:
+    """TLS sessions kept between connections to the hub (docs/tls.md, "Session resumption").
+
+    A new connection that offers the hub's last session ticket is resumed: the hub sends no
+    certificate chain and no new key exchange signature, about 800 bytes less on the SIM card
+    than a full handshake (bench/sync.py, "tls"). The sync daemon runs many cycles in one process,
+    so the cache lives as long as the process; a ticket the hub no longer takes (it restarted, or
+    another worker answered) just gives a full handshake and a new ticket.
+    """
+
+    def __init__(self):
+        self._held: dict[tuple[str, int], tuple[ssl.SSLContext, ssl.SSLSession]] = {}
+
+    def get(self, host: str, port: int, context: ssl.SSLContext) -> ssl.SSLSession | None:
+        """The session to offer, if it came from this context (ssl refuses one from another)."""
+        held = self._held.get((host, port))
+        return held[1] if held is not None and held[0] is context else None
+
+    def keep(self, host: str, port: int, sock) -> None:
+        """Remember the session of a connection that has read an answer (TLS 1.3 tickets come
+        after the handshake, with the first bytes the hub sends)."""
+        session = getattr(sock, "session", None)
+        if session is not None and session.has_ticket:
+            self._held[(host, port)] = (sock.context, session)
+
+    def forget(self, host: str, port: int) -> None:
+        self._held.pop((host, port), None)
+
+
+SESSIONS = Sessions()   # one per process: every HubClient of the sync daemon shares it
 
 
 def enrollment_context() -> ssl.SSLContext:

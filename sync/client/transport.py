@@ -3,7 +3,9 @@
 Plain `http.client` with a timeout on every socket operation, over TLS verified against the
 pinned county root (sync.client.tls). One connection is kept alive across the requests of a
 cycle, since a TLS handshake costs more than a small request (bench/tls_handshake.py); after
-any error it is dropped, so a connection the link broke never poisons the next request. Bytes sent and received are counted (request
+any error it is dropped, so a connection the link broke never poisons the next request; a request
+that a kept-alive connection lost is sent once more on a new connection with a new nonce, since the
+hub may have received it and refuses a nonce it has seen. Bytes sent and received are counted (request
 line, headers and body) so the byte budget meters what the SIM card is charged for.
 """
 from __future__ import annotations
@@ -24,6 +26,28 @@ from sync import protocol
 from . import tls
 from .errors import HubRefused, HubUntrusted, LinkError
 
+class ResumingHTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection that offers the TLS session of the last connection to the same hub
+    (sync.client.tls.Sessions), so a cycle after the first skips the certificate exchange."""
+
+    def __init__(self, host: str, port: int, *, timeout: float, context, sessions: tls.Sessions):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.sessions = sessions
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        session = self.sessions.get(self.host, self.port, self._context)
+        try:
+            self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host, session=session)
+        except ssl.SSLError:
+            self.sessions.forget(self.host, self.port)
+            raise
+
+    @property
+    def resumed(self) -> bool:
+        return bool(getattr(self.sock, "session_reused", False))
+
+
 STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError, http.client.BadStatusLine)
 
 
@@ -42,12 +66,13 @@ class Answer:
 class HubClient:
     def __init__(self, url: str, *, node: str, key, hub_pubkey: str | None, timeout: float = 30,
                  wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
-                 context=None):
+                 context=None, sessions: tls.Sessions | None = None):
         u = urlparse(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise LinkError(f"hub URL {url!r} is not http(s)://HOST:PORT")
         tls.check_hub_url(url)
         self.context = context
+        self.sessions = tls.SESSIONS if sessions is None else sessions
         self._conn: http.client.HTTPConnection | None = None
         self.url, self.scheme, self.host = url, u.scheme, u.hostname
         self.port = u.port or (443 if u.scheme == "https" else 80)
@@ -60,7 +85,8 @@ class HubClient:
     def _connection(self) -> http.client.HTTPConnection:
         """A new connection (TLS verified against self.context, or the system roots)."""
         if self.scheme == "https":
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context)
+            return ResumingHTTPSConnection(self.host, self.port, timeout=self.timeout, context=self.context,
+                                           sessions=self.sessions)
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def signing_time(self) -> str:
@@ -82,42 +108,50 @@ class HubClient:
         full = self.prefix + path
         sent = (len(method) + len(full) + 12 + len(urlparse(self.url).netloc) + 8
                 + sum(len(k) + len(v) + 4 for k, v in headers.items()) + 2 + len(body))
-        for attempt in (1, 2):
-            reused = self._conn is not None
-            conn = self._conn or self._connection()
-            self._conn = None
-            try:
-                # only what the hub reads: no Accept-Encoding or Content-Type (bytes on a SIM card, issue 17.4)
-                conn.putrequest(method, full, skip_accept_encoding=True)
-                for k, v in headers.items():
-                    conn.putheader(k, v)
-                conn.endheaders(body or None)
-                resp = conn.getresponse()
-                data = resp.read()
-            except ssl.SSLCertVerificationError as e:
-                conn.close()
-                raise HubUntrusted(f"{method} {path}: the hub's TLS certificate is not from the county CA "
-                                   f"this node pinned: {e.verify_message}") from e
-            except STALE as e:
-                conn.close()
-                if reused and attempt == 1:    # the hub closed an idle kept-alive connection: redial once
-                    continue
-                raise LinkError(f"{method} {path}: {e.__class__.__name__}: {e}", sent_bytes=sent) from e
-            except (OSError, http.client.HTTPException, socket.timeout) as e:
-                conn.close()
-                raise LinkError(f"{method} {path}: {e.__class__.__name__}: {e}", sent_bytes=sent) from e
-            if resp.will_close:
-                conn.close()
-            else:
-                self._conn = conn
-            got = 17 + sum(len(k) + len(v) + 4 for k, v in resp.getheaders()) + len(data)
-            return resp.status, dict(resp.getheaders()), data, sent, got
-        raise AssertionError("unreachable")
+        reused = self._conn is not None
+        conn = self._conn or self._connection()
+        self._conn = None
+        try:
+            # only what the hub reads: no Accept-Encoding or Content-Type (bytes on a SIM card, issue 17.4)
+            conn.putrequest(method, full, skip_accept_encoding=True)
+            for k, v in headers.items():
+                conn.putheader(k, v)
+            conn.endheaders(body or None)
+            resp = conn.getresponse()
+            data = resp.read()
+        except ssl.SSLCertVerificationError as e:
+            conn.close()
+            raise HubUntrusted(f"{method} {path}: the hub's TLS certificate is not from the county CA "
+                               f"this node pinned: {e.verify_message}") from e
+        except STALE as e:
+            conn.close()
+            if reused:    # the hub closed an idle kept-alive connection, or the link cut it mid-answer
+                raise StaleConnection(f"{method} {path}: {e.__class__.__name__}: {e}", sent_bytes=sent) from e
+            raise LinkError(f"{method} {path}: {e.__class__.__name__}: {e}", sent_bytes=sent) from e
+        except (OSError, http.client.HTTPException, socket.timeout) as e:
+            conn.close()
+            raise LinkError(f"{method} {path}: {e.__class__.__name__}: {e}", sent_bytes=sent) from e
+        if isinstance(conn, ResumingHTTPSConnection) and conn.sock is not None:
+            self.sessions.keep(self.host, self.port, conn.sock)
+        if resp.will_close:
+            conn.close()
+        else:
+            self._conn = conn
+        got = 17 + sum(len(k) + len(v) + 4 for k, v in resp.getheaders()) + len(data)
+        return resp.status, dict(resp.getheaders()), data, sent, got
 
     def call(self, method: str, path: str, body: bytes = b"", *, ok: tuple[int, ...] = (200,)) -> Answer:
         """A signed request; the answer must carry the hub's signature over our nonce. Signed with the
         node's clock corrected by the learned offset; if the hub still finds the time outside its
         window, its signed refusal says the hub's time: learn the offset and sign once more."""
+        try:
+            return self._signed_once(method, path, body, ok)
+        except StaleConnection:
+            # Once more on a new connection, signed afresh: the hub may have received the first
+            # (the link cut its answer), and it refuses a nonce it has seen (a replay, 409).
+            return self._signed_once(method, path, body, ok)
+
+    def _signed_once(self, method: str, path: str, body: bytes, ok: tuple[int, ...]) -> Answer:
         try:
             return self._call(method, path, body, ok)
         except ClockRefused as e:
@@ -159,6 +193,10 @@ class HubClient:
             return                                     # not a genuine clock refusal: the caller reports the 401
         if doc.get("clock") == "skew":
             raise ClockRefused(_error_text(data), hub_time.timestamp() - wall_mid)
+
+
+class StaleConnection(LinkError):
+    """A kept-alive connection broke under a request; the request may or may not have reached the hub."""
 
 
 class ClockRefused(HubRefused):

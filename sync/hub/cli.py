@@ -114,7 +114,8 @@ def serve(node: Node, listen: str | None) -> None:
     app = create_app(h, ca=county, server_names=names)
     app.config["CLINIC_EDGE_DEID"] = (deid_key_path(node), cfg["deid_min_cell"])   # docs/county.md
     service = CherootService(app, host.strip("[]"), int(port),
-                             threads=threads, cert=cert, key=key, name="ce-hub", max_body=body_limit(h))
+                             threads=threads, cert=cert, key=key, name="ce-hub", max_body=body_limit(h),
+                             tickets=1)   # a node keeps one session to resume (docs/tls.md)
     from edge.core import watchdog  # systemd Type=notify + WatchdogSec (issue 8)
 
     watchdog.serve_notified(service, lambda: None)
