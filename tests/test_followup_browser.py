@@ -40,15 +40,21 @@ def server(env):
         proc.wait(10)
 
 
-@pytest.fixture
-def page():
+@pytest.fixture(scope="module")
+def followup_browser():
+    """One Chromium per module; each test gets a fresh context (no cookies carried over) in `page`."""
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True,
-                                      locale="zh-CN")
-        yield context.new_page()
-        context.close()
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(followup_browser):
+    context = followup_browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True,
+                                           locale="zh-CN")
+    yield context.new_page()
+    context.close()
 
 
 class Actions:

@@ -11,7 +11,7 @@ import pytest
 from edge.core import config as config_mod
 from edge.core.followup import records
 from edge.core.node import Node
-from tests.test_followup_browser import page, server  # noqa: F401  (fixtures)
+from tests.test_followup_browser import followup_browser, page, server  # noqa: F401  (fixtures)
 from tests.followup_support import PASSWORD
 
 playwright = pytest.importorskip("playwright.sync_api")

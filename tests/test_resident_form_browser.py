@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_followup_browser import page, server  # noqa: F401  (fixtures)
+from tests.test_followup_browser import followup_browser, page, server  # noqa: F401  (fixtures)
 from tests.test_followup_urgent_browser import log_in
 
 playwright = pytest.importorskip("playwright.sync_api")

@@ -39,8 +39,9 @@ def web(broker, ingest_proc, node):
     proc.wait(10)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per module: each test opens its own page (a fresh context: no cookies carried over)."""
     with playwright_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
