@@ -47,6 +47,18 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: 
     raise TimeoutError(f"timed out waiting for {message}")
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the whole run (tests/sync_fixtures.Postgres). Defined here, not in
+    sync_fixtures: a fixture imported into each test module is a fixture of each module, and the run
+    had started one server per module and kept them all alive until the end."""
+    from sync_fixtures import Postgres
+
+    pg = Postgres().start()
+    yield pg
+    pg.stop()
+
+
 @pytest.fixture
 def data_dir(tmp_path) -> Path:
     d = tmp_path / "data"

@@ -88,13 +88,6 @@ class Postgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres():
-    pg = Postgres().start()
-    yield pg
-    pg.stop()
-
-
 # ---- the hub ----------------------------------------------------------------------------------
 
 class Hub:

@@ -16,7 +16,7 @@ from edge.reports.population import month, quarter
 from sync.hub import county
 from sync.hub.storage import HubStore
 from county_support import T0, add_nodes, put, report_payload
-from sync_fixtures import Hub, hub_database, postgres  # noqa: F401 - fixtures
+from sync_fixtures import Hub, hub_database  # noqa: F401 - fixtures
 
 SEPT = month(2026, 9)
 

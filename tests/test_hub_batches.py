@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from sync_fixtures import postgres  # noqa: F401
 
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=timezone.utc)
 

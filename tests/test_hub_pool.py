@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from sync_fixtures import postgres  # noqa: F401
 
 
 def drop_hub_connections(url: str) -> int:

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import clinic_edge, free_port, wait_for, wait_port
-from sync_fixtures import Hub, add_records, enroll, node_records, postgres, sync_env  # noqa: F401
+from sync_fixtures import Hub, add_records, enroll, node_records, sync_env  # noqa: F401
 
 DATA = Path(__file__).parent / "data"
 LATER_TABLES = ("hub_audit_heads", "hub_users", "hub_login_failures", "hub_settings")   # added in cb937ee

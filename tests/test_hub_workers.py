@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta, timezone
 
-from sync_fixtures import Hub, postgres  # noqa: F401
+from sync_fixtures import Hub  # noqa: F401
 
 NODES = 8
 BATCHES = 4          # batch b holds records b*STEP .. b*STEP + SIZE - 1: each overlaps the next by half

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from conftest import clinic_edge
 from county_platform import Platform
 from interop_support import node_records
-from sync_fixtures import postgres  # noqa: F401 - the session's PostgreSQL server
 from tests.test_interop_forwarding import _hub_db, states
 
 

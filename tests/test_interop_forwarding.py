@@ -21,7 +21,6 @@ from county_platform import Platform
 from interop_support import NOW, id_number, node_records
 from sync.hub import forwarding
 from sync.hub.storage import HubStore
-from sync_fixtures import postgres  # noqa: F401 - the session's PostgreSQL server
 
 ALWAYS_MAX = lambda: 1.0       # noqa: E731 - backoff jitter at its ceiling: the wait is exact
 

@@ -13,7 +13,7 @@ from edge.core.node import Node
 from edge.core.reading import Reading, parse_iso
 from sync.client import state
 from sync.client.controller import Cycle
-from sync_fixtures import enroll, hub, hub_database, hub_records, postgres, sync_env  # noqa: F401
+from sync_fixtures import enroll, hub, hub_database, hub_records, sync_env  # noqa: F401
 
 
 def _push(hub, node_name: str, kind: str, rid: str, version: int, payload: dict, *, cli: bool = False) -> None:

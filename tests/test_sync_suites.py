@@ -22,7 +22,7 @@ from sync.client import batcher, state, tls
 from sync.client.transport import HubClient
 from sync.hub import storage
 from sync.hub.service import Hub as HubService
-from sync_fixtures import Hub, add_records, hub_database, node_records, postgres, sync_env  # noqa: F401
+from sync_fixtures import Hub, add_records, hub_database, node_records, sync_env  # noqa: F401
 
 
 @pytest.fixture
