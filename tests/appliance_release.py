@@ -13,6 +13,8 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+from edge.core import durable
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("CLINIC_EDGE_TEST_CACHE", "/var/cache/clinic-edge-test"))
 
@@ -22,11 +24,12 @@ def dependency_wheels() -> Path:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     key = hashlib.sha256("\n".join(sorted(deps)).encode()).hexdigest()[:12]
     out = CACHE / f"wheels-{key}"
-    if not (out / ".complete").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-                        "-w", str(out), *deps], check=True, timeout=900)
-        (out / ".complete").touch()
+    with durable.exclusive(CACHE / ".wheels.lock"):     # two test workers build it once
+        if not (out / ".complete").exists():
+            out.mkdir(parents=True, exist_ok=True)
+            subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
+                            "-w", str(out), *deps], check=True, timeout=900)
+            (out / ".complete").touch()
     return out
 
 

@@ -29,6 +29,7 @@ NEEDS = ("debos", "debootstrap", "losetup", "sfdisk", "mkfs.vfat", "mcopy", "sys
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("image"),     # one worker builds and boots: loop devices, the image cache
     pytest.mark.skipif(os.geteuid() != 0, reason="building an image needs root (loop devices, chroot)"),
 ]
 
