@@ -223,16 +223,22 @@ def utc_now_iso(now: datetime | None = None) -> str:
 
 # ---- requests and responses ------------------------------------------------------------------
 
+def _body_digest(body: bytes, suite: str) -> bytes:
+    """A signed request's or answer's body hash: the suite's (SHA-256, or SM3 for sm)."""
+    digest = hashlib.sha256(body).digest() if suite == DEFAULT_SUITE else _suite(suite).digest(body)
+    return digest.hex().encode()
+
+
 def request_bytes(method: str, path: str, node: str, nonce: str, sent_at: str, body: bytes,
                   suite: str = DEFAULT_SUITE) -> bytes:
-    """What a request signature covers; the body's hash is the suite's (SHA-256, or SM3 for sm)."""
-    digest = hashlib.sha256(body).hexdigest() if suite == DEFAULT_SUITE else _suite(suite).digest(body).hex()
+    """What a request signature covers."""
     return b"\n".join([b"CE-REQ-1", method.upper().encode(), path.encode(), node.encode(), nonce.encode(),
-                       sent_at.encode(), digest.encode()])
+                       sent_at.encode(), _body_digest(body, suite)])
 
 
-def response_bytes(nonce: str, body: bytes) -> bytes:
-    return b"\n".join([b"CE-RESP-1", nonce.encode(), hashlib.sha256(body).hexdigest().encode()])
+def response_bytes(nonce: str, body: bytes, suite: str = DEFAULT_SUITE) -> bytes:
+    """What the hub's answer signature covers: the request's nonce and the answer's body hash."""
+    return b"\n".join([b"CE-RESP-1", nonce.encode(), _body_digest(body, suite)])
 
 
 def sign_request(key, method: str, path: str, node: str, nonce: str, sent_at: str,

@@ -227,3 +227,17 @@ def test_a_usb_bundle_of_an_sm_node_is_sealed_with_sm2_and_imported_once(env, tm
     assert sm_hub.cli("import-bundle", str(stick)).stdout.startswith("1 batches read, 30 new records stored")
     assert "0 new records stored" in sm_hub.cli("import-bundle", str(stick)).stdout
     assert len(_held(sm_hub)) == 30 and {r.get("suite") for r in _receipts(sm_hub, "clinic-sm")} == {"sm"}
+
+
+def test_in_the_sm_suite_every_signed_body_hash_is_sm3_and_ed25519_stays_sha256():
+    """A request's and the hub's answer's signatures cover the body's hash in the node's suite (an
+    assessor checks that no SHA-256 sits under an SM2 signature); ed25519's are as they always were."""
+    import hashlib
+
+    from edge.core import suites
+    body = b'{"high_water":7}'
+    sm3, sha = suites.suite("sm").digest(body).hex().encode(), hashlib.sha256(body).hexdigest().encode()
+    assert protocol.response_bytes("n1", body, "sm") == b"CE-RESP-1\nn1\n" + sm3
+    assert protocol.response_bytes("n1", body) == b"CE-RESP-1\nn1\n" + sha
+    assert protocol.request_bytes("PUT", "/v1/x", "box", "n1", "t", body, "sm").endswith(b"\n" + sm3)
+

@@ -133,6 +133,15 @@ def test_an_sm2_signed_bundle_records_its_suite_and_verifies_with_the_sm_release
     with tarfile.open(out) as t:       # the signature is SM2 over the manifest's bytes
         sig = t.extractfile("manifest.sig").read()
     assert suite("sm").public_key((sm_keys / "release.pub").read_bytes()).verify(sig, m.raw)
+    # under an SM2 signature every wheel is pinned by SM3 as well (SHA-256 stays for pip)
+    assert m.sm3 == {"clinic_edge-0.9.0-py3-none-any.whl": suite("sm").digest(b"PK not really a wheel").hex()}
+
+
+def test_an_sm_bundle_that_pins_its_wheels_by_sha256_alone_is_refused(sm_keys, tmp_path):
+    signer = bundle.load_private_key(sm_keys / "release.key")
+    only_sha = _signed_as(tmp_path, _manifest(suite="sm"), signer)
+    with pytest.raises(BundleRefused, match="an sm bundle pins every wheel by sha256 and sm3"):
+        bundle.verify(only_sha, bundle.load_public_key(sm_keys / "release.pub"))
 
 
 def test_an_ed25519_bundle_from_before_suites_still_verifies(key, tmp_path):

@@ -104,7 +104,7 @@ def build(wheel_dir: Path, key: "ReleaseSigner | Ed25519PrivateKey", out: Path, 
         wheels[file] = data
     body = {"format": FORMAT, "name": PROJECT, "version": version,
             "created": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"), "suite": suite,
-            "wheels": [{"file": name, "sha256": sha256_bytes(data)} for name, data in sorted(wheels.items())]}
+            "wheels": [_pins(name, data, suite) for name, data in sorted(wheels.items())]}
     raw = json.dumps(body, indent=1, sort_keys=True).encode()
     out.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(out, "w") as tar:
@@ -112,7 +112,18 @@ def build(wheel_dir: Path, key: "ReleaseSigner | Ed25519PrivateKey", out: Path, 
         _add(tar, "manifest.sig", key.sign(raw))
         for name, data in sorted(wheels.items()):
             _add(tar, f"wheels/{name}", data)
-    return Manifest(version, {w["file"]: w["sha256"] for w in body["wheels"]}, raw, suite)
+    return Manifest(version, {w["file"]: w["sha256"] for w in body["wheels"]}, raw, suite,
+                    {w["file"]: w["sm3"] for w in body["wheels"]} if suite == "sm" else None)
+
+
+def _pins(name: str, data: bytes, suite: str) -> dict[str, str]:
+    """A wheel's hashes in the manifest: SHA-256 (what pip checks), and SM3 too under an SM2 signature,
+    so that no hash outside the county's suite stands between the signature and the code."""
+    pins = {"file": name, "sha256": sha256_bytes(data)}
+    if suite == "sm":
+        from edge.core.suites import SM
+        pins["sm3"] = SM.digest(data).hex()
+    return pins
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -52,6 +52,7 @@ class Manifest:
     wheels: dict[str, str]  # file -> sha256
     raw: bytes
     suite: str = "ed25519"
+    sm3: dict[str, str] | None = None   # file -> SM3, every wheel of an sm bundle (docs/crypto-suites.md)
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def verify(path: Path, public: "ReleaseKey | Ed25519PublicKey", dest: Path | Non
             if not member.isfile():
                 raise BundleRefused(f"{path}: wheels/{name} is not a regular file")
             data = _read(tar, member)
-            if sha256_bytes(data) != digest:
+            if sha256_bytes(data) != digest or (manifest.sm3 is not None and _sm3(data) != manifest.sm3[name]):
                 raise BundleRefused(f"{path}: wheels/{name} was changed after signing (hash mismatch); refused")
             if dest is not None:
                 (dest / name).write_bytes(data)
@@ -194,11 +195,18 @@ def _parse(raw: bytes, path: Path) -> Manifest:
         wheels = {w["file"]: w["sha256"] for w in body["wheels"]}
         version = str(body["version"])
         suite = str(body.get("suite", "ed25519"))
+        sm3 = {w["file"]: str(w["sm3"]) for w in body["wheels"]} if suite == "sm" else None
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise BundleRefused(f"{path}: the manifest is not understood ({e})") from e
+        raise BundleRefused(f"{path}: the manifest is not understood ({e}; an sm bundle pins every wheel by "
+                            "sha256 and sm3)") from e
     if not all(WHEEL.fullmatch(f) for f in wheels) or not VERSION.fullmatch(version):
         raise BundleRefused(f"{path}: the manifest names unsafe files or an unsafe version")
-    return Manifest(version, wheels, raw, suite)
+    return Manifest(version, wheels, raw, suite, sm3)
+
+
+def _sm3(data: bytes) -> str:
+    from .suites import SM
+    return SM.digest(data).hex()
 
 
 def version_key(version: str) -> tuple:

@@ -176,7 +176,7 @@ class HubClient:
         if self.hub_pub is None or not sig:
             raise LinkError(f"{method} {path}: answer is not signed by the hub (status {status})")
         try:
-            protocol.verify(self.hub_pub, protocol.unb64(sig), protocol.response_bytes(nonce, data))
+            protocol.verify(self.hub_pub, protocol.unb64(sig), protocol.response_bytes(nonce, data, self.hub_pub.suite))
             doc = json.loads(data)
         except (protocol.ProtocolError, ValueError) as e:
             raise LinkError(f"{method} {path}: answer failed the hub signature check ({e})") from e
@@ -186,7 +186,7 @@ class HubClient:
     def _clock_refusal(self, method: str, path: str, nonce: str, sig: str, data: bytes, wall_mid: float) -> None:
         """A signed 401 for our nonce that says the request time is off: raise ClockRefused with the offset."""
         try:
-            protocol.verify(self.hub_pub, protocol.unb64(sig), protocol.response_bytes(nonce, data))
+            protocol.verify(self.hub_pub, protocol.unb64(sig), protocol.response_bytes(nonce, data, self.hub_pub.suite))
             doc = json.loads(data)
             hub_time = datetime.fromisoformat(doc["hub_time"].replace("Z", "+00:00"))
         except (protocol.ProtocolError, ValueError, KeyError, TypeError, AttributeError):
@@ -249,7 +249,7 @@ def enroll(url: str, code: str, pubkey: str, *, fingerprint: str | None = None, 
                            f"{expected} county IT gave: refusing it (a wrong fingerprint, or someone else answering)")
     sig = _header(rh, protocol.H_SIG)
     try:
-        protocol.verify(hub_pub, protocol.unb64(sig or ""), protocol.response_bytes(nonce, data))
+        protocol.verify(hub_pub, protocol.unb64(sig or ""), protocol.response_bytes(nonce, data, hub_pub.suite))
     except protocol.ProtocolError as e:
         raise HubUntrusted(f"the hub at {url} did not prove its key: the enrollment answer is not signed "
                            f"over this request ({e})") from e

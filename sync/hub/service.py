@@ -165,7 +165,7 @@ class Hub:
 
     def sign_response(self, nonce: str, body: bytes, suite: str = protocol.DEFAULT_SUITE) -> str:
         """The answer's signature (untagged: the node knows which hub key it holds)."""
-        return protocol.b64(protocol.sign(self.key_for(suite), protocol.response_bytes(nonce, body)))
+        return protocol.b64(protocol.sign(self.key_for(suite), protocol.response_bytes(nonce, body, suite)))
 
     def refused(self, node: str, what: str, reason: str, *, now: datetime) -> "Refused":
         """A refused signature, counted with its reason (`hub node list`, docs/crypto-suites.md)."""
