@@ -47,6 +47,12 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: 
     raise TimeoutError(f"timed out waiting for {message}")
 
 
+def pytest_collection_modifyitems(items):
+    """The image and VM tests first: they are the longest file by far (an image build and three VM
+    boots), so on `./run test`'s two workers the other worker runs everything else beside them."""
+    items.sort(key=lambda item: item.path.name != "test_image_build.py")
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """One PostgreSQL server for the whole run (tests/sync_fixtures.Postgres). Defined here, not in

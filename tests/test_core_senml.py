@@ -47,7 +47,7 @@ def test_relative_time_is_relative_to_now():
     (b'[{"n":"8480-6","u":"mm[Hg]","v":true}]', "'v' must be a number"),
     (b'[{"n":"8480-6","v":120}]', "no unit"),
     (b'[{"n":"8480-6","u":"mm[Hg]","v":120,"t":"now"}]', "'t' must be a number"),
-    (b'[{"n":"cholesterol","u":"mmol/L","v":5}]', "unknown code"),
+    (b'[{"n":"ferritin","u":"ug/L","v":5}]', "unknown code"),
     (json.dumps([{"n": "2708-6", "u": "%", "v": 97}] * 65).encode(), "at most 64"),
 ])
 def test_bad_payloads_say_what_is_wrong(payload, reason):

@@ -74,7 +74,7 @@ def test_bad_messages_are_rejected_with_a_reason_and_change_nothing(env, broker,
         bad = {
             "malformed": ('[{"n":"8480-6","v":12', "not valid UTF-8 JSON"),
             "wrong type": ('[{"n":"8480-6","u":"mm[Hg]","v":"120"}]', "'v' must be a number"),
-            "unknown code": ('[{"n":"cholesterol","u":"mmol/L","v":5}]', "unknown code 'cholesterol'"),
+            "unknown code": ('[{"n":"ferritin","u":"ug/L","v":5}]', "unknown code 'ferritin'"),
             "wrong unit": ('[{"n":"8310-5","u":"mmol/L","v":36.6}]', "unit 'mmol/L' is not valid"),
             "oversized": (json.dumps([{"n": "8480-6", "u": "mm[Hg]", "v": 120, "x": "a" * 5000}]), "over the limit"),
         }

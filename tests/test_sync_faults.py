@@ -16,7 +16,7 @@ from edge.core.node import Node
 from sync.client import state
 from sync.client.controller import Cycle
 from sync_fixtures import (FaultProxy, add_records, enroll, hub, hub_database, hub_records,  # noqa: F401
-                           node_records, postgres, sync_env)
+                           node_records, sync_env)
 
 
 def _node(env: dict[str, str]) -> Node:

@@ -14,7 +14,7 @@ from sync.client import batcher, state
 from sync.client import tls
 from sync.client.transport import HubClient
 from sync_fixtures import (add_records, enroll, hub, hub_database, hub_records, node_records,  # noqa: F401
-                           postgres, sync_env)
+                           sync_env)
 
 
 def test_enrolled_node_delivers_every_record_once_and_marks_the_outbox(env, node, hub):
