@@ -11,13 +11,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from conftest import healthz_server
 from edge.appliance import bundle, journal, update
 from edge.appliance.errors import BundleRefused
 from edge.core import config as config_mod
@@ -38,21 +37,8 @@ def built_plugin() -> Path:
 
 @pytest.fixture
 def healthz():
-    class Healthy(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = json.dumps({"ok": True}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/healthz"
-    server.shutdown()
+    with healthz_server(200, {"ok": True}) as url:
+        yield url
 
 
 class Box:

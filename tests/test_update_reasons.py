@@ -5,12 +5,10 @@ test_update_bundles.py; here the parts alone, against a real HTTP server and a r
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import clinic_edge, free_port
+from conftest import clinic_edge, free_port, healthz_server
 from edge.appliance import update
 from sync_fixtures import enroll, hub, sync_env  # noqa: F401
 
@@ -36,25 +34,9 @@ class FakeClock:
 @pytest.fixture
 def unhealthy_web():
     """A real HTTP server answering /healthz like a release whose store is broken."""
-    body = json.dumps({"ok": False, "store": "error: no such table: _migrations", "disk": "ok",
-                       "version": "0.3.0"}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/healthz"
-    server.shutdown()
-    server.server_close()
+    with healthz_server(503, {"ok": False, "store": "error: no such table: _migrations", "disk": "ok",
+                              "version": "0.3.0"}) as url:
+        yield url
 
 
 def test_waiting_for_an_unhealthy_release_records_the_check_its_output_and_the_time(unhealthy_web):

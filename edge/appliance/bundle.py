@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.core.release import (FORMAT, PROJECT, Manifest, ReleaseKey, load_public_key,  # noqa: F401
                                public_key_text, sha256_bytes, verify, version_key)
-from edge.core.suites import SUITES, SuiteError, suite as suite_named
+from edge.core.suites import SuiteError, read_pem, suite as suite_named
 
 from . import journal
 from .errors import BundleRefused
@@ -70,14 +70,11 @@ def make_release_key(private_path: Path, public_path: Path, suite: str = "ed2551
 
 def load_private_key(path: Path) -> ReleaseSigner:
     """The release private key (PEM) in `path`, Ed25519 or SM2."""
-    pem = path.read_bytes()
-    problems = []
-    for s in SUITES.values():
-        try:
-            return ReleaseSigner(s.name, s.private_key(pem))
-        except SuiteError as e:
-            problems.append(str(e))
-    raise BundleRefused(f"{path} is neither an Ed25519 nor an SM2 private key: {'; '.join(problems)}")
+    try:
+        s, key = read_pem(path.read_bytes(), private=True)
+    except SuiteError as e:
+        raise BundleRefused(f"{path} is neither an Ed25519 nor an SM2 private key: {e}") from e
+    return ReleaseSigner(s.name, key)
 
 
 # --- building (release side) -----------------------------------------------------------------------

@@ -102,15 +102,13 @@ def load_public_key(path: Path) -> ReleaseKey:
 
 
 def _pem_release_key(path: Path, pem: bytes) -> ReleaseKey:
-    from .suites import SUITES, SuiteError
+    from .suites import SuiteError, read_pem
 
-    problems = []
-    for s in SUITES.values():
-        try:
-            return ReleaseKey(s.name, s.public_key(pem))
-        except SuiteError as e:
-            problems.append(str(e))
-    raise BundleRefused(f"the release key {path} is neither an Ed25519 nor an SM2 public key: {'; '.join(problems)}")
+    try:
+        s, key = read_pem(pem, private=False)
+    except SuiteError as e:
+        raise BundleRefused(f"the release key {path} is neither an Ed25519 nor an SM2 public key: {e}") from e
+    return ReleaseKey(s.name, key)
 
 
 def journal_plugin_name(source: bytes) -> str:

@@ -208,3 +208,15 @@ def suite(name: str) -> Suite:
     except KeyError:
         raise SuiteError(f"crypto suite {name!r} is not known; use one of {', '.join(SUITES)}") from None
 
+
+def read_pem(pem: bytes, *, private: bool) -> tuple[Suite, "SigningKey | VerifyKey"]:
+    """A PEM key of whichever suite it belongs to: (suite, key); SuiteError naming each suite's
+    complaint when it is none of them (a release key file says its suite by being read)."""
+    problems = []
+    for s in SUITES.values():
+        try:
+            return s, (s.private_key(pem) if private else s.public_key(pem))
+        except SuiteError as e:
+            problems.append(str(e))
+    raise SuiteError("; ".join(problems))
+
