@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
+from edge.core import codes
 from edge.core.errors import StoreFull
 from edge.core.followup.rules import age_on
 from edge.core.healthcheck import fields, prefill, records, selfcare
@@ -32,12 +33,19 @@ MULTI = {f.name for f in fields.FIELDS if f.kind == "codes"}
 def template_helpers() -> dict[str, Any]:
     from .workbench import local_time
     out: dict[str, Any] = {"lang": lang(), "fields": fields, "selfcare": selfcare,
-                           "device_fields": records.DEVICE_FIELDS, "local_time": local_time}
+                           "device_fields": records.DEVICE_FIELDS, "local_time": local_time,
+                           "converted": records.CONVERTED, "code_label": _code_label}
     if "babel" not in current_app.extensions:
         out["_"] = lambda s, **kw: (s % kw) if kw else s
     if "csrf" not in current_app.extensions:
         out["csrf_token"] = lambda: ""
     return out
+
+
+def _code_label(loinc: str) -> str:
+    """A reading's code as the doctor reads it (尿素氮 beside the urea it filled)."""
+    c = codes.lookup(loinc)
+    return loinc if c is None else (c.display_zh if lang() == "zh" else c.display_en)
 
 
 def _age(resident: dict, day: date) -> int | None:
@@ -55,7 +63,7 @@ def _sources(raw) -> dict[str, str]:
 def _source_readings(sources: dict[str, str]) -> dict[str, dict]:
     out = {}
     for name, rid in sources.items():
-        row = context.store().one("SELECT id, device_id, transport, value, unit, effective_time FROM readings"
+        row = context.store().one("SELECT id, code, device_id, transport, value, unit, effective_time FROM readings"
                                   " WHERE id = ?", (rid,))
         if row:
             out[name] = row

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from .. import audit, outbox
+from ..codes import BUN_MG_DL_PER_MMOL_UREA
 from ..errors import NotFound, ValidationError
 from ..reading import utc_iso
 from .fields import BY_NAME, GRADE_CODES
@@ -37,8 +38,12 @@ DEVICE_FIELDS: dict[str, tuple[str, str | None]] = {
     "sodium": ("2951-2", None),
     "tc": ("2093-3", None), "tg": ("2571-8", None), "ldl": ("13457-7", None), "hdl": ("2085-9", None),
 }
-# more codes that fill a field: fasting glucose measured on serum/plasma, LDL-C measured directly
-ALSO_CODES: dict[str, tuple[str, ...]] = {"fbg": ("1558-6",), "ldl": ("2089-1",)}
+# more codes that fill a field: fasting glucose measured on serum/plasma, LDL-C measured directly,
+# urea nitrogen (BUN) for 血尿素
+ALSO_CODES: dict[str, tuple[str, ...]] = {"fbg": ("1558-6",), "ldl": ("2089-1",), "urea": ("3094-0",)}
+# a code whose reading is in another quantity than the field: reading -> the field's value.
+# BUN mg/dL -> urea mmol/L (× 0.357, docs/health-check.md "BUN"); the reading keeps what the analyser sent.
+CONVERTED: dict[str, Any] = {"3094-0": lambda v: v / BUN_MG_DL_PER_MMOL_UREA}
 
 
 def field_codes(name: str) -> tuple[str, ...]:
@@ -75,9 +80,11 @@ def is_complete(values: dict[str, Any]) -> bool:
     return bp and all(values.get(name) not in (None, "", []) for name in COMPLETE_FIELDS)
 
 
-def shown(name: str, reading: float) -> Any:
-    """A reading's value as the form shows it (a urine grade as its code)."""
+def shown(name: str, reading: float, code: str | None = None) -> Any:
+    """A reading's value as the form shows it (a urine grade as its code, BUN as urea)."""
     f = BY_NAME[name]
+    if code in CONVERTED:
+        reading = CONVERTED[code](float(reading))
     if name in CODED_READINGS:
         return str(int(reading)) if float(reading) in (1.0, 2.0) else None
     if f.kind == "code":
@@ -85,8 +92,8 @@ def shown(name: str, reading: float) -> Any:
     return int(round(reading)) if f.kind == "int" else round(reading, f.decimals)
 
 
-def _same(reading: float, value: Any, name: str) -> bool:
-    v = shown(name, reading)
+def _same(reading: float, value: Any, name: str, code: str) -> bool:
+    v = shown(name, reading, code)
     return v is not None and (v == value if isinstance(v, str) else float(v) == float(value))
 
 
@@ -96,11 +103,11 @@ def verified_sources(conn, resident_id: str, values: dict, sources: dict[str, An
         if name not in DEVICE_FIELDS or values.get(name) is None or not isinstance(reading_id, str):
             continue
         arm, codes = DEVICE_FIELDS[name][1], field_codes(name)
-        row = conn.execute("SELECT r.value, s.arm FROM readings r LEFT JOIN measuring_sessions s"
+        row = conn.execute("SELECT r.value, s.arm, r.code FROM readings r LEFT JOIN measuring_sessions s"
                            " ON s.id = r.session_id WHERE r.id = ? AND r.resident_id = ? AND r.status = 'valid'"
                            f" AND r.code IN ({','.join('?' * len(codes))})",
                            (reading_id, resident_id, *codes)).fetchone()
-        if row is None or (arm is not None and row[1] != arm) or not _same(float(row[0]), values[name], name):
+        if row is None or (arm is not None and row[1] != arm) or not _same(float(row[0]), values[name], name, row[2]):
             continue
         kept[name] = reading_id
     return kept
@@ -166,7 +173,7 @@ def get(store, check_id: str, version: int | None = None) -> dict | None:
 def readings_used(store, check_id: str, version: int) -> dict[str, dict]:
     """field -> the reading its value came from, with its device and time."""
     return {r.pop("field"): r for r in store.query(
-        "SELECT u.field, r.id, r.device_id, r.transport, r.value, r.unit, r.effective_time"
+        "SELECT u.field, r.id, r.code, r.device_id, r.transport, r.value, r.unit, r.effective_time"
         " FROM health_check_readings u JOIN readings r ON r.id = u.reading_id"
         " WHERE u.check_id = ? AND u.version = ?", (check_id, version))}
 
