@@ -18,9 +18,13 @@ from .. import audit, outbox
 from ..codes import BUN_MG_DL_PER_MMOL_UREA
 from ..errors import NotFound, ValidationError
 from ..reading import utc_iso
+from . import rows
 from .fields import BY_NAME, GRADE_CODES
 
 KIND = "health_check"
+# the columns of health_check_rows that hold a row's cells (edge/core/schema_healthcheck.py, 611)
+ROW_COLUMNS = ("start_date", "end_date", "reason", "facility", "record_no", "name", "usage", "dose", "duration",
+               "compliance", rows.LEGACY)
 # field -> (LOINC code of the reading, arm the measuring session was tagged with, or None)
 DEVICE_FIELDS: dict[str, tuple[str, str | None]] = {
     "bp_left_sbp": ("8480-6", "left"), "bp_left_dbp": ("8462-4", "left"),
@@ -146,6 +150,7 @@ def save(store, *, resident_id: str, values: dict[str, Any], actor: str, at: dat
                      " VALUES (?,?,?,?,?,?,?)", (cid, version, _json(values), _json(src), actor, utc_iso(at), reason))
         for name, reading_id in src.items():
             conn.execute("INSERT INTO health_check_readings VALUES (?,?,?,?)", (cid, version, name, reading_id))
+        _save_rows(conn, cid, version, values)
         outbox.add(conn, kind=KIND, record_id=cid, version=version, at=at,
                    payload={"id": cid, "version": version, "resident_id": resident_id, "values": values,
                             "sources": src, "complete": complete, "author": actor, "saved_at": utc_iso(at),
@@ -157,6 +162,25 @@ def save(store, *, resident_id: str, values: dict[str, Any], actor: str, at: dat
     return Saved(cid, version, complete, src)
 
 
+def _save_rows(conn, cid: str, version: int, values: dict[str, Any]) -> None:
+    """The version's tables of rows (rows.TABLES), one health_check_rows row each (migration 611)."""
+    for table in rows.TABLES:
+        for n, row in enumerate(rows.shown_rows(values, table), 1):
+            cells = {k: row.get(k) for k in ROW_COLUMNS if row.get(k) not in (None, "")}
+            cols = ("check_id", "version", "field", "n", *cells)
+            conn.execute(f"INSERT INTO health_check_rows ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                         (cid, version, table.name, n, *cells.values()))
+
+
+def saved_rows(store, check_id: str, version: int) -> dict[str, list[dict]]:
+    """table -> its rows as saved, in order; a row kept from the free-text field holds only `text`."""
+    out: dict[str, list[dict]] = {t.name: [] for t in rows.TABLES}
+    for r in store.query("SELECT * FROM health_check_rows WHERE check_id = ? AND version = ? ORDER BY field, n",
+                         (check_id, version)):
+        out[r["field"]].append({k: r[k] for k in ROW_COLUMNS if r[k] is not None})
+    return out
+
+
 def get(store, check_id: str, version: int | None = None) -> dict | None:
     row = store.one("SELECT * FROM health_checks WHERE id = ?", (check_id,))
     if row is None:
@@ -165,7 +189,8 @@ def get(store, check_id: str, version: int | None = None) -> dict | None:
                   (check_id, version or row["version"]))
     if v is None:
         return None
-    return {**row, "shown_version": v["version"], "values": json.loads(v["data"]),
+    values = {**json.loads(v["data"]), **saved_rows(store, check_id, v["version"])}
+    return {**row, "shown_version": v["version"], "values": values,
             "sources": json.loads(v["sources"]), "saved_by": v["author"], "saved_at": v["saved_at"],
             "reason": v["reason"]}
 

@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any, Mapping
 
 from ..followup.validation import Validated, message as followup_message, read_field
-from . import selfcare
+from . import rows, selfcare
 from .fields import BY_NAME, EXCLUSIVE_FIRST, FIELDS, FORM
 
 MESSAGES = {
@@ -41,6 +41,10 @@ def validate(raw: Mapping[str, Any], *, today: date, lang: str = "zh", age: int 
     """`age`: the resident's age on the check date; 65 and over need the self-care assessment."""
     out = Validated()
     for f in FIELDS:
+        if f.kind == "rows":
+            out.values[f.name], errors = rows.read(raw, rows.BY_TABLE[f.name], today=today, lang=lang)
+            out.errors.update(errors)
+            continue
         value, err = read_field(FORM, f, raw, lang)
         out.values[f.name] = value
         if err:
