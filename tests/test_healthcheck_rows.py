@@ -167,3 +167,50 @@ def test_a_free_text_saved_before_the_rows_is_kept_as_a_row_of_its_own(tmp_path)
     assert values["hospital_stays"] == [] and values["home_beds"] == []
     again.close()
     assert 611 in migrations.registered()
+
+
+# ---------------------------------------------------------------- the page, without JavaScript
+from followup_support import app_client, form_fields, seed  # noqa: E402,F401 (fixture)
+
+
+def _post(client, html, **changes):
+    data = form_fields(html, "healthcheck-form")
+    for k, v in changes.items():
+        data[k] = [v]
+    return client.post("/healthcheck/R2/new", data=data)
+
+
+SELF = {"selfcare_meal": "1", "selfcare_grooming": "1", "selfcare_dressing": "1", "selfcare_toilet": "1",
+        "selfcare_activity": "1"}
+
+
+def test_rows_are_added_removed_refused_and_saved_by_posting_the_form(app_client):
+    node, client = app_client
+    seed(node.store, rid="R2", birth="1950-01-01")
+    page = client.get("/healthcheck/R2/new").text
+    assert 'name="medications_1_name"' in page and 'name="medications_2_name"' not in page   # one row to type in
+    added = _post(client, page, row_add_medications="", medications_1_name="氨氯地平片", medications_1_dose="5mg")
+    assert added.status_code == 200 and 'id="form-errors"' not in added.text            # not a save
+    f = form_fields(added.text, "healthcheck-form")
+    assert f["medications_1_name"] == ["氨氯地平片"] and f["medications_2_name"] == [""]
+    two = _post(client, added.text, row_add_medications="", medications_2_name="阿司匹林肠溶片",
+                medications_2_compliance="2")
+    gone = _post(client, two.text, row_remove_medications_1="")
+    f = form_fields(gone.text, "healthcheck-form")
+    assert "medications_1_name" not in f and f["medications_2_name"] == ["阿司匹林肠溶片"]
+    assert f["medications_2_compliance"] == ["2"] and f["medications_3_name"] == [""]
+    bad = _post(client, two.text, **SELF, hospital_stays_1_start_date="2026-03-09",
+                hospital_stays_1_end_date="2026-03-02", hospital_stays_1_reason="肺炎")
+    assert bad.status_code == 422
+    assert 'id="err-hospital_stays_1_end_date">住院史第1行：出院日期不能早于入院日期<' in bad.text
+    assert form_fields(bad.text, "healthcheck-form")["hospital_stays_1_reason"] == ["肺炎"]   # kept as typed
+    assert node.store.scalar("SELECT count(*) FROM health_checks") == 0
+    ok = _post(client, bad.text, hospital_stays_1_end_date="2026-03-16")
+    assert ok.status_code == 303, ok.text[:1500]
+    shown = client.get(ok.headers["Location"]).text
+    assert 'id="show-rows-medications"' in shown and "阿司匹林肠溶片" in shown and "间断" in shown
+    assert "2026-03-16" in shown
+    printed = client.get(ok.headers["Location"].split("?")[0] + "/print").text
+    table = printed.split('id="p-rows-medications"')[1].split("</table>")[0]
+    assert table.count("<tr") == 1 + 6                   # the header and the paper form's six rows
+    assert "氨氯地平片" in table and "阿司匹林肠溶片" in table
