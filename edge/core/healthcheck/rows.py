@@ -45,6 +45,7 @@ class Table:
     required: str                   # the column a row cannot be without
     start: str | None = None        # a period's start and end columns (end >= start)
     end: str | None = None
+    period: tuple[str, str] = ("", "")    # the paper form prints the period as one column: 入/出院日期
     max_rows: int = 10
 
     def label(self, lang: str = "zh") -> str:
@@ -65,11 +66,12 @@ _RECORD_NO = _c("record_no", "病案号", "record number", max_length=30)
 TABLES: tuple[Table, ...] = (
     Table("hospital_stays", "住院史", "Hospital stays",
           (_c("start_date", "入院日期", "admission date", "date"), _c("end_date", "出院日期", "discharge date", "date"),
-           _REASON, _FACILITY, _RECORD_NO), 2, "start_date", "start_date", "end_date"),
+           _REASON, _FACILITY, _RECORD_NO), 2, "start_date", "start_date", "end_date",
+          ("入/出院日期", "admitted / discharged")),
     Table("home_beds", "家庭病床史", "Home-bed care",
           (_c("start_date", "建床日期", "date the bed was set up", "date"),
            _c("end_date", "撤床日期", "date the bed was closed", "date"), _REASON, _FACILITY, _RECORD_NO),
-          2, "start_date", "start_date", "end_date"),
+          2, "start_date", "start_date", "end_date", ("建/撤床日期", "bed set up / closed")),
     Table("medications", "主要用药情况", "Main medications",
           (_c("name", "药物名称", "drug"), _c("usage", "用法", "how taken"), _c("dose", "用量", "dose", max_length=30),
            _c("duration", "用药时间", "taken for", max_length=30),
@@ -151,6 +153,18 @@ def for_paper(values: Mapping[str, Any], table: Table) -> list[dict]:
     """The rows of a printout: the saved ones, then blank ones up to the paper form's count."""
     rows = shown_rows(values, table)
     return rows + [{}] * max(0, table.paper_rows - len(rows))
+
+
+def paper_columns(table: Table) -> list[tuple[str, str, tuple[Field, ...]]]:
+    """The printed form's columns: (Chinese heading, English heading, the cells it holds); a
+    period's two dates share one column, as on paper (入/出院日期)."""
+    out: list[tuple[str, str, tuple[Field, ...]]] = []
+    for c in table.columns:
+        if table.end and c.name == table.start:
+            out.append((*table.period, (c, table.column(table.end))))
+        elif c.name != table.end:
+            out.append((c.zh, c.en, (c,)))
+    return out
 
 
 def compliance_label(code: Any, lang: str = "zh") -> str:
