@@ -5,6 +5,8 @@
 - health_check_versions: every saved version in full (a correction adds a version; nothing is
   overwritten or deleted), with the reading each device-filled field came from.
 - health_check_readings: field -> the reading(s) it came from, per version.
+- health_check_rows: the form's tables of rows (住院史, 家庭病床史, 主要用药情况, 预防接种史), per
+  version (611).
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ A save creates version 1; a correction adds version n+1 (with a reason); nothing
 in health_check_versions. Every save writes the record to the outbox as kind 'health_check'
 (the hub accepts any well-formed kind, sync/hub/service.py). A field's source is kept only if the
 reading is this resident's, valid, of the field's code (and for BP of the field's arm) and the
-value on the form is still the device's value; a doctor's edit makes the field typed.
+value on the form is still the device's value; a doctor's edit makes the field typed. The tables of
+rows (rows.TABLES) are also written to health_check_rows, and a record reads them from there.
 """
 from __future__ import annotations
 

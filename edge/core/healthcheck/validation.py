@@ -1,7 +1,8 @@
 """Server-side validation of a submitted 健康体检表 with its self-care assessment.
 
 Each field is read by the follow-up forms' reader (edge.core.followup.validation.read_field:
-types, code lists, ranges, lengths, one message per field, Chinese or English); this module adds
+types, code lists, ranges, lengths, one message per field, Chinese or English); the tables of rows
+(住院史, 家庭病床史, 主要用药情况, 预防接种史) are read row by row by `rows.read`; this module adds
 the form's own cross-checks and the self-care scoring. `validate` never raises on bad input;
 nothing is saved unless `errors` is empty (the caller's job).
 """
