@@ -106,3 +106,30 @@ def test_a_doctor_adds_medications_and_a_stay_a_bad_row_is_refused_and_the_rows_
     print(f"\nmedication rows: {actions[0]} actions for the first (name, usage, dose, duration, adherence), "
           f"{actions[1]} for each further one (添加一行 first)")
     page.close()
+
+
+def test_without_javascript_the_row_buttons_post_the_form_and_nothing_is_saved(web, browser, node):  # noqa: F811
+    rid = residents.create(node.store, {"name": "周四", "id_number": "110105195001010012"},
+                           division_code="110105001001", now=datetime.now(timezone.utc), actor="test")
+    ctx = browser.new_context(viewport={"width": 800, "height": 1280}, locale="zh-CN", java_script_enabled=False)
+    page = ctx.new_page()
+    page.set_default_timeout(15000)
+    log_in(page, web)
+    page.goto(f"{web}/healthcheck/{rid}/new")
+    page.fill("input[name=medications_1_name]", "阿托伐他汀钙片")
+    page.fill("#f-temperature", "36.5")
+    with page.expect_navigation():
+        page.click("#add-medications")                                  # a round trip: the form comes back
+    assert page.input_value("input[name=medications_1_name]") == "阿托伐他汀钙片"
+    assert page.input_value("#f-temperature") == "36.5"
+    page.fill("input[name=medications_2_name]", "阿司匹林肠溶片")
+    with page.expect_navigation():
+        page.locator("#rows-medications tbody tr").first.locator("button.remove-row").click()
+    assert page.locator("input[name=medications_1_name]").count() == 0
+    assert page.input_value("input[name=medications_2_name]") == "阿司匹林肠溶片"
+    assert node.store.scalar("SELECT count(*) FROM health_checks") == 0
+    page.press("input[name=medications_2_name]", "Enter")               # Enter still saves (and is refused:
+    page.wait_for_selector("#form-errors")                               # the self-care assessment is missing)
+    assert page.inner_text("#err-selfcare_meal") == "65岁及以上老年人需填写生活自理能力评估"
+    assert no_sideways_scroll(page)
+    ctx.close()
