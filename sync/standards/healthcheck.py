@@ -6,7 +6,8 @@ The measured items go as observations: BP per arm (the arm as targetSiteCode / b
 temperature, pulse, respiration, height, weight, waist, BMI, fasting glucose, HbA1c and the ECG
 conclusion. The CDA carries those with a WS 363 data element known to us (elements.MEASURED); the
 others, and the rest of the form, are in the section's narrative only. FHIR carries all of them by
-LOINC, with the data element as a second coding where known.
+LOINC, with the data element as a second coding where known. The tables of rows (stays, home beds,
+medications, vaccinations) are added by healthcheck_rows (docs/interop.md §3c).
 """
 from __future__ import annotations
 
