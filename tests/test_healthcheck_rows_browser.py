@@ -128,6 +128,7 @@ def test_without_javascript_the_row_buttons_post_the_form_and_nothing_is_saved(w
     assert page.locator("input[name=medications_1_name]").count() == 0
     assert page.input_value("input[name=medications_2_name]") == "阿司匹林肠溶片"
     assert node.store.scalar("SELECT count(*) FROM health_checks") == 0
+    part(page, "fieldset.group-history", "48-healthcheck-rows-tablet-no-js")
     page.press("input[name=medications_2_name]", "Enter")               # Enter still saves (and is refused:
     page.wait_for_selector("#form-errors")                               # the self-care assessment is missing)
     assert page.inner_text("#err-selfcare_meal") == "65岁及以上老年人需填写生活自理能力评估"
