@@ -45,18 +45,23 @@ class FormReader(HTMLParser):
         self.form_id = form_id
         self.fields: list[tuple[str, str]] = []
         self.in_form = False
+        self.in_template = 0          # a <template>'s inputs are not the form's (rows.js copies them)
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if tag == "template":
+            self.in_template += 1
         if tag == "form" and a.get("id") == self.form_id:
             self.in_form = True
-        elif tag == "input" and self.in_form and a.get("name"):
+        elif tag == "input" and self.in_form and not self.in_template and a.get("name"):
             kind = a.get("type", "text")
             if kind in ("radio", "checkbox") and "checked" not in a:
                 return
             self.fields.append((a["name"], a.get("value") or ""))
 
     def handle_endtag(self, tag):
+        if tag == "template":
+            self.in_template -= 1
         if tag == "form":
             self.in_form = False
 

@@ -31,15 +31,16 @@ HEALTH_CHECK = {"check_date": "2026-11-20", "symptoms": ["1"], "temperature": "3
                 "selfcare_activity": "1"}
 
 
-def health_check_records(tmp_path) -> list[tuple[str, str, int, dict]]:
+def health_check_records(tmp_path, extra: dict | None = None) -> list[tuple[str, str, int, dict]]:
     """(kind, record_id, version, payload) of one resident and one 健康体检表 (and its correction), in
-    outbox order, made by the node's own code (edge/core/healthcheck) on a store on disk."""
+    outbox order, made by the node's own code (edge/core/healthcheck) on a store on disk; `extra`:
+    more of the form's fields as posted (the tables of rows, for instance)."""
     from edge.core.healthcheck import records as hc_records
     from edge.core.healthcheck.validation import validate as hc_validate
     store = Store(tmp_path / "node-hc.db")
     rid = residents.create(store, {"name": "李秀兰", "id_number": id_number(7), "sex": "1", "birth_date": "1958-03-07"},
                            division_code="110101001001", now=NOW, actor="doc", today=TODAY)
-    v = hc_validate(HEALTH_CHECK, today=TODAY, age=68)
+    v = hc_validate({**HEALTH_CHECK, **(extra or {})}, today=TODAY, age=68)
     assert not v.errors, v.errors
     first = hc_records.save(store, resident_id=rid, values=v.values, actor="doc", at=NOW)
     hc_records.save(store, resident_id=rid, values={**v.values, "pulse": 76}, actor="doc", at=NOW,

@@ -169,3 +169,41 @@ def test_lab_units_are_normalised_to_the_forms(code, value, unit, canonical):
 def test_a_lab_unit_that_cannot_be_converted_is_refused_with_the_allowed_ones():
     with pytest.raises(codes.UnitError, match=r"unit 'mg/L' is not valid for 2160-0 \(Creatinine\); allowed: .*umol/L"):
         codes.lookup("2160-0").to_canonical(1.0, "mg/L")
+
+
+BUN = ("MSH|^~\\&|BS-240^TOWNSHIP||CLINIC||20261120120000+0800||ORU^R01^ORU_R01|C2|P|2.5.1\r"
+       f"PID|1||{QIAN}^^^^ID||钱^二\r"
+       "OBR|1||S2|24362-6^Chemistry panel^LN|||20261120113000+0800||||||||||||||||||F\r"
+       "OBX|1|NM|3094-0^Urea nitrogen^LN||14|mg/dL^^UCUM|||||F\r").encode()
+
+
+def test_a_urea_nitrogen_result_fills_the_forms_urea_converted_and_keeps_its_source(node):
+    """BUN 14 mg/dL is urea 14 × 0.357 = 5.0 mmol/L (docs/health-check.md, "BUN"); the reading stays as sent."""
+    resident(node, "res-b", "钱二", QIAN)
+    d = MllpDriver(node, {"listen": "127.0.0.1:0", "device_id": "township-hl7"})
+    d.start()
+    try:
+        with connect(d) as s:
+            s.sendall(frame(BUN))
+            assert [a[1][1] for a in read_acks(s, 1)] == ["AA"]
+    finally:
+        d.stop()
+        d.join(5)
+    stored = [r for r in stored_readings(node) if r["code"] == "3094-0"]
+    assert [(r["status"], r["value"], r["unit"]) for r in stored] == [("valid", 14, "mg/dL")]
+    b = prefill.build(node.store, resident_id="res-b", today=date(2026, 11, 20), tz=TZ)
+    assert b.values["urea"] == 5.0 and b.readings["urea"]["code"] == "3094-0"
+    v = validate({k: str(x) for k, x in b.values.items()}, today=date(2026, 11, 20))
+    assert v.ok, v.errors
+    saved = records.save(node.store, resident_id="res-b", values=v.values, sources=b.sources, actor="doc",
+                         at=datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc))
+    assert saved.sources == {"urea": stored[0]["id"]}                 # the converted value still is the reading's
+    retyped = records.save(node.store, resident_id="res-b", values={**v.values, "urea": 14.0}, sources=b.sources,
+                           actor="doc", at=datetime(2026, 11, 20, 6, 1, tzinfo=timezone.utc))
+    assert retyped.sources == {}                                      # 14 "mmol/L" is not the reading's value
+
+
+@pytest.mark.parametrize("value, unit, urea", [(14, "mg/dL", 5.0), (28.0, "mg/dL", 10.0), (5.0, "mmol/L", 5.0)])
+def test_urea_nitrogen_converts_to_the_forms_urea(value, unit, urea):
+    bun = codes.lookup("3094-0").to_canonical(value, unit)
+    assert records.shown("urea", bun, "3094-0") == urea

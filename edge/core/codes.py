@@ -89,6 +89,9 @@ def _mmol(mg_dl_per_mmol: float | None = None) -> dict:
 BILIRUBIN_UMOL_PER_MG_DL = 17.104     # molar mass 584.66 g/mol
 CREATININE_UMOL_PER_MG_DL = 88.40     # 113.12 g/mol
 UREA_MG_DL_PER_MMOL = 6.006           # urea (not urea nitrogen) 60.06 g/mol
+# Urea nitrogen (BUN): two nitrogen atoms per urea molecule, 2 × 14.007 g/mol, so 1 mmol/L of urea is
+# 2.8014 mg/dL of urea nitrogen, and urea mmol/L = BUN mg/dL × 0.357 (docs/health-check.md, "BUN")
+BUN_MG_DL_PER_MMOL_UREA = 2.8014
 CHOLESTEROL_MG_DL_PER_MMOL = 38.67    # 386.65 g/mol
 TRIGLYCERIDE_MG_DL_PER_MMOL = 88.57   # as triolein, 885.7 g/mol
 
@@ -133,6 +136,10 @@ CODES: tuple[Code, ...] = (
     Code("1968-7", ("dbil",), "结合胆红素", "Direct bilirubin", "umol/L", _umol(BILIRUBIN_UMOL_PER_MG_DL), 0, 1000, 1),
     Code("2160-0", ("creatinine",), "血清肌酐", "Creatinine", "umol/L", _umol(CREATININE_UMOL_PER_MG_DL), 5, 3000, 0),
     Code("22664-7", ("urea",), "血尿素", "Urea", "mmol/L", _mmol(UREA_MG_DL_PER_MMOL), 0.5, 100, 2),
+    # stored as the analyser sent it (mg/dL of nitrogen); the form's 血尿素 converts (healthcheck/records.py)
+    Code("3094-0", ("bun", "urea_nitrogen"), "尿素氮", "Urea nitrogen", "mg/dL",
+         {"mg/dL": _same, "mg/dl": _same, "mmol/L": lambda v: v * BUN_MG_DL_PER_MMOL_UREA,
+          "mmol/l": lambda v: v * BUN_MG_DL_PER_MMOL_UREA}, 1, 280, 1),
     Code("2823-3", ("potassium",), "血钾", "Potassium", "mmol/L", _mmol(), 1, 10, 2),
     Code("2951-2", ("sodium",), "血钠", "Sodium", "mmol/L", _mmol(), 100, 200, 0),
     Code("2093-3", ("tc", "cholesterol"), "总胆固醇", "Total cholesterol", "mmol/L",

@@ -5,6 +5,8 @@
 - health_check_versions: every saved version in full (a correction adds a version; nothing is
   overwritten or deleted), with the reading each device-filled field came from.
 - health_check_readings: field -> the reading(s) it came from, per version.
+- health_check_rows: the form's tables of rows (住院史, 家庭病床史, 主要用药情况, 预防接种史), per
+  version (611).
 """
 from __future__ import annotations
 
@@ -102,3 +104,43 @@ def health_checks_report_inputs(db: sqlite_utils.Database) -> None:
     # The report page's 老年人健康管理率 is kept while the token is the same (531, 550); a saved,
     # corrected or voided 健康体检表 changes it in the same transaction.
     report_input_triggers(db, "health_checks", "resident_id")
+
+
+ROW_TABLES = ("hospital_stays", "home_beds", "medications", "vaccinations")
+
+
+@migration(611, "the health check's tables of rows: hospital stays, home beds, medications, vaccinations")
+def health_check_rows(db: sqlite_utils.Database) -> None:
+    # One row per saved version and row (edge/core/healthcheck/rows.py names the columns per table:
+    # start_date is 入院/建床/接种日期, end_date 出院/撤床日期, name 药物名称 or the vaccine's 名称,
+    # facility 医疗机构名称 or 接种机构). `text` keeps the free text a version was saved with before
+    # these rows existed: each such value becomes row 1 of its table, with the text and nothing else,
+    # so it stays readable (docs/health-check.md, "Rows"). Like the versions, never changed or deleted.
+    run_statements(
+        db,
+        """CREATE TABLE health_check_rows (
+            check_id TEXT NOT NULL REFERENCES health_checks(id),
+            version INTEGER NOT NULL,
+            field TEXT NOT NULL CHECK (field IN ('hospital_stays','home_beds','medications','vaccinations')),
+            n INTEGER NOT NULL CHECK (n >= 1),
+            start_date TEXT,
+            end_date TEXT,
+            reason TEXT,
+            facility TEXT,
+            record_no TEXT,
+            name TEXT,
+            usage TEXT,
+            dose TEXT,
+            duration TEXT,
+            compliance TEXT CHECK (compliance IN ('1','2','3')),
+            text TEXT,
+            PRIMARY KEY (check_id, version, field, n)) WITHOUT ROWID""",
+        """CREATE TRIGGER health_check_rows_no_update BEFORE UPDATE ON health_check_rows
+           BEGIN SELECT RAISE(ABORT, 'a saved health-check row never changes; save a correction'); END""",
+        """CREATE TRIGGER health_check_rows_no_delete BEFORE DELETE ON health_check_rows
+           BEGIN SELECT RAISE(ABORT, 'health-check rows are never deleted'); END""",
+        *(f"""INSERT INTO health_check_rows (check_id, version, field, n, text)
+              SELECT check_id, version, '{name}', 1, json_extract(data, '$.{name}') FROM health_check_versions
+              WHERE json_type(data, '$.{name}') = 'text' AND trim(json_extract(data, '$.{name}')) != ''"""
+          for name in ROW_TABLES),
+    )

@@ -14,9 +14,10 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
+from edge.core import codes
 from edge.core.errors import StoreFull
 from edge.core.followup.rules import age_on
-from edge.core.healthcheck import fields, prefill, records, selfcare
+from edge.core.healthcheck import fields, prefill, records, rows, selfcare
 from edge.core.healthcheck.validation import validate
 from edge.reports import elderly
 from . import context, disk_full
@@ -26,18 +27,26 @@ bp = Blueprint("healthcheck", __name__)
 bp.teardown_app_request(context.close_store)
 bp.before_request(require_login)
 MULTI = {f.name for f in fields.FIELDS if f.kind == "codes"}
+ROW_BUTTONS = ("row_add_", "row_remove_")         # templates/healthcheck/_rows.html
 
 
 @bp.context_processor
 def template_helpers() -> dict[str, Any]:
     from .workbench import local_time
-    out: dict[str, Any] = {"lang": lang(), "fields": fields, "selfcare": selfcare,
-                           "device_fields": records.DEVICE_FIELDS, "local_time": local_time}
+    out: dict[str, Any] = {"lang": lang(), "fields": fields, "selfcare": selfcare, "hc_rows": rows,
+                           "device_fields": records.DEVICE_FIELDS, "local_time": local_time,
+                           "converted": records.CONVERTED, "code_label": _code_label}
     if "babel" not in current_app.extensions:
         out["_"] = lambda s, **kw: (s % kw) if kw else s
     if "csrf" not in current_app.extensions:
         out["csrf_token"] = lambda: ""
     return out
+
+
+def _code_label(loinc: str) -> str:
+    """A reading's code as the doctor reads it (尿素氮 beside the urea it filled)."""
+    c = codes.lookup(loinc)
+    return loinc if c is None else (c.display_zh if lang() == "zh" else c.display_en)
 
 
 def _age(resident: dict, day: date) -> int | None:
@@ -55,7 +64,7 @@ def _sources(raw) -> dict[str, str]:
 def _source_readings(sources: dict[str, str]) -> dict[str, dict]:
     out = {}
     for name, rid in sources.items():
-        row = context.store().one("SELECT id, device_id, transport, value, unit, effective_time FROM readings"
+        row = context.store().one("SELECT id, code, device_id, transport, value, unit, effective_time FROM readings"
                                   " WHERE id = ?", (rid,))
         if row:
             out[name] = row
@@ -77,6 +86,17 @@ def new(resident_id: str):
     return _render(resident, pre.values, sources=pre.sources, pre=pre)
 
 
+def _edited_rows(raw) -> dict[str, Any]:
+    """The form as posted, less the row whose 删除 was pressed; the form always ends each table with
+    an empty row (rows.form_rows), which is what 添加一行 asks for."""
+    values = {k: v for k, v in _inputs(raw).items() if not k.startswith(ROW_BUTTONS)}
+    for key in raw:
+        if key.startswith("row_remove_"):             # row_remove_<table>_<n>: its cells are <table>_<n>_<column>
+            gone = key[len("row_remove_"):] + "_"
+            values = {k: v for k, v in values.items() if not k.startswith(gone)}
+    return values
+
+
 @bp.post("/healthcheck/<resident_id>/new")
 def create(resident_id: str):
     resident = resident_or_404(resident_id)
@@ -85,8 +105,10 @@ def create(resident_id: str):
         age = _age(resident, date.fromisoformat(day))
     except ValueError:
         age = _age(resident, context.today())
-    v = validate(request.form, today=context.today(), lang=lang(), age=age)
     sources = _sources(request.form)
+    if any(k.startswith(ROW_BUTTONS) for k in request.form):          # the row buttons without JavaScript
+        return _render(resident, _edited_rows(request.form), sources=sources)
+    v = validate(request.form, today=context.today(), lang=lang(), age=age)
     if not v.ok:
         return _render(resident, _inputs(request.form), errors=v.errors, sources=sources, status=422)
     try:

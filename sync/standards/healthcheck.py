@@ -6,13 +6,14 @@ The measured items go as observations: BP per arm (the arm as targetSiteCode / b
 temperature, pulse, respiration, height, weight, waist, BMI, fasting glucose, HbA1c and the ECG
 conclusion. The CDA carries those with a WS 363 data element known to us (elements.MEASURED); the
 others, and the rest of the form, are in the section's narrative only. FHIR carries all of them by
-LOINC, with the data element as a second coding where known.
+LOINC, with the data element as a second coding where known. The tables of rows (stays, home beds,
+medications, vaccinations) are added by healthcheck_rows (docs/interop.md §3c).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from . import StandardsError, cda, elements as el, fhir
+from . import StandardsError, cda, elements as el, fhir, healthcheck_rows
 from .identity import Clinic, resource_id
 
 KIND = "health_check"
@@ -118,8 +119,10 @@ def bundle(record: dict[str, Any], resident: dict[str, Any], clinic: Clinic) -> 
     obs = [_fhir_observation(record, name, e, clinic, pat, enc, arm) for name, e, arm in _present(values)]
     if values.get("ecg") not in (None, ""):
         obs.append(_fhir_observation(record, "ecg", ECG, clinic, pat, enc, None))
+    rows, sections = healthcheck_rows.fhir_entries(record, clinic, pat, enc)     # 住院, 用药, 接种 (§3c)
     comp = fhir._composition(KIND, record, el.HSDC00_01, clinic, pat, org, record["saved_at"], obs, enc)
-    return fhir._bundle([comp, org, pat, enc, *obs])
+    comp["resource"]["section"] += sections
+    return fhir._bundle([comp, org, pat, enc, *obs, *rows])
 
 
 # ---------------------------------------------------------------- CDA
@@ -152,4 +155,5 @@ def document(record: dict[str, Any], resident: dict[str, Any], clinic: Clinic) -
             code, zh = ARMS[arm]
             cda._e(obs, "targetSiteCode", code=code, codeSystem="2.16.840.1.113883.6.96",
                    codeSystemName="SNOMED CT", displayName=zh)
+    healthcheck_rows.cda_sections(root, record)                                  # 住院, 用药, 接种 (§3c)
     return cda.serialize(root)

@@ -96,9 +96,6 @@ RISK_FACTORS = _codes(("戒烟", "stop smoking"), ("健康饮酒", "drink sensib
 # "none" codes that cannot be ticked together with another (无症状, 未发现 ...)
 EXCLUSIVE_FIRST = ("symptoms", "problem_cerebrovascular", "problem_kidney", "problem_heart", "problem_vascular",
                    "problem_eye")
-MED_ROWS = 6          # 主要用药情况: six rows on the paper form
-VACCINE_ROWS = 3      # 非免疫规划预防接种史: three rows
-STAY_ROWS = 2         # 住院史 and 家庭病床史: two rows each
 
 
 def _num(name, zh, en, group, low, high, unit, decimals=0, **kw) -> Field:
@@ -235,11 +232,11 @@ FIELDS: tuple[Field, ...] = (
     _code("problem_neuro", "神经系统疾病", "Nervous-system disease", "problems", NOT_FOUND_SOME),
     _code("problem_other", "其他系统疾病", "Other disease", "problems", NOT_FOUND_SOME),
     _text("problems_detail", "健康问题说明", "Health problems, details", "problems", 500),
-    # 住院治疗情况, 主要用药情况, 非免疫规划预防接种史: rows of text (records.ROW_FIELDS)
-    _text("hospital_stays", "住院史", "Hospital stays", "history", 500),
-    _text("home_beds", "家庭病床史", "Home-bed care", "history", 500),
-    _text("medications", "主要用药情况", "Main medications", "history", 1000),
-    _text("vaccinations", "非免疫规划预防接种史", "Non-programme vaccinations", "history", 500),
+    # 住院治疗情况, 主要用药情况, 非免疫规划预防接种史: tables of rows, their columns in rows.TABLES
+    _f("hospital_stays", "住院史", "Hospital stays", "rows", "history"),
+    _f("home_beds", "家庭病床史", "Home-bed care", "rows", "history"),
+    _f("medications", "主要用药情况", "Main medications", "rows", "history"),
+    _f("vaccinations", "非免疫规划预防接种史", "Non-programme vaccinations", "rows", "history"),
     # 健康评价, 健康指导
     _code("evaluation", "健康评价", "Health evaluation", "evaluation", EVALUATION),
     *(_text(f"abnormal_{n}", f"异常{n}", f"Abnormality {n}", "evaluation") for n in range(1, 5)),

@@ -74,7 +74,7 @@ def build(store, *, resident_id: str, today: date, tz: str) -> Prefill:
             if r["code"] in ("8480-6", "8462-4"):
                 unplaced.append(r)
             continue
-        values[name], sources[name], used[name] = shown(name, r["value"]), r["id"], r
+        values[name], sources[name], used[name] = shown(name, r["value"], r["code"]), r["id"], r
         if name == "ecg":
             _ecg_detail(values, r)
     computed = []

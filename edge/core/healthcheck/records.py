@@ -4,7 +4,8 @@ A save creates version 1; a correction adds version n+1 (with a reason); nothing
 in health_check_versions. Every save writes the record to the outbox as kind 'health_check'
 (the hub accepts any well-formed kind, sync/hub/service.py). A field's source is kept only if the
 reading is this resident's, valid, of the field's code (and for BP of the field's arm) and the
-value on the form is still the device's value; a doctor's edit makes the field typed.
+value on the form is still the device's value; a doctor's edit makes the field typed. The tables of
+rows (rows.TABLES) are also written to health_check_rows, and a record reads them from there.
 """
 from __future__ import annotations
 
@@ -15,11 +16,16 @@ from datetime import datetime
 from typing import Any
 
 from .. import audit, outbox
+from ..codes import BUN_MG_DL_PER_MMOL_UREA
 from ..errors import NotFound, ValidationError
 from ..reading import utc_iso
+from . import rows
 from .fields import BY_NAME, GRADE_CODES
 
 KIND = "health_check"
+# the columns of health_check_rows that hold a row's cells (edge/core/schema_healthcheck.py, 611)
+ROW_COLUMNS = ("start_date", "end_date", "reason", "facility", "record_no", "name", "usage", "dose", "duration",
+               "compliance", rows.LEGACY)
 # field -> (LOINC code of the reading, arm the measuring session was tagged with, or None)
 DEVICE_FIELDS: dict[str, tuple[str, str | None]] = {
     "bp_left_sbp": ("8480-6", "left"), "bp_left_dbp": ("8462-4", "left"),
@@ -37,8 +43,12 @@ DEVICE_FIELDS: dict[str, tuple[str, str | None]] = {
     "sodium": ("2951-2", None),
     "tc": ("2093-3", None), "tg": ("2571-8", None), "ldl": ("13457-7", None), "hdl": ("2085-9", None),
 }
-# more codes that fill a field: fasting glucose measured on serum/plasma, LDL-C measured directly
-ALSO_CODES: dict[str, tuple[str, ...]] = {"fbg": ("1558-6",), "ldl": ("2089-1",)}
+# more codes that fill a field: fasting glucose measured on serum/plasma, LDL-C measured directly,
+# urea nitrogen (BUN) for 血尿素
+ALSO_CODES: dict[str, tuple[str, ...]] = {"fbg": ("1558-6",), "ldl": ("2089-1",), "urea": ("3094-0",)}
+# a code whose reading is in another quantity than the field: reading -> the field's value.
+# BUN mg/dL -> urea mmol/L (× 0.357, docs/health-check.md "BUN"); the reading keeps what the analyser sent.
+CONVERTED: dict[str, Any] = {"3094-0": lambda v: v / BUN_MG_DL_PER_MMOL_UREA}
 
 
 def field_codes(name: str) -> tuple[str, ...]:
@@ -75,9 +85,11 @@ def is_complete(values: dict[str, Any]) -> bool:
     return bp and all(values.get(name) not in (None, "", []) for name in COMPLETE_FIELDS)
 
 
-def shown(name: str, reading: float) -> Any:
-    """A reading's value as the form shows it (a urine grade as its code)."""
+def shown(name: str, reading: float, code: str | None = None) -> Any:
+    """A reading's value as the form shows it (a urine grade as its code, BUN as urea)."""
     f = BY_NAME[name]
+    if code in CONVERTED:
+        reading = CONVERTED[code](float(reading))
     if name in CODED_READINGS:
         return str(int(reading)) if float(reading) in (1.0, 2.0) else None
     if f.kind == "code":
@@ -85,8 +97,8 @@ def shown(name: str, reading: float) -> Any:
     return int(round(reading)) if f.kind == "int" else round(reading, f.decimals)
 
 
-def _same(reading: float, value: Any, name: str) -> bool:
-    v = shown(name, reading)
+def _same(reading: float, value: Any, name: str, code: str) -> bool:
+    v = shown(name, reading, code)
     return v is not None and (v == value if isinstance(v, str) else float(v) == float(value))
 
 
@@ -96,11 +108,11 @@ def verified_sources(conn, resident_id: str, values: dict, sources: dict[str, An
         if name not in DEVICE_FIELDS or values.get(name) is None or not isinstance(reading_id, str):
             continue
         arm, codes = DEVICE_FIELDS[name][1], field_codes(name)
-        row = conn.execute("SELECT r.value, s.arm FROM readings r LEFT JOIN measuring_sessions s"
+        row = conn.execute("SELECT r.value, s.arm, r.code FROM readings r LEFT JOIN measuring_sessions s"
                            " ON s.id = r.session_id WHERE r.id = ? AND r.resident_id = ? AND r.status = 'valid'"
                            f" AND r.code IN ({','.join('?' * len(codes))})",
                            (reading_id, resident_id, *codes)).fetchone()
-        if row is None or (arm is not None and row[1] != arm) or not _same(float(row[0]), values[name], name):
+        if row is None or (arm is not None and row[1] != arm) or not _same(float(row[0]), values[name], name, row[2]):
             continue
         kept[name] = reading_id
     return kept
@@ -139,6 +151,7 @@ def save(store, *, resident_id: str, values: dict[str, Any], actor: str, at: dat
                      " VALUES (?,?,?,?,?,?,?)", (cid, version, _json(values), _json(src), actor, utc_iso(at), reason))
         for name, reading_id in src.items():
             conn.execute("INSERT INTO health_check_readings VALUES (?,?,?,?)", (cid, version, name, reading_id))
+        _save_rows(conn, cid, version, values)
         outbox.add(conn, kind=KIND, record_id=cid, version=version, at=at,
                    payload={"id": cid, "version": version, "resident_id": resident_id, "values": values,
                             "sources": src, "complete": complete, "author": actor, "saved_at": utc_iso(at),
@@ -150,6 +163,25 @@ def save(store, *, resident_id: str, values: dict[str, Any], actor: str, at: dat
     return Saved(cid, version, complete, src)
 
 
+def _save_rows(conn, cid: str, version: int, values: dict[str, Any]) -> None:
+    """The version's tables of rows (rows.TABLES), one health_check_rows row each (migration 611)."""
+    for table in rows.TABLES:
+        for n, row in enumerate(rows.shown_rows(values, table), 1):
+            cells = {k: row.get(k) for k in ROW_COLUMNS if row.get(k) not in (None, "")}
+            cols = ("check_id", "version", "field", "n", *cells)
+            conn.execute(f"INSERT INTO health_check_rows ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                         (cid, version, table.name, n, *cells.values()))
+
+
+def saved_rows(store, check_id: str, version: int) -> dict[str, list[dict]]:
+    """table -> its rows as saved, in order; a row kept from the free-text field holds only `text`."""
+    out: dict[str, list[dict]] = {t.name: [] for t in rows.TABLES}
+    for r in store.query("SELECT * FROM health_check_rows WHERE check_id = ? AND version = ? ORDER BY field, n",
+                         (check_id, version)):
+        out[r["field"]].append({k: r[k] for k in ROW_COLUMNS if r[k] is not None})
+    return out
+
+
 def get(store, check_id: str, version: int | None = None) -> dict | None:
     row = store.one("SELECT * FROM health_checks WHERE id = ?", (check_id,))
     if row is None:
@@ -158,7 +190,8 @@ def get(store, check_id: str, version: int | None = None) -> dict | None:
                   (check_id, version or row["version"]))
     if v is None:
         return None
-    return {**row, "shown_version": v["version"], "values": json.loads(v["data"]),
+    values = {**json.loads(v["data"]), **saved_rows(store, check_id, v["version"])}
+    return {**row, "shown_version": v["version"], "values": values,
             "sources": json.loads(v["sources"]), "saved_by": v["author"], "saved_at": v["saved_at"],
             "reason": v["reason"]}
 
@@ -166,7 +199,7 @@ def get(store, check_id: str, version: int | None = None) -> dict | None:
 def readings_used(store, check_id: str, version: int) -> dict[str, dict]:
     """field -> the reading its value came from, with its device and time."""
     return {r.pop("field"): r for r in store.query(
-        "SELECT u.field, r.id, r.device_id, r.transport, r.value, r.unit, r.effective_time"
+        "SELECT u.field, r.id, r.code, r.device_id, r.transport, r.value, r.unit, r.effective_time"
         " FROM health_check_readings u JOIN readings r ON r.id = u.reading_id"
         " WHERE u.check_id = ? AND u.version = ?", (check_id, version))}
 

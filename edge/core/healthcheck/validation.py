@@ -1,7 +1,8 @@
 """Server-side validation of a submitted 健康体检表 with its self-care assessment.
 
 Each field is read by the follow-up forms' reader (edge.core.followup.validation.read_field:
-types, code lists, ranges, lengths, one message per field, Chinese or English); this module adds
+types, code lists, ranges, lengths, one message per field, Chinese or English); the tables of rows
+(住院史, 家庭病床史, 主要用药情况, 预防接种史) are read row by row by `rows.read`; this module adds
 the form's own cross-checks and the self-care scoring. `validate` never raises on bad input;
 nothing is saved unless `errors` is empty (the caller's job).
 """
@@ -11,7 +12,7 @@ from datetime import date
 from typing import Any, Mapping
 
 from ..followup.validation import Validated, message as followup_message, read_field
-from . import selfcare
+from . import rows, selfcare
 from .fields import BY_NAME, EXCLUSIVE_FIRST, FIELDS, FORM
 
 MESSAGES = {
@@ -41,6 +42,10 @@ def validate(raw: Mapping[str, Any], *, today: date, lang: str = "zh", age: int 
     """`age`: the resident's age on the check date; 65 and over need the self-care assessment."""
     out = Validated()
     for f in FIELDS:
+        if f.kind == "rows":
+            out.values[f.name], errors = rows.read(raw, rows.BY_TABLE[f.name], today=today, lang=lang)
+            out.errors.update(errors)
+            continue
         value, err = read_field(FORM, f, raw, lang)
         out.values[f.name] = value
         if err:
