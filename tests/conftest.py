@@ -245,6 +245,17 @@ def ingest_proc(broker):
             p.stop(signal.SIGKILL)
 
 
+def clinic_yesterday():
+    """Yesterday in a Beijing-time clinic by the box's clock (edge.core.clock.SystemClock). Ingest
+    believes a device's time only when it is not ahead of that clock (docs/time.md): results dated
+    then are believed whatever day the suite runs, where a fixed date holds only once it is past."""
+    from datetime import timedelta, timezone
+
+    from edge.core.clock import SystemClock
+
+    return SystemClock().now().astimezone(timezone(timedelta(hours=8))).date() - timedelta(days=1)
+
+
 def stored_readings(node) -> list[dict]:
     """Every row of the readings table, read through a connection of its own (as another process would)."""
     import sqlite3
