@@ -18,6 +18,7 @@ from typing import Any
 from edge.core import audit, outbox, release
 from edge.core.field_migration import open_json, write_index
 from edge.core.reading import parse_iso, utc_iso
+from edge.core.resident_search import write_keys
 from edge.core.status import Finding
 
 REQUEST_FILE = ("run", "sync-now")      # the sync daemon polls for this file every 2 s
@@ -129,7 +130,8 @@ def conflicts(store) -> list[dict[str, Any]]:
         r["local"], r["remote"] = json.loads(r["local"]), json.loads(r["remote"])
         if seal:   # kept sealed at rest (docs/field-encryption.md)
             r["local"], r["remote"] = open_json(seal, r["local"]), open_json(seal, r["remote"])
-        r["fields"] = sorted(k for k in r["remote"] if k in r["local"] and r["local"].get(k) != r["remote"][k])
+        r["fields"] = sorted(k for k in r["remote"] if k in r["local"] and k != "name_initials"   # derived
+                             and r["local"].get(k) != r["remote"][k])
     return rows
 
 
@@ -149,7 +151,9 @@ def resolve(store, conflict_id: int, keep: str, *, actor: str, now: datetime) ->
         local = dict(zip(names, local)) if local else {}
         if keep == "hub" and local:
             values = {k: v for k, v in remote.items() if k in names and k not in ("id", "version", "created_at",
-                                                                                  "updated_at")}
+                                                                                  "updated_at", "name_initials")}
+            if values.get("name") and values["name"] != local.get("name"):   # derived here, as the downlink does
+                values["name_initials"] = write_keys(conn, rid, values["name"])
             sets = ", ".join(f"{k} = :{k}" for k in values)
             conn.execute(f"UPDATE residents SET {sets + ', ' if sets else ''}updated_at = :_at, version = version + 1"
                          " WHERE id = :_id", {**values, "_at": utc_iso(now), "_id": rid})
