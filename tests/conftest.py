@@ -245,6 +245,45 @@ def ingest_proc(broker):
             p.stop(signal.SIGKILL)
 
 
+class SetClock:
+    """A box clock the test sets (the node's clock interface, edge/core/clock.py): wall time, boot
+    id and monotonic seconds, standing still until advance()."""
+
+    def __init__(self, wall, boot: str = "boot", mono: float = 1.0):
+        self.wall, self.boot, self.mono = wall, boot, mono
+
+    def now(self):
+        return self.wall
+
+    def monotonic(self):
+        return self.mono
+
+    def boot_id(self):
+        return self.boot
+
+    def anchor(self):
+        from edge.core.clock import Anchor
+
+        return Anchor(self.wall, self.boot, self.mono)
+
+    def advance(self, seconds: float):
+        from datetime import timedelta
+
+        self.wall += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+def clinic_yesterday():
+    """Yesterday in a Beijing-time clinic by the box's clock (edge.core.clock.SystemClock). Ingest
+    believes a device's time only when it is not ahead of that clock (docs/time.md): results dated
+    then are believed whatever day the suite runs, where a fixed date holds only once it is past."""
+    from datetime import timedelta, timezone
+
+    from edge.core.clock import SystemClock
+
+    return SystemClock().now().astimezone(timezone(timedelta(hours=8))).date() - timedelta(days=1)
+
+
 def stored_readings(node) -> list[dict]:
     """Every row of the readings table, read through a connection of its own (as another process would)."""
     import sqlite3

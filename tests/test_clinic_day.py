@@ -9,30 +9,13 @@ from datetime import date, datetime, timezone
 import pytest
 
 from edge.core import accounts, config as config_mod, idnumber, residents
-from edge.core.clock import Anchor
 from edge.core.node import Node
 from edge.web import create_app
+from conftest import SetClock
 
 # 07:30 on 2 December in Beijing is still 1 December in UTC
 EARLY_MORNING = datetime(2026, 12, 1, 23, 30, tzinfo=timezone.utc)
 CLINIC_TODAY = "2026-12-02"
-
-
-class FixedClock:
-    def __init__(self, t: datetime):
-        self.t = t
-
-    def now(self):
-        return self.t
-
-    def monotonic(self):
-        return 100.0
-
-    def boot_id(self):
-        return "boot-clinic-day"
-
-    def anchor(self):
-        return Anchor(self.t, "boot-clinic-day", 100.0)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +29,7 @@ def clinic_env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def early(clinic_env):
-    n = Node(config_mod.load(env=clinic_env), clock=FixedClock(EARLY_MORNING))
+    n = Node(config_mod.load(env=clinic_env), clock=SetClock(EARLY_MORNING, "boot-clinic-day", 100.0))
     yield n
     n.close()
 

@@ -9,38 +9,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from edge.core import config as config_mod, devices
-from edge.core.clock import Anchor
 from edge.core.ingest import ingest
 from edge.core.node import Node
 from edge.core.reading import Reading, parse_iso
 from sync.client import state
 from sync.client.controller import Cycle
 from sync_fixtures import enroll, hub, hub_database, sync_env  # noqa: F401
+from conftest import SetClock
 
 pytestmark = pytest.mark.parametrize("hub_database", ["sqlite"], indirect=True)
-
-
-class SetClock:
-    """A box clock the test sets: wall time, boot id, monotonic seconds."""
-
-    def __init__(self, wall: datetime, boot: str, mono: float):
-        self.wall, self.boot, self.mono = wall, boot, mono
-
-    def now(self):
-        return self.wall
-
-    def monotonic(self):
-        return self.mono
-
-    def boot_id(self):
-        return self.boot
-
-    def anchor(self):
-        return Anchor(self.wall, self.boot, self.mono)
-
-    def advance(self, seconds: float):
-        self.wall += timedelta(seconds=seconds)
-        self.mono += seconds
 
 
 def bp(value: float, key: str, **kw) -> Reading:

@@ -150,6 +150,33 @@ def test_the_served_export_has_the_county_row_in_csv_and_xlsx(hub):
     assert status == 403                                    # a viewer does not get the research export
 
 
+
+def test_the_served_county_page_shows_a_report_that_arrives_after_it_was_viewed(hub):
+    """The page keeps the parsed reports between views (docs/county.md): a new one counts at once."""
+    seed(hub.store())
+    b = hub.browser("zhang", "viewer")
+    status, page = b.get("/county?period=2026-09")
+    assert status == 200 and "62.9%" in page and "(22/35)" in page and "未上报 not reported" in page
+    assert b.get("/county?period=2026-09")[1] == page                   # a second view: the same page
+    put(hub.store(), "node-d", "report", "rep-d9", report_payload(SEPT, "rep-d9", (7, 7, 7), (1, 1, 1)),
+        at=T0 + timedelta(hours=2))
+    status, page = b.get("/county?period=2026-09")
+    assert status == 200 and "69.0%" in page and "(29/42)" in page and "未上报 not reported" not in page
+    status, page = b.get("/county/clinic/node-d")
+    assert status == 200 and "2026-09" in page
+
+
+def test_the_reports_are_parsed_once_until_a_new_one_arrives(store):
+    seed(store)
+    first = county.clinic_reports(store)
+    assert county.clinic_reports(store) is first                         # nothing new: not read again
+    assert county.table(store, "2026-09", first).county.figures["standard_hypertension"] == (22, 35)
+    put(store, "node-c", "report", "rep-c2", report_payload(SEPT, "rep-c2", (5, 5, 4), (0, 0, 0)),
+        at=T0 + timedelta(hours=2))                                   # node-c corrects its September
+    again = county.clinic_reports(store)
+    assert again is not first and again[0][("node-c", "2026-09")].record_id == "rep-c2"
+    assert county.table(store, "2026-09").county.figures["standard_hypertension"] == (26, 35)
+
 def test_the_township_is_set_by_an_admin_on_the_page_and_from_the_command_line(hub):
     from conftest import clinic_edge
 

@@ -12,25 +12,11 @@ from edge.core.followup.validation import validate
 from edge.core.ingest import ingest
 from edge.core.reading import Reading
 from edge.core.store import Store
+from conftest import SetClock
 
 TZ = "Asia/Shanghai"
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=timezone.utc)        # 10:00 in Shanghai
 TODAY = date(2026, 3, 10)
-
-
-class FixedClock:
-    def now(self):
-        return NOW
-
-    def monotonic(self):
-        return 1.0
-
-    def boot_id(self):
-        return "boot"
-
-    def anchor(self):
-        from edge.core.clock import Anchor
-        return Anchor(NOW, "boot", 1.0)
 
 
 def add_resident(store, rid, birth="1960-05-01"):
@@ -47,7 +33,7 @@ def measure(store, rid, device, pairs, at=NOW):
         devices.add(store, device, kind="bp", transport="demo", resident_id=rid, now=at)
     measuring.start(store, rid, now=at, actor="doc")
     rs = [Reading(device, code, value, unit, "demo", device_time=at) for code, value, unit in pairs]
-    return ingest(store, rs, clock=FixedClock())
+    return ingest(store, rs, clock=SetClock(NOW))
 
 
 @pytest.fixture

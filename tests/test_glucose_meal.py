@@ -12,7 +12,8 @@ from edge.core import devices, measuring
 from edge.core.followup import prefill, records
 from edge.core.ingest import ingest
 from edge.core.reading import Reading
-from tests.test_workbench_residents import NOW, FixedClock, make
+from conftest import SetClock
+from tests.test_workbench_residents import NOW, make
 
 
 def test_senml_meal_field_is_kept_and_a_bad_one_refused():
@@ -57,7 +58,7 @@ def test_only_a_fasting_glucose_fills_fbg(node, meta, fills):
     devices.add(s, "glu", kind="glucose", now=NOW)
     measuring.start(s, rid, now=NOW, actor="doc")
     t = NOW + timedelta(minutes=1)
-    ingest(s, [Reading("glu", "2339-0", 9.4, "mmol/L", "mqtt", device_time=t, meta=meta)], clock=FixedClock(t))
+    ingest(s, [Reading("glu", "2339-0", 9.4, "mmol/L", "mqtt", device_time=t, meta=meta)], clock=SetClock(t))
     p = prefill.build(s, resident_id=rid, form="diabetes", today=date(2026, 11, 23), tz="Asia/Shanghai")
     assert (p.values.get("fbg") == 9.4) is fills
     assert [o["value"] for o in p.offered if o["field"] == "fbg"] == [9.4]      # shown either way

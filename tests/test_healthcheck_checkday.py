@@ -1,6 +1,6 @@
 """The check day on a real store: registration once, each station's device measuring only for the
 resident the station called, the station list, and the form filled from every station."""
-from datetime import date, datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
@@ -11,36 +11,15 @@ from edge.core.ingest import ingest
 from edge.core.reading import Reading
 from edge.core.store import Store
 
-NOW = datetime(2026, 12, 3, 1, 0, tzinfo=timezone.utc)
-DAY = date(2026, 12, 3)
-
-
-class Clock:
-    def __init__(self, at):
-        self.at = at
-
-    def now(self):
-        return self.at
-
-    def monotonic(self):
-        return 1.0
-
-    def boot_id(self):
-        return "boot"
-
-    def anchor(self):
-        from edge.core.clock import Anchor
-        return Anchor(self.at, "boot", 1.0)
+from checkday_support import CHECK_DAY as DAY, NOW, add_resident
+from conftest import SetClock
 
 
 @pytest.fixture
 def store(tmp_path):
     s = Store(tmp_path / "edge.db")
-    with s.atomic() as conn:
-        for rid, idn, birth in (("R1", "11010519491231002X", "1949-12-31"), ("R2", "440524188001010014", "1950-01-01")):
-            conn.execute("INSERT INTO residents (id, name, id_number, birth_date, sex, created_at, updated_at)"
-                         " VALUES (?,?,?,?,?,?,?)", (rid, "王" + rid, idn, birth, "1", "2026-01-01T00:00:00Z",
-                                                     "2026-01-01T00:00:00Z"))
+    for rid, idn, birth in (("R1", "11010519491231002X", "1949-12-31"), ("R2", "440524188001010014", "1950-01-01")):
+        add_resident(s, rid, name="王" + rid, birth=birth, id_number=idn)
     for dev, kind in (("bp-st", "bp"), ("scale-st", "scale")):
         devices.add(s, dev, kind=kind, transport="mqtt", now=NOW)
     checkday.set_device(s, "bp", "bp-st", now=NOW)
@@ -50,7 +29,7 @@ def store(tmp_path):
 
 
 def send(store, device, pairs, at):
-    ingest(store, [Reading(device, c, v, u, "mqtt", device_time=at) for c, v, u in pairs], clock=Clock(at))
+    ingest(store, [Reading(device, c, v, u, "mqtt", device_time=at) for c, v, u in pairs], clock=SetClock(at))
 
 
 def test_two_stations_measure_two_residents_at_once_each_value_on_its_own_form(store):

@@ -7,8 +7,9 @@ Sample messages:
 - SYSMEX: senaite/senaite.astm src/senaite/astm/tests/data/sysmex_xp100.txt (Sysmex XP-100 blood
   count: WBC 10*3/uL, HGB g/dL, PLT 10*3/uL). The R records verbatim (first ten); a P record with the
   resident's ID number is added, as the township's host sends it.
-- In all of them the dates are moved to November 2026: ingest does not believe a device time before
-  2025 (docs/time.md), and the reuse window is counted from the result's time.
+- In all of them the dates are moved to the day before the suite runs (RESULT_DAY): ingest believes
+  a device time only when it is after 2024 and not ahead of the box's clock (docs/time.md), and the
+  reuse window is counted from the result's time.
 - COBAS: senaite/senaite.astm src/senaite/astm/tests/data/cobas_c311.txt (Roche cobas c311 chemistry:
   U/l, umol/l, mmol/l). R records verbatim; P record added and the header time set (the sample has
   none). What each application number is (685 ALT, 687 AST, 712 total and 735 direct bilirubin,
@@ -21,7 +22,7 @@ Sample messages:
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
@@ -34,10 +35,12 @@ from edge.core.healthcheck import prefill, records
 from edge.core.healthcheck.validation import validate
 from serial_fixtures import FakeMonotonic, PlugPort
 
-from conftest import stored_readings, wait_for
+from conftest import clinic_yesterday, stored_readings, wait_for
 from tests.test_hl7_mllp import connect, read_acks
 
 TZ = "Asia/Shanghai"
+RESULT_DAY = clinic_yesterday()          # the day the analysers' results are dated, the check the day after
+STAMP = RESULT_DAY.strftime("%Y%m%d")
 ZHAO, QIAN = "11010519491231002X", "110105195001010012"
 
 SYSMEX = (b"H|\\^&|||XP-100^00-13^^^^A7869^BS649542||||||||E1394-97P|1\r"
@@ -48,7 +51,7 @@ SYSMEX = (b"H|\\^&|||XP-100^00-13^^^^A7869^BS649542||||||||E1394-97P|1\r"
           b"R|3|^^^^HGB^1| 10.1|g/dL||N||||               ||20261120092452\r"
           b"R|4|^^^^HCT^1| 24.2|%||L||||               ||20261120092452\r"
           b"R|8|^^^^PLT^1|  170|10*3/uL||N||||               ||20261120092452\r"
-          b"L|1|N\r")
+          b"L|1|N\r").replace(b"20261120", STAMP.encode())
 COBAS = (b"H|\\^&|||c311^1|||||host|RSUPL^REAL|P|1|20261120160000\r"
          b"P|1||" + ZHAO.encode() + b"\r"
          b"O|1|11625^CL-PL-24-0370         ^1^^004|R1|^^^685/\\^^^687/|R||||||N||^^||SC\r"
@@ -59,7 +62,7 @@ COBAS = (b"H|\\^&|||c311^1|||||host|RSUPL^REAL|P|1|20261120160000\r"
          b"R|5|^^^735/|1.6|umol/l||N||F|||||P1\rC|1|I|0|I\r"
          b"R|6|^^^717/|5.85|mmol/l||N||F|||||P1\rC|1|I|0|I\r"
          b"R|7|^^^690/|34|umol/l||A||F|||||P1\rC|1|I|43|I\r"
-         b"L|1|N\r")
+         b"L|1|N\r").replace(b"20261120", STAMP.encode())
 CODES = {"WBC": "6690-2", "HGB": "718-7", "PLT": "777-3", "685/": "1742-6", "687/": "1920-8", "712/": "1975-2",
          "735/": "1968-7", "690/": "2160-0", "717/": "1558-6"}
 
@@ -89,18 +92,18 @@ def test_astm_blood_count_and_chemistry_fill_the_form_in_its_units_with_their_so
     resident(node, "res-b", "钱二", QIAN)
     analyser = Analyser(astm.master)
     assert analyser.transmit(SYSMEX) and analyser.transmit(COBAS)
-    a = prefill.build(node.store, resident_id="res-a", today=date(2026, 11, 21), tz=TZ)
+    a = prefill.build(node.store, resident_id="res-a", today=RESULT_DAY + timedelta(days=1), tz=TZ)
     labs = {k: a.values[k] for k in ("hb", "wbc", "plt", "alt", "ast", "tbil", "dbil", "creatinine", "fbg")}
     assert labs == {"hb": 101, "wbc": 5.5, "plt": 170, "alt": 22, "ast": 15, "tbil": 4.1, "dbil": 1.6,
                     "creatinine": 34, "fbg": 5.8}
     assert {a.readings[k]["device_id"] for k in labs} == {"township-lab"}
-    assert a.readings["hb"]["transport"] == "astm" and a.readings["hb"]["effective_time"] == "2026-11-20T01:24:52.000Z"
-    assert prefill.build(node.store, resident_id="res-b", today=date(2026, 11, 21), tz=TZ).values.keys() == {"check_date"}
+    assert a.readings["hb"]["transport"] == "astm" and a.readings["hb"]["effective_time"] == f"{RESULT_DAY}T01:24:52.000Z"
+    assert prefill.build(node.store, resident_id="res-b", today=RESULT_DAY + timedelta(days=1), tz=TZ).values.keys() == {"check_date"}
 
-    v = validate({k: str(x) for k, x in a.values.items()}, today=date(2026, 11, 21))
+    v = validate({k: str(x) for k, x in a.values.items()}, today=RESULT_DAY + timedelta(days=1))
     assert v.ok, v.errors
     saved = records.save(node.store, resident_id="res-a", values=v.values, sources=a.sources, actor="doc",
-                         at=datetime(2026, 11, 21, 2, 0, tzinfo=timezone.utc))
+                         at=datetime.combine(RESULT_DAY + timedelta(days=1), time(2, 0), timezone.utc))
     assert set(saved.sources) == set(labs)
     out = json.loads(node.store.one("SELECT payload FROM outbox WHERE record_id = ?", (saved.id,))["payload"])
     assert out["values"]["hb"] == 101 and out["sources"]["creatinine"] == a.sources["creatinine"]
@@ -108,10 +111,10 @@ def test_astm_blood_count_and_chemistry_fill_the_form_in_its_units_with_their_so
 
 def test_lab_results_from_the_past_months_are_reused_and_older_or_later_ones_are_not(node, astm):
     resident(node, "res-a", "赵一", ZHAO)
-    assert Analyser(astm.master).transmit(SYSMEX)               # 2026-11-20
-    assert prefill.build(node.store, resident_id="res-a", today=date(2027, 2, 18), tz=TZ).values["hb"] == 101
-    assert "hb" not in prefill.build(node.store, resident_id="res-a", today=date(2027, 2, 19), tz=TZ).values
-    assert "hb" not in prefill.build(node.store, resident_id="res-a", today=date(2026, 11, 19), tz=TZ).values
+    assert Analyser(astm.master).transmit(SYSMEX)               # RESULT_DAY
+    assert prefill.build(node.store, resident_id="res-a", today=RESULT_DAY + timedelta(days=90), tz=TZ).values["hb"] == 101
+    assert "hb" not in prefill.build(node.store, resident_id="res-a", today=RESULT_DAY + timedelta(days=91), tz=TZ).values
+    assert "hb" not in prefill.build(node.store, resident_id="res-a", today=RESULT_DAY - timedelta(days=1), tz=TZ).values
 
 
 HEMOSCREEN = ("MSH|^~\\&|HemoScreen|PixCell|||20261120174110||ORU^R01|0|P|2.4\r"
@@ -119,7 +122,7 @@ HEMOSCREEN = ("MSH|^~\\&|HemoScreen|PixCell|||20261120174110||ORU^R01|0|P|2.4\r"
               "OBR||||OBS|||20261120111800\r"
               "OBX|0|NM|WBC||11.7|10*3/uL|||||F|||20261120111800|0000000-0001-HS\r"
               "OBX|2|NM|HGB||14.25|g/dL|||||F|||20261120111800|0000000-0001-HS\r"
-              "OBX|8|NM|PLT||120|10*3/uL|||||F|||20261120111800|0000000-0001-HS\r").encode()
+              "OBX|8|NM|PLT||120|10*3/uL|||||F|||20261120111800|0000000-0001-HS\r").replace("20261120", STAMP).encode()
 CHEMISTRY = ("MSH|^~\\&|BS-240^TOWNSHIP||CLINIC||20261120120000+0800||ORU^R01^ORU_R01|C1|P|2.5.1\r"
              f"PID|1||{QIAN}^^^^ID||钱^二\r"
              "OBR|1||S1|24362-6^Chemistry panel^LN|||20261120113000+0800||||||||||||||||||F\r"
@@ -132,7 +135,7 @@ CHEMISTRY = ("MSH|^~\\&|BS-240^TOWNSHIP||CLINIC||20261120120000+0800||ORU^R01^OR
              "OBX|7|NM|2823-3^Potassium^LN||4.12|mmol/L^^UCUM|||||F\r"
              "OBX|8|NM|2951-2^Sodium^LN||140|mmol/L^^UCUM|||||F\r"
              "OBX|9|NM|1751-7^Albumin^LN||4.2|g/dL^^UCUM|||||F\r"
-             "OBX|10|NM|4548-4^Hemoglobin A1c^LN||48|mmol/mol^^UCUM|||||F\r").encode()
+             "OBX|10|NM|4548-4^Hemoglobin A1c^LN||48|mmol/mol^^UCUM|||||F\r").replace("20261120", STAMP).encode()
 
 
 def test_hl7_results_by_loinc_or_by_the_analysers_own_codes_fill_the_form(node):
@@ -147,7 +150,7 @@ def test_hl7_results_by_loinc_or_by_the_analysers_own_codes_fill_the_form(node):
     finally:
         d.stop()
         d.join(5)
-    b = prefill.build(node.store, resident_id="res-b", today=date(2026, 11, 20), tz=TZ)
+    b = prefill.build(node.store, resident_id="res-b", today=RESULT_DAY, tz=TZ)
     got = {k: b.values[k] for k in ("hb", "wbc", "plt", "tc", "tg", "ldl", "hdl", "creatinine", "urea",
                                     "potassium", "sodium", "albumin", "hba1c")}
     assert got == {"hb": 142, "wbc": 11.7, "plt": 120, "tc": 5.2, "tg": 1.69, "ldl": 3.1, "hdl": 1.2,

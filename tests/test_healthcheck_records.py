@@ -2,7 +2,7 @@
 day (BP per arm chosen when measuring), saved as versions with the reading of each field, the
 outbox record and the audit entry in the same transaction."""
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -14,16 +14,8 @@ from edge.core.ingest import ingest
 from edge.core.reading import Reading
 from edge.core.store import Store
 
-TZ = "Asia/Shanghai"
-NOW = datetime(2026, 12, 3, 1, 0, tzinfo=timezone.utc)        # 09:00 in Shanghai
-TODAY = date(2026, 12, 3)
-
-
-def add_resident(store, rid, birth="1950-05-01"):
-    with store.atomic() as conn:
-        conn.execute("INSERT INTO residents (id, name, birth_date, sex, created_at, updated_at)"
-                     " VALUES (?,?,?,?,?,?)", (rid, "李" + rid, birth, "1", "2026-01-01T00:00:00Z",
-                                               "2026-01-01T00:00:00Z"))
+from checkday_support import CHECK_DAY as TODAY, NOW, TZ, add_resident
+from conftest import SetClock
 
 
 def measure(store, rid, device, pairs, at, arm=None):
@@ -32,32 +24,14 @@ def measure(store, rid, device, pairs, at, arm=None):
         devices.add(store, device, kind="bp", transport="demo", now=at)
     measuring.start(store, rid, now=at, actor="doc", switch=True, arm=arm)
     rs = [Reading(device, code, value, unit, "demo", device_time=at) for code, value, unit in pairs]
-    ingest(store, rs, clock=Clock(at))
-
-
-class Clock:
-    def __init__(self, at):
-        self.at = at
-
-    def now(self):
-        return self.at
-
-    def monotonic(self):
-        return 1.0
-
-    def boot_id(self):
-        return "boot"
-
-    def anchor(self):
-        from edge.core.clock import Anchor
-        return Anchor(self.at, "boot", 1.0)
+    ingest(store, rs, clock=SetClock(at))
 
 
 @pytest.fixture
 def store(tmp_path):
     s = Store(tmp_path / "edge.db")
-    add_resident(s, "R1")
-    add_resident(s, "R2")
+    add_resident(s, "R1", name="李R1", birth="1950-05-01")
+    add_resident(s, "R2", name="李R2", birth="1950-05-01")
     yield s
     s.close()
 
@@ -154,7 +128,7 @@ def test_urine_analyser_lines_fill_the_urine_routine_with_their_source(store):
              b"GLU  3+  28mmol/L", b"SG   1.015"]
     readings = [r for line in lines for r in profile.parse_line(p, line, device_id="urine1", received=NOW,
                                                                  tz=timezone.utc)]
-    ingest(store, readings, clock=Clock(NOW))
+    ingest(store, readings, clock=SetClock(NOW))
     pre = prefill.build(store, resident_id="R1", today=TODAY, tz=TZ)
     assert {k: pre.values[k] for k in ("urine_protein", "urine_glucose", "urine_ketone", "urine_blood")} == {
         "urine_protein": "+-", "urine_glucose": "3+", "urine_ketone": "-", "urine_blood": "2+"}
@@ -170,9 +144,9 @@ def test_a_township_analysers_result_matched_by_id_number_fills_the_lab_fields(s
     devices.add(store, "afinion", kind="analyser", transport="astm", now=NOW)
     old = NOW - timedelta(days=120)
     ingest(store, [Reading("afinion", "4548-4", 7.9, "%", "astm", device_time=old,
-                           meta={"patient_id": "11010519491231002X"})], clock=Clock(old))
+                           meta={"patient_id": "11010519491231002X"})], clock=SetClock(old))
     ingest(store, [Reading("afinion", "4548-4", 6.8, "%", "astm", device_time=NOW - timedelta(days=20),
-                           meta={"patient_id": "11010519491231002X"})], clock=Clock(NOW - timedelta(days=20)))
+                           meta={"patient_id": "11010519491231002X"})], clock=SetClock(NOW - timedelta(days=20)))
     pre = prefill.build(store, resident_id="R1", today=TODAY, tz=TZ)
     assert pre.values["hba1c"] == 6.8 and pre.readings["hba1c"]["transport"] == "astm"
     assert "hba1c" not in prefill.build(store, resident_id="R2", today=TODAY, tz=TZ).values
@@ -196,9 +170,9 @@ def test_readings_assigned_from_the_inbox_fill_the_check_like_live_ones(store):
     to the resident it fills that resident's 健康体检表 with its source (a BP has no arm: offered)."""
     devices.add(store, "scale1", kind="scale", transport="mqtt", now=NOW)
     ingest(store, [Reading("scale1", "29463-7", 63.4, "kg", "mqtt", device_time=NOW),
-                   Reading("scale1", "8480-6", 141, "mm[Hg]", "mqtt", device_time=NOW)], clock=Clock(NOW))
+                   Reading("scale1", "8480-6", 141, "mm[Hg]", "mqtt", device_time=NOW)], clock=SetClock(NOW))
     yesterday = NOW - timedelta(days=1)
-    ingest(store, [Reading("scale1", "8302-2", 160.0, "cm", "mqtt", device_time=yesterday)], clock=Clock(yesterday))
+    ingest(store, [Reading("scale1", "8302-2", 160.0, "cm", "mqtt", device_time=yesterday)], clock=SetClock(yesterday))
     waiting = [r["id"] for r in store.query("SELECT id FROM readings WHERE resident_id IS NULL")]
     assert measuring.assign(store, waiting, "R1", now=NOW, actor="doc") == 3
     pre = prefill.build(store, resident_id="R1", today=TODAY, tz=TZ)

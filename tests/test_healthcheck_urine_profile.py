@@ -1,12 +1,12 @@
 """The shipped urine strip-reader line profile: printed grades to stored grades, other items as
 expected lines, a grade the table lacks refused; a profile's grades table is checked when it loads."""
-from datetime import datetime, timezone
+from datetime import timezone
 
 import pytest
 
 from device_drivers.lines import profile
 
-NOW = datetime(2026, 12, 3, 1, 0, tzinfo=timezone.utc)
+from checkday_support import NOW
 
 
 def read(line: bytes):

@@ -1,13 +1,12 @@
 """Server-side validation of the 健康体检表: every field's range edge, code lists, the self-care
 assessment and the form's cross-checks, with messages in Chinese and English."""
-from datetime import date
-
 import pytest
 
 from edge.core.healthcheck import fields
 from edge.core.healthcheck.validation import validate
 
-TODAY = date(2026, 12, 3)
+from checkday_support import CHECK_DAY as TODAY
+
 BASE = {"check_date": "2026-12-03"}
 SELFCARE = {"selfcare_meal": "1", "selfcare_grooming": "2", "selfcare_dressing": "1", "selfcare_toilet": "1",
             "selfcare_activity": "1"}

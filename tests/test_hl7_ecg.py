@@ -11,7 +11,7 @@ machines [U]: no vendor's interface manual was found.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
@@ -20,16 +20,26 @@ from device_drivers.hl7.mllp import frame
 from device_drivers.hl7.oru import ecg_value
 from edge.core.healthcheck import prefill, records
 
-from conftest import stored_readings as rows
+from conftest import clinic_yesterday, stored_readings as rows
 from tests.test_hl7_mllp import connect, read_acks
 
 
+BEIJING = timezone(timedelta(hours=8))
+CHECK_DAY = clinic_yesterday()        # not a fixed date: the results must not be ahead of the box's clock
+STAMP = CHECK_DAY.strftime("%Y%m%d")
+
+
+def on_check_day(hour: int, minute: int) -> datetime:
+    """A moment of the check day, Beijing time."""
+    return datetime.combine(CHECK_DAY, time(hour, minute), BEIJING)
+
+
 def ecg(control_id: str, id_number: str, vtype: str, text: str, flag: str = "", status: str = "F") -> bytes:
-    return ("MSH|^~\\&|ECG-1200^CARDIO||CLINIC||20261203091500+0800||ORU^R01^ORU_R01|" + control_id + "|P|2.5\r"
+    return (f"MSH|^~\\&|ECG-1200^CARDIO||CLINIC||{STAMP}091500+0800||ORU^R01^ORU_R01|" + control_id + "|P|2.5\r"
             f"PID|1||{id_number}^^^^ID||赵^一\r"
-            "OBR|1||E" + control_id + "|93000^EKG REPORT^CPT4|||20261203091000+0800||||||||||||||||||F\r"
-            "OBX|1|NM|8867-4^Heart rate^LN||76|/min^^UCUM|60-100|N|||F|||20261203091000+0800\r"
-            f"OBX|2|{vtype}|8601-7^EKG IMPRESSION^LN||{text}|||{flag}|||{status}|||20261203091000+0800\r").encode()
+            "OBR|1||E" + control_id + f"|93000^EKG REPORT^CPT4|||{STAMP}091000+0800||||||||||||||||||F\r"
+            f"OBX|1|NM|8867-4^Heart rate^LN||76|/min^^UCUM|60-100|N|||F|||{STAMP}091000+0800\r"
+            f"OBX|2|{vtype}|8601-7^EKG IMPRESSION^LN||{text}|||{flag}|||{status}|||{STAMP}091000+0800\r").encode()
 
 
 @pytest.fixture
@@ -60,17 +70,17 @@ def test_ecg_conclusion_fills_the_form_with_its_source_for_the_resident_of_the_i
     assert (got["E2"]["resident_id"], got["E2"]["value"]) == ("res-b", 1)
     assert json.loads(got["E1"]["meta"])["ecg_conclusion"] == "窦性心律；ST-T改变；左心室高电压"
 
-    a = prefill.build(node.store, resident_id="res-a", today=date(2026, 12, 3), tz="Asia/Shanghai")
+    a = prefill.build(node.store, resident_id="res-a", today=CHECK_DAY, tz="Asia/Shanghai")
     assert (a.values["ecg"], a.values["ecg_detail"]) == ("2", "窦性心律；ST-T改变；左心室高电压")
     assert a.sources["ecg"] == got["E1"]["id"] and a.readings["ecg"]["device_id"] == "ecg-cart"
-    b = prefill.build(node.store, resident_id="res-b", today=date(2026, 12, 3), tz="Asia/Shanghai")
+    b = prefill.build(node.store, resident_id="res-b", today=CHECK_DAY, tz="Asia/Shanghai")
     assert b.values["ecg"] == "1" and "ecg_detail" not in b.values and b.sources["ecg"] == got["E2"]["id"]
 
     saved = records.save(node.store, resident_id="res-a", values=a.values, sources=a.sources, actor="doc",
-                         at=datetime(2026, 12, 3, 2, 0, tzinfo=timezone.utc))
+                         at=on_check_day(10, 0))
     assert saved.sources["ecg"] == got["E1"]["id"]
     retyped = records.save(node.store, resident_id="res-a", values={**a.values, "ecg": "1"}, sources=a.sources,
-                           actor="doc", at=datetime(2026, 12, 3, 2, 1, tzinfo=timezone.utc))
+                           actor="doc", at=on_check_day(10, 1))
     assert "ecg" not in retyped.sources              # the doctor overruled the machine: typed
 
 
@@ -81,7 +91,7 @@ def test_an_ecg_result_not_final_gives_no_value(node, listener):
         read_acks(s, 1)
     [r] = [r for r in rows(node) if r["code"] == "8601-7"]
     assert r["value"] is None and r["status"] == "rejected"
-    a = prefill.build(node.store, resident_id="res-a", today=date(2026, 12, 3), tz="Asia/Shanghai")
+    a = prefill.build(node.store, resident_id="res-a", today=CHECK_DAY, tz="Asia/Shanghai")
     assert "ecg" not in a.values
 
 

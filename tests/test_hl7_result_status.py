@@ -19,13 +19,14 @@ from device_drivers.hl7.driver import MllpDriver
 from device_drivers.hl7.mllp import frame
 from device_drivers.hl7.oru import parse_oru
 
-from conftest import clinic_edge, stored_readings as rows
+from conftest import clinic_edge, clinic_yesterday, stored_readings as rows
 
-WHEN = "20260912120000+0800"
+DAY = clinic_yesterday().strftime("%Y%m%d")     # not a fixed date: results must not be ahead of the box's clock
+WHEN = DAY + "120000+0800"
 
 
 def oru(control: str, *obx: str) -> bytes:
-    head = (f"MSH|^~\\&|MONITOR^0012345678ABCDEF^EUI-64||||20260912120005+0800||ORU^R01^ORU_R01|{control}|P|2.6\r"
+    head = (f"MSH|^~\\&|MONITOR^0012345678ABCDEF^EUI-64||||{DAY}120005+0800||ORU^R01^ORU_R01|{control}|P|2.6\r"
             "PID|||110105194912310021^^^^PI\r"
             f"OBR|1|||182777000^monitoring of patient^SCT|||{WHEN}\r")
     return (head + "".join(f"OBX|{i}|{line}\r" for i, line in enumerate(obx, 1))).encode()

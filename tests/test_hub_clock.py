@@ -16,7 +16,7 @@ from sync.client import state, tls
 from sync.client.controller import Cycle
 from sync.client.transport import HubClient
 from sync_fixtures import Hub, add_records, enroll, hub_records, node_records, sync_env
-from test_sync_downlink import WrongClock
+from conftest import SetClock
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ def test_the_nonce_retention_must_be_at_least_twice_the_window(env):
 def test_a_node_whose_clock_is_ten_years_off_still_syncs(env, node, hub):
     enroll(env, hub)
     node.close()
-    wrong = WrongClock(datetime.now(timezone.utc) - timedelta(days=3652), "boot-x", 1000.0)
+    wrong = SetClock(datetime.now(timezone.utc) - timedelta(days=3652), "boot-x", 1000.0)
     pi = Node(config_mod.load(env=sync_env(env)), clock=wrong)
     add_records(pi, 12)
     result = Cycle(pi, state.identity(pi)).run()

@@ -50,7 +50,7 @@ def test_a_meters_memory_upload_updates_the_device_row_once_a_minute_not_per_rea
     memory (times long past) must not each move last_reading_at."""
     from datetime import timedelta
 
-    from tests.test_workbench_residents import FixedClock
+    from conftest import SetClock
 
     devices.add(node.store, "bp-1", kind="bp", now=NOW)
     node.store.conn.execute("CREATE TEMP TABLE device_writes (n INTEGER)")
@@ -59,7 +59,7 @@ def test_a_meters_memory_upload_updates_the_device_row_once_a_minute_not_per_rea
     for n in range(5):   # one commit each, measured a day ago a second apart, received a second apart
         group = Group([Reading("bp-1", "8480-6", 120, "mm[Hg]", "mqtt",
                                device_time=datetime(2026, 12, 1, 8, 0, n, tzinfo=timezone.utc))])
-        commit_groups(node.store, [group], clock=FixedClock(NOW + timedelta(seconds=n)))
+        commit_groups(node.store, [group], clock=SetClock(NOW + timedelta(seconds=n)))
     assert node.store.scalar("SELECT count(*) FROM temp.device_writes") == 1
     assert node.store.one("SELECT last_seen, last_reading_at FROM devices WHERE id = 'bp-1'") == {
         "last_seen": "2026-12-02T08:00:00.000Z", "last_reading_at": "2026-12-01T08:00:00.000Z"}

@@ -64,8 +64,10 @@ def test_a_refused_document_shows_its_reason_and_the_others_are_delivered(env, p
         assert len(platform.requests) == 9
         (finding,) = [f for f in status.findings(node, NOW) if f.check == "county platform"]
         assert (finding.level, finding.detail.split(" (")[0]) == ("problem", "3 documents refused by the county platform")
-        assert status.report(node)["direct"] == {"kind": "fhir", "target": platform.url + "/fhir", "pending": 0,
-                                                 "retrying": 0, "delivered": 6, "refused": 3}
+        totals = status.report(node)["direct"]
+        assert {k: totals[k] for k in ("kind", "target", "pending", "retrying", "delivered", "refused")} == {
+            "kind": "fhir", "target": platform.url + "/fhir", "pending": 0, "retrying": 0, "delivered": 6,
+            "refused": 3}
     finally:
         node.close()
 

@@ -11,7 +11,8 @@ from edge.core.followup import prefill, records
 from edge.core.followup.validation import validate
 from edge.core.ingest import ingest
 from edge.core.reading import Reading
-from tests.test_workbench_residents import NOW, FixedClock, make
+from conftest import SetClock
+from tests.test_workbench_residents import NOW, make
 
 TZ = "Asia/Shanghai"
 TODAY = date(2026, 11, 23)        # NOW is 16:00 in Shanghai
@@ -21,7 +22,7 @@ def bp(s, sys_, dia, minutes, pulse=70):
     t = NOW + timedelta(minutes=minutes)
     return ingest(s, [Reading("clinic-bp", "8480-6", sys_, "mm[Hg]", "mqtt", device_time=t),
                       Reading("clinic-bp", "8462-4", dia, "mm[Hg]", "mqtt", device_time=t),
-                      Reading("clinic-bp", "8867-4", pulse, "/min", "mqtt", device_time=t)], clock=FixedClock(t))
+                      Reading("clinic-bp", "8867-4", pulse, "/min", "mqtt", device_time=t)], clock=SetClock(t))
 
 
 def patient(s, name, birth="1950-01-01"):

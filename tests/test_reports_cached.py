@@ -18,7 +18,7 @@ from edge.core.store import Store
 from edge.reports import cached, kpi, source, worklist
 from edge.reports.population import month, quarter, year
 from test_reports_fast import NOW, TZ, village
-from test_reports_summaries import FixedClock, bp
+from test_reports_summaries import BOX_CLOCK, bp
 
 PERIODS = (month(2026, 3), quarter(2026, 1), month(2026, 1), year(2025))
 TODAY = date(2026, 3, 28)
@@ -92,7 +92,7 @@ def test_kept_results_follow_every_change(store):
         ("a voided resident", lambda: sql(store, "UPDATE residents SET voided_at = '2026-03-01T00:00:00Z'"
                                                  " WHERE id = ?", (rid,))),
         ("new readings", lambda: (devices.add(store, "bp-9", kind="bp", transport="ble", now=NOW),
-                                  ingest(store, [bp("bp-9", 130, NOW.replace(day=1), "ble")], clock=FixedClock()))),
+                                  ingest(store, [bp("bp-9", 130, NOW.replace(day=1), "ble")], clock=BOX_CLOCK))),
     ]
     before = shown(store)
     assert before == scratch(store)

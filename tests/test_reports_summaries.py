@@ -8,24 +8,17 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from edge.core import corrections, devices, measuring, schema_followup
-from edge.core.clock import Anchor
 from edge.core.ingest import ingest
 from edge.core.reading import Reading
 from edge.core.store import Store
 from edge.reports import source
 from edge.reports.population import month, quarter, year
+from conftest import SetClock
 
 NOW = datetime(2026, 3, 28, 2, 0, tzinfo=timezone.utc)
+BOX_CLOCK = SetClock(NOW, "boot-1", 1000.0)
 ZONES = ("Asia/Shanghai", "Asia/Kolkata", "America/New_York", "UTC")
 PERIODS = (month(2026, 1), month(2026, 2), month(2026, 3), quarter(2026, 1), year(2026), year(2025))
-
-
-class FixedClock:
-    def now(self):
-        return NOW
-
-    def anchor(self):
-        return Anchor(NOW, "boot-1", 1000.0)
 
 
 def bp(device: str, value: float, at: datetime, transport: str = "mqtt", code: str = "8480-6") -> Reading:
@@ -64,15 +57,15 @@ def edges() -> list[datetime]:
 
 def test_kept_counts_equal_a_count_of_the_readings(store):
     times = edges()
-    ingest(store, [bp("bp-1", 120 + i % 40, t) for i, t in enumerate(times)], clock=FixedClock())
+    ingest(store, [bp("bp-1", 120 + i % 40, t) for i, t in enumerate(times)], clock=BOX_CLOCK)
     ingest(store, [bp("bp-2", 130, t, "ble", "8462-4") for t in times[::3]]
-           + [bp("bp-3", 999, t, "serial") for t in times[::5]], clock=FixedClock())   # 999 is rejected
+           + [bp("bp-3", 999, t, "serial") for t in times[::5]], clock=BOX_CLOCK)   # 999 is rejected
     assert store.scalar("SELECT count(*) FROM readings WHERE status != 'valid'") > 0
     before = agree(store)
     assert sum(r["count"] for r in before[("Asia/Shanghai", "2026-Q1")]) > 20
 
     # a late reading: sent in March, measured in January (a device that was offline)
-    ingest(store, [bp("bp-2", 125, datetime(2026, 1, 15, 3, tzinfo=timezone.utc), "ble")], clock=FixedClock())
+    ingest(store, [bp("bp-2", 125, datetime(2026, 1, 15, 3, tzinfo=timezone.utc), "ble")], clock=BOX_CLOCK)
     after = agree(store)
     jan = {(r["source"], r["code"]): r["count"] for r in after[("Asia/Shanghai", "2026-01")]}
     was = {(r["source"], r["code"]): r["count"] for r in before[("Asia/Shanghai", "2026-01")]}
@@ -82,7 +75,7 @@ def test_kept_counts_equal_a_count_of_the_readings(store):
     first = store.scalar("SELECT id FROM readings WHERE status = 'valid' AND transport = 'mqtt' ORDER BY id")
     measuring.void_reading(store, first, "测错了", now=NOW, actor="doc")
     ingest(store, [Reading("bp-1", "8480-6", 118, "mm[Hg]", "mqtt", device_time=times[10],
-                           source_key="corrected")], clock=FixedClock())
+                           source_key="corrected")], clock=BOX_CLOCK)
     new = Reading("bp-1", "8480-6", 118, "mm[Hg]", "mqtt", device_time=times[10], source_key="corrected").id
     with store.atomic() as conn:
         voided = corrections.supersede_earlier(conn, new, reason="OBX-11 C", at=NOW, actor="device:bp-1")
@@ -98,7 +91,7 @@ def test_kept_counts_equal_a_count_of_the_readings(store):
 
 
 def test_migration_counts_the_readings_already_stored(store):
-    ingest(store, [bp("bp-1", 120 + i % 40, t) for i, t in enumerate(edges())], clock=FixedClock())
+    ingest(store, [bp("bp-1", 120 + i % 40, t) for i, t in enumerate(edges())], clock=BOX_CLOCK)
     expected = agree(store)
     with store.atomic() as conn:      # the store as it was before 530
         for name in ("reading_hours_insert", "reading_hours_update_old", "reading_hours_update_new"):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from conftest import clinic_edge
+from conftest import clinic_edge, SetClock
 from edge.core import config as config_mod, devices
-from edge.core.clock import Anchor
 from edge.core.ingest import ingest
 from edge.core.node import Node
 from edge.core.reading import Reading, parse_iso
@@ -69,35 +68,12 @@ def test_resident_edited_on_both_sides_is_kept_as_a_conflict_not_overwritten(env
     assert conflict["local"]["phone"] == "13711111111"
 
 
-class WrongClock:
-    """A Pi without RTC: the wall clock says 1970 until something sets it."""
-
-    def __init__(self, wall: datetime, boot: str, mono: float):
-        self.wall, self.boot, self.mono = wall, boot, mono
-
-    def now(self):
-        return self.wall
-
-    def monotonic(self):
-        return self.mono
-
-    def boot_id(self):
-        return self.boot
-
-    def anchor(self):
-        return Anchor(self.wall, self.boot, self.mono)
-
-    def advance(self, seconds: float):
-        self.wall += timedelta(seconds=seconds)
-        self.mono += seconds
-
-
 def test_readings_taken_before_the_clock_was_set_are_corrected_from_the_hub_offset(env, node, hub):
     enroll(env, hub)
     devices.add(node.store, "bp-1", kind="bp", name="bp", now=datetime.now(timezone.utc), actor="test")
     node.close()
-    clock = WrongClock(datetime(1970, 1, 1, 0, 5, tzinfo=timezone.utc), "boot-now", 300.0)
-    old_boot = WrongClock(datetime(1970, 1, 1, 0, 1, tzinfo=timezone.utc), "boot-before", 60.0)
+    clock = SetClock(datetime(1970, 1, 1, 0, 5, tzinfo=timezone.utc), "boot-now", 300.0)
+    old_boot = SetClock(datetime(1970, 1, 1, 0, 1, tzinfo=timezone.utc), "boot-before", 60.0)
     pi = Node(config_mod.load(env=sync_env(env)), clock=clock)
     ingest(pi.store, [Reading("bp-1", "8480-6", 150, "mm[Hg]", "mqtt", source_key="a")], clock=old_boot)
     ingest(pi.store, [Reading("bp-1", "8480-6", 140, "mm[Hg]", "mqtt", source_key="b")], clock=clock)

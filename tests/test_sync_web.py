@@ -1,7 +1,7 @@
 """The doctor's sync page through Flask's test client: up to date or not, refused records with
 their reason, a resident changed on both sides resolved by the doctor, and the "sync now" button."""
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -92,3 +92,80 @@ def test_a_resolved_conflict_is_stamped_at_the_nodes_clock(client_on_box_clock):
     assert node.store.scalar("SELECT updated_at FROM residents WHERE id = 'R1'") == utc_iso(BOX_TIME)
     assert node.store.scalar("SELECT at FROM audit WHERE action = 'resident.conflict_keep_hub'") == \
         utc_iso(BOX_TIME)
+
+
+@pytest.fixture
+def direct_client(env):
+    """A logged-in doctor on a node that sends its documents to a real county platform on loopback
+    ([direct], docs/interop.md §6), with three residents of two follow-ups each (9 documents)."""
+    from county_platform import Platform
+    from edge.core import accounts, config as config_mod
+    from edge.core.node import Node
+    from edge.web import create_app
+    from interop_support import CLINIC, make_records
+
+    with Platform() as platform:
+        node = Node(config_mod.load(env={**env, "CLINIC_EDGE_NODE_NAME": CLINIC.node,
+                                         "CLINIC_EDGE_DIRECT_KIND": "fhir",
+                                         "CLINIC_EDGE_DIRECT_TARGET": platform.url + "/fhir",
+                                         "CLINIC_EDGE_DIRECT_CLINIC_CODE": CLINIC.code}))
+        app = create_app(node=node)
+        accounts.add(node.store, "doc", "doctor-pass-1", display_name="王医生", now=datetime.now(timezone.utc))
+        make_records(node.store, 3)
+        client = app.test_client()
+        login(client)
+        yield node, client, platform
+        node.close()
+
+
+def ticking(start: datetime):
+    """A clock for one sending round: a second later at each call, as the sender's own would be."""
+    times = iter(start + timedelta(seconds=i) for i in range(10_000))
+    return lambda: next(times)
+
+
+def test_direct_deliveries_and_the_platforms_refusals_show_on_the_sync_page_and_healthz(direct_client):
+    from interop_support import id_number
+    from sync.client import direct
+
+    node, client, platform = direct_client
+    health = client.get("/healthz")
+    assert (health.status_code, health.get_json()["direct"]) == (200, "ok")     # configured, nothing sent yet
+    assert 'id="direct-last-success">从未<' in client.get("/sync").text
+    platform.refuse = {id_number(1)}       # the platform has no health record for the second resident
+    start = datetime.now(timezone.utc) - timedelta(minutes=5)
+    assert direct.send_once(node, now=ticking(start)) == {"new": 9, "delivered": 6, "refused": 3}
+    page = client.get("/sync").text
+    assert "直接报送县平台" in page
+    assert 'id="direct-delivered">6<' in page and 'id="direct-waiting">0<' in page
+    assert 'id="direct-refused">3<' in page and 'id="direct-last-success">从未<' not in page
+    assert page.count(f"身份证号 {id_number(1)} 未在平台建档") == 3        # the reason a doctor can act on
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.get_json()["ok"] is False
+    assert health.get_json()["direct"].startswith("refusing: 3 documents refused")
+    assert health.get_json()["direct_deliveries"]["delivered"] == 6
+    client.get("/lang/en")
+    main = client.get("/sync").text.split("<main>")[1]
+    assert "Sent to the county platform directly" in main and "Refused by the platform" in main
+
+
+def test_healthz_is_not_ok_while_direct_documents_are_stuck_and_ok_once_they_go(direct_client):
+    from sync.client import direct
+
+    node, client, platform = direct_client
+    platform.fail_next = 9                 # the platform is down for every document of this round
+    assert direct.send_once(node, now=ticking(datetime.now(timezone.utc) - timedelta(hours=2))) == \
+        {"new": 9, "retrying": 9}
+    health = client.get("/healthz")        # and the sender has not run since: its unit is down
+    assert health.status_code == 503
+    assert health.get_json()["direct"].startswith("stuck: the direct sender has not finished a round since")
+    platform.fail_next = 9                 # the sender runs again, the platform is still down
+    assert direct.send_once(node, now=ticking(datetime.now(timezone.utc) - timedelta(minutes=1)),
+                            rand=lambda: 0.0) == {"new": 0, "retrying": 9}      # due again a second later
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.get_json()["direct"].startswith("stuck: 9 documents waiting")
+    assert 'id="direct-waiting">9 (' in client.get("/sync").text
+    assert direct.send_once(node, now=ticking(datetime.now(timezone.utc))) == {"new": 0, "delivered": 9}
+    health = client.get("/healthz")
+    assert (health.status_code, health.get_json()["direct"]) == (200, "ok")
+    assert 'id="direct-delivered">9<' in client.get("/sync").text

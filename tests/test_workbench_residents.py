@@ -8,27 +8,10 @@ from edge.core.errors import ValidationError
 from edge.core.ingest import ingest
 from edge.core.reading import Reading
 from edge.core.resident_search import initials, search
+from conftest import SetClock
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 VILLAGE = "110105001001"
-
-
-class FixedClock:
-    def __init__(self, t):
-        self.t = t
-
-    def now(self):
-        return self.t
-
-    def monotonic(self):
-        return 1.0
-
-    def boot_id(self):
-        return "boot"
-
-    def anchor(self):
-        from edge.core.clock import Anchor
-        return Anchor(self.t, "boot", 1.0)
 
 
 def make(store, **fields):
@@ -157,10 +140,10 @@ def test_measuring_now_routes_clinic_readings_and_a_bound_device_wins(node):
     devices.add(s, "watch", kind="wearable", now=NOW)
     devices.bind(s, "watch", other, now=NOW)
     measuring.start(s, patient, minutes=5, now=NOW, actor="doc")
-    during = FixedClock(NOW + timedelta(minutes=2))
+    during = SetClock(NOW + timedelta(minutes=2))
     out = ingest(s, bp("clinic-bp", 150, NOW + timedelta(minutes=2)) + bp("watch", 120, NOW), clock=during)
     assert [o.resident_id for o in out] == [patient, patient, other, other]
-    after = FixedClock(NOW + timedelta(minutes=6))
+    after = SetClock(NOW + timedelta(minutes=6))
     out = ingest(s, bp("clinic-bp", 151, NOW + timedelta(minutes=6)), clock=after)
     assert [o.resident_id for o in out] == [None, None]          # session expired: to the inbox
     groups = measuring.inbox(s)
@@ -171,7 +154,7 @@ def test_inbox_assign_and_dismiss(node):
     s = node.store
     patient = make(s, name="张三", sex="1", birth_date="1950-01-01")
     devices.add(s, "clinic-bp", kind="bp", now=NOW)
-    ingest(s, bp("clinic-bp", 150, NOW) + bp("clinic-bp", 160, NOW + timedelta(minutes=1)), clock=FixedClock(NOW))
+    ingest(s, bp("clinic-bp", 150, NOW) + bp("clinic-bp", 160, NOW + timedelta(minutes=1)), clock=SetClock(NOW))
     first, second = sorted(measuring.inbox(s), key=lambda g: g["effective_time"])
     measuring.assign(s, [r["id"] for r in first["readings"]], patient, now=NOW, actor="doc")
     with pytest.raises(ValidationError):
@@ -187,7 +170,7 @@ def test_inbox_assign_and_dismiss(node):
 def test_void_reading_keeps_it_with_reason(node):
     s = node.store
     devices.add(s, "clinic-bp", kind="bp", now=NOW)
-    rid = ingest(s, bp("clinic-bp", 150, NOW), clock=FixedClock(NOW))[0].id
+    rid = ingest(s, bp("clinic-bp", 150, NOW), clock=SetClock(NOW))[0].id
     measuring.void_reading(s, rid, "cuff was loose", now=NOW, actor="doc")
     row = s.one("SELECT status, status_before_void, void_reason FROM readings WHERE id = ?", (rid,))
     assert row == {"status": "voided", "status_before_void": "valid", "void_reason": "cuff was loose"}
@@ -198,7 +181,7 @@ def test_todays_patients_come_from_todays_readings_through_the_time_index(node):
     patient = make(s, name="张三", sex="1", birth_date="1950-01-01")
     devices.add(s, "clinic-bp", kind="bp", now=NOW)
     measuring.start(s, patient, now=NOW, actor="doc")
-    ingest(s, bp("clinic-bp", 150, NOW), clock=FixedClock(NOW + timedelta(minutes=1)))
+    ingest(s, bp("clinic-bp", 150, NOW), clock=SetClock(NOW + timedelta(minutes=1)))
     assert [r["name"] for r in measuring.today(s, since=NOW - timedelta(hours=1))] == ["张三"]
     assert measuring.today(s, since=NOW + timedelta(hours=1)) == []
     seen: list[str] = []

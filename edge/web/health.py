@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from edge.core.errors import CoreError
-from edge.core import disk, outbox, release
+from edge.core import disk, outbox, release, status
 from . import context
 
 bp = Blueprint("health", __name__)
@@ -31,6 +31,27 @@ def healthz():
     body["disk"] = f"full: {short}" if short else "ok"
     free = disk.free_bytes(data)
     body["disk_free_mb"] = None if free is None else round(free / 1e6, 1)
-    body["ok"] = body["store"] == "ok" and body["disk"] == "ok"
+    body["direct"] = _direct(body)
+    body["ok"] = body["store"] == "ok" and body["disk"] == "ok" and body["direct"] in (None, "ok")
     body["version"] = release.running_version()  # the update watchdog waits for the new version to answer
     return jsonify(body), (200 if body["ok"] else 503)
+
+
+def _direct(body: dict) -> str | None:
+    """Sending to the county platform itself ([direct], docs/interop.md §6), judged by the sync
+    contribution that `sync status` reads too: None when not configured, "ok", or what is wrong
+    ("refusing: ...", "stuck: ..."); its counts go in body["direct_deliveries"]."""
+    sync = status.contribution("sync")
+    if sync is None or body["store"] != "ok":
+        return None
+    node = context.node()
+    try:
+        totals = sync.direct_totals(node)
+    except Exception as e:  # noqa: BLE001 - /healthz answers whatever fails
+        return f"error: {e}"
+    if totals is None:
+        return None
+    body["direct_deliveries"] = {k: totals[k] for k in ("kind", "target", "pending", "retrying", "delivered",
+                                                        "refused", "last_success", "oldest_waiting",
+                                                        "last_round")}
+    return sync.direct_problem(totals, node.clock.now()) or "ok"

@@ -16,18 +16,20 @@ import json
 import random
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from edge.core.reading import utc_iso
+from edge.core.reading import parse_iso, utc_iso
 from sync.delivery import states, transport
 from sync.standards import StandardsError, documents
 from sync.standards.identity import Clinic
 
+from . import state as client_state, status
 from .batcher import _payload as opened
 from .errors import SyncError
 
 KINDS = documents.KINDS
+ROUND_NOTED_EVERY = timedelta(minutes=30)
 
 
 class DirectError(SyncError):
@@ -127,7 +129,18 @@ def send_once(node, *, now: Callable[[], datetime], limit: int = 500, opener=Non
     for row in _due(node.store, now(), limit):
         state = deliver(node.store, prof, row, now=now(), opener=opener, rand=rand)
         counts[state] = counts.get(state, 0) + 1
+    _round_done(node.store, now())
     return counts
+
+
+def _round_done(store, at: datetime) -> None:
+    """Note that a round ran to its end (sync status's `direct_round`, read by /healthz): written
+    at most every ROUND_NOTED_EVERY, not every round (a round every 5 minutes is 288 commits a day
+    on the SD card)."""
+    last = parse_iso(status.setting(store, "direct_round"))
+    if last is None or at - last >= ROUND_NOTED_EVERY or at < last:
+        with store.atomic() as conn:
+            client_state.put(conn, "direct_round", utc_iso(at), at)
 
 
 def listing(store, *, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from edge.core import audit, config as config_mod, field_seal, management
 from edge.core.field_migration import seal_json, write_index
+from edge.core.resident_search import write_keys
 from edge.core.residents import by_id_number
 from edge.core.errors import CoreError
 from edge.core.reading import utc_iso
@@ -25,6 +26,9 @@ from edge.core.reading import utc_iso
 from . import state, status
 
 PROTECTED = {"id", "version", "created_at", "updated_at"}
+# derived here from the name (edge/core/resident_search.py), never taken from the hub's copy, whose
+# initials may be by an older rule (docs/residents.md, "Stored initials")
+DERIVED = {"name_initials"}
 CONFIG_KIND = "config"
 log = logging.getLogger(__name__)
 
@@ -78,7 +82,7 @@ def _resident(conn, item, columns: set[str], now: datetime) -> str:
     if base and version <= base[0]:
         return "skipped"
     local = conn.execute("SELECT * FROM residents WHERE id = ?", (rid,)).fetchone()
-    values = {k: v for k, v in remote.items() if k in columns and k not in PROTECTED}
+    values = {k: v for k, v in remote.items() if k in columns and k not in PROTECTED | DERIVED}
     seal = field_seal.of(conn)
     if local is not None:
         local = dict(zip([d[0] for d in conn.execute("SELECT * FROM residents LIMIT 0").description], local))
@@ -102,6 +106,9 @@ def _resident(conn, item, columns: set[str], now: datetime) -> str:
             conn.execute(f"UPDATE residents SET {sets + ', ' if sets else ''}updated_at = :_at,"
                          " version = version + 1 WHERE id = :_id", {**stored, "_at": utc_iso(now), "_id": rid})
             local_version = local["version"] + 1
+        if local is None or (values.get("name") is not None and values["name"] != local.get("name")):
+            name = conn.execute("SELECT name FROM residents WHERE id = ?", (rid,)).fetchone()[0]
+            conn.execute("UPDATE residents SET name_initials = ? WHERE id = ?", (write_keys(conn, rid, name or ""), rid))
         if seal and ({"id_number", "phone"} & set(values)):
             now_row = conn.execute("SELECT id_number, phone FROM residents WHERE id = ?", (rid,)).fetchone()
             write_index(conn, seal, rid, seal.open("id_number", now_row[0]), seal.open("phone", now_row[1]))

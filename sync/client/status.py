@@ -12,12 +12,13 @@ import json
 import ssl
 import urllib.error
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from edge.core import audit, outbox, release
 from edge.core.field_migration import open_json, write_index
-from edge.core.reading import utc_iso
+from edge.core.reading import parse_iso, utc_iso
+from edge.core.resident_search import write_keys
 from edge.core.status import Finding
 
 REQUEST_FILE = ("run", "sync-now")      # the sync daemon polls for this file every 2 s
@@ -62,16 +63,58 @@ def report(node) -> dict[str, Any]:
     }
 
 
+DIRECT_STUCK_AFTER = timedelta(hours=1)   # documents waiting this long with nothing delivered: stuck
+DIRECT_REFUSING_FOR = timedelta(hours=24)   # /healthz says "refusing" this long after a refusal
+DIRECT_REFUSED_SHOWN = 20
+
+
 def direct_totals(node) -> dict[str, Any] | None:
     """A node that sends its documents to the county platform itself (docs/interop.md §6): its
-    target and the number of deliveries in each state; None when it does not."""
+    target, the number of deliveries in each state, the last delivery, the oldest waiting one and
+    the latest refused ones with the platform's reason; None when it does not."""
     cfg = node.config["direct"]
     if not cfg["kind"]:
         return None
+    store = node.store
     counts = {s: 0 for s in ("pending", "retrying", "delivered", "refused")}
-    counts.update({r["state"]: r["n"] for r in node.store.query(
+    counts.update({r["state"]: r["n"] for r in store.query(
         "SELECT state, count(*) AS n FROM direct_deliveries GROUP BY state")})
-    return {"kind": cfg["kind"], "target": cfg["target"], **counts}
+    last = store.scalar("SELECT max(delivered_at) FROM direct_deliveries WHERE state = 'delivered'")
+    return {"kind": cfg["kind"], "target": cfg["target"], **counts,
+            "interval_seconds": cfg["interval_seconds"], "last_round": setting(store, "direct_round"),
+            "last_success": last,
+            "oldest_waiting": store.scalar("SELECT min(created_at) FROM direct_deliveries"
+                                           " WHERE state IN ('pending', 'retrying')"),
+            "refused_records": store.query(
+                "SELECT kind, record_id, version, reason, updated_at FROM direct_deliveries WHERE state = 'refused'"
+                " ORDER BY updated_at DESC, seq LIMIT ?", (DIRECT_REFUSED_SHOWN,))}
+
+
+def direct_problem(d: dict[str, Any] | None, now: datetime) -> str | None:
+    """What /healthz says is wrong with direct sending (`d` from direct_totals), or None when it
+    works: "refusing" for DIRECT_REFUSING_FOR after the platform refused a document, "stuck" when
+    the sender has not finished a round for DIRECT_STUCK_AFTER and two of its intervals (the unit is
+    down: nothing new is even queued), or documents have waited over DIRECT_STUCK_AFTER and nothing
+    was delivered in that time. A sender that never ran once is not judged (a new box's first
+    minutes): systemd shows a unit that does not start. A refusal
+    stays on the sync page and in doctor; /healthz lets it go after a day, so that one resident
+    the platform does not know does not hold the box down for good (and with it every update,
+    which waits for /healthz to say ok)."""
+    if d is None:
+        return None
+    refused = [r for r in d["refused_records"] if parse_iso(r["updated_at"]) > now - DIRECT_REFUSING_FOR]
+    if refused:
+        more = "+" if len(refused) == DIRECT_REFUSED_SHOWN else ""
+        return f"refusing: {len(refused)}{more} documents refused by the platform since {refused[-1]['updated_at']}"
+    silent = DIRECT_STUCK_AFTER + timedelta(seconds=2 * d["interval_seconds"])   # rounds noted every 30 min
+    if d["last_round"] and parse_iso(d["last_round"]) < now - silent:
+        return f"stuck: the direct sender has not finished a round since {d['last_round']} (clinic-edge-direct)"
+    since = now - DIRECT_STUCK_AFTER
+    waited = d["oldest_waiting"] and parse_iso(d["oldest_waiting"]) < since
+    if waited and not (d["last_success"] and parse_iso(d["last_success"]) >= since):
+        return (f"stuck: {d['pending'] + d['retrying']} documents waiting since {d['oldest_waiting']},"
+                f" last delivered {d['last_success'] or 'never'}")
+    return None
 
 
 def request_now(node) -> None:
@@ -87,7 +130,8 @@ def conflicts(store) -> list[dict[str, Any]]:
         r["local"], r["remote"] = json.loads(r["local"]), json.loads(r["remote"])
         if seal:   # kept sealed at rest (docs/field-encryption.md)
             r["local"], r["remote"] = open_json(seal, r["local"]), open_json(seal, r["remote"])
-        r["fields"] = sorted(k for k in r["remote"] if k in r["local"] and r["local"].get(k) != r["remote"][k])
+        r["fields"] = sorted(k for k in r["remote"] if k in r["local"] and k != "name_initials"   # derived
+                             and r["local"].get(k) != r["remote"][k])
     return rows
 
 
@@ -107,7 +151,9 @@ def resolve(store, conflict_id: int, keep: str, *, actor: str, now: datetime) ->
         local = dict(zip(names, local)) if local else {}
         if keep == "hub" and local:
             values = {k: v for k, v in remote.items() if k in names and k not in ("id", "version", "created_at",
-                                                                                  "updated_at")}
+                                                                                  "updated_at", "name_initials")}
+            if values.get("name") and values["name"] != local.get("name"):   # derived here, as the downlink does
+                values["name_initials"] = write_keys(conn, rid, values["name"])
             sets = ", ".join(f"{k} = :{k}" for k in values)
             conn.execute(f"UPDATE residents SET {sets + ', ' if sets else ''}updated_at = :_at, version = version + 1"
                          " WHERE id = :_id", {**values, "_at": utc_iso(now), "_id": rid})

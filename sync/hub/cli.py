@@ -269,7 +269,10 @@ def import_bundle(node: Node, file: str) -> None:
 @click.option("--node", "node_name", default=None, help="only this node's records")
 @click.pass_obj
 def export(node: Node, as_json: bool, node_name: str | None) -> None:
-    """Print every record the hub holds (id, node, kind, version, payload, received_at)."""
+    """Print every record the hub holds (id, node, kind, version, payload, received_at); a
+    resident's name_initials follow the node's current rule (sync/hub/residents.py)."""
+    from .residents import as_read
+
     out = sys.stdout
     out.write("[")
     first = True
@@ -277,7 +280,7 @@ def export(node: Node, as_json: bool, node_name: str | None) -> None:
         if node_name and r["node"] != node_name:
             continue
         doc = {"id": r["record_id"], "node": r["node"], "kind": r["kind"], "version": r["version"],
-               "batch": r["batch_id"], "received_at": r["received_at"], "payload": json.loads(r["payload"])}
+               "batch": r["batch_id"], "received_at": r["received_at"], "payload": as_read(r["kind"], json.loads(r["payload"]))}
         out.write(("\n" if first else ",\n") + json.dumps(doc, ensure_ascii=False))
         first = False
     out.write("\n]\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
@@ -199,8 +200,39 @@ def set_place(store: HubStore, node: str, township: str, clinic: str | None, *, 
     return Place(node, township, clinic or node)
 
 
-def clinic_reports(store: HubStore) -> tuple[dict[tuple[str, str], ClinicReport], list[tuple[str, str, str]]]:
-    """((node, period) -> the report received last, [(node, record id, why unreadable)])."""
+Reports = tuple[dict[tuple[str, str], ClinicReport], list[tuple[str, str, str]]]
+_kept: "weakref.WeakKeyDictionary[HubStore, tuple[int, Reports]]" = weakref.WeakKeyDictionary()
+_REPORTS_HELD = sa.select(sa.func.count()).select_from(records).where(records.c.kind == "report")
+
+
+def clinic_reports(store: HubStore) -> Reports:
+    """((node, period) -> the report received last, [(node, record id, why unreadable)]).
+
+    Parsing every report took most of a county page's time (bench/county.py), so the parsed reports
+    are kept per store until a new report arrives: hub_records only grows (a record is inserted,
+    never changed or deleted, docs/county.md "Pages and files"), so the number of report records says whether any came
+    since, in one index count, whichever worker process stored it. The count is read before the
+    reports: one that lands in between is in what is kept, and the next view reads them again.
+    The result is shared between requests: read it, do not change it."""
+    with store.read() as c:
+        held = c.execute(_REPORTS_HELD).scalar_one()
+    kept = _kept.get(store)
+    if kept is not None and kept[0] == held:
+        return kept[1]
+    reports = _parse_reports(store)
+    _kept[store] = (held, reports)
+    return reports
+
+
+def forget_reports(store: HubStore | None = None) -> None:
+    """Drop the kept reports (of one store, or all): the next view parses them again (bench/county.py)."""
+    if store is None:
+        _kept.clear()
+    else:
+        _kept.pop(store, None)
+
+
+def _parse_reports(store: HubStore) -> Reports:
     q = (sa.select(records.c.node, records.c.record_id, records.c.payload, records.c.received_at)
          .where(records.c.kind == "report").order_by(records.c.received_at, records.c.record_id))
     found: dict[tuple[str, str], ClinicReport] = {}
@@ -231,8 +263,6 @@ def periods(found: Iterable[tuple[str, str]], kind: str | None = None) -> list[s
     labels = {p for _n, p in found}
     return sorted(p for p in labels if kind is None or period_kind(p) == kind)
 
-
-Reports = tuple[dict[tuple[str, str], ClinicReport], list[tuple[str, str, str]]]
 
 
 def table(store: HubStore, period: str, reports: Reports | None = None) -> CountyTable:
