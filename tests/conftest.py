@@ -51,16 +51,20 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, message: 
 
 
 @contextmanager
-def healthz_server(status: int, body: dict):
+def healthz_server(status: int, body: dict, then: list[tuple[int, dict]] | None = None):
     """A real HTTP server on loopback answering every GET with `status` and `body` as JSON, like a
-    release's /healthz; yields its /healthz URL."""
+    release's /healthz; with `then`, the first GET gets (status, body) and each later one the next
+    answer of `then` (its last one repeated). Yields its /healthz URL."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    raw = json.dumps(body).encode()
+    answers = [(status, json.dumps(body).encode())] + [(s, json.dumps(b).encode()) for s, b in then or ()]
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_response(status)
+            with lock:
+                code, raw = answers.pop(0) if len(answers) > 1 else answers[0]
+            self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
             self.end_headers()

@@ -174,9 +174,9 @@ def test_a_lab_unit_that_cannot_be_converted_is_refused_with_the_allowed_ones():
         codes.lookup("2160-0").to_canonical(1.0, "mg/L")
 
 
-BUN = ("MSH|^~\\&|BS-240^TOWNSHIP||CLINIC||20261120120000+0800||ORU^R01^ORU_R01|C2|P|2.5.1\r"
+BUN = ("MSH|^~\\&|BS-240^TOWNSHIP||CLINIC||" + STAMP + "120000+0800||ORU^R01^ORU_R01|C2|P|2.5.1\r"
        f"PID|1||{QIAN}^^^^ID||钱^二\r"
-       "OBR|1||S2|24362-6^Chemistry panel^LN|||20261120113000+0800||||||||||||||||||F\r"
+       "OBR|1||S2|24362-6^Chemistry panel^LN|||" + STAMP + "113000+0800||||||||||||||||||F\r"
        "OBX|1|NM|3094-0^Urea nitrogen^LN||14|mg/dL^^UCUM|||||F\r").encode()
 
 
@@ -194,15 +194,15 @@ def test_a_urea_nitrogen_result_fills_the_forms_urea_converted_and_keeps_its_sou
         d.join(5)
     stored = [r for r in stored_readings(node) if r["code"] == "3094-0"]
     assert [(r["status"], r["value"], r["unit"]) for r in stored] == [("valid", 14, "mg/dL")]
-    b = prefill.build(node.store, resident_id="res-b", today=date(2026, 11, 20), tz=TZ)
+    b = prefill.build(node.store, resident_id="res-b", today=RESULT_DAY, tz=TZ)
     assert b.values["urea"] == 5.0 and b.readings["urea"]["code"] == "3094-0"
-    v = validate({k: str(x) for k, x in b.values.items()}, today=date(2026, 11, 20))
+    v = validate({k: str(x) for k, x in b.values.items()}, today=RESULT_DAY)
     assert v.ok, v.errors
     saved = records.save(node.store, resident_id="res-b", values=v.values, sources=b.sources, actor="doc",
-                         at=datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc))
+                         at=datetime.combine(RESULT_DAY, time(6, 0), timezone.utc))
     assert saved.sources == {"urea": stored[0]["id"]}                 # the converted value still is the reading's
     retyped = records.save(node.store, resident_id="res-b", values={**v.values, "urea": 14.0}, sources=b.sources,
-                           actor="doc", at=datetime(2026, 11, 20, 6, 1, tzinfo=timezone.utc))
+                           actor="doc", at=datetime.combine(RESULT_DAY, time(6, 1), timezone.utc))
     assert retyped.sources == {}                                      # 14 "mmol/L" is not the reading's value
 
 

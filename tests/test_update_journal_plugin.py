@@ -169,3 +169,37 @@ def test_a_box_from_before_verifies_a_bundle_that_carries_a_plugin(tmp_path, hea
     with tarfile.open(out) as tar, zipfile.ZipFile(io.BytesIO(tar.extractfile(wrapper).read())) as z:
         assert z.read(built_plugin.name) == built_plugin.read_bytes()
         assert "clinic_edge_journal-0.2.0.dist-info/RECORD" in z.namelist()
+
+
+# /healthz of a box whose county platform refuses its documents (direct sending, docs/interop.md §6)
+PLATFORM_REFUSING = {"ok": False, "store": "ok", "disk": "ok", "failing": ["direct"],
+                     "direct": "refusing: the platform refused 1 document in the last day"}
+
+
+def test_a_platform_that_refused_before_the_update_does_not_roll_it_back(tmp_path, built_plugin):
+    """The platform's refusal is not the new release's doing: the update stays (it rolled back before)."""
+    with healthz_server(503, PLATFORM_REFUSING) as url:
+        box = Box(tmp_path, url, built_plugin)
+        outcome = box.apply(box.bundle("0.2.0"))
+    assert outcome.new == "0.2.0" and not outcome.rolled_back
+    assert os.readlink(box.prefix / "current") == "0.2.0"
+
+
+def test_a_platform_check_that_starts_failing_with_the_update_rolls_it_back(tmp_path, built_plugin):
+    """Healthy before, refusing after: the new release may build documents the platform refuses."""
+    with healthz_server(200, {"ok": True, "failing": []}, then=[(503, PLATFORM_REFUSING)]) as url:
+        box = Box(tmp_path, url, built_plugin)
+        with pytest.raises(update.UpdateFailed) as failed:
+            box.apply(box.bundle("0.2.0"))
+    assert "did not report healthy" in str(failed.value) and "refusing" in str(failed.value)
+    assert os.readlink(box.prefix / "current") == "0.1.0"
+
+
+def test_a_box_check_is_held_against_the_update_even_when_it_failed_before(tmp_path, built_plugin):
+    """Only checks of systems outside the box are tolerated: a store that fails stays a failure."""
+    broken = {"ok": False, "store": "error: disk I/O error", "disk": "ok", "failing": ["store"]}
+    with healthz_server(503, broken) as url:
+        box = Box(tmp_path, url, built_plugin)
+        with pytest.raises(update.UpdateFailed):
+            box.apply(box.bundle("0.2.0"))
+    assert os.readlink(box.prefix / "current") == "0.1.0"

@@ -134,8 +134,9 @@ def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
         outcome.backup = node.store.backup(node.path("backups", f"pre-update-{old}-to-{new}.db"))
     node.close()  # the services are about to restart; this process holds no lock over it
     log.info("switching %s -> %s", old, new)
+    before = failing_outside(cfg["health_url"])
     layout.switch(new)
-    waited = restart_and_wait(cfg, new, run=run, sleep=sleep, clock=clock)
+    waited = restart_and_wait(cfg, new, run=run, sleep=sleep, clock=clock, tolerated=before)
     if waited.healthy:
         node.write_status("update", {"result": "ok", "from": old, "to": new, "at": _now_iso(node),
                                      "waited_s": round(waited.waited_s, 1)})
@@ -146,7 +147,8 @@ def apply(node: Node, bundle_path: Path, *, run: Run = _run, sleep=time.sleep,
                        f"restored the database from {outcome.backup}")
 
 
-def restart_and_wait(cfg: dict, version: str, *, run: Run, sleep, clock) -> "HealthWait":
+def restart_and_wait(cfg: dict, version: str, *, run: Run, sleep, clock,
+                     tolerated: frozenset[str] = frozenset()) -> "HealthWait":
     """Restart the services on `version` and wait for its /healthz. A restart command that fails
     (a unit that cannot even start) is an unhealthy release too: the caller rolls back."""
     command = shlex.split(cfg["restart_command"])
@@ -155,7 +157,20 @@ def restart_and_wait(cfg: dict, version: str, *, run: Run, sleep, clock) -> "Hea
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
         log.error("restart command failed for %s: %s", version, e)
         return HealthWait(False, cfg["health_url"], version, 0.0, 0, "restart failed", f"{shlex.join(command)}: {e}")
-    return wait_for_health(cfg["health_url"], version, cfg["health_timeout"], sleep=sleep, clock=clock)
+    return wait_for_health(cfg["health_url"], version, cfg["health_timeout"], sleep=sleep, clock=clock,
+                           tolerated=tolerated)
+
+
+# /healthz checks of a system outside the box (the county platform refusing or not answering direct
+# sending, docs/interop.md §6): one that already failed before the update is not the new release's
+# doing, so it does not roll the update back; one that starts failing with it does.
+OUTSIDE_CHECKS = frozenset({"direct"})
+
+
+def failing_outside(url: str) -> frozenset[str]:
+    """The outside checks the running release's /healthz reports failing (none when it does not answer)."""
+    body, _, _ = probe(url)
+    return frozenset(body.get("failing") or ()) & OUTSIDE_CHECKS if body else frozenset()
 
 
 MB = 1 << 20
@@ -325,7 +340,7 @@ def health(url: str, timeout: float = 3.0) -> dict | None:
 
 
 def wait_for_health(url: str, version: str, timeout: float, *, sleep=time.sleep,
-                    clock=time.monotonic) -> HealthWait:
+                    clock=time.monotonic, tolerated: frozenset[str] = frozenset()) -> HealthWait:
     start = clock()
     deadline = start + timeout
     attempts, failed, output = 0, "no answer", "no attempt was made"
@@ -334,7 +349,7 @@ def wait_for_health(url: str, version: str, timeout: float, *, sleep=time.sleep,
         attempts += 1
         if body is None or status is None:
             failed = "no answer" if status is None else "not ok"
-        elif not (status == 200 and body.get("ok")):
+        elif not (status == 200 and body.get("ok")) and not _only(body, tolerated):
             failed = "not ok"
         elif body.get("version", version) != version:
             failed = "other version"
@@ -342,6 +357,12 @@ def wait_for_health(url: str, version: str, timeout: float, *, sleep=time.sleep,
             return HealthWait(True, url, version, clock() - start, attempts)
         sleep(0.5)
     return HealthWait(False, url, version, clock() - start, attempts, failed, output)
+
+
+def _only(body: dict, tolerated: frozenset[str]) -> bool:
+    """The answer fails only checks that are tolerated (they failed before the update too)."""
+    failing = body.get("failing")
+    return bool(tolerated) and isinstance(failing, list) and bool(failing) and set(failing) <= tolerated
 
 
 def wait_healthy(url: str, version: str, timeout: float, *, sleep=time.sleep, clock=time.monotonic) -> bool:
