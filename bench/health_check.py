@@ -134,7 +134,7 @@ def build(store: Store, today: date, at: datetime) -> tuple[dict, dict, set]:
             continue
         raw[name] = [str(x) for x in value] if isinstance(value, list) else str(value)
     raw.update({f"selfcare_{item}": "1" for item in SELFCARE})     # the first level of each: 0 points
-    for i, (drug, usage, dose, length, adherence) in enumerate(MEDICATIONS):
+    for i, (drug, usage, dose, length, adherence) in enumerate(MEDICATIONS, start=1):
         raw.update({cell("medications", i, "name"): drug, cell("medications", i, "usage"): usage,
                     cell("medications", i, "dose"): dose, cell("medications", i, "duration"): length,
                     cell("medications", i, "compliance"): adherence})
