@@ -1,0 +1,184 @@
+"""Admission control (issue 17.5, docs/hub.md "Admission control"): the real hub process, over real
+TLS on loopback, on SQLite on disk and on PostgreSQL, limited to one upload in service. An upload
+whose body is still arriving holds that one place (a raw TLS socket that has sent half its body),
+so no timing is involved: the next upload is turned away with 503 + Retry-After until the first
+is finished, and the node's sync cycle waits the Retry-After (its injected sleep), counts no
+failure, caps an absurd value and says "hub busy, next try at ..." meanwhile."""
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import urllib.error
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import clinic_edge, wait_for
+from edge.core import config as config_mod
+from edge.core.node import Node
+from sync import protocol
+from sync.client import state, status
+from sync.client.controller import Cycle
+from sync.client.daemon import hub_busy, next_wait
+from sync.client.errors import HubBusy
+from sync.client.transport import HubClient
+from sync_fixtures import Hub, add_records, enroll, hub_database, hub_records, node_records, sync_env  # noqa: F401
+
+
+@pytest.fixture
+def busy_hub(hub_database, tmp_path, env):
+    """A hub that serves one upload at a time; its Retry-After is 7-14 s."""
+    d = tmp_path / "hubdata"
+    d.mkdir()
+    h = Hub(env, d, hub_database, uploads_in_service="1", busy_retry_seconds="7").start()
+    yield h
+    h.stop()
+
+
+class HeldUpload:
+    """An upload whose body has not all arrived: the hub holds it in service until `finish()`."""
+
+    def __init__(self, hub: Hub):
+        raw = socket.create_connection(("127.0.0.1", hub.port), timeout=30)
+        self.sock = hub.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1")
+        self.sock.sendall(b"PUT /v1/uploads/held?offset=0&total=200 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Content-Length: 200\r\n\r\n" + b"x" * 100)
+        wait_for(lambda: health(hub)[1]["admission"]["uploads_in_service"] == 1, 20,
+                 message="the held upload in service")
+
+    def finish(self) -> int:
+        """Send the rest; the hub answers it (401: it is not signed) and frees its place."""
+        self.sock.sendall(b"x" * 100)
+        status_line = self.sock.recv(4096).split(b"\r\n", 1)[0]
+        self.sock.close()
+        return int(status_line.split()[1])
+
+
+def health(hub: Hub) -> tuple[int, dict]:
+    try:
+        with hub.urlopen("/healthz") as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def a_node(hub: Hub, name: str = "clinic-a"):
+    key = protocol.new_key()
+    store = hub.store()
+    now = datetime.now(timezone.utc)
+    store.add_node(name, f"code-{name}", now=now, ttl=timedelta(hours=1))
+    store.redeem(f"code-{name}", protocol.public_text(key), now=now)
+    hub_pub = protocol.public_text(protocol.load_key(hub.data / "hub" / "hub.key"))
+    return HubClient(hub.url, node=name, key=key, hub_pubkey=hub_pub, timeout=30, context=hub.ssl_context()), key
+
+
+def upload(client: HubClient, key, name: str, batch: str) -> tuple[int, dict, dict]:
+    """A signed one-record batch, through the client's raw request (its status and headers as sent)."""
+    env = protocol.seal(key, {"node": name, "batch": batch, "from": 1, "to": 1, "n": 1,
+                              "at": protocol.utc_now_iso(datetime.now(timezone.utc))},
+                        [{"kind": "reading", "id": f"r-{batch}", "version": 1,
+                          "payload": {"code": "8480-6", "unit": "mm[Hg]", "value": 120.0,
+                                      "effective_time": "2026-12-01T08:00:00.000Z"}}])
+    path = f"/v1/uploads/{batch}?offset=0&total={len(env)}"
+    headers = protocol.sign_request(key, "PUT", path, name, secrets.token_urlsafe(16), client.signing_time(), env)
+    status_code, rh, data, _s, _g = client.raw("PUT", path, env, headers)
+    return status_code, {k.lower(): v for k, v in rh.items()}, json.loads(data or b"{}")
+
+
+def test_the_hub_turns_uploads_away_with_retry_after_once_its_limit_is_reached_and_serves_again_after(busy_hub):
+    client, key = a_node(busy_hub)
+    code, doc = health(busy_hub)
+    assert code == 200 and doc["ok"] and doc["admission"]["shedding"] == "no"
+    held = HeldUpload(busy_hub)
+    try:
+        # cheap requests are not shed: a hello is served while the one place is taken
+        assert client.call("POST", "/v1/hello", b"{}").status == 200
+        code, headers, body = upload(client, key, "clinic-a", "b1")
+        assert code == 503 and "busy" in body["error"]
+        assert 7 <= int(headers["retry-after"]) <= 14
+        # health says so: every upload of the last minute turned away, none served
+        code, doc = health(busy_hub)
+        assert code == 503 and doc["ok"] is False
+        assert doc["admission"]["shedding"] == "all" and doc["admission"]["shed_total"] == 1
+    finally:
+        assert held.finish() == 401
+    code, headers, body = upload(client, key, "clinic-a", "b2")
+    client.close()
+    assert code == 200 and body["receipt"]
+    code, doc = health(busy_hub)
+    assert code == 200 and doc["ok"] and doc["admission"]["shedding"] == "some"
+    assert doc["admission"]["served_total"] == 2 and doc["admission"]["uploads_in_service"] == 0
+
+
+def test_the_client_says_busy_with_the_retry_after_not_a_link_failure(busy_hub):
+    client, key = a_node(busy_hub)
+    held = HeldUpload(busy_hub)
+    try:
+        with pytest.raises(HubBusy) as busy:
+            client.call("PUT", "/v1/uploads/b1?offset=0&total=3", b"abc")
+    finally:
+        held.finish()
+        client.close()
+    assert 7 <= busy.value.retry_after <= 14 and busy.value.status == 503
+
+
+@pytest.mark.parametrize("cap, expect", [(900, None), (3, 3.0)], ids=["as-sent", "capped"])
+def test_a_sync_cycle_waits_the_retry_after_counts_no_failure_and_says_hub_busy(env, node, busy_hub, cap, expect):
+    enroll(env, busy_hub)
+    node.close()
+    n = Node(config_mod.load(env=sync_env(env, retry_after_cap_seconds=cap, attempts=2)))
+    add_records(n, 6)
+    held = HeldUpload(busy_hub)
+    waits: list[float] = []
+    seen: dict = {}
+
+    def sleep(seconds: float) -> None:      # the cycle's injected sleep: look, then free the hub's place
+        waits.append(seconds)
+        seen["report"] = status.report(n)
+        seen["doctor"] = status.findings(n, n.clock.now())
+        seen["busy"] = hub_busy(n)
+        seen["status"] = clinic_edge(env, "sync", "status").stdout
+        held.finish()
+
+    try:
+        result = Cycle(n, state.identity(n), sleep=sleep, rand=lambda: 1.0).run()
+    finally:
+        if not waits:
+            held.finish()
+    assert result.ok and result.error is None
+    assert result.busy == 1 and result.failures == 0 and result.busy_for is None
+    assert len(waits) == 1
+    if expect is None:
+        assert 7 <= waits[0] <= 14          # the hub's own value, jittered
+    else:
+        assert waits[0] == expect           # the hub's 7-14 s, capped at the node's 3 s
+    assert seen["busy"] is True and seen["report"]["hub_busy_until"]
+    assert seen["report"]["last_error"] is None
+    assert f"hub busy, next try at {seen['report']['hub_busy_until']}" in seen["status"]
+    hub_line = [f for f in seen["doctor"] if f.check == "hub"][0]
+    assert hub_line.level == "ok" and "hub busy, next try at" in hub_line.detail
+    after = status.report(n)
+    assert after["hub_busy_until"] is None and after["last_error"] is None and not hub_busy(n)
+    assert sorted(hub_records(busy_hub)) == sorted(node_records(n))
+    n.close()
+
+
+def test_a_cycle_the_hub_keeps_turning_away_ends_without_error_and_the_daemon_comes_back_after_it(env, node,
+                                                                                                   busy_hub):
+    enroll(env, busy_hub)
+    node.close()
+    cfg = sync_env(env, attempts=1, retry_after_cap_seconds=5)
+    n = Node(config_mod.load(env=cfg))
+    add_records(n, 3)
+    held = HeldUpload(busy_hub)
+    try:
+        result = Cycle(n, state.identity(n), sleep=lambda s: pytest.fail("no wait inside the cycle")).run()
+    finally:
+        held.finish()
+    assert not result.ok and result.error is None and not result.link_failed
+    assert result.busy_for == 5 and result.failures == 0
+    assert hub_busy(n) and status.report(n)["last_error"] is None
+    # the daemon's next cycle: after the Retry-After; its count of broken cycles neither grows nor resets
+    assert next_wait(result, 2, n.config["sync"]) == (5, 2)
+    n.close()
