@@ -164,10 +164,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                lambda v: 1024 <= v <= 268435456),
         "threads": Key(int, 16, "worker threads, 1-256", lambda v: 1 <= v <= 256),
         # admission control (docs/hub.md): more uploads at once in one worker process get 503 + Retry-After
-        "uploads_in_service": Key(int, 4, "uploads served at once per worker process, 0-256 (0 = no limit)",
+        "uploads_in_service": Key(int, 8, "uploads served at once per worker process, 0-256 (0 = no limit)",
                                   lambda v: 0 <= v <= 256),
-        "busy_retry_seconds": Key(int, 10, "Retry-After of a turned-away upload: this plus up to as much again, "
-                                  "1-3600 seconds", lambda v: 1 <= v <= 3600),
+        "busy_retry_max_seconds": Key(int, 60, "longest Retry-After a turned-away upload is given, 1-3600 seconds",
+                                      lambda v: 1 <= v <= 3600),
         "tls": Key(bool, True, "true (HTTPS with the county CA) or false (plain HTTP, e.g. behind a TLS proxy)"),
         "names": Key(str, "", "comma-separated host names / IP addresses nodes use to reach the hub (its "
                      "certificate's names; the listen address is added)"),

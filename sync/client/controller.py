@@ -113,13 +113,15 @@ class Cycle:
         next one starts after the last Retry-After. `sync status` shows "hub busy, next try at"."""
         self.result.busy += 1
         self.busy_streak += 1
-        self.result.busy_for = e.retry_after
-        state.put_many(self.store, {"busy_until": protocol.utc_now_iso(self.now() + timedelta(seconds=e.retry_after))},
+        # up to a second more at random: Retry-After is whole seconds, and the nodes a hub gave the
+        # same second must not all come back at its first instant
+        wait = self.result.busy_for = min(self.cfg["retry_after_cap_seconds"], e.retry_after + self.rand())
+        state.put_many(self.store, {"busy_until": protocol.utc_now_iso(self.now() + timedelta(seconds=wait))},
                        self.now())
         if self.busy_streak >= self.cfg["attempts"]:
             raise e
         log.info("sync: %s", e)
-        self.sleep(e.retry_after)
+        self.sleep(wait)
 
     def _call(self, method: str, path: str, body: bytes = b"", kinds: dict[str, int] | None = None):
         try:
@@ -168,8 +170,8 @@ class Cycle:
             self.result.ok = outbox.backlog(self.store.conn) == 0
         except BudgetExhausted as e:
             self.result.budget_exhausted, self.result.error = True, str(e)
-        except HubBusy as e:          # "later", not an error: last_error stays as it was
-            self.result.busy_for = e.retry_after
+        except HubBusy:               # "later", not an error: last_error stays as it was (busy_for is set)
+            pass
         except (LinkError, HubRefused, HubUntrusted) as e:
             self.result.error = str(e)
             self.result.link_failed = isinstance(e, LinkError)

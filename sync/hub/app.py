@@ -22,7 +22,7 @@ BODY_SLACK = 65536     # request body allowed beyond max_batch_bytes (a chunk's 
 
 
 def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow, secret_key: bytes | None = None, ca=None,
-               server_names=(), uploads_in_service: int = 0, busy_retry_seconds: int = 10) -> Flask:
+               server_names=(), uploads_in_service: int = 0, busy_retry_max_seconds: int = 60) -> Flask:
     """`ca` (sync.hub.ca.CountyCA) signs node certificates; `server_names` are the hub's own
     names, which no node certificate may carry; more than `uploads_in_service` uploads at once in
     this process are answered 503 + Retry-After (sync.hub.admission; 0: never)."""
@@ -36,7 +36,7 @@ def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow, secret_key: by
     app.register_blueprint(node_api.bp)
     web.init(app, hub, secret_key=secret_key)
     app.register_blueprint(delivery_view.bp)          # /deliveries (issue 19.2, docs/interop.md)
-    gate = Admission(app.wsgi_app, limit=uploads_in_service, retry_seconds=busy_retry_seconds)
+    gate = Admission(app.wsgi_app, limit=uploads_in_service, retry_max=busy_retry_max_seconds)
     app.wsgi_app = gate
     app.extensions["clinic_edge_admission"] = gate    # /healthz shows its figures
 
