@@ -2,7 +2,7 @@
 admission control, one worker process beside two on the same database, measured in one run.
 
     .venv/bin/python bench/hub_scale.py [--nodes 300] [--batches 2] [--records 50] [--threads 16]
-                                        [--limit 4] [--retry 10] [--runs off:1,on:1,on:2]
+                                        [--limit 8] [--retry 60] [--runs off:1,on:1,on:2]
                                         [--baseline-src DIR]
 
 Starts a PostgreSQL server as the tests do (tests/sync_fixtures.Postgres), enrolls N nodes in a
@@ -207,7 +207,8 @@ def main() -> None:
                     "(default: the hub's own default)")
     ap.add_argument("--client-procs", type=int, default=4, help="processes the simulated nodes run in")
     ap.add_argument("--runs", default="off:1,on:1,on:2",
-                    help="admission control off/on and worker count of each run, in this order")
+                    help="admission control off/on, worker count and (on:W:LIMIT) its own --limit, of each run, "
+                         "in this order")
     ap.add_argument("--baseline-src", default=None, help="an older source tree whose hub runs first, for before/after")
     args = ap.parse_args()
     from edge.core.config import SCHEMA
@@ -222,13 +223,12 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="ce-bench-hub-") as t:
             os.chmod(t, 0o755)
-            plan = [(mode, int(w)) for mode, w in (x.split(":") for x in args.runs.split(","))]
-            runs = [(mode, w, src) for mode, w in plan
+            plan = [(x.split(":") + [""])[:3] for x in args.runs.split(",")]
+            runs = [(mode, int(w), int(lim or args.limit) if mode == "on" else 0, src) for mode, w, lim in plan
                     for src in ([args.baseline_src] if args.baseline_src else []) + [None]]
-            for mode, w, src in runs:
-                limit = args.limit if mode == "on" else 0
+            for mode, w, limit, src in runs:
                 r = run(pg, base, Path(t), w, limit, args, src)
-                results[(mode, w, src)] = r
+                results.setdefault((mode, w, src), r)       # the summary compares the first of each
                 control = f"admission control {'on' if limit else 'off'}" + (
                     f" ({limit} uploads in service per worker, Retry-After at most {args.retry} s)"
                     if limit else "")
