@@ -92,3 +92,21 @@ def test_a_resolved_conflict_is_stamped_at_the_nodes_clock(client_on_box_clock):
     assert node.store.scalar("SELECT updated_at FROM residents WHERE id = 'R1'") == utc_iso(BOX_TIME)
     assert node.store.scalar("SELECT at FROM audit WHERE action = 'resident.conflict_keep_hub'") == \
         utc_iso(BOX_TIME)
+
+
+def test_sync_page_says_the_hub_is_busy_and_when_the_next_try_is_not_an_error(app_client):
+    """Issue 17.5: the hub answered "busy, retry after" (docs/hub.md, "Admission control")."""
+    from datetime import timedelta
+
+    from sync.client import state
+
+    node, client = app_client
+    now = datetime.now(timezone.utc)
+    with node.store.atomic() as conn:
+        conn.execute("INSERT INTO sync_enrollment VALUES (1, 'clinic-a', 'http://county:8470', 'k', ?)", (now.isoformat(),))
+    state.put_many(node.store, {"busy_until": utc_iso(now + timedelta(seconds=30))}, now)
+    page = client.get("/sync").text
+    assert 'id="sync-hub-busy"' in page and "繁忙，下次尝试时间" in page
+    assert sync_status.report(node)["last_error"] is None
+    state.put_many(node.store, {"busy_until": utc_iso(now - timedelta(seconds=1))}, now)   # that time has passed
+    assert 'id="sync-hub-busy"' not in client.get("/sync").text
