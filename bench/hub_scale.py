@@ -139,8 +139,7 @@ def run(pg, base: dict, tmp: Path, workers: int, limit: int, args, src: str | No
     from sync.hub.storage import HubStore
 
     url = pg.new_database()
-    data = tmp / f"hub-{workers}-{limit}-{'base' if src else 'this'}"
-    data.mkdir()
+    data = Path(tempfile.mkdtemp(prefix=f"hub-{workers}-{limit}-{'base' if src else 'this'}-", dir=tmp))
     store = HubStore(url, pool_size=2)
     now = datetime.now(timezone.utc)
     keys = {f"node-{i:03d}": protocol.new_key() for i in range(args.nodes)}
