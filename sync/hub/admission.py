@@ -6,11 +6,11 @@ Instead, once `[hub] uploads_in_service` uploads are being served by this proces
 answered at once with 503 and a `Retry-After` that gives it a later turn: the process knows how
 long an upload takes it (a moving average) and so how many it serves per second, and hands out
 turns one after the other at that rate, each rounded to whole seconds up or down at random (the
-jitter; the node adds up to a second more), so the nodes
-turned away come back spread out at the pace the hub can serve them, neither all in the same
-second nor so late that it sits idle (never later than `busy_retry_max_seconds`; docs/hub.md,
-"Admission control"). The answer is decided from the request line alone, before the
-body is read or the signature checked: shedding must cost almost nothing.
+jitter; the node adds up to a second more), so the nodes turned away come back spread out at the
+pace the hub can serve them, neither all in the same second nor so late that it sits idle (never
+later than `busy_retry_max_seconds`; docs/hub.md, "Admission control"). The answer is decided once
+the body has arrived (see `receive`) and before the signature is checked or anything is looked up:
+shedding must cost almost nothing.
 
 Only uploads (`PUT /v1/uploads/...`) are shed: a hello, a pull, an upload's offset query and
 /healthz are cheap and pass. Each process counts what it served and shed; /healthz shows it, and
@@ -18,6 +18,7 @@ answers 503 "ok": false while this process turned uploads away in the last minut
 """
 from __future__ import annotations
 
+import io
 import math
 import random
 import threading
@@ -34,6 +35,19 @@ BUSY_BODY = b'{"error":"hub busy: try again after Retry-After seconds"}'
 
 def is_upload(environ: dict) -> bool:
     return environ.get("REQUEST_METHOD") == "PUT" and environ.get("PATH_INFO", "").startswith("/v1/uploads/")
+
+
+def receive(environ: dict) -> None:
+    """Read the upload's body before it is counted in service: the node sends it whole either way
+    (it does not wait for a 100 Continue), and the seconds a slow SIM link takes to carry it must
+    not hold one of the few places that bound the hub's CPU and database work. cheroot has already
+    refused (413) a Content-Length above the largest batch (sync.hub.cli.body_limit)."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return                      # the app answers a malformed request itself
+    if length > 0:
+        environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length))
 
 
 class Admission:
@@ -54,6 +68,7 @@ class Admission:
     def __call__(self, environ, start_response):
         if not is_upload(environ):
             return self.app(environ, start_response)
+        receive(environ)
         wait = self._admit()
         if wait is not None:
             start_response(BUSY, [("Content-Type", "application/json"), ("Content-Length", str(len(BUSY_BODY))),
@@ -61,7 +76,12 @@ class Admission:
             return [BUSY_BODY]
         began = self.monotonic()
         try:
-            return list(self.app(environ, start_response))   # the answer is built while still counted in service
+            answer = self.app(environ, start_response)
+            try:
+                return list(answer)     # the answer is built while still counted in service
+            finally:
+                if hasattr(answer, "close"):
+                    answer.close()
         finally:
             with self.lock:
                 self.in_service -= 1
