@@ -4,7 +4,8 @@
 Workers keep no state of their own (everything is in HubStore), so several can run behind a
 load balancer. Status codes: 401 unsigned / bad signature / unknown node / refused code / request
 time outside the window, 409 replayed request or out-of-order chunk, 413 batch larger than allowed,
-400 malformed. Nothing a client sends is answered with a 500: a malformed body is a 400 that says why.
+400 malformed, 503 + Retry-After an upload beyond the worker's uploads in service (sync.hub.admission).
+Nothing a client sends is answered with a 500: a malformed body is a 400 that says why.
 """
 from __future__ import annotations
 
