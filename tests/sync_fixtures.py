@@ -311,6 +311,7 @@ def hub_records(hub: Hub) -> list[tuple[str, str, int]]:
 
 FAULTS = ("pass", "drop_before_request", "drop_during_request", "drop_after_request",
           "drop_during_response", "truncate_response", "stall", "503")
+# also: "busy_a_year", a 503 whose Retry-After asks for a year (what a node must not believe)
 
 
 @dataclass
@@ -381,6 +382,10 @@ class FaultProxy:
                 if fault == "503":
                     client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                    b"Connection: close\r\n\r\n")
+                    return
+                if fault == "busy_a_year":
+                    client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 31536000\r\n"
+                                   b"Content-Length: 0\r\nConnection: close\r\n\r\n")
                     return
                 if fault == "stall":
                     time.sleep(self.stall_seconds)

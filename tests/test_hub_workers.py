@@ -33,8 +33,10 @@ def test_two_workers_on_one_database_store_overlapping_batches_from_many_nodes_e
     url = postgres.new_database()
     data = tmp_path / "hub"
     data.mkdir()
-    first = Hub(env, data, url).start()         # makes the hub key and county CA the second reads
-    second = Hub(env, data, url).start()
+    # every upload at once, none turned away (admission control, tests/test_hub_admission.py): the
+    # overlap of many writers on one database is what this test is for
+    first = Hub(env, data, url, uploads_in_service="0").start()    # makes the hub key and county CA the second reads
+    second = Hub(env, data, url, uploads_in_service="0").start()
     workers = [first, second]
     try:
         now = datetime.now(timezone.utc)

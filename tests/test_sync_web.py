@@ -169,3 +169,21 @@ def test_healthz_is_not_ok_while_direct_documents_are_stuck_and_ok_once_they_go(
     health = client.get("/healthz")
     assert (health.status_code, health.get_json()["direct"]) == (200, "ok")
     assert 'id="direct-delivered">9<' in client.get("/sync").text
+
+
+def test_sync_page_says_the_hub_is_busy_and_when_the_next_try_is_not_an_error(app_client):
+    """Issue 17.5: the hub answered "busy, retry after" (docs/hub.md, "Admission control")."""
+    from datetime import timedelta
+
+    from sync.client import state
+
+    node, client = app_client
+    now = datetime.now(timezone.utc)
+    with node.store.atomic() as conn:
+        conn.execute("INSERT INTO sync_enrollment VALUES (1, 'clinic-a', 'http://county:8470', 'k', ?)", (now.isoformat(),))
+    state.put_many(node.store, {"busy_until": utc_iso(now + timedelta(seconds=30))}, now)
+    page = client.get("/sync").text
+    assert 'id="sync-hub-busy"' in page and "繁忙，下次尝试时间" in page
+    assert sync_status.report(node)["last_error"] is None
+    state.put_many(node.store, {"busy_until": utc_iso(now - timedelta(seconds=1))}, now)   # that time has passed
+    assert 'id="sync-hub-busy"' not in client.get("/sync").text

@@ -146,6 +146,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "timeout_seconds": Key(int, 30, "seconds before a request is given up, 1-600", lambda v: 1 <= v <= 600),
         "backoff_base_ms": Key(int, 1000, "first retry delay in ms, 1-600000", lambda v: 1 <= v <= 600000),
         "backoff_cap_ms": Key(int, 300000, "longest retry delay in ms, 1-86400000", lambda v: 1 <= v <= 86400000),
+        "retry_after_cap_seconds": Key(int, 900, "longest a hub's Retry-After is believed, 1-86400 seconds",
+                                       lambda v: 1 <= v <= 86400),
         "attempts": Key(int, 8, "failed tries in a row before a cycle gives up until the next one, 1-1000",
                         lambda v: 1 <= v <= 1000),
     },
@@ -161,6 +163,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_batch_bytes": Key(int, 4 << 20, "largest batch in bytes, 1024-268435456",
                                lambda v: 1024 <= v <= 268435456),
         "threads": Key(int, 16, "worker threads, 1-256", lambda v: 1 <= v <= 256),
+        # admission control (docs/hub.md): more uploads at once in one worker process get 503 + Retry-After
+        "uploads_in_service": Key(int, 8, "uploads served at once per worker process, 0-256 (0 = no limit)",
+                                  lambda v: 0 <= v <= 256),
+        "busy_retry_max_seconds": Key(int, 60, "longest Retry-After a turned-away upload is given, 1-3600 seconds",
+                                      lambda v: 1 <= v <= 3600),
         "tls": Key(bool, True, "true (HTTPS with the county CA) or false (plain HTTP, e.g. behind a TLS proxy)"),
         "names": Key(str, "", "comma-separated host names / IP addresses nodes use to reach the hub (its "
                      "certificate's names; the listen address is added)"),

@@ -82,6 +82,12 @@ def run_once(node: Node) -> int:
         if q:
             click.echo(f"sync: {q} records are quarantined (see `clinic-edge sync status`)", err=True)
         return 0
+    if result.busy_for is not None and not result.error:
+        from .status import busy_until, busy_text
+
+        until = busy_until(node)
+        click.echo(f"sync: not complete: {busy_text(until) if until else 'hub busy'}", err=True)
+        return 1
     click.echo(f"sync: not complete: {result.error or 'records still pending'}", err=True)
     return 3 if result.budget_exhausted else 1
 
@@ -100,6 +106,8 @@ def status(node: Node, as_json: bool) -> None:
     click.echo(f"node {report['node'] or '(not enrolled)'} -> {report['hub'] or '-'}")
     click.echo(f"backlog: {report['backlog']} records (oldest {report['oldest_pending'] or '-'})")
     click.echo(f"last success: {report['last_success'] or 'never'}; last error: {report['last_error'] or '-'}")
+    if report["hub_busy_until"]:
+        click.echo(f"hub busy, next try at {report['hub_busy_until']}")
     click.echo(f"clock offset: {report['clock_offset_s'] if report['clock_offset_s'] is not None else '-'} s")
     click.echo(f"bytes today: {report['bytes_today']} (budget {report['daily_budget_bytes'] or 'none'})")
     click.echo(f"quarantined: {report['quarantined']}; downlink conflicts: {report['conflicts']}")

@@ -21,7 +21,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -31,7 +31,7 @@ from edge.core.node import Node
 from sync import protocol
 
 from . import anchors, batcher, downlink, hello as hello_rule, state, status, timefix, tls
-from .errors import BudgetExhausted, HubRefused, HubUntrusted, LinkError
+from .errors import BudgetExhausted, HubBusy, HubRefused, HubUntrusted, LinkError
 from .transport import HubClient
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ class CycleResult:
     error: str | None = None
     budget_exhausted: bool = False
     link_failed: bool = False       # the cycle ended on a broken link: the daemon tries again soon
+    busy: int = 0                   # answers "hub busy, retry after" (503 + Retry-After): not failures
+    busy_for: float | None = None   # the cycle ended on one: the daemon's next cycle is this many s later
     bytes: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -71,7 +73,8 @@ class Cycle:
                                           timeout=self.cfg["timeout_seconds"],
                                           wall=lambda: node.clock.now().timestamp(),
                                           monotonic=node.clock.monotonic,
-                                          context=tls.client_context(node.data_dir))
+                                          context=tls.client_context(node.data_dir),
+                                          retry_after_cap=self.cfg["retry_after_cap_seconds"])
         if client is None:
             self.client.offset = float(state.get(self.store, "clock_offset_s", 0.0) or 0.0)
         self.sleep, self.rand = sleep, rand
@@ -79,6 +82,7 @@ class Cycle:
         self.downlink_head: int | None = None  # the hub's newest downlink cursor for us, from any answer
         self.result = CycleResult()
         self.streak = 0     # failures since the last step that succeeded
+        self.busy_streak = 0   # "hub busy" answers since the last step that succeeded
         self.batch_records = int(state.get(self.store, "batch_records", self.cfg["batch_records"]))
         self.chunk = int(state.get(self.store, "chunk_bytes", self.cfg["chunk_bytes"]))
 
@@ -102,6 +106,23 @@ class Cycle:
         log.info("sync: %s; retrying in %.1f s", e, wait)
         self.sleep(wait)
 
+    def _busy(self, e: HubBusy) -> None:
+        """The hub said "later" (503 + Retry-After, already capped by the client): wait that long and
+        try again, without counting a failure or shrinking batches (docs/hub.md, "Admission
+        control"). After `[sync] attempts` such answers in a row the cycle ends and the daemon's
+        next one starts after the last Retry-After. `sync status` shows "hub busy, next try at"."""
+        self.result.busy += 1
+        self.busy_streak += 1
+        # up to a second more at random: Retry-After is whole seconds, and the nodes a hub gave the
+        # same second must not all come back at its first instant
+        wait = self.result.busy_for = min(self.cfg["retry_after_cap_seconds"], e.retry_after + self.rand())
+        state.put_many(self.store, {"busy_until": protocol.utc_now_iso(self.now() + timedelta(seconds=wait))},
+                       self.now())
+        if self.busy_streak >= self.cfg["attempts"]:
+            raise e
+        log.info("sync: %s", e)
+        self.sleep(wait)
+
     def _call(self, method: str, path: str, body: bytes = b"", kinds: dict[str, int] | None = None):
         try:
             ans = self.client.call(method, path, body)
@@ -121,10 +142,16 @@ class Cycle:
         while True:
             try:
                 done = fn()
+            except HubBusy as e:
+                self._busy(e)
+                continue
             except LinkError as e:
                 self._failed(e)
                 continue
             self.streak = 0
+            if self.busy_streak:
+                self.busy_streak, self.result.busy_for = 0, None
+                state.put_many(self.store, {"busy_until": None}, self.now())
             return done
 
     # ---- the cycle ----------------------------------------------------------------------------
@@ -143,6 +170,8 @@ class Cycle:
             self.result.ok = outbox.backlog(self.store.conn) == 0
         except BudgetExhausted as e:
             self.result.budget_exhausted, self.result.error = True, str(e)
+        except HubBusy:               # "later", not an error: last_error stays as it was (busy_for is set)
+            pass
         except (LinkError, HubRefused, HubUntrusted) as e:
             self.result.error = str(e)
             self.result.link_failed = isinstance(e, LinkError)

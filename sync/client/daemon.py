@@ -7,6 +7,9 @@ never overlap.
 * after a cycle that ended on a broken link, another one soon: capped exponential backoff from
   `backoff_base_ms`, at most `interval_seconds`, starting again after any cycle that delivered
   something, so a link that keeps dropping is used whenever it is up (issue 17);
+* after a cycle the hub ended with "busy, retry after N s" (503 + Retry-After, capped at
+  `retry_after_cap_seconds`), the next one N s later: not a failure, so the backoff does not grow,
+  and the backlog attempts wait for it too (docs/hub.md, "Admission control");
 * "sync now": anything (the web UI's button) that creates `run/sync-now` in the data directory
   asks for a cycle within two seconds.
 """
@@ -39,6 +42,8 @@ def run_daemon(node: Node) -> int:
 
     def backlog_tick():
         # store.scalar takes the store's lock: this runs in the scheduler's thread
+        if hub_busy(node):
+            return
         if node.store.scalar("SELECT count(*) FROM outbox WHERE acked_at IS NULL AND quarantined_at IS NULL"
                              ) or node.store.scalar("SELECT count(*) FROM sync_batches WHERE state = 'pending'"):
             due.set()
@@ -77,13 +82,9 @@ def run_daemon(node: Node) -> int:
                 break
             due.clear()
             result = one_cycle(node, ident, notify, stop)
-            if result is None:
-                retry_later(due, stop, cfg["interval_seconds"])
-            elif result.link_failed:
-                broken = 0 if result.acked else broken + 1
-                retry_later(due, stop, retry_delay(broken, cfg))
-            else:
-                broken = 0
+            wait, broken = next_wait(result, broken, cfg)
+            if wait is not None:
+                retry_later(due, stop, wait)
     finally:
         notify.stopping()
         heartbeat.stop()
@@ -91,11 +92,32 @@ def run_daemon(node: Node) -> int:
     return 0
 
 
+def next_wait(result, broken: int, cfg: dict) -> tuple[float | None, int]:
+    """(seconds until the daemon's next cycle, or None for "when the schedule says"; the new count of
+    broken cycles in a row) after `result` (a CycleResult, None when the disk was full)."""
+    if result is None:
+        return cfg["interval_seconds"], broken
+    if result.link_failed:
+        broken = 0 if result.acked else broken + 1
+        return retry_delay(broken, cfg), broken
+    if result.busy_for is not None:     # the hub's Retry-After (capped): `broken` neither grows nor resets
+        return result.busy_for, broken
+    return None, 0
+
+
 def retry_delay(broken: int, cfg: dict) -> float:
     """Seconds before the next cycle after one that ended on a broken link (`broken` such cycles in
     a row that delivered nothing; 0 after one that delivered something)."""
     cap = min(cfg["backoff_cap_ms"] / 1000, cfg["interval_seconds"])
     return backoff.delay(broken, base=cfg["backoff_base_ms"] / 1000, cap=cap)
+
+
+def hub_busy(node: Node) -> bool:
+    """The hub's last answer asked for a later try that is still in the future (sync.client.controller)."""
+    from .status import busy_until
+
+    until = busy_until(node)
+    return until is not None and until > node.clock.now()
 
 
 def one_cycle(node: Node, ident, notify, stop: threading.Event):

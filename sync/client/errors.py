@@ -18,6 +18,15 @@ class LinkError(SyncError):
         self.sent_bytes = sent_bytes      # what the attempt may have cost on a metered link
 
 
+class HubBusy(LinkError):
+    """The hub answered 503 (or 429) with a Retry-After: a polite "later", not a failure. `retry_after`
+    is the wait in seconds, already capped ([sync] retry_after_cap_seconds, docs/hub.md)."""
+
+    def __init__(self, message: str, retry_after: float, status: int = 503, sent_bytes: int = 0):
+        super().__init__(message, status=status, sent_bytes=sent_bytes)
+        self.retry_after = retry_after
+
+
 class HubRefused(SyncError):
     """The hub answered and said no (4xx). Retrying the same request will not help."""
 

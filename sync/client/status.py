@@ -44,6 +44,7 @@ def report(node) -> dict[str, Any]:
     usage = {r["kind"]: {"bytes": r["bytes"], "records": r["records"]}
              for r in store.query("SELECT kind, bytes, records FROM sync_usage WHERE day = ?", (day,))}
     enrolled = store.one("SELECT node, hub_url FROM sync_enrollment WHERE id = 1")
+    busy = busy_until(node)
     return {
         "enrolled": bool(enrolled), "node": enrolled and enrolled["node"], "hub": enrolled and enrolled["hub_url"],
         "backlog": outbox.backlog(store.conn), "oldest_pending": oldest,
@@ -60,12 +61,28 @@ def report(node) -> dict[str, Any]:
         "update_budget_bytes": node.config["sync"]["update_budget_bytes"],
         "update_waiting": setting(store, "update_waiting"),
         "direct": direct_totals(node),
+        # the hub answered "busy, retry after" (503 + Retry-After): not an error, the next try's time
+        "hub_busy_until": busy and utc_iso(busy),
     }
 
 
 DIRECT_STUCK_AFTER = timedelta(hours=1)   # documents waiting this long with nothing delivered: stuck
 DIRECT_REFUSING_FOR = timedelta(hours=24)   # /healthz says "refusing" this long after a refusal
 DIRECT_REFUSED_SHOWN = 20
+
+
+def busy_until(node) -> datetime | None:
+    """When the hub's last "busy, retry after" answer said to come back, if that is still ahead."""
+    text = setting(node.store, "busy_until")
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00")) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return when if when is not None and when.tzinfo is not None and when > node.clock.now() else None
+
+
+def busy_text(when: datetime) -> str:
+    return f"hub busy, next try at {utc_iso(when)}"
 
 
 def direct_totals(node) -> dict[str, Any] | None:
@@ -212,4 +229,6 @@ def _hub_findings(node, now: datetime) -> list[Finding]:
         return [Finding("hub", "warning", f"{url} is not reachable: {getattr(e, 'reason', e)}",
                         "check the uplink (SIM credit, router); records wait safely in the outbox")]
     last = setting(node.store, "last_success")
-    return [Finding("hub", "ok", f"{url} reachable as node {enrolled['node']}; last sync {last or 'never'}")]
+    busy = busy_until(node)
+    return [Finding("hub", "ok", f"{url} reachable as node {enrolled['node']}; last sync {last or 'never'}"
+                    + (f"; {busy_text(busy)}" if busy else ""))]

@@ -21,10 +21,11 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import urlparse
 
+from edge.core import backoff
 from sync import protocol
 
 from . import tls
-from .errors import HubRefused, HubUntrusted, LinkError
+from .errors import HubBusy, HubRefused, HubUntrusted, LinkError
 
 class ResumingHTTPSConnection(http.client.HTTPSConnection):
     """An HTTPS connection that offers the TLS session of the last connection to the same hub
@@ -66,7 +67,8 @@ class Answer:
 class HubClient:
     def __init__(self, url: str, *, node: str, key, hub_pubkey: str | None, timeout: float = 30,
                  wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
-                 context=None, sessions: tls.Sessions | None = None):
+                 context=None, sessions: tls.Sessions | None = None,
+                 retry_after_cap: float = backoff.RETRY_AFTER_CAP):
         u = urlparse(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise LinkError(f"hub URL {url!r} is not http(s)://HOST:PORT")
@@ -80,6 +82,7 @@ class HubClient:
         self.node, self.key, self.timeout = node, key, timeout
         self.hub_pub = protocol.public_from_text(hub_pubkey) if hub_pubkey else None
         self.wall, self.monotonic = wall, monotonic
+        self.retry_after_cap = retry_after_cap   # longest Retry-After believed (a hostile hub cannot silence us)
         self.offset = 0.0            # hub clock minus node wall clock, s (learned from signed answers)
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -164,6 +167,12 @@ class HubClient:
         wb, mb = self.wall(), self.monotonic()
         status, rh, data, sent, got = self.raw(method, path, body, headers)
         wa, ma = self.wall(), self.monotonic()
+        if status in (429, 503):      # "later": Retry-After, capped (docs/hub.md, "Admission control")
+            wait = backoff.retry_after(_header(rh, "Retry-After"), now=wa + self.offset, date=_header(rh, "Date"),
+                                       cap=self.retry_after_cap)
+            if wait is not None:
+                raise HubBusy(f"{method} {path}: hub busy ({status}), retry after {wait:.0f} s", wait,
+                              status=status, sent_bytes=sent + got)
         if status >= 500 or status in (408, 429):
             raise LinkError(f"{method} {path}: hub answered {status}", status=status, sent_bytes=sent + got)
         sig = _header(rh, protocol.H_SIG)

@@ -4,7 +4,8 @@
 Workers keep no state of their own (everything is in HubStore), so several can run behind a
 load balancer. Status codes: 401 unsigned / bad signature / unknown node / refused code / request
 time outside the window, 409 replayed request or out-of-order chunk, 413 batch larger than allowed,
-400 malformed. Nothing a client sends is answered with a 500: a malformed body is a 400 that says why.
+400 malformed, 503 + Retry-After an upload beyond the worker's uploads in service (sync.hub.admission).
+Nothing a client sends is answered with a 500: a malformed body is a 400 that says why.
 """
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ BODY_SLACK = 65536     # request body allowed beyond max_batch_bytes (a chunk's 
 
 
 def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow, secret_key: bytes | None = None, ca=None,
-               server_names=()) -> Flask:
+               server_names=(), uploads_in_service: int = 0, busy_retry_max_seconds: int = 60) -> Flask:
     """`ca` (sync.hub.ca.CountyCA) signs node certificates; `server_names` are the hub's own
-    names, which no node certificate may carry."""
+    names, which no node certificate may carry; more than `uploads_in_service` uploads at once in
+    this process are answered 503 + Retry-After (sync.hub.admission; 0: never)."""
     from . import delivery_view, node_api, web
+    from .admission import Admission
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = hub.max_batch_bytes + BODY_SLACK
@@ -34,6 +37,9 @@ def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow, secret_key: by
     app.register_blueprint(node_api.bp)
     web.init(app, hub, secret_key=secret_key)
     app.register_blueprint(delivery_view.bp)          # /deliveries (issue 19.2, docs/interop.md)
+    gate = Admission(app.wsgi_app, limit=uploads_in_service, retry_max=busy_retry_max_seconds)
+    app.wsgi_app = gate
+    app.extensions["clinic_edge_admission"] = gate    # /healthz shows its figures
 
     @app.errorhandler(HubError)
     def hub_error(e: HubError):

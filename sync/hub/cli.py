@@ -111,7 +111,8 @@ def serve(node: Node, listen: str | None) -> None:
                + (f", sm key {protocol.fingerprint(h.sm_key)}" if h.sm_key else "")
                + f"; suite of new codes {h.suite}; county CA {county.dir / 'county-ca.pem'}",
                err=True)
-    app = create_app(h, ca=county, server_names=names)
+    app = create_app(h, ca=county, server_names=names, uploads_in_service=cfg["uploads_in_service"],
+                     busy_retry_max_seconds=cfg["busy_retry_max_seconds"])
     app.config["CLINIC_EDGE_DEID"] = (deid_key_path(node), cfg["deid_min_cell"])   # docs/county.md
     service = CherootService(app, host.strip("[]"), int(port),
                              threads=threads, cert=cert, key=key, name="ce-hub", max_body=body_limit(h),

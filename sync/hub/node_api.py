@@ -222,4 +222,6 @@ def bundle_bytes(sha256: str):
 def healthz():
     from .app import json_answer
 
-    return json_answer({"ok": True, "hub_pubkey": _hub()[0].pubkey})
+    admission = current_app.extensions["clinic_edge_admission"].health()
+    ok = admission["shedding"] != "all"     # not "ok" while turning away every upload (sync.hub.admission)
+    return json_answer({"ok": ok, "hub_pubkey": _hub()[0].pubkey, "admission": admission}, 200 if ok else 503)
