@@ -7,35 +7,17 @@ Hospital stays and vaccinations of the last check are not carried."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
 import pytest
 
 from edge.core.errors import ValidationError
 from edge.core.followup import records as followups
 from edge.core.healthcheck import carry, records, rows
+from carry_support import AT, history
 from followup_support import app_client, form_fields  # noqa: F401 (fixture)
 
-AT = datetime(2026, 10, 12, 2, 0, tzinfo=timezone.utc)
 SELFCARE = {f"selfcare_{i}": "1" for i in ("meal", "grooming", "dressing", "toilet", "activity")}
 URL = "/healthcheck/R1/new"
-
-
-def history(store, rid: str = "R1") -> None:
-    """Last year's check (amlodipine at another dose, atorvastatin, a stay, a vaccine) and this
-    autumn's hypertension follow-up (amlodipine and metoprolol, taken as prescribed)."""
-    records.save(store, resident_id=rid, actor="doc", at=AT.replace(year=2025, month=11, day=20), values={
-        "check_date": "2025-11-20",
-        "medications": [{"name": "氨氯地平片 ", "usage": "口服 每日1次", "dose": "2.5mg", "duration": "2年",
-                         "compliance": "2"},
-                        {"name": "阿托伐他汀钙片", "usage": "口服 每晚1次", "dose": "20mg", "duration": "1年",
-                         "compliance": "1"}],
-        "hospital_stays": [{"start_date": "2025-03-02", "end_date": "2025-03-09", "reason": "肺炎"}],
-        "vaccinations": [{"name": "23价肺炎球菌多糖疫苗", "start_date": "2025-10-01"}]})
-    followups.save(store, resident_id=rid, form="hypertension", actor="doc", at=AT, values={
-        "visit_date": "2026-10-12", "visit_mode": "1", "med_adherence": "1",
-        "medications": [{"name": "氨氯地平片", "times_per_day": 1, "dose_mg": 5.0},
-                        {"name": "酒石酸美托洛尔片", "times_per_day": 2, "dose_mg": 25.0}]})
 
 
 def proposed_on(html: str) -> list[tuple[str, str, str, str, str]]:
