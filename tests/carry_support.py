@@ -25,9 +25,9 @@ def history(store, rid: str = "R1") -> None:
     autumn's hypertension follow-up (amlodipine and metoprolol, taken as prescribed)."""
     records.save(store, resident_id=rid, actor="doc", at=AT.replace(year=2025, month=11, day=20), values={
         "check_date": "2025-11-20",
-        "medications": [{"name": "氨氯地平片 ", "usage": "口服 每日1次", "dose": "2.5mg", "duration": "2年",
+        "medications": [{"name": "氨氯地平片 ", "usage": "口服", "dose": "每日1次 每次2.5mg", "duration": "2年",
                          "compliance": "2"},
-                        {"name": "阿托伐他汀钙片", "usage": "口服 每晚1次", "dose": "20mg", "duration": "1年",
+                        {"name": "阿托伐他汀钙片", "usage": "口服", "dose": "每晚1次 每次20mg", "duration": "1年",
                          "compliance": "1"}],
         "hospital_stays": [{"start_date": "2025-03-02", "end_date": "2025-03-09", "reason": "肺炎"}],
         "vaccinations": [{"name": "23价肺炎球菌多糖疫苗", "start_date": "2025-10-01"}]})

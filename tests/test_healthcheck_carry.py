@@ -48,10 +48,9 @@ def test_the_store_proposes_the_follow_ups_drugs_then_the_last_checks_others_eac
     node, _client = app_client
     history(node.store)
     assert carry.proposed(node.store, "R1") == [
-        {"name": "氨氯地平片", "usage": "每日1次", "dose": "5mg", "compliance": "1", "proposed": "followup:2026-10-12"},
-        {"name": "酒石酸美托洛尔片", "usage": "每日2次", "dose": "25mg", "compliance": "1",
-         "proposed": "followup:2026-10-12"},
-        {"name": "阿托伐他汀钙片", "usage": "口服 每晚1次", "dose": "20mg", "proposed": "check:2025-11-20"}]
+        {"name": "氨氯地平片", "dose": "每日1次 每次5mg", "compliance": "1", "proposed": "followup:2026-10-12"},
+        {"name": "酒石酸美托洛尔片", "dose": "每日2次 每次25mg", "compliance": "1", "proposed": "followup:2026-10-12"},
+        {"name": "阿托伐他汀钙片", "usage": "口服", "dose": "每晚1次 每次20mg", "proposed": "check:2025-11-20"}]
 
 
 def test_a_follow_up_without_adherence_leaves_it_and_its_insulin_is_a_row(app_client):
@@ -61,7 +60,7 @@ def test_a_follow_up_without_adherence_leaves_it_and_its_insulin_is_a_row(app_cl
         "insulin_usage": "早晚餐前皮下注射 各12IU",
         "medications": [{"name": "二甲双胍片", "times_per_day": 2, "dose_mg": 500.0}]})
     assert carry.proposed(node.store, "R1") == [
-        {"name": "二甲双胍片", "usage": "每日2次", "dose": "500mg", "proposed": "followup:2026-11-02"},
+        {"name": "二甲双胍片", "dose": "每日2次 每次500mg", "proposed": "followup:2026-11-02"},
         {"name": "门冬胰岛素30", "usage": "早晚餐前皮下注射 各12IU", "proposed": "followup:2026-11-02"}]
 
 
@@ -69,9 +68,9 @@ def test_the_new_check_proposes_three_rows_and_saving_without_confirming_saves_n
     node, client = app_client
     history(node.store)
     page = client.get(URL).text
-    assert proposed_on(page) == [("氨氯地平片", "每日1次", "5mg", "1", "followup:2026-10-12"),
-                                 ("酒石酸美托洛尔片", "每日2次", "25mg", "1", "followup:2026-10-12"),
-                                 ("阿托伐他汀钙片", "口服 每晚1次", "20mg", "", "check:2025-11-20")]
+    assert proposed_on(page) == [("氨氯地平片", "", "每日1次 每次5mg", "1", "followup:2026-10-12"),
+                                 ("酒石酸美托洛尔片", "", "每日2次 每次25mg", "1", "followup:2026-10-12"),
+                                 ("阿托伐他汀钙片", "口服", "每晚1次 每次20mg", "", "check:2025-11-20")]
     assert page.count("随访 2026-10-12") == 2 and page.count("上次体检 2025-11-20") == 1
     assert 'id="proposed-medications"' in page
     f = form_fields(page, "healthcheck-form")
@@ -92,12 +91,15 @@ def test_confirming_two_saves_exactly_those_two_as_the_doctors(app_client):
     assert "medications_1_proposed" not in form_fields(page, "healthcheck-form")
     status, page, _ = post(client, page, row_confirm_medications_3="")
     assert [p[0] for p in proposed_on(page)] == ["酒石酸美托洛尔片"]
+    status, page, _ = post(client, page, temperature="45", **SELFCARE)        # refused: each row as it was
+    assert status == 422 and [p[0] for p in proposed_on(page)] == ["酒石酸美托洛尔片"]
+    assert form_fields(page, "healthcheck-form")["medications_3_name"] == ["阿托伐他汀钙片"]
     assert node.store.scalar("SELECT count(*) FROM health_checks") == 1     # the row buttons save nothing
-    status, _text, headers = post(client, page, **SELFCARE)
+    status, _text, headers = post(client, page, temperature="", **SELFCARE)
     assert status == 303, _text[:2000]
     assert saved_medications(node.store) == [
-        {"name": "氨氯地平片", "usage": "每日1次", "dose": "5mg", "duration": None, "compliance": "1"},
-        {"name": "阿托伐他汀钙片", "usage": "口服 每晚1次", "dose": "20mg", "duration": None, "compliance": None}]
+        {"name": "氨氯地平片", "usage": None, "dose": "每日1次 每次5mg", "duration": None, "compliance": "1"},
+        {"name": "阿托伐他汀钙片", "usage": "口服", "dose": "每晚1次 每次20mg", "duration": None, "compliance": None}]
     check = node.store.one("SELECT id, author FROM health_checks WHERE check_date != '2025-11-20'")
     assert check["author"] == "doc"                                         # the doctor's, not the follow-up's
     h = records.get(node.store, check["id"])

@@ -40,7 +40,7 @@ def test_the_doctor_confirms_one_proposed_drug_removes_another_and_only_the_conf
     assert proposed.count() == 3                                            # and one empty row to type in
     assert [proposed.nth(k).locator(".proposed-from").inner_text() for k in range(3)] == [
         "随访 2026-10-12", "随访 2026-10-12", "上次体检 2025-11-20"]
-    assert page.input_value("input[name=medications_1_dose]") == "5mg"
+    assert page.input_value("input[name=medications_1_dose]") == "每日1次 每次5mg"
     assert page.is_checked("input[name=medications_1_compliance][value='1']")
     assert page.locator("#rows-hospital_stays tbody tr").count() == 1         # not carried: one empty row
     assert page.input_value("input[name=hospital_stays_1_reason]") == ""
@@ -59,7 +59,7 @@ def test_the_doctor_confirms_one_proposed_drug_removes_another_and_only_the_conf
     page.click("#save")
     page.wait_for_selector("#saved")
     page.reload()                                                           # what was stored
-    assert saved_medications(page) == [["氨氯地平片", "每日1次", "5mg", "", "规律"]]
+    assert saved_medications(page) == [["氨氯地平片", "", "每日1次 每次5mg", "", "规律"]]
     assert "酒石酸美托洛尔片" not in page.content() and "阿托伐他汀钙片" not in page.content()
     page.close()
 
@@ -85,8 +85,8 @@ def test_without_javascript_a_resident_on_two_drugs_takes_one_confirm_each(web, 
         page.click(f"input[name=selfcare_{item}][value='1']")
     page.click("#save")
     page.wait_for_selector("#saved")
-    assert saved_medications(page) == [["氨氯地平片", "每日1次", "5mg", "", "规律"],
-                                       ["酒石酸美托洛尔片", "每日2次", "25mg", "", "规律"]]
+    assert saved_medications(page) == [["氨氯地平片", "", "每日1次 每次5mg", "", "规律"],
+                                       ["酒石酸美托洛尔片", "", "每日2次 每次25mg", "", "规律"]]
     typed = 5 * len(MEDS) + 1                                               # 5 cells each, 添加一行 for the second
     print(f"\nmedication rows for a resident on two drugs: {typed} actions typed "
           f"(tests/test_healthcheck_rows_browser.py), {actions} proposed (one 确认 each)")

@@ -7,12 +7,16 @@ Each proposed row says where it came from (`rows.PROPOSED`: "followup:<visit dat
 leaves every row still marked proposed out, so a list nobody looked at is never saved. Sources are
 taken newest first and a drug is proposed once, by its name (spaces, width and case ignored).
 
-A follow-up drug (edge.core.followup.validation: name, times a day, mg per dose) becomes 用法
-"每日N次" and 用量 "Nmg", the paper form's own words whatever the page's language; the DM form's
-insulin (胰岛素种类, 胰岛素用法和用量) becomes a row too. The follow-up's 服药依从性 fills the
-adherence of its drugs when it was recorded. A last check's row keeps its name, 用法 and 用量; its
-用药时间 and 服药依从性 are a year old and are left for the doctor. Hospital stays and
-vaccinations are never carried (docs/health-check.md says why).
+The 填表说明 asks for 用法 as the route (口服, 皮下注射) and 用量 as frequency and dose (每日三次，
+每次5mg). A follow-up drug (edge.core.followup.validation: name, times a day, mg per dose) gives 用量
+"每日N次 每次Nmg" (a space: the web app reads what is posted as NFKC, edge/web/typed.py, so a
+，would come back as ,), the paper form's words whatever the page's language; it records no route, so
+用法 is left for the doctor. The DM form's insulin (胰岛素种类, 胰岛素用法和用量) becomes a row with
+that text as 用法. The follow-up's 服药依从性 fills the adherence of its drugs when it was
+recorded. A last check's row keeps its name, 用法 and 用量; its 用药时间 (the time taken within that
+check's year) and 服药依从性 are left for the doctor. Nothing is cut to fit: a carried text longer
+than its column gets the column's message when the doctor confirms the row. Hospital stays, home
+beds and vaccinations are never carried (docs/health-check.md says why).
 """
 from __future__ import annotations
 
@@ -39,13 +43,15 @@ def source_of(value: Any) -> tuple[str, str]:
 
 
 def drug_key(name: Any) -> str:
-    """A drug's name as compared: 氨氯地平片, ＡＭＬＯＤＩＰＩＮＥ and "amlodipine " name one drug each."""
+    """A drug's name as compared: "氨氯地平片 " is 氨氯地平片, ＡＭＬＯＤＩＰＩＮＥ is amlodipine."""
     return "".join(unicodedata.normalize("NFKC", str(name or "")).split()).casefold()
 
 
-def _fit(column: str, text: str | None) -> str | None:
-    """A carried cell cut to its column's length, so a proposed row confirmed as it is validates."""
-    return text[:TABLE.column(column).max_length] if text else None
+def _dose(times: Any, mg: Any) -> str | None:
+    """A follow-up drug's times a day and mg per dose as the 健康体检表's 用量 (每日2次 每次25mg)."""
+    parts = [f"每日{times:g}次" if isinstance(times, (int, float)) else "",
+             f"每次{mg:g}mg" if isinstance(mg, (int, float)) else ""]
+    return " ".join(p for p in parts if p) or None
 
 
 def _followup_rows(visit: dict) -> list[dict]:
@@ -57,13 +63,10 @@ def _followup_rows(visit: dict) -> list[dict]:
         if not isinstance(m, dict) or not str(m.get("name") or "").strip():
             continue
         times, dose = m.get("times_per_day"), m.get("dose_mg")
-        out.append({"name": _fit("name", str(m["name"]).strip()),
-                    "usage": f"每日{times:g}次" if isinstance(times, (int, float)) else None,
-                    "dose": _fit("dose", f"{dose:g}mg") if isinstance(dose, (int, float)) else None,
-                    "compliance": adherence})
+        out.append({"name": str(m["name"]).strip(), "dose": _dose(times, dose), "compliance": adherence})
     if str(v.get("insulin_type") or "").strip():
-        out.append({"name": _fit("name", str(v["insulin_type"]).strip()),
-                    "usage": _fit("usage", str(v.get("insulin_usage") or "").strip()), "compliance": adherence})
+        out.append({"name": str(v["insulin_type"]).strip(), "usage": str(v.get("insulin_usage") or "").strip(),
+                    "compliance": adherence})
     src = source(FOLLOWUP, visit["visit_date"])
     return [{**r, rows.PROPOSED: src} for r in out]
 
