@@ -17,7 +17,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from edge.core import codes
 from edge.core.errors import StoreFull
 from edge.core.followup.rules import age_on
-from edge.core.healthcheck import fields, prefill, records, rows, selfcare
+from edge.core.healthcheck import carry, fields, prefill, records, rows, selfcare
 from edge.core.healthcheck.validation import validate
 from edge.reports import elderly
 from . import context, disk_full
@@ -27,14 +27,14 @@ bp = Blueprint("healthcheck", __name__)
 bp.teardown_app_request(context.close_store)
 bp.before_request(require_login)
 MULTI = {f.name for f in fields.FIELDS if f.kind == "codes"}
-ROW_BUTTONS = ("row_add_", "row_remove_")         # templates/healthcheck/_rows.html
+ROW_BUTTONS = ("row_add_", "row_remove_", "row_confirm_")         # templates/healthcheck/_rows.html
 
 
 @bp.context_processor
 def template_helpers() -> dict[str, Any]:
     from .workbench import local_time
     out: dict[str, Any] = {"lang": lang(), "fields": fields, "selfcare": selfcare, "hc_rows": rows,
-                           "device_fields": records.DEVICE_FIELDS, "local_time": local_time,
+                           "hc_carry": carry, "device_fields": records.DEVICE_FIELDS, "local_time": local_time,
                            "converted": records.CONVERTED, "code_label": _code_label}
     if "babel" not in current_app.extensions:
         out["_"] = lambda s, **kw: (s % kw) if kw else s
@@ -87,13 +87,16 @@ def new(resident_id: str):
 
 
 def _edited_rows(raw) -> dict[str, Any]:
-    """The form as posted, less the row whose 删除 was pressed; the form always ends each table with
-    an empty row (rows.form_rows), which is what 添加一行 asks for."""
+    """The form as posted, less the row whose 删除 was pressed, or with the proposed row whose 确认 was
+    pressed now the doctor's (its `proposed` mark dropped); the form always ends each table with an
+    empty row (rows.form_rows), which is what 添加一行 asks for."""
     values = {k: v for k, v in _inputs(raw).items() if not k.startswith(ROW_BUTTONS)}
     for key in raw:
         if key.startswith("row_remove_"):             # row_remove_<table>_<n>: its cells are <table>_<n>_<column>
             gone = key[len("row_remove_"):] + "_"
             values = {k: v for k, v in values.items() if not k.startswith(gone)}
+        elif key.startswith("row_confirm_"):          # row_confirm_<table>_<n>: drop <table>_<n>_proposed
+            values.pop(key[len("row_confirm_"):] + "_" + rows.PROPOSED, None)
     return values
 
 

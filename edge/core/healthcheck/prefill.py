@@ -11,6 +11,8 @@ Laboratory results (the township's analysers over ASTM or HL7, matched to the re
 number they carry, edge.core.ingest.attach) have no session: those of LAB_FIELDS from the last
 LAB_DAYS days are used too, the check day's session readings winning over them. The ECG machine's
 conclusion (HL7 OBX 8601-7) fills 心电图 (normal/abnormal) and its text fills 心电图异常.
+The 主要用药情况 rows are proposed from the resident's follow-ups and last check (healthcheck.carry),
+each marked proposed until the doctor confirms it.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Any
 from ..followup.prefill import day_start
 from ..followup.rules import age_on
 from ..reading import utc_iso
+from . import carry
 from .fields import BY_NAME
 from .records import DEVICE_FIELDS, field_codes, shown
 
@@ -77,6 +80,9 @@ def build(store, *, resident_id: str, today: date, tz: str) -> Prefill:
         values[name], sources[name], used[name] = shown(name, r["value"], r["code"]), r["id"], r
         if name == "ecg":
             _ecg_detail(values, r)
+    meds = carry.proposed(store, resident_id)
+    if meds:
+        values[carry.TABLE.name] = meds
     computed = []
     if values.get("height") and values.get("weight") and "bmi" not in values:
         values["bmi"] = round(values["weight"] / (values["height"] / 100) ** 2, 1)

@@ -126,6 +126,9 @@ def save(store, *, resident_id: str, values: dict[str, Any], actor: str, at: dat
         raise ValidationError("check_date is required (validate the form first)", "check_date")
     if check_id and not (reason or "").strip():
         raise ValidationError("a correction needs a reason", "reason")
+    for table in rows.TABLES:                 # a proposed row nobody confirmed is never saved (rows.read)
+        if any(rows.PROPOSED in r for r in rows.shown_rows(values, table)):
+            raise ValidationError(f"{table.name} holds a proposed row the doctor did not confirm", table.name)
     complete = is_complete(values)
     with store.atomic() as conn:
         prev = conn.execute("SELECT * FROM health_checks WHERE id = ?", (check_id,)).fetchone() if check_id else None

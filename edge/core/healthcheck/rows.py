@@ -7,7 +7,9 @@ follow-up reader (dates, code lists, lengths); this module adds what a row needs
 dates not after today, an end not before its start. The medication rows take 服药依从性 from the
 follow-up forms' code list (edge.core.followup.fields.MED_ADHERENCE) and, like the follow-up's
 drugs, need the drug's name. A row kept from before migration 611 holds only `text` (the free text
-typed then) and is shown as it was; the form never posts one.
+typed then) and is shown as it was; the form never posts one. A medication row the form proposed
+from the box's records (healthcheck.carry) is posted with `<table>_<n>_proposed` until the doctor
+confirms it; `read` leaves such a row out, so nothing unconfirmed is saved.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ MESSAGES = {
     "row_where": ("{table}第{n}行：{text}", "{table}, row {n}: {text}"),
 }
 LEGACY = "text"       # the one key of a row kept from the free-text field (migration 611)
+PROPOSED = "proposed"  # a proposed, not yet confirmed row's source (healthcheck.carry); never saved
 
 
 def message(key: str, lang: str = "zh", **kw: Any) -> str:
@@ -90,23 +93,28 @@ def cell(table: str, n: int, column: str) -> str:
 
 
 def posted(raw: Mapping[str, Any], table: Table) -> list[tuple[int, dict[str, str]]]:
-    """The table's rows as posted, in row order: (n, column -> text), blank rows left out."""
+    """The table's rows as posted, in row order: (n, column -> text), blank rows left out; a
+    proposed row keeps its PROPOSED key."""
     found: dict[int, dict[str, str]] = {}
-    names = {c.name for c in table.columns}
+    names = {c.name for c in table.columns} | {PROPOSED}
     for key in raw:
         m = _CELL.match(key)
         if m and m.group(1) == table.name and m.group(3) in names:
             v = raw.get(key)
             found.setdefault(int(m.group(2)), {})[m.group(3)] = "" if v is None else str(v).strip()
-    return [(n, cells) for n, cells in sorted(found.items()) if any(cells.values())]
+    return [(n, cells) for n, cells in sorted(found.items())
+            if any(v for k, v in cells.items() if k != PROPOSED)]
 
 
 def read(raw: Mapping[str, Any], table: Table, *, today: date, lang: str) -> tuple[list[dict], dict[str, str]]:
-    """The table's typed rows and a message per wrong cell (keyed by the cell's posted name)."""
+    """The table's typed rows and a message per wrong cell (keyed by the cell's posted name). A row
+    still proposed is not the doctor's: it is left out, unchecked (its number stays as shown)."""
     rows: list[dict] = []
     errors: dict[str, str] = {}
     given = posted(raw, table)
     for i, (n, cells) in enumerate(given):
+        if PROPOSED in cells:
+            continue
         def where(col: str, text: str) -> None:
             errors.setdefault(cell(table.name, n, col), message("row_where", lang, table=table.label(lang),
                                                                 n=i + 1, text=text))
