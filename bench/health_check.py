@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.core import devices, measuring  # noqa: E402
 from edge.core.clock import Anchor  # noqa: E402
-from edge.core.healthcheck import prefill, records  # noqa: E402
+from edge.core.followup import records as followups  # noqa: E402
+from edge.core.healthcheck import carry, prefill, records, rows  # noqa: E402
 from edge.core.healthcheck.fields import BY_NAME  # noqa: E402
-from edge.core.healthcheck.rows import cell  # noqa: E402
 from edge.core.healthcheck.validation import validate  # noqa: E402
 from edge.core.ingest import ingest  # noqa: E402
 from edge.core.reading import Reading  # noqa: E402
@@ -72,8 +72,11 @@ DOCTOR = {"symptoms": ["1"], "respiration": 18, "health_self": "2", "selfcare_se
           "problem_kidney": ["1"], "problem_heart": ["1"], "problem_vascular": ["1"], "problem_eye": ["1"],
           "problem_neuro": "1", "problem_other": "1", "evaluation": "1", "guidance": ["2"], "risk_factors": ["4"]}
 SELFCARE = ("meal", "grooming", "dressing", "toilet", "activity")          # five clicks (the first level of each, 0 points)
-MEDICATIONS = [("硝苯地平缓释片", "口服", "每日1次 每次1片", "5年", "1"),      # two rows of 主要用药情况
-               ("二甲双胍片", "口服", "每日2次 每次1片", "3年", "1")]
+# two drugs of his last hypertension follow-up (name, times a day, mg a dose): the new check proposes
+# them as 主要用药情况 rows (edge.core.healthcheck.carry); the doctor confirms each and types the route
+# (用法) and how long it has been taken (用药时间), which no record holds
+MEDICATIONS = [("硝苯地平缓释片", 1, 30.0), ("二甲双胍片", 2, 500.0)]
+ROUTE, TAKEN_FOR = "口服", "5年"
 STATION_ACTIONS = {"registration (ID number search, pick)": 2, "BP, each arm chosen": 3, "scale": 2,
                    "urine strip": 2, "doctor calls the resident": 1, "save": 1}
 
@@ -127,6 +130,10 @@ def build(store: Store, today: date, at: datetime) -> tuple[dict, dict, set]:
                    for c, v, u in LABS if c != "8601-7"], clock=Clock(lab_time))
     ingest(store, [Reading("ecg-cart", "8601-7", 1, "{code}", "hl7", device_time=at, meta={"patient_id": ID_NUMBER})],
            clock=Clock(at))
+    visit = at - timedelta(days=30)
+    followups.save(store, resident_id="R1", form="hypertension", actor="doc", at=visit, values={
+        "visit_date": visit.date().isoformat(), "visit_mode": "1", "med_adherence": "1",
+        "medications": [{"name": n, "times_per_day": t, "dose_mg": mg} for n, t, mg in MEDICATIONS]})
     pre = prefill.build(store, resident_id="R1", today=today, tz=TZ)
     raw: dict = {k: str(v) for k, v in pre.values.items()}
     for name, value in DOCTOR.items():
@@ -134,16 +141,17 @@ def build(store: Store, today: date, at: datetime) -> tuple[dict, dict, set]:
             continue
         raw[name] = [str(x) for x in value] if isinstance(value, list) else str(value)
     raw.update({f"selfcare_{item}": "1" for item in SELFCARE})     # the first level of each: 0 points
-    for i, (drug, usage, dose, length, adherence) in enumerate(MEDICATIONS, start=1):
-        raw.update({cell("medications", i, "name"): drug, cell("medications", i, "usage"): usage,
-                    cell("medications", i, "dose"): dose, cell("medications", i, "duration"): length,
-                    cell("medications", i, "compliance"): adherence})
+    for i, row in enumerate(carry.proposed(store, "R1"), start=1):       # confirmed: no longer proposed
+        row = {**{k: v for k, v in row.items() if k != rows.PROPOSED}, "usage": ROUTE, "duration": TAKEN_FOR}
+        raw.update({rows.cell("medications", i, k): str(v) for k, v in row.items()})
     v = validate(raw, today=today, age=pre.age)
     if not v.ok:
         raise SystemExit(f"the bench's record does not validate: {v.errors}")
     saved = records.save(store, resident_id="R1", values=v.values, sources=pre.sources, actor="doc", at=at)
     if not saved.complete:
         raise SystemExit("the bench's record is not complete: the figure would not be for a full check")
+    if len(v.values["medications"]) != len(MEDICATIONS):
+        raise SystemExit(f"the proposed medication rows were not saved: {v.values['medications']}")
     return v.values, saved.sources, set(pre.computed)
 
 
@@ -158,21 +166,25 @@ def main() -> None:
             store.close()
     filled = {n: values[n] for n in sources}
     answered = {n: v for n, v in DOCTOR.items() if v is not None}
-    med_cells = [c for row in MEDICATIONS for c in row[:4]]
+    meds = values["medications"]
+    extra = [c for r in meds for c in (r["usage"], r["duration"])]          # typed either way
+    carried = [c for r in meds for c in (r["name"], r["dose"])]             # typed only by hand
     print(f"one elder's full 健康体检表 (complete by the KPI's rule), {len(filled)} values from devices and the analyser, "
           f"{len(computed)} computed ({', '.join(sorted(computed))}), {len(answered)} answers and 5 self-care items "
-          f"by the doctor, {len(MEDICATIONS)} medication rows")
-    clicks = sum(1 for n in answered if BY_NAME[n].kind in ("code", "codes")) + len(SELFCARE) + len(MEDICATIONS)
+          f"by the doctor, {len(meds)} medication rows proposed from his follow-up and confirmed")
+    clicks = sum(1 for n in answered if BY_NAME[n].kind in ("code", "codes")) + len(SELFCARE)
+    adding = len(meds) - 1                  # 添加一行 for each drug after the first, typed by hand
     numbers = [v for n, v in answered.items() if BY_NAME[n].kind not in ("code", "codes")]
     station = sum(STATION_ACTIONS.values())
     print(f"{'':34} {'with the devices':>18} {'typed in full':>15}")
-    print(f"{'actions':34} {station + clicks + len(numbers) + len(med_cells):18d} "
-          f"{STATION_ACTIONS['save'] + STATION_ACTIONS['registration (ID number search, pick)'] + clicks + len(numbers) + len(med_cells) + len(filled) + len(computed):15d}")
+    common = clicks + len(numbers) + len(extra)
+    by_hand_only = 3 + len(filled) + len(computed) + len(carried) + len(meds) + adding   # +adherence clicks
+    print(f"{'actions':34} {station + common + len(meds):18d} {by_hand_only + common:15d}")
     for label, k in TYPISTS.items():
-        common = clicks * clicked() + sum(typed(v, k) for v in numbers + med_cells)
-        boxed = common + station * clicked()
-        by_hand = (common + 3 * clicked() + sum(typed(v, k) for v in filled.values())
-                   + sum(typed(values[n], k) for n in computed))
+        both = clicks * clicked() + sum(typed(v, k) for v in numbers + extra)
+        boxed = both + (station + len(meds)) * clicked()                    # + one 确认 per drug
+        by_hand = (both + (3 + len(meds) + adding) * clicked() + sum(typed(v, k) for v in filled.values())
+                   + sum(typed(values[n], k) for n in computed) + sum(typed(c, k) for c in carried))
         print(f"{'minutes, ' + label:34} {boxed / 60:18.1f} {by_hand / 60:15.1f}")
     print(f"stations' actions: {', '.join(f'{k} {v}' for k, v in STATION_ACTIONS.items())}")
     print("the measurements themselves aside; today's platforms: 20-30 minutes of typing for a full record "
