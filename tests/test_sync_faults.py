@@ -185,6 +185,34 @@ def test_sync_now_request_file_starts_a_cycle_in_the_daemon(env, node, hub):
         assert proc.wait(10) == 0
 
 
+def test_sync_now_while_the_hub_asked_for_a_later_try_runs_once_that_time_has_come(env, node, hub):
+    """Issue 17.5: "sync now" pressed while the hub's Retry-After runs is kept, not sent into the busy hub."""
+    from datetime import datetime, timedelta, timezone
+
+    from edge.core.reading import utc_iso
+
+    enroll(env, hub)
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "sync"], env=sync_env(env, interval_seconds=3600),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from conftest import wait_for
+
+        wait_for(lambda: (node.read_status("sync") or {}).get("last_cycle"), 20, message="first cycle")
+        assert node.store.scalar("SELECT count(*) FROM outbox WHERE acked_at IS NOT NULL") == 0
+        add_records(node, 4)
+        until = datetime.now(timezone.utc) + timedelta(seconds=6)
+        state.put_many(node.store, {"busy_until": utc_iso(until)}, datetime.now(timezone.utc))
+        (node.data_dir / "run" / "sync-now").touch()
+        wait_for(lambda: len(hub_records(hub)) == 4, 30, message="records after the hub's later try")
+        wait_for(lambda: not node.store.scalar("SELECT count(*) FROM outbox WHERE acked_at IS NULL"), 10,
+                 message="the receipt settled")
+        acked = node.store.scalar("SELECT min(acked_at) FROM outbox WHERE acked_at IS NOT NULL")
+        assert acked >= utc_iso(until), (acked, until)          # not one sent before the hub's time
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+
+
 def test_after_a_cycle_ends_on_a_broken_link_the_daemon_tries_again_soon(env, node, hub):
     """Issue 17: a cycle that ended on a dropped link is followed by another within the backoff
     (here at most a second or two), not by the next backlog check an `interval_seconds` later."""

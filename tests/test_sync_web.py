@@ -187,3 +187,18 @@ def test_sync_page_says_the_hub_is_busy_and_when_the_next_try_is_not_an_error(ap
     assert sync_status.report(node)["last_error"] is None
     state.put_many(node.store, {"busy_until": utc_iso(now - timedelta(seconds=1))}, now)   # that time has passed
     assert 'id="sync-hub-busy"' not in client.get("/sync").text
+
+
+def test_sync_now_while_the_hub_is_busy_says_when_it_will_run(app_client):
+    """The daemon keeps a "sync now" until the hub's Retry-After has passed; the doctor is told so."""
+    from datetime import timedelta
+
+    from sync.client import state
+
+    node, client = app_client
+    now = datetime.now(timezone.utc)
+    with node.store.atomic() as conn:
+        conn.execute("INSERT INTO sync_enrollment VALUES (1, 'clinic-a', 'http://county:8470', 'k', ?)", (now.isoformat(),))
+    state.put_many(node.store, {"busy_until": utc_iso(now + timedelta(minutes=5))}, now)
+    r = client.post("/sync/now", data={"csrf_token": csrf(client.get("/sync").text)}, follow_redirects=True)
+    assert "县平台繁忙，将在" in r.text and (node.data_dir / "run" / "sync-now").exists()

@@ -10,7 +10,7 @@ request file the sync daemon picks up within seconds.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 
 from edge.core import status
@@ -54,8 +54,13 @@ def index():
 
 @bp.post("/sync/now")
 def now():
-    sync_view().request_now(context.node())
-    flash(gettext("Sync requested."), "info")
+    view = sync_view()
+    view.request_now(context.node())
+    busy = view.report(context.node()).get("hub_busy_until")
+    if busy:     # the daemon keeps the request until then (sync.client.daemon)
+        flash(gettext("Sync requested: the county hub is busy, it runs after %(t)s.", t=current_app.jinja_env.filters["localtime"](busy)), "info")
+    else:
+        flash(gettext("Sync requested."), "info")
     return redirect(url_for("sync_page.index"), 303)
 
 
