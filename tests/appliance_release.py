@@ -47,13 +47,21 @@ def project_wheel(version: str, dest: Path, *, broken: bool = False) -> Path:
     return out
 
 
+def _changed(text: str, old: str, new: str) -> str:
+    """`text` with `old` replaced; a change of the code that leaves `old` nowhere fails here, not as a
+    "broken" release that is not broken."""
+    if old not in text:
+        raise AssertionError(f"the broken release's patch no longer applies: {old!r} is not in the source")
+    return text.replace(old, new)
+
+
 def _broken_migrations(text: str) -> str:
     return text.replace("SCHEMA_MODULES = [", 'SCHEMA_MODULES = [\n    "edge.core.schema_broken",', 1)
 
 
 # member -> change of its text (None: a new member with that text)
 BROKEN = {
-    "edge/web/health.py": lambda t: t.replace('body["ok"] = body["store"] == "ok"', 'body["ok"] = False'),
+    "edge/web/health.py": lambda t: _changed(t, 'body["ok"] = not body["failing"]', 'body["ok"] = False'),
     "edge/core/migrations.py": _broken_migrations,
     "edge/core/schema_broken.py": lambda _: ("from .migrations import migration\n\n\n@migration(499, 'broken release')\n"
                                              "def broken(db):\n    db.execute('CREATE TABLE broken_release_marker (x)')\n"),
