@@ -326,7 +326,7 @@ def cycle_costs(tmp: Path, base: dict) -> dict:
 def ingest_rate(tmp: Path, base: dict, nodes: int, batches_per_node: int, records_per_batch: int) -> dict:
     from sync_fixtures import Postgres
 
-    from sync import protocol
+    from sync import protocol, signing
     from sync.hub.storage import HubStore
 
     pg = Postgres().start()
@@ -338,9 +338,9 @@ def ingest_rate(tmp: Path, base: dict, nodes: int, batches_per_node: int, record
         keys, now = {}, datetime.now(timezone.utc)
         for i in range(nodes):
             name = f"node-{i:03d}"
-            keys[name] = protocol.new_key()
+            keys[name] = signing.new_key()
             store.add_node(name, f"code-{i}", now=now, ttl=timedelta(hours=1))
-            store.redeem(f"code-{i}", protocol.public_text(keys[name]), now=now)
+            store.redeem(f"code-{i}", signing.public_text(keys[name]), now=now)
         store.engine.dispose()
         proc, port, _ = start_hub(base, d, url, threads=32)
         rng = random.Random(5)

@@ -28,7 +28,7 @@ from typing import Callable
 from edge.core import backoff, config as config_mod, outbox
 from edge.core.node import Node
 
-from sync import protocol
+from sync import protocol, signing
 
 from . import anchors, batcher, downlink, hello as hello_rule, state, status, timefix, tls
 from .errors import BudgetExhausted, HubRefused, HubUntrusted, LinkError
@@ -240,7 +240,7 @@ class Cycle:
 
     def _verified(self, batch: batcher.Batch, receipt: dict) -> dict:
         try:
-            body = protocol.verify_document(protocol.public_from_text(self.ident.hub_pubkey), receipt)
+            body = protocol.verify_document(signing.public_from_text(self.ident.hub_pubkey), receipt)
         except protocol.ProtocolError as e:
             raise LinkError(f"receipt for batch {batch.batch_id} is not signed by the hub: {e}") from e
         if body.get("batch") != batch.batch_id or body.get("node") != self.ident.node:

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import urlparse
 
-from sync import protocol
+from sync import protocol, signing
 
 from . import tls
 from .errors import HubRefused, HubUntrusted, LinkError
@@ -78,7 +78,7 @@ class HubClient:
         self.port = u.port or (443 if u.scheme == "https" else 80)
         self.prefix = u.path.rstrip("/")
         self.node, self.key, self.timeout = node, key, timeout
-        self.hub_pub = protocol.public_from_text(hub_pubkey) if hub_pubkey else None
+        self.hub_pub = signing.public_from_text(hub_pubkey) if hub_pubkey else None
         self.wall, self.monotonic = wall, monotonic
         self.offset = 0.0            # hub clock minus node wall clock, s (learned from signed answers)
 
@@ -176,7 +176,7 @@ class HubClient:
         if self.hub_pub is None or not sig:
             raise LinkError(f"{method} {path}: answer is not signed by the hub (status {status})")
         try:
-            protocol.verify(self.hub_pub, protocol.unb64(sig), protocol.response_bytes(nonce, data, self.hub_pub.suite))
+            signing.verify(self.hub_pub, signing.unb64(sig), protocol.response_bytes(nonce, data, self.hub_pub.suite))
             doc = json.loads(data)
         except (protocol.ProtocolError, ValueError) as e:
             raise LinkError(f"{method} {path}: answer failed the hub signature check ({e})") from e
@@ -186,7 +186,7 @@ class HubClient:
     def _clock_refusal(self, method: str, path: str, nonce: str, sig: str, data: bytes, wall_mid: float) -> None:
         """A signed 401 for our nonce that says the request time is off: raise ClockRefused with the offset."""
         try:
-            protocol.verify(self.hub_pub, protocol.unb64(sig), protocol.response_bytes(nonce, data, self.hub_pub.suite))
+            signing.verify(self.hub_pub, signing.unb64(sig), protocol.response_bytes(nonce, data, self.hub_pub.suite))
             doc = json.loads(data)
             hub_time = datetime.fromisoformat(doc["hub_time"].replace("Z", "+00:00"))
         except (protocol.ProtocolError, ValueError, KeyError, TypeError, AttributeError):
@@ -229,7 +229,7 @@ def enroll(url: str, code: str, pubkey: str, *, fingerprint: str | None = None, 
     if fingerprint is None and not tls.is_loopback(client.host):
         raise HubUntrusted("the hub key fingerprint is required (`clinic-edge enroll --hub-key`, or hub_key in "
                            "the boot partition's clinic-edge.toml): county IT's `hub node add` prints it")
-    expected = protocol.normal_fingerprint(fingerprint) if fingerprint else None
+    expected = signing.normal_fingerprint(fingerprint) if fingerprint else None
     nonce = secrets.token_urlsafe(16)      # 128 bits, 22 characters
     req = {"code": code, "pubkey": pubkey, "nonce": nonce, **({"csr": csr} if csr else {})}
     try:
@@ -241,15 +241,15 @@ def enroll(url: str, code: str, pubkey: str, *, fingerprint: str | None = None, 
         raise HubRefused(status, _error_text(data))
     try:
         doc = json.loads(data)
-        hub_pub = protocol.public_from_text(doc["hub_pubkey"])
+        hub_pub = signing.public_from_text(doc["hub_pubkey"])
     except (ValueError, KeyError, TypeError, protocol.ProtocolError) as e:
         raise LinkError(f"the hub's enrollment answer is not valid: {e}") from e
-    if expected is not None and protocol.fingerprint(hub_pub) != expected:
-        raise HubUntrusted(f"the hub at {url} answered with key {protocol.fingerprint(hub_pub)}, not the key "
+    if expected is not None and signing.fingerprint(hub_pub) != expected:
+        raise HubUntrusted(f"the hub at {url} answered with key {signing.fingerprint(hub_pub)}, not the key "
                            f"{expected} county IT gave: refusing it (a wrong fingerprint, or someone else answering)")
     sig = _header(rh, protocol.H_SIG)
     try:
-        protocol.verify(hub_pub, protocol.unb64(sig or ""), protocol.response_bytes(nonce, data, hub_pub.suite))
+        signing.verify(hub_pub, signing.unb64(sig or ""), protocol.response_bytes(nonce, data, hub_pub.suite))
     except protocol.ProtocolError as e:
         raise HubUntrusted(f"the hub at {url} did not prove its key: the enrollment answer is not signed "
                            f"over this request ({e})") from e

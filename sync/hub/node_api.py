@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
-from sync import protocol
+from sync import protocol, record_codec, signing
 from . import status as node_status
 from .service import ClockSkew, HubError, TooLarge
 from .storage import now_iso
@@ -33,7 +33,7 @@ def authed() -> str:
     body = request.get_data(cache=True)
     path = request.full_path.rstrip("?")
     auth = protocol.request_auth(request.headers)
-    g.nonce, g.suite = auth[1], protocol.text_suite(auth[3])   # the answer is signed in the request's suite
+    g.nonce, g.suite = auth[1], signing.text_suite(auth[3])   # the answer is signed in the request's suite
     row = hub.signed_by(request.method, path, request.headers, body, now=_now())
     g.node, g.node_key = row["name"], row["pubkey"]
     return g.node
@@ -49,7 +49,7 @@ def signed(doc: dict, status: int = 200, *, downlink: bool = True) -> Response:
     body = json.dumps({**doc, **extra}, ensure_ascii=False, separators=(",", ":")).encode()
     resp = Response(body, status)
     del resp.headers["Content-Type"]      # always JSON, and the node knows: 32 bytes less per answer
-    resp.headers[protocol.H_SIG] = hub.sign_response(g.nonce, body, g.get("suite", protocol.DEFAULT_SUITE))
+    resp.headers[protocol.H_SIG] = hub.sign_response(g.nonce, body, g.get("suite", signing.DEFAULT_SUITE))
     return resp
 
 
@@ -65,7 +65,7 @@ def json_body() -> Any:
     """The request body as JSON, or a 400 that says why (never a 500 for a deep or broken body)."""
     data = request.get_data(cache=True)
     try:
-        protocol.check_json_size(data, max_values=20000)
+        record_codec.check_json_size(data, max_values=20000)
         return json.loads(data) if data else None
     except protocol.TooBig as e:
         raise HubError(f"request body: {e}") from e
