@@ -108,6 +108,54 @@ def verify_document(pub, doc: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+# ---- compact receipts (issue 17.4; docs/api.md, "Uploads") ----------------------------------
+# A node that uploads by /v2/u/ gets its receipt as the answer itself, signed once: the hub's
+# answer signature covers the node's name and the batch id (both known to the node, so neither
+# travels), the request's nonce and the answer's body. The node keeps nonce, body and signature
+# as its proof that the hub stored the batch (verify_receipt_proof). Uploads by /v1/uploads/
+# (nodes before this) are answered as before: the full receipt, a signed document of its own.
+
+RECEIPT_TAG = b"CE-RCPT-2"
+
+
+def receipt_bytes(node: str, batch: str, nonce: str, body: bytes, suite: str = DEFAULT_SUITE) -> bytes:
+    """What the hub's one signature over an answer to a compact upload covers."""
+    return b"\n".join([RECEIPT_TAG, node.encode(), batch.encode(), nonce.encode(), _body_digest(body, suite)])
+
+
+def compact_receipt(receipt: dict[str, Any]) -> dict[str, Any]:
+    """Of the hub's stored receipt, what the node does not know already: how many records were
+    new to the hub ("s") and, only when there are any, the rejected ones ("x": kind, id, version,
+    reason)."""
+    out: dict[str, Any] = {"s": receipt["stored"]}
+    if receipt.get("rejected"):
+        out["x"] = [[r["kind"], r["id"], r["version"], r["reason"]] for r in receipt["rejected"]]
+    return out
+
+
+def read_compact_receipt(doc: Any) -> dict[str, Any]:
+    """{"stored", "rejected": [{kind, id, version, reason}]} of a compact receipt; ProtocolError if malformed."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("s"), int) or not isinstance(doc.get("x", []), list):
+        raise ProtocolError("a compact receipt is {\"s\": stored, \"x\": [rejected]}")
+    rejected = []
+    for r in doc.get("x", []):
+        if not (isinstance(r, list) and len(r) == 4):
+            raise ProtocolError("a rejected record in a compact receipt is [kind, id, version, reason]")
+        rejected.append(dict(zip(("kind", "id", "version", "reason"), r)))
+    return {"stored": doc["s"], "rejected": rejected}
+
+
+def verify_receipt_proof(pub, node: str, batch: str, proof: dict[str, Any]) -> dict[str, Any]:
+    """The receipt a kept proof ({"nonce", "body", "sig"}, as the node stores it) holds, once its
+    signature checks out as the hub's over this node's batch; BadSignature or ProtocolError else."""
+    try:
+        body = proof["body"].encode()
+        verify(pub, unb64(proof["sig"]), receipt_bytes(node, batch, proof["nonce"], body, pub.suite))
+        return read_compact_receipt(json.loads(body)["r"])
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ProtocolError(f"not a receipt proof: {e.__class__.__name__}: {e}") from e
+
+
 # ---- batch envelopes -------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -191,6 +191,7 @@ def app_hub(tmp_path_factory):
 
 ROUTES = [("POST", "/v1/enroll"), ("POST", "/v1/hello"), ("GET", "/v1/uploads/b1?total=5"),
           ("PUT", "/v1/uploads/b1?offset=0&total=5"), ("PUT", "/v1/uploads/../x?offset=-1&total=x"),
+          ("GET", "/v2/u/b1?t=5"), ("PUT", "/v2/u/b1?o=0&t=5"), ("PUT", "/v2/u/b1?o=-1&t=x"),
           ("POST", "/v1/pull"), ("GET", "/v1/bundles/abc"), ("POST", "/login"), ("POST", "/nodes"),
           ("GET", "/"), ("POST", "/logout")]
 header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)

@@ -89,7 +89,7 @@ def test_a_receipt_folds_the_pull_unless_the_hub_holds_something_for_the_node(li
     node.close()
     proxy.reset()
     daemon_cycle(env)
-    assert "POST /v1/pull" not in proxy.requests and proxy.requests[0].startswith("PUT /v1/uploads/")
+    assert "POST /v1/pull" not in proxy.requests and proxy.requests[0].startswith("PUT /v2/u/")
 
     hub.store().put_downlink("clinic-a", "code_table", "icd10-I10", 1, json.dumps({"code": "I10", "name": "原发性高血压"}),
                              now=datetime.now(timezone.utc))

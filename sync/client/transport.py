@@ -61,6 +61,9 @@ class Answer:
     wall_after: float
     mono_before: float
     mono_after: float
+    nonce: str = ""             # the request's; with the body and the hub's signature, a compact receipt's proof
+    body: bytes = b""
+    signature: str = ""
 
 
 class HubClient:
@@ -140,25 +143,27 @@ class HubClient:
         got = 17 + sum(len(k) + len(v) + 4 for k, v in resp.getheaders()) + len(data)
         return resp.status, dict(resp.getheaders()), data, sent, got
 
-    def call(self, method: str, path: str, body: bytes = b"", *, ok: tuple[int, ...] = (200,)) -> Answer:
-        """A signed request; the answer must carry the hub's signature over our nonce. Signed with the
-        node's clock corrected by the learned offset; if the hub still finds the time outside its
+    def call(self, method: str, path: str, body: bytes = b"", *, ok: tuple[int, ...] = (200,),
+             batch: str | None = None) -> Answer:
+        """A signed request; the answer must carry the hub's signature over our nonce (and, for a
+        compact upload of `batch`, over this node and that batch: protocol.receipt_bytes). Signed with
+        the node's clock corrected by the learned offset; if the hub still finds the time outside its
         window, its signed refusal says the hub's time: learn the offset and sign once more."""
         try:
-            return self._signed_once(method, path, body, ok)
+            return self._signed_once(method, path, body, ok, batch)
         except StaleConnection:
             # Once more on a new connection, signed afresh: the hub may have received the first
             # (the link cut its answer), and it refuses a nonce it has seen (a replay, 409).
-            return self._signed_once(method, path, body, ok)
+            return self._signed_once(method, path, body, ok, batch)
 
-    def _signed_once(self, method: str, path: str, body: bytes, ok: tuple[int, ...]) -> Answer:
+    def _signed_once(self, method: str, path: str, body: bytes, ok: tuple[int, ...], batch: str | None) -> Answer:
         try:
-            return self._call(method, path, body, ok)
+            return self._call(method, path, body, ok, batch)
         except ClockRefused as e:
             self.offset = e.offset
-            return self._call(method, path, body, ok)
+            return self._call(method, path, body, ok, batch)
 
-    def _call(self, method: str, path: str, body: bytes, ok: tuple[int, ...]) -> Answer:
+    def _call(self, method: str, path: str, body: bytes, ok: tuple[int, ...], batch: str | None) -> Answer:
         nonce = secrets.token_urlsafe(16)      # 128 bits, 22 characters
         headers = protocol.sign_request(self.key, method, path, self.node, nonce, self.signing_time(), body)
         wb, mb = self.wall(), self.monotonic()
@@ -175,12 +180,17 @@ class HubClient:
             raise HubRefused(status, _error_text(data))
         if self.hub_pub is None or not sig:
             raise LinkError(f"{method} {path}: answer is not signed by the hub (status {status})")
+        suite = self.hub_pub.suite
+        signed = protocol.receipt_bytes(self.node, batch, nonce, data, suite) if batch is not None \
+            else protocol.response_bytes(nonce, data, suite)
         try:
-            signing.verify(self.hub_pub, signing.unb64(sig), protocol.response_bytes(nonce, data, self.hub_pub.suite))
+            signing.verify(self.hub_pub, signing.unb64(sig), signed)
             doc = json.loads(data)
         except (protocol.ProtocolError, ValueError) as e:
             raise LinkError(f"{method} {path}: answer failed the hub signature check ({e})") from e
-        return Answer(status, doc, sent, got, wb, wa, mb, ma)
+        if not isinstance(doc, dict):
+            raise LinkError(f"{method} {path}: the hub's signed answer is not a JSON object")
+        return Answer(status, doc, sent, got, wb, wa, mb, ma, nonce, data, sig)
 
 
     def _clock_refusal(self, method: str, path: str, nonce: str, sig: str, data: bytes, wall_mid: float) -> None:

@@ -167,6 +167,12 @@ class Hub:
         """The answer's signature (untagged: the node knows which hub key it holds)."""
         return signing.b64(signing.sign(self.key_for(suite), protocol.response_bytes(nonce, body, suite)))
 
+    def sign_receipt_answer(self, node: str, batch: str, nonce: str, body: bytes,
+                            suite: str = signing.DEFAULT_SUITE) -> str:
+        """The one signature over an answer to a compact upload (protocol.receipt_bytes): it binds the
+        node and the batch, so the receipt in the body need not name them."""
+        return signing.b64(signing.sign(self.key_for(suite), protocol.receipt_bytes(node, batch, nonce, body, suite)))
+
     def refused(self, node: str, what: str, reason: str, *, now: datetime) -> "Refused":
         """A refused signature, counted with its reason (`hub node list`, docs/crypto-suites.md)."""
         self.store.add_refusal(node, what, reason, now=now)
