@@ -83,8 +83,9 @@ def build(store, ident, *, limit: int, now: datetime, urgent_only: bool = False)
         seqs = [r["seq"] for r in rows]
         batch_id = new_batch_id()
         urgent = any(r["priority"] >= outbox.PRIORITY_URGENT for r in rows)
-        header = {"node": ident.node, "batch": batch_id, "from": min(seqs), "to": max(seqs), "n": len(rows),
-                  "at": utc_iso(now)}
+        # no "at": the hub keeps when it received the batch, the node when it built it (sync_batches),
+        # and no hub reads it: 31 bytes less for every batch (issue 17.4)
+        header = {"node": ident.node, "batch": batch_id, "from": min(seqs), "to": max(seqs), "n": len(rows)}
         envelope = protocol.seal(ident.key, header, records)
         kinds = dict(Counter(r["kind"] for r in rows))
         conn.execute("INSERT INTO sync_batches (batch_id, seq_from, seq_to, records, urgent, kinds, envelope,"
