@@ -15,7 +15,7 @@ import zlib
 from typing import Any
 
 from .errors import ProtocolError, TooBig
-from .record_columns import ISO_MS, _MISSING, _encode_column, _to_ms, best_column, decode_column
+from .record_columns import ISO_MS, _MISSING, _encode_column, _to_ms, best_column, decode_column, value_key
 
 
 def encode_records(records: list[dict[str, Any]], *, compact: bool = True) -> bytes:
@@ -26,13 +26,11 @@ def encode_records(records: list[dict[str, Any]], *, compact: bool = True) -> by
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault(r["kind"], []).append(r)
-    before = [_encode_group(kind, rows) for kind, rows in groups.items()]
-    plain = _deflate(before, RECORDS_DICT)
     if not compact:
-        return plain
+        return _deflate([_encode_group(kind, rows) for kind, rows in groups.items()], RECORDS_DICT)
     doc, trailer = [], b""
-    for (kind, rows), old in zip(groups.items(), before):
-        group = _compact_group(kind, rows) or old
+    for kind, rows in groups.items():
+        group = _compact_group(kind, rows) or _encode_group(kind, rows)
         if "j" in group:
             group = {**group, "jb": len(rows)}
             trailer += bytes.fromhex("".join(group.pop("j")))
@@ -41,7 +39,13 @@ def encode_records(records: list[dict[str, Any]], *, compact: bool = True) -> by
     # bzip2 sorts a large batch's columns of digits better than zlib (about 1 byte a reading
     # less at 2,000); zlib's preset dictionary wins for small ones, and a single reading may go
     # smaller still as before: the smallest is sent
-    return min((_deflate(doc, RECORDS_DICT_2) + trailer, bz2.compress(text, 9) + trailer, plain), key=len)
+    forms = [_deflate(doc, RECORDS_DICT_2) + trailer, bz2.compress(text, 9) + trailer]
+    if len(records) <= FEW:
+        forms.append(encode_records(records, compact=False))
+    return min(forms, key=len)
+
+
+FEW = 32     # a batch of at most this many records is also written as before, and the smaller sent
 
 
 def _deflate(doc: list[Any], zdict: bytes) -> bytes:
@@ -115,14 +119,18 @@ def _encode_group(kind: str, rows: list[dict[str, Any]], compact: bool = False) 
                 keys.append(k)
     if compact:
         keys = _shared_times_first(keys, rows)
-    cols, earlier, times = [], [], []
+    cols, earlier, times, value_keys, few = [], [], [], [], []
     for k in keys:
         values = [r["payload"].get(k, _MISSING) for r in rows]
-        col = best_column(values, ids, earlier, times) if compact else _encode_column(values, ids)
+        col = best_column(values, ids, earlier, times, value_keys, few) if compact else _encode_column(values, ids)
         if col["t"] in ("ts", "tr"):
             times.append(len(earlier))
+        if col["t"] in ("dict", "by"):
+            few.append(len(earlier))
         cols.append(col)
         earlier.append(values)
+        if compact:
+            value_keys.append([value_key(v) for v in values])
     v = versions[0] if len(set(versions)) == 1 else versions
     group = {"k": kind, "i": ids, "v": v, "f": keys, "c": cols}
     return _time_ids(group, rows) or group

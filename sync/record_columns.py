@@ -106,14 +106,24 @@ def _encode_column(values: list[Any], ids: list[str]) -> dict[str, Any]:
     return col
 
 
-def best_column(values: list[Any], ids: list[str], earlier: list[list[Any]], times: list[int]) -> dict[str, Any]:
+def value_key(v: Any) -> Any:
+    """A value's identity for comparing columns: its type and value (a JSON text for lists and objects)."""
+    if v is None or v is _MISSING or isinstance(v, (str, int, float)):
+        return (type(v), v)
+    return (type(v), json.dumps(v, sort_keys=True))
+
+
+def best_column(values: list[Any], ids: list[str], earlier: list[list[Any]], times: list[int],
+                keys: list[list[Any]], few: list[int]) -> dict[str, Any]:
     """The smallest form of a column (after zlib), given the columns before it (`earlier`, one
-    value per record, _MISSING where a record lacks the key) and which of them are time columns."""
+    value per record, _MISSING where a record lacks the key; `keys`, their value_key), which of
+    them are time columns and which have few distinct values (`few`, dictionaries)."""
     legacy = _encode_column(values, ids)
     if legacy["t"] == "id":
         return legacy
-    candidates = [legacy, *_same_as(values, earlier), *_relative_times(values, earlier, times),
-                  *_fixed_point(values, earlier, times), *_function_of(values, earlier)]
+    mine = [value_key(v) for v in values]
+    candidates = [legacy, *_same_as(values, mine, keys), *_relative_times(values, earlier, times),
+                  *_fixed_point(values, earlier, times), *_function_of(values, mine, earlier, keys, few)]
     return min(candidates, key=_size)
 
 
@@ -126,35 +136,38 @@ def _missing(values: list[Any]) -> dict[str, Any]:
     return {"m": m} if m else {}
 
 
-def _same_as(values: list[Any], earlier: list[list[Any]]) -> list[dict[str, Any]]:
-    out = []
-    for k, other in enumerate(earlier):
-        if any((a is _MISSING) != (b is _MISSING) for a, b in zip(values, other)):
-            continue
-        exceptions = [[i, v] for i, (v, o) in enumerate(zip(values, other))
-                      if v is not _MISSING and json.dumps(v) != json.dumps(o)]
-        if len(exceptions) <= len(values) // 4:
+def _same_as(values: list[Any], mine: list[Any], keys: list[list[Any]]) -> list[dict[str, Any]]:
+    out, most = [], len(values) // 4
+    for k, other in enumerate(keys):
+        exceptions = []
+        for i, (a, b) in enumerate(zip(mine, other)):
+            if a != b:
+                if a[0] is _Missing or b[0] is _Missing or len(exceptions) >= most:
+                    break
+                exceptions.append([i, values[i]])
+        else:
             out.append({"t": "=", "k": k, **({"e": exceptions} if exceptions else {})})
     return out
 
 
-def _function_of(values: list[Any], earlier: list[list[Any]]) -> list[dict[str, Any]]:
+def _function_of(values: list[Any], mine: list[Any], earlier: list[list[Any]], keys: list[list[Any]],
+                 few: list[int]) -> list[dict[str, Any]]:
     out = []
-    for k, other in enumerate(earlier):
-        if any((a is _MISSING) != (b is _MISSING) for a, b in zip(values, other)):
-            continue
-        pairs: dict[str, tuple[Any, Any]] = {}
-        for v, o in zip(values, other):
-            if v is _MISSING:
+    for k in few:
+        pairs: dict[Any, tuple[Any, Any]] = {}
+        for i, (a, b) in enumerate(zip(mine, keys[k])):
+            if (a[0] is _Missing) != (b[0] is _Missing):
+                break
+            if a[0] is _Missing:
                 continue
-            key, was = json.dumps(o, sort_keys=True), pairs.get(json.dumps(o, sort_keys=True))
+            was = pairs.get(b)
             if was is None:
-                pairs[key] = (o, v)
-            elif json.dumps(was[1]) != json.dumps(v):
+                pairs[b] = (a, i)
+            elif was[0] != a:
                 break
         else:
             if pairs and len(pairs) <= max(1, len(values) // 3):
-                out.append({"t": "by", "k": k, "s": [list(p) for p in pairs.values()]})
+                out.append({"t": "by", "k": k, "s": [[earlier[k][i], values[i]] for _a, i in pairs.values()]})
     return out
 
 

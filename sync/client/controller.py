@@ -2,16 +2,16 @@
 breaks. The daemon's cycles say hello only when there is news (sync/client/hello.py) and skip the
 pull when an answer said the hub holds nothing newer; `sync --once` always says hello.
 
-* batch size and upload chunk size adapt: double after a success (a chunk no larger than the link
-  carries in CHUNK_SECONDS at the rate just measured), halve after a timeout, a broken
-  connection or a 413;
+* batch size and upload chunk size adapt to the link (sync/client/pacing.py): chunks as long as
+  the link's cuts allow, batches doubled after a success and halved after a timeout or a 413;
 * every failure waits a capped exponential delay with full jitter, and a cycle gives up after
   `[sync] attempts` failures in a row (the daemon tries again later; nothing is lost either way);
   each step that succeeds (the hello, one batch's upload, the pull) starts the count again, so a
   link that drops every few seconds is used between its drops instead of waiting ever longer
   (issue 17);
 * a batch is uploaded in chunks the hub keeps, so an interrupted large batch resumes at the
-  hub's offset instead of starting over;
+  hub's offset instead of starting over (the offset the hub last said, within a cycle, without
+  asking again);
 * the daily byte budget is checked before every chunk; urgent batches are exempt.
 """
 from __future__ import annotations
@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,14 +32,12 @@ from edge.core.node import Node
 
 from sync import protocol, signing
 
-from . import anchors, batcher, downlink, hello as hello_rule, state, status, timefix, tls
+from . import anchors, batcher, downlink, hello as hello_rule, pacing, state, status, timefix, tls
 from .errors import BudgetExhausted, HubRefused, HubUntrusted, LinkError
 from .transport import HubClient
 
 log = logging.getLogger(__name__)
-MIN_CHUNK, MAX_CHUNK = 512, 1 << 20
 UPDATE_KIND = "_update"  # what bundle downloads are metered as (sync_usage.kind)
-CHUNK_SECONDS = 2.5     # a chunk should cross the link in about this long: a drop then loses little
 
 
 def backoff_delay(failures: int, *, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -79,8 +79,22 @@ class Cycle:
         self.downlink_head: int | None = None  # the hub's newest downlink cursor for us, from any answer
         self.result = CycleResult()
         self.streak = 0     # failures since the last step that succeeded
-        self.batch_records = int(state.get(self.store, "batch_records", self.cfg["batch_records"]))
-        self.chunk = int(state.get(self.store, "chunk_bytes", self.cfg["chunk_bytes"]))
+        self.pace = pacing.Pace(int(state.get(self.store, "chunk_bytes", self.cfg["chunk_bytes"])),
+                                int(state.get(self.store, "batch_records", self.cfg["batch_records"])),
+                                max_records=self.cfg["batch_max_records"], monotonic=node.clock.monotonic)
+        self.offsets: dict[str, int] = {}    # batch id -> the offset the hub last said it holds
+
+    @property
+    def chunk(self) -> int:
+        return self.pace.chunk
+
+    @chunk.setter
+    def chunk(self, value: int) -> None:
+        self.pace.chunk = value
+
+    @property
+    def batch_records(self) -> int:
+        return self.pace.batch_records
 
     # ---- helpers ------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -93,8 +107,7 @@ class Cycle:
         self.result.failures += 1
         self.streak += 1
         if isinstance(e, LinkError) and e.status is None:   # timed out or broke, not a 5xx answer
-            self.chunk = max(MIN_CHUNK, self.chunk // 2)
-            self.batch_records = max(1, self.batch_records // 2)
+            self.pace.broke(timed_out=isinstance(e.__cause__, (socket.timeout, TimeoutError)))
         if self.streak >= self.cfg["attempts"]:
             raise e
         wait = backoff_delay(self.streak, base=self.cfg["backoff_base_ms"] / 1000,
@@ -193,24 +206,52 @@ class Cycle:
         self.result.corrected += fixed["corrected"] + fixed["uncorrectable"]
 
     def uplink(self) -> None:
-        while True:
-            batch = batcher.next_batch(self.store, self.ident, limit=self.batch_records, now=self.now())
-            if batch is None:
-                return
+        ahead = None
+        try:
+            while True:
+                if ahead is not None:
+                    ahead.join()
+                batch = batcher.next_batch(self.store, self.ident, limit=self.batch_records, now=self.now())
+                if batch is None:
+                    return
+                ahead = self._build_ahead(batch)
+                self._send(batch)
+        finally:
+            if ahead is not None:
+                ahead.join()
+
+    def _build_ahead(self, batch: batcher.Batch) -> threading.Thread | None:
+        """Build the next bulk batch while this one uploads, so the link does not wait for the
+        encoding (issue 17.4); nothing when another batch already waits or this one is urgent."""
+        if batch.urgent or self.store.scalar("SELECT count(*) FROM sync_batches WHERE state = 'pending'"
+                                             " AND batch_id != ?", (batch.batch_id,)):
+            return None
+        limit, now = min(self.cfg["batch_max_records"], self.batch_records * 2), self.now()
+
+        def build() -> None:
             try:
-                receipt = self._retrying(lambda: self.upload(batch))
-            except HubRefused as e:
-                if e.status != 413:
-                    raise
-                batcher.abandon(self.store, batch, now=self.now())
-                self.batch_records = max(1, min(self.batch_records, batch.records) // 2)
-                self.chunk = max(MIN_CHUNK, self.chunk // 2)
-                continue
-            self.result.acked += batcher.settle(self.store, batch, receipt, now=self.now())
-            self.result.quarantined += len(receipt.get("rejected", []))
-            self.result.batches += 1
-            state.count_records(self.store, self.day(), batch.kinds)
-            self.batch_records = min(self.cfg["batch_max_records"], self.batch_records * 2)
+                batcher.build(self.store, self.ident, limit=limit, now=now)
+            except Exception:      # noqa: BLE001 - the next batch is then built when it is needed
+                log.exception("sync: building the next batch ahead failed")
+
+        thread = threading.Thread(target=build, name="sync-build-ahead", daemon=True)
+        thread.start()
+        return thread
+
+    def _send(self, batch: batcher.Batch) -> None:
+        try:
+            receipt = self._retrying(lambda: self.upload(batch))
+        except HubRefused as e:
+            if e.status != 413:
+                raise
+            batcher.abandon(self.store, batch, now=self.now())
+            self.pace.refused_as_too_large(batch.records)
+            return
+        self.result.acked += batcher.settle(self.store, batch, receipt, now=self.now())
+        self.result.quarantined += len(receipt.get("rejected", []))
+        self.result.batches += 1
+        state.count_records(self.store, self.day(), batch.kinds)
+        self.pace.batch_done()
 
     def upload(self, batch: batcher.Batch) -> dict:
         """Upload a batch by the compact form (/v2/u/, docs/api.md): the hub's signed answer is the
@@ -220,7 +261,9 @@ class Cycle:
         offset = 0
         attempts = self.store.scalar("SELECT attempts FROM sync_batches WHERE batch_id = ?", (batch.batch_id,))
         batcher.note_attempt(self.store, batch)
-        if attempts:   # tried before (maybe by a process that was killed): ask the hub where it stopped
+        if batch.batch_id in self.offsets:      # cut in this cycle: go on from what the hub said last
+            offset = self.offsets[batch.batch_id]
+        elif attempts:   # tried before (maybe by a process that was killed): ask the hub where it stopped
             ans = self._upload_call("GET", f"{base}?t={total}", b"", batch)
             if "r" in ans.doc:
                 return self._verified(batch, ans)
@@ -230,12 +273,12 @@ class Cycle:
             self._check_budget(batch, len(piece))
             ans = self._upload_call("PUT", f"{base}?o={offset}&t={total}", piece, batch)
             if ans.status == 200:
-                self._grow_chunk(len(piece), ans.mono_after - ans.mono_before)
+                self.pace.carried(len(piece), ans.mono_after - ans.mono_before)
             if "r" in ans.doc:
                 return self._verified(batch, ans)
             if ans.status == 413:
                 raise HubRefused(413, ans.doc.get("error", "too large"))
-            offset = int(ans.doc.get("o", offset))
+            offset = self.offsets[batch.batch_id] = int(ans.doc.get("o", offset))
 
     def _upload_call(self, method: str, path: str, body: bytes, batch: batcher.Batch):
         try:
@@ -245,11 +288,6 @@ class Cycle:
                 raise HubRefused(404, f"the hub at {self.ident.hub_url} is older than this node (it has no compact "
                                       "uploads, /v2/u/): county IT updates the hub first, then the nodes") from e
             raise
-
-    def _grow_chunk(self, sent: int, seconds: float) -> None:
-        limit = MAX_CHUNK if seconds <= 0 else max(MIN_CHUNK, int(sent / seconds * CHUNK_SECONDS))
-        if sent >= self.chunk // 2:
-            self.chunk = max(MIN_CHUNK, min(MAX_CHUNK, self.chunk * 2, limit))
 
     def _verified(self, batch: batcher.Batch, ans) -> dict:
         """The receipt of a compact upload's answer, checked again as the proof the node keeps (the
