@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.core import suites  # noqa: E402
-from sync import protocol  # noqa: E402
+from sync import protocol, signing  # noqa: E402
 
 
 def batch(readings: int) -> bytes:
@@ -72,7 +72,7 @@ def main() -> None:
 
 def sync_path(name: str, readings: int, rounds: int) -> dict[str, float]:
     """ms per batch on the sync path: what the node signs and the hub checks, and back."""
-    node, hub = protocol.new_key(name), protocol.new_key(name)
+    node, hub = signing.new_key(name), signing.new_key(name)
     node_pub, hub_pub = node.public_key(), hub.public_key()
     recs = [{"kind": "reading", "id": f"r-{i}", "version": 1,
              "payload": {"code": "8480-6", "unit": "mm[Hg]", "value": 120 + i % 40,
@@ -81,16 +81,16 @@ def sync_path(name: str, readings: int, rounds: int) -> dict[str, float]:
     env = protocol.seal(node, head, recs)
     signed = protocol.open_envelope(env).signed_bytes()
     req = protocol.request_bytes("PUT", "/v1/uploads/x", "clinic-a", "n" * 24, "2026-12-03T08:00:00.000Z", env, name)
-    auth = protocol.sign(node, req)
+    auth = signing.sign(node, req)
     doc = {"type": "receipt", "node": "clinic-a", "batch": "b" * 32, "from": 1, "to": readings, "records": readings,
            "stored": readings, "accepted": readings, "rejected": [], "at": "2026-12-03T08:00:00.000Z"}
     receipt = protocol.sign_document(hub, doc)
     return {
-        "envelope sign": timed(lambda: protocol.sign(node, signed), rounds),
+        "envelope sign": timed(lambda: signing.sign(node, signed), rounds),
         "envelope verify": timed(lambda: protocol.open_envelope(env).verify(node_pub), rounds),
-        "request sign": timed(lambda: protocol.sign(node, protocol.request_bytes(
+        "request sign": timed(lambda: signing.sign(node, protocol.request_bytes(
             "PUT", "/v1/uploads/x", "clinic-a", "n" * 24, "2026-12-03T08:00:00.000Z", env, name)), rounds),
-        "request verify": timed(lambda: protocol.verify(node_pub, auth, protocol.request_bytes(
+        "request verify": timed(lambda: signing.verify(node_pub, auth, protocol.request_bytes(
             "PUT", "/v1/uploads/x", "clinic-a", "n" * 24, "2026-12-03T08:00:00.000Z", env, name)), rounds),
         "receipt sign": timed(lambda: protocol.sign_document(hub, doc), rounds),
         "receipt verify": timed(lambda: protocol.verify_document(hub_pub, receipt), rounds),

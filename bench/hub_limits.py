@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sync import protocol  # noqa: E402
+from sync import protocol, record_codec  # noqa: E402
 
 
 def bomb(records: int, columns: int) -> bytes:
@@ -33,7 +33,7 @@ def main() -> None:
         tracemalloc.start()
         t = time.perf_counter()
         try:
-            protocol.decode_records(payload)
+            record_codec.decode_records(payload)
             answer = "decoded"
         except protocol.TooBig:
             answer = "413"

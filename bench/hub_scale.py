@@ -135,21 +135,21 @@ def start_workers(base: dict, data: Path, url: str, n: int, threads: int, src: s
 
 
 def run(pg, base: dict, tmp: Path, workers: int, limit: int, args, src: str | None = None) -> dict:
-    from sync import protocol
+    from sync import signing
     from sync.hub.storage import HubStore
 
     url = pg.new_database()
     data = Path(tempfile.mkdtemp(prefix=f"hub-{workers}-{limit}-{'base' if src else 'this'}-", dir=tmp))
     store = HubStore(url, pool_size=2)
     now = datetime.now(timezone.utc)
-    keys = {f"node-{i:03d}": protocol.new_key() for i in range(args.nodes)}
+    keys = {f"node-{i:03d}": signing.new_key() for i in range(args.nodes)}
     for name, key in keys.items():
         store.add_node(name, f"code-{name}", now=now, ttl=timedelta(hours=1))
-        store.redeem(f"code-{name}", protocol.public_text(key), now=now)
+        store.redeem(f"code-{name}", signing.public_text(key), now=now)
     work = seal_work(keys, args.batches, args.records, now)
     procs = start_workers(base, data, url, workers, args.threads, src, limit=limit, retry=args.retry)
     try:
-        hub_pub = protocol.public_text(protocol.load_key(data / "hub" / "hub.key"))
+        hub_pub = signing.public_text(signing.load_key(data / "hub" / "hub.key"))
         ca = str(data / "hub" / "ca" / "county-ca.pem")
         jobs = [(procs[i % workers][1], name, key.pem(), hub_pub, ca, work[name])
                 for i, (name, key) in enumerate(keys.items())]

@@ -40,6 +40,7 @@ from edge.core.reading import Reading, utc_iso  # noqa: E402
 
 LINK_BPS = 64_000 / 8          # 64 kbit/s in bytes per second
 DROP_EVERY = 30.0
+LINK_GOALS = {5.0: 0.6, 10.0: 0.75, 30.0: 0.85}   # share of the link used, by seconds between cuts (issue 17)
 
 
 class SteppingClock:
@@ -326,7 +327,7 @@ def cycle_costs(tmp: Path, base: dict) -> dict:
 def ingest_rate(tmp: Path, base: dict, nodes: int, batches_per_node: int, records_per_batch: int) -> dict:
     from sync_fixtures import Postgres
 
-    from sync import protocol
+    from sync import protocol, signing
     from sync.hub.storage import HubStore
 
     pg = Postgres().start()
@@ -338,9 +339,9 @@ def ingest_rate(tmp: Path, base: dict, nodes: int, batches_per_node: int, record
         keys, now = {}, datetime.now(timezone.utc)
         for i in range(nodes):
             name = f"node-{i:03d}"
-            keys[name] = protocol.new_key()
+            keys[name] = signing.new_key()
             store.add_node(name, f"code-{i}", now=now, ttl=timedelta(hours=1))
-            store.redeem(f"code-{i}", protocol.public_text(keys[name]), now=now)
+            store.redeem(f"code-{i}", signing.public_text(keys[name]), now=now)
         store.engine.dispose()
         proc, port, _ = start_hub(base, d, url, threads=32)
         rng = random.Random(5)
@@ -400,7 +401,7 @@ def main() -> None:
         if not args.skip_bytes:
             r = backlog_run(tmp, base, args.readings, 0, "readings")
             print(f"readings:   {args.readings} readings, {r['bytes']} bytes on the wire "
-                  f"= {r['bytes'] / args.readings:.1f} bytes/reading (target < 60)", flush=True)
+                  f"= {r['bytes'] / args.readings:.1f} bytes/reading (issue 17.4 goal <= 15)", flush=True)
             f = backlog_run(tmp, base, 0, args.followups, "followups")
             print(f"follow-ups: {args.followups} follow-ups, {f['bytes']} bytes on the wire "
                   f"= {f['bytes'] / args.followups:.0f} bytes/follow-up", flush=True)
@@ -416,7 +417,7 @@ def main() -> None:
             print(f"drain:      {args.readings} readings + {args.followups} follow-ups through 64 kbit/s cut every "
                   f"{args.drop_every:.0f} s: {drain['seconds']:.1f} s ({drain['drops']} cuts, {drain['bytes']} bytes); "
                   f"ideal {ideal:.1f} s ({clean['bytes']} bytes at full capacity) -> {ideal / drain['seconds']:.2f} "
-                  f"of capacity (target >= 0.8)", flush=True)
+                  f"of capacity (issue 17.4 goal >= {LINK_GOALS.get(args.drop_every, 0.8)})", flush=True)
         if not args.skip_ingest:
             i = ingest_rate(tmp, base, args.nodes, args.batches_per_node, args.records_per_batch)
             print(f"hub ingest: {args.nodes} nodes posting at once on PostgreSQL: {i['records']} records in "

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-from sync import protocol  # noqa: E402
+from sync import signing  # noqa: E402
 from sync.hub import ca as ca_mod  # noqa: E402
 from sync.hub.app import create_app  # noqa: E402
 from sync.hub.service import Hub  # noqa: E402
@@ -36,7 +36,7 @@ from sync.hub.storage import HubStore  # noqa: E402
 def serve(tmp: Path, tls: bool) -> tuple[CherootService, Path]:
     county = ca_mod.load_or_create(tmp / "hub")
     cert, key = county.server_files(["127.0.0.1"], now=datetime.now(timezone.utc))
-    hub = Hub(HubStore(f"sqlite:///{tmp / 'hub.db'}", pool_size=4), protocol.new_key())
+    hub = Hub(HubStore(f"sqlite:///{tmp / 'hub.db'}", pool_size=4), signing.new_key())
     svc = CherootService(create_app(hub, ca=county), "127.0.0.1", 0, threads=4,
                          cert=cert if tls else None, key=key if tls else None)
     threading.Thread(target=svc.run, daemon=True).start()

@@ -130,9 +130,9 @@ class Hub:
 
     @property
     def fingerprint(self) -> str:
-        from sync import protocol
+        from sync import signing
 
-        return protocol.fingerprint(protocol.load_key(self.data / "hub" / "hub.key"))
+        return signing.fingerprint(signing.load_key(self.data / "hub" / "hub.key"))
 
     def ssl_context(self):
         """What a client that trusts this county's root uses."""

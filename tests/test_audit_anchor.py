@@ -114,11 +114,11 @@ def test_entries_not_sent_yet_are_sealed_with_a_key_the_web_service_cannot_read(
 def test_a_node_that_lost_the_hubs_answer_is_not_flagged_and_proves_it_next_time(tmp_path):
     from datetime import datetime, timezone
 
-    from sync import protocol
+    from sync import signing
     from sync.hub import anchors
     from sync.hub.storage import HubStore
 
-    store, key, now = HubStore(f"sqlite:///{tmp_path / 'hub.db'}"), protocol.new_key(), datetime.now(timezone.utc)
+    store, key, now = HubStore(f"sqlite:///{tmp_path / 'hub.db'}"), signing.new_key(), datetime.now(timezone.utc)
     h = {n: f"{n:064x}" for n in range(1, 9)}
     assert anchors.report(store, key, "a", {"seq": 3, "hash": h[3]}, now=now)["audit_anchor"]["seq"] == 3
     # the answer was lost: the node still has no anchor, then shows entry 3 as the hub kept it

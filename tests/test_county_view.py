@@ -208,8 +208,8 @@ def test_the_hub_starts_without_openpyxl_and_skips_annual_reports(store, tmp_pat
     from edge.reports.population import year
 
     probe = ("import sys; from sync.hub.app import create_app; from sync.hub.service import Hub; "
-             "from sync.hub.storage import HubStore; from sync import protocol; "
-             f"create_app(Hub(HubStore('sqlite:///{tmp_path / 'probe.db'}'), protocol.new_key())); "
+             "from sync.hub.storage import HubStore; from sync import signing; "
+             f"create_app(Hub(HubStore('sqlite:///{tmp_path / 'probe.db'}'), signing.new_key())); "
              "print('openpyxl' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "False\n"
     seed(store)

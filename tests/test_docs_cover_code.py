@@ -127,13 +127,13 @@ def hub_routes() -> set[str]:
 
     app = Flask("routes")
     app.register_blueprint(node_api.bp)
-    return _routes(app, "/v1/")
+    return _routes(app, "/v1/") | _routes(app, "/v2/")
 
 
 def documented_routes() -> set[str]:
     text = (DOCS / "api.md").read_text(encoding="utf-8")
     return {f"{m} {re.sub(r'<[^>]+>', '<>', path)}"
-            for m, path in re.findall(r"`(GET|POST|PUT|DELETE|PATCH) (/(?:api/)?v1/[^`?\s]*)", text)}
+            for m, path in re.findall(r"`(GET|POST|PUT|DELETE|PATCH) (/(?:api/v1|v1|v2)/[^`?\s]*)", text)}
 
 
 def test_every_api_route_is_in_api_md_and_every_documented_one_exists(node_routes):

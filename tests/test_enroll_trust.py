@@ -194,7 +194,7 @@ class _Relay:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        from sync import protocol
+        from sync import protocol, signing
 
         relay = self
 
@@ -202,12 +202,12 @@ class _Relay:
             def do_POST(self):
                 req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 nonce = "an-old-nonce-from-yesterday" if mode == "replay" else req["nonce"]
-                pubkey = req["pubkey"] if mode == "replay" else protocol.public_text(protocol.new_key())
-                body = json.dumps({"node": "clinic-a", "hub_pubkey": protocol.public_text(hub_key),
+                pubkey = req["pubkey"] if mode == "replay" else signing.public_text(signing.new_key())
+                body = json.dumps({"node": "clinic-a", "hub_pubkey": signing.public_text(hub_key),
                                    "pubkey": pubkey, "nonce": nonce, "hub_time": "2026-01-01T00:00:00.000Z"}).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
-                self.send_header(protocol.H_SIG, protocol.b64(hub_key.sign(protocol.response_bytes(nonce, body))))
+                self.send_header(protocol.H_SIG, signing.b64(hub_key.sign(protocol.response_bytes(nonce, body))))
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -223,12 +223,12 @@ class _Relay:
 @pytest.mark.parametrize("mode, complaint", [("replay", "did not prove its key"),
                                              ("swap", "registered another key")])
 def test_a_replayed_or_relayed_answer_signed_by_the_right_hub_key_is_refused(env, data_dir, mode, complaint):
-    from sync import protocol
+    from sync import signing
 
-    hub_key = protocol.new_key()
+    hub_key = signing.new_key()
     relay = _Relay(hub_key, mode)
     try:
-        r = _enroll(env, relay.url, "ABCD-EFGH-JKLM", protocol.fingerprint(hub_key))
+        r = _enroll(env, relay.url, "ABCD-EFGH-JKLM", signing.fingerprint(hub_key))
     finally:
         relay.server.shutdown()
     assert r.returncode == 2 and complaint in r.stderr, r.stderr

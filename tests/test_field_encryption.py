@@ -24,7 +24,7 @@ from edge.core.reading import Reading
 from edge.core.resident_search import hint, search
 from edge.core.suites import suite
 from interop_support import HTN_VISIT
-from sync import protocol
+from sync import protocol, record_codec
 from sync.client import batcher
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
@@ -69,7 +69,7 @@ def assert_no_clear(data_dir: Path, *numbers: str) -> None:
 
 
 def sent_records(envelope: bytes) -> list[dict]:
-    return protocol.decode_records(protocol.open_envelope(envelope).payload)
+    return record_codec.decode_records(protocol.open_envelope(envelope).payload)
 
 
 def register_edit_follow_up_and_sync(node) -> dict[str, str]:

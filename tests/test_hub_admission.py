@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from conftest import clinic_edge, wait_for
 from edge.core import config as config_mod
 from edge.core.node import Node
-from sync import protocol
+from sync import protocol, signing
 from sync.client import state, status
 from sync.client.controller import Cycle
 from sync.client.daemon import hub_busy, next_wait
@@ -74,23 +74,27 @@ def health(hub: Hub) -> tuple[int, dict]:
 
 
 def a_node(hub: Hub, name: str = "clinic-a"):
-    key = protocol.new_key()
+    key = signing.new_key()
     store = hub.store()
     now = datetime.now(timezone.utc)
     store.add_node(name, f"code-{name}", now=now, ttl=timedelta(hours=1))
-    store.redeem(f"code-{name}", protocol.public_text(key), now=now)
-    hub_pub = protocol.public_text(protocol.load_key(hub.data / "hub" / "hub.key"))
+    store.redeem(f"code-{name}", signing.public_text(key), now=now)
+    hub_pub = signing.public_text(signing.load_key(hub.data / "hub" / "hub.key"))
     return HubClient(hub.url, node=name, key=key, hub_pubkey=hub_pub, timeout=30, context=hub.ssl_context()), key
 
 
-def upload(client: HubClient, key, name: str, batch: str) -> tuple[int, dict, dict]:
-    """A signed one-record batch, through the client's raw request (its status and headers as sent)."""
+UPLOADS = {"v2": "/v2/u/{batch}?o=0&t={total}", "v1": "/v1/uploads/{batch}?offset=0&total={total}"}
+
+
+def upload(client: HubClient, key, name: str, batch: str, path: str = "v2") -> tuple[int, dict, dict]:
+    """A signed one-record batch, through the client's raw request (its status and headers as sent),
+    by the upload path of today's nodes (v2) or of nodes from before (v1)."""
     env = protocol.seal(key, {"node": name, "batch": batch, "from": 1, "to": 1, "n": 1,
                               "at": protocol.utc_now_iso(datetime.now(timezone.utc))},
                         [{"kind": "reading", "id": f"r-{batch}", "version": 1,
                           "payload": {"code": "8480-6", "unit": "mm[Hg]", "value": 120.0,
                                       "effective_time": "2026-12-01T08:00:00.000Z"}}])
-    path = f"/v1/uploads/{batch}?offset=0&total={len(env)}"
+    path = UPLOADS[path].format(batch=batch, total=len(env))
     headers = protocol.sign_request(key, "PUT", path, name, secrets.token_urlsafe(16), client.signing_time(), env)
     status_code, rh, data, _s, _g = client.raw("PUT", path, env, headers)
     return status_code, {k.lower(): v for k, v in rh.items()}, json.loads(data or b"{}")
@@ -107,15 +111,16 @@ def test_the_hub_turns_uploads_away_with_retry_after_once_its_limit_is_reached_a
         code, headers, body = upload(client, key, "clinic-a", "b1")
         assert code == 503 and "busy" in body["error"]
         assert 1 <= int(headers["retry-after"]) <= 7
+        assert upload(client, key, "clinic-a", "b1", path="v1")[0] == 503      # a node from before too
         # health says so: every upload of the last minute turned away, none served
         code, doc = health(busy_hub)
         assert code == 503 and doc["ok"] is False
-        assert doc["admission"]["shedding"] == "all" and doc["admission"]["shed_total"] == 1
+        assert doc["admission"]["shedding"] == "all" and doc["admission"]["shed_total"] == 2
     finally:
         assert held.finish() == 200
     code, headers, body = upload(client, key, "clinic-a", "b2")
     client.close()
-    assert code == 200 and body["receipt"]
+    assert code == 200 and body["r"] == {"s": 1}        # the compact receipt: one record stored
     code, doc = health(busy_hub)
     assert code == 200 and doc["ok"] and doc["admission"]["shedding"] == "some"
     assert doc["admission"]["served_total"] == 2 and doc["admission"]["uploads_in_service"] == 0

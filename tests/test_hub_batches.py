@@ -24,24 +24,24 @@ def sealed(key, batch: str, first: int, recs: list[dict]) -> bytes:
 
 
 def test_a_record_sent_again_is_stored_once_and_one_changed_under_its_version_is_rejected(postgres):  # noqa: F811
-    from sync import protocol
+    from sync import signing
     from sync.hub.service import Hub
     from sync.hub.storage import HubStore
 
     store = HubStore(postgres.new_database(), pool_size=2)
     try:
-        hub = Hub(store, protocol.new_key())
-        key = protocol.new_key()
+        hub = Hub(store, signing.new_key())
+        key = signing.new_key()
         store.add_node("clinic-1", "code-1", now=NOW, ttl=timedelta(hours=1))
-        store.redeem("code-1", protocol.public_text(key), now=NOW)
+        store.redeem("code-1", signing.public_text(key), now=NOW)
         first = hub.accept_batch(sealed(key, "b1", 1, [reading("r1", 120.0), reading("r2", 130.0)]),
-                                 via="upload", now=NOW, sender="clinic-1", sender_key=protocol.public_text(key),
+                                 via="upload", now=NOW, sender="clinic-1", sender_key=signing.public_text(key),
                                  unstored=True, whole=True)
         assert (first["stored"], first["accepted"], first["rejected"]) == (2, 2, [])
         # r1 again as it was, r2 with another value under the same version, r3 new and twice in the batch
         again = hub.accept_batch(sealed(key, "b2", 3, [reading("r1", 120.0), reading("r2", 999.0),
                                                        reading("r3", 140.0), reading("r3", 140.0)]),
-                                 via="upload", now=NOW, sender="clinic-1", sender_key=protocol.public_text(key),
+                                 via="upload", now=NOW, sender="clinic-1", sender_key=signing.public_text(key),
                                  unstored=True, whole=True)
         assert (again["records"], again["stored"], again["accepted"]) == (4, 1, 3)
         assert [(r["id"], r["version"]) for r in again["rejected"]] == [("r2", 1)]

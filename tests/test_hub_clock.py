@@ -11,7 +11,7 @@ import pytest
 
 from edge.core import config as config_mod
 from edge.core.node import Node
-from sync import protocol
+from sync import protocol, signing
 from sync.client import state, tls
 from sync.client.controller import Cycle
 from sync.client.transport import HubClient
@@ -44,7 +44,7 @@ def test_a_request_signed_in_2001_is_refused_with_the_hubs_signed_time(env, node
     assert status == 401, data
     doc = json.loads(data)
     assert "request time 2001-09-09T01:46:40.000Z" in doc["error"] and "allowed ±600 s" in doc["error"]
-    protocol.verify(protocol.public_from_text(ident.hub_pubkey), protocol.unb64({k.lower(): v for k, v in rh.items()}[protocol.H_SIG.lower()]),
+    signing.verify(signing.public_from_text(ident.hub_pubkey), signing.unb64({k.lower(): v for k, v in rh.items()}[protocol.H_SIG.lower()]),
                     protocol.response_bytes(protocol.request_auth(headers)[1], data))
     hub_time = datetime.fromisoformat(doc["hub_time"].replace("Z", "+00:00"))
     assert abs((hub_time - datetime.now(timezone.utc)).total_seconds()) < 30
@@ -60,10 +60,10 @@ def test_a_request_replayed_after_its_nonce_is_pruned_is_refused(tmp_path):
     t0 = datetime.now(timezone.utc)
     clock = {"now": t0}
     store = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
-    key = protocol.new_key()
+    key = signing.new_key()
     store.add_node("a", "CODE", now=t0, ttl=timedelta(hours=1))
-    store.redeem("CODE", protocol.public_text(key), now=t0)
-    hub = HubService(store, protocol.new_key())
+    store.redeem("CODE", signing.public_text(key), now=t0)
+    hub = HubService(store, signing.new_key())
     client = create_app(hub, now=lambda: clock["now"], secret_key=b"t").test_client()
     headers = protocol.sign_request(key, "POST", "/v1/hello", "a", secrets.token_urlsafe(18),
                                     protocol.utc_now_iso(t0), b"{}")

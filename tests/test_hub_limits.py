@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from sync import protocol
+from sync import protocol, record_codec, signing
 from sync.client import state, tls
 from sync.client.transport import HubClient
 from sync_fixtures import Hub, enroll
@@ -157,7 +157,7 @@ groups = st.fixed_dictionaries({"k": json_values, "i": st.lists(st.text(max_size
 @given(st.one_of(st.lists(groups, max_size=3), json_values))
 def test_decoding_any_json_document_is_records_or_a_protocol_error(doc):
     try:
-        out = protocol.decode_records(zlib.compress(json.dumps(doc).encode()))
+        out = record_codec.decode_records(zlib.compress(json.dumps(doc).encode()))
     except protocol.ProtocolError:
         return
     assert isinstance(out, list)
@@ -167,7 +167,7 @@ def test_decoding_any_json_document_is_records_or_a_protocol_error(doc):
 @given(st.binary(max_size=300))
 def test_decoding_any_bytes_is_records_or_a_protocol_error(data):
     try:
-        protocol.decode_records(data)
+        record_codec.decode_records(data)
         protocol.open_envelope(data)
     except protocol.ProtocolError:
         pass
@@ -181,16 +181,17 @@ def app_hub(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("fuzzhub")
     store = HubStore(f"sqlite:///{d / 'hub.db'}")
-    node_key = protocol.new_key()
+    node_key = signing.new_key()
     store.add_node("fuzz", "FUZZCODE", now=datetime.now(timezone.utc), ttl=timedelta(hours=1))
-    store.redeem("FUZZCODE", protocol.public_text(node_key), now=datetime.now(timezone.utc))
-    hub = HubService(store, protocol.new_key(), max_batch_bytes=1 << 16)
+    store.redeem("FUZZCODE", signing.public_text(node_key), now=datetime.now(timezone.utc))
+    hub = HubService(store, signing.new_key(), max_batch_bytes=1 << 16)
     app = create_app(hub, secret_key=b"fuzz")
     return app.test_client(), node_key
 
 
 ROUTES = [("POST", "/v1/enroll"), ("POST", "/v1/hello"), ("GET", "/v1/uploads/b1?total=5"),
           ("PUT", "/v1/uploads/b1?offset=0&total=5"), ("PUT", "/v1/uploads/../x?offset=-1&total=x"),
+          ("GET", "/v2/u/b1?t=5"), ("PUT", "/v2/u/b1?o=0&t=5"), ("PUT", "/v2/u/b1?o=-1&t=x"),
           ("POST", "/v1/pull"), ("GET", "/v1/bundles/abc"), ("POST", "/login"), ("POST", "/nodes"),
           ("GET", "/"), ("POST", "/logout")]
 header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)

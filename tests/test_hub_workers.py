@@ -27,7 +27,7 @@ def batch(key, node: str, b: int, now: datetime) -> bytes:
 
 def test_two_workers_on_one_database_store_overlapping_batches_from_many_nodes_exactly_once(postgres, env,  # noqa: F811
                                                                                             tmp_path):
-    from sync import protocol
+    from sync import protocol, signing
     from sync.client.transport import HubClient
 
     url = postgres.new_database()
@@ -41,11 +41,11 @@ def test_two_workers_on_one_database_store_overlapping_batches_from_many_nodes_e
     try:
         now = datetime.now(timezone.utc)
         store = first.store()
-        keys = {f"clinic-{i}": protocol.new_key() for i in range(NODES)}
+        keys = {f"clinic-{i}": signing.new_key() for i in range(NODES)}
         for name, key in keys.items():
             store.add_node(name, f"code-{name}", now=now, ttl=timedelta(hours=1))
-            store.redeem(f"code-{name}", protocol.public_text(key), now=now)
-        hub_pub = protocol.public_text(protocol.load_key(data / "hub" / "hub.key"))
+            store.redeem(f"code-{name}", signing.public_text(key), now=now)
+        hub_pub = signing.public_text(signing.load_key(data / "hub" / "hub.key"))
         # every batch goes to both workers at the same moment, and every node's batches overlap
         sends = [(name, b, w) for name in keys for b in range(BATCHES) for w in workers]
         start = threading.Barrier(len(sends))
@@ -76,7 +76,7 @@ def test_two_workers_on_one_database_store_overlapping_batches_from_many_nodes_e
         held = [(r["node"], r["kind"], r["record_id"], r["version"]) for r in store.export()]
         want = {(name, "reading", f"{name}-r{i}", 1) for name in keys for i in range(STEP * (BATCHES - 1) + SIZE)}
         assert sorted(held) == sorted(want)                      # every record, each exactly once
-        pub = protocol.public_from_text(hub_pub)
+        pub = signing.public_from_text(hub_pub)
         for name in keys:
             for b in range(BATCHES):
                 one, other = receipts[(name, b, 0)], receipts[(name, b, 1)]

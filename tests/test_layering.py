@@ -138,7 +138,8 @@ def test_the_standard_documents_depend_on_nothing_of_ours_but_edge_core():
 def test_the_delivery_of_documents_is_shared_and_imports_neither_side():
     """sync.delivery (docs/interop.md §5, §6) is the transports and delivery states the hub's
     forwarder and a node sending directly both use: never the hub, the node's client or the web app."""
-    bad = {f: starts(m, "sync.hub", "sync.client", "sync.protocol", "edge.web", "edge.reports", "edge.cli",
+    bad = {f: starts(m, "sync.hub", "sync.client", "sync.protocol", "sync.signing", "sync.record_codec", "edge.web",
+                     "edge.reports", "edge.cli",
                      "device_drivers", "flask", "sqlalchemy")
            for f, m in sources("sync/delivery")}
     assert {f: m for f, m in bad.items() if m} == {}

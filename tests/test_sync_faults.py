@@ -132,7 +132,7 @@ def test_an_interrupted_large_batch_resumes_at_the_hubs_offset_on_another_worker
 
         def breaking_call(method, path, body=b"", **kw):   # the link dies after three chunks went through
             calls.append(path)
-            if method == "PUT" and len([c for c in calls if "offset=" in c]) > 3:
+            if method == "PUT" and len([c for c in calls if "?o=" in c]) > 3:
                 proxy.mode = "drop_before_request"
             return real_call(method, path, body, **kw)
 
@@ -159,8 +159,8 @@ def test_an_interrupted_large_batch_resumes_at_the_hubs_offset_on_another_worker
     # it sent the rest of the batch, from where the hub stopped, not the whole of it again (counted
     # in envelope bytes: the cycle's wire bytes also hold a full TLS handshake with the new worker)
     puts = [(p, n) for m, p, n in again if m == "PUT"]
-    assert any(m == "GET" and "?total=" in p for m, p, _ in again)   # asked the hub where it stopped
-    first = int(puts[0][0].split("offset=")[1].split("&")[0])
+    assert any(m == "GET" and "?t=" in p for m, p, _ in again)   # asked the hub where it stopped
+    first = int(puts[0][0].split("?o=")[1].split("&")[0])
     assert first >= 3 * 1024, puts[0]
     assert sum(n for _, n in puts) == envelope - first
     worker2.stop()

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from conftest import clinic_edge
 from edge.core import config as config_mod
 from edge.core.node import Node
-from sync import protocol
+from sync import protocol, record_codec, signing
 from sync.client import batcher, state, tls
 from sync.client.transport import HubClient
 from sync.hub import storage
@@ -94,7 +94,7 @@ def test_one_hub_holds_an_ed25519_node_and_an_sm_node_each_record_once(env, tmp_
         assert state.identity(nodes["clinic-sm"]).key.suite == "sm"
         assert state.identity(nodes["clinic-ed"]).key.suite == "ed25519"
         assert sm_hub.store().node("clinic-sm")["pubkey"].startswith("sm:")
-        assert protocol.text_suite(sm_hub.store().node("clinic-ed")["pubkey"]) == "ed25519"
+        assert signing.text_suite(sm_hub.store().node("clinic-ed")["pubkey"]) == "ed25519"
         # every record exactly once, batches of each node answered in its own suite
         held = _held(sm_hub)
         assert len(held) == len(set(held)) == 120 and set(held) == expected
@@ -107,7 +107,7 @@ def test_one_hub_holds_an_ed25519_node_and_an_sm_node_each_record_once(env, tmp_
         add_records(sm, 5, start=1000)
         batch = batcher.build(sm.store, state.identity(sm), limit=100, now=sm.clock.now())
         client = _client(sm, sm_hub)
-        wrong_suite = protocol.seal(protocol.new_key("ed25519"), {"node": "clinic-sm", "batch": batch.batch_id,
+        wrong_suite = protocol.seal(signing.new_key("ed25519"), {"node": "clinic-sm", "batch": batch.batch_id,
                                                                   "from": batch.seq_from, "to": batch.seq_to,
                                                                   "n": 5}, [])
         status, answer = _put(client, batch.batch_id, wrong_suite)
@@ -119,7 +119,7 @@ def test_one_hub_holds_an_ed25519_node_and_an_sm_node_each_record_once(env, tmp_
         status, answer = _put(client, batch.batch_id, bytes(tampered))
         assert status == 401 and answer["error"] == (
             f"batch {batch.batch_id} is not signed by node clinic-sm's sm key; nothing stored")
-        status, answer = _put(client, batch.batch_id, batch.envelope, key=protocol.new_key("ed25519"))
+        status, answer = _put(client, batch.batch_id, batch.envelope, key=signing.new_key("ed25519"))
         assert status == 401 and answer["error"] == ("request signature does not match node clinic-sm's key: "
                                                      "signed in the ed25519 suite, but the key is sm")
         assert len(_held(sm_hub)) == 120
@@ -129,7 +129,7 @@ def test_one_hub_holds_an_ed25519_node_and_an_sm_node_each_record_once(env, tmp_
         # the genuine batch still goes
         status, answer = _put(client, batch.batch_id, batch.envelope)
         assert status == 200 and answer["receipt"]["stored"] == 5 and answer["receipt"]["suite"] == "sm"
-        protocol.verify_document(protocol.public_from_text(state.identity(sm).hub_pubkey), answer["receipt"])
+        protocol.verify_document(signing.public_from_text(state.identity(sm).hub_pubkey), answer["receipt"])
     finally:
         for n in nodes.values():
             n.close()
@@ -169,7 +169,7 @@ def _old_envelope(key: Ed25519PrivateKey, header: dict, records: list) -> bytes:
 
     hbytes = protocol.canonical({**header, "v": 1})
     head = protocol.MAGIC + struct.pack(">H", len(hbytes)) + hbytes
-    payload = protocol.encode_records(records)
+    payload = record_codec.encode_records(records)
     return head + key.sign(head + payload) + payload
 
 
@@ -185,9 +185,9 @@ def _old_auth(key: Ed25519PrivateKey, method: str, path: str, node: str, body: b
 
 def test_an_ed25519_envelope_auth_and_receipt_without_a_suite_name_still_verify(tmp_path):
     now = datetime(2026, 12, 3, 8, 0, tzinfo=timezone.utc)
-    hub = HubService(storage.HubStore(f"sqlite:///{tmp_path / 'hub.db'}"), protocol.new_key())
+    hub = HubService(storage.HubStore(f"sqlite:///{tmp_path / 'hub.db'}"), signing.new_key())
     raw_key = Ed25519PrivateKey.generate()
-    pubkey = protocol.b64(raw_key.public_key().public_bytes_raw())      # the text an old node enrolled with
+    pubkey = signing.b64(raw_key.public_key().public_bytes_raw())      # the text an old node enrolled with
     hub.store.add_node("old-box", "OLDC-ODEA-BCDE", now=now, ttl=timedelta(hours=1))
     assert hub.enroll("OLDC-ODEA-BCDE", pubkey, now=now)["hub_pubkey"] == hub.pubkey
     recs = [{"kind": "reading", "id": "r1", "version": 1,
@@ -199,16 +199,16 @@ def test_an_ed25519_envelope_auth_and_receipt_without_a_suite_name_still_verify(
     assert receipt["stored"] == 1 and "suite" not in receipt
     # an old node verifies the receipt the way it always did: Ed25519 over CE-DOC-1 + canonical body
     body = {k: v for k, v in receipt.items() if k != "sig"}
-    hub.key.key.public_key().verify(protocol.unb64(receipt["sig"]), b"CE-DOC-1\n" + protocol.canonical(body))
+    hub.key.key.public_key().verify(signing.unb64(receipt["sig"]), b"CE-DOC-1\n" + protocol.canonical(body))
     # and a new node verifies a receipt an old hub signed (no suite in it)
     old_hub = Ed25519PrivateKey.generate()
     doc = {"type": "receipt", "batch": "b1"}
-    signed = {**doc, "sig": protocol.b64(old_hub.sign(b"CE-DOC-1\n" + protocol.canonical(doc)))}
-    old_pub = protocol.b64(old_hub.public_key().public_bytes_raw())
-    assert protocol.verify_document(protocol.public_from_text(old_pub), signed) == doc
+    signed = {**doc, "sig": signing.b64(old_hub.sign(b"CE-DOC-1\n" + protocol.canonical(doc)))}
+    old_pub = signing.b64(old_hub.public_key().public_bytes_raw())
+    assert protocol.verify_document(signing.public_from_text(old_pub), signed) == doc
     # the old hub key's fingerprint is what county IT always typed
     import hashlib
-    assert protocol.fingerprint(old_pub) == hashlib.sha256(old_hub.public_key().public_bytes_raw()).hexdigest()
+    assert signing.fingerprint(old_pub) == hashlib.sha256(old_hub.public_key().public_bytes_raw()).hexdigest()
     assert hub.store.refusal_counts() == {}
 
 

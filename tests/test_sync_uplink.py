@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from conftest import clinic_edge
 from edge.core import outbox
 from edge.core.node import Node
-from sync import protocol
+from sync import protocol, signing
 from sync.client import batcher, state
 from sync.client import tls
 from sync.client.transport import HubClient
@@ -93,7 +93,7 @@ def test_hub_refuses_tampered_wrong_key_unknown_node_unsigned_and_replayed(env, 
     (status, _h, body, _s, _g), _ = _signed_put(client, batch, bytes(tampered))
     assert status == 401 and b"not signed by node" in body
 
-    wrong = _client(node, hub, key=protocol.new_key())
+    wrong = _client(node, hub, key=signing.new_key())
     (status, _h, body, _s, _g), _ = _signed_put(wrong, batch, batch.envelope)
     assert status == 401
 
@@ -125,7 +125,7 @@ def test_resending_a_batch_after_a_lost_receipt_returns_the_same_receipt(env, no
     assert s1 == s2 == 200
     assert json.loads(b1)["receipt"] == json.loads(b2)["receipt"]
     receipt = json.loads(b1)["receipt"]
-    protocol.verify_document(protocol.public_from_text(ident.hub_pubkey), receipt)
+    protocol.verify_document(signing.public_from_text(ident.hub_pubkey), receipt)
     assert receipt["high_water"] == batch.seq_to and receipt["stored"] == 15
     assert len(hub_records(hub)) == 15
     # the node, whose receipt was "lost", settles the batch on its next cycle without storing twice

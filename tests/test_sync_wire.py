@@ -89,7 +89,7 @@ def test_a_receipt_folds_the_pull_unless_the_hub_holds_something_for_the_node(li
     node.close()
     proxy.reset()
     daemon_cycle(env)
-    assert "POST /v1/pull" not in proxy.requests and proxy.requests[0].startswith("PUT /v1/uploads/")
+    assert "POST /v1/pull" not in proxy.requests and proxy.requests[0].startswith("PUT /v2/u/")
 
     hub.store().put_downlink("clinic-a", "code_table", "icd10-I10", 1, json.dumps({"code": "I10", "name": "原发性高血压"}),
                              now=datetime.now(timezone.utc))
@@ -170,37 +170,37 @@ def _old_form(records):
     """Records as nodes before the preset dictionary encoded them: plain zlib."""
     import zlib
 
-    from sync import protocol
+    from sync import record_codec
 
-    doc = [protocol._encode_group("reading", records)]
+    doc = [record_codec._encode_group("reading", records)]
     return zlib.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), 9)
 
 
 def test_one_reading_is_encoded_in_at_most_170_bytes_and_round_trips():
-    from sync import protocol
+    from sync import record_codec
 
-    encoded = protocol.encode_records([ONE_READING])
-    assert protocol.decode_records(encoded) == [ONE_READING]
+    encoded = record_codec.encode_records([ONE_READING])
+    assert record_codec.decode_records(encoded) == [ONE_READING]
     assert len(encoded) <= 170, len(encoded)      # plain zlib needed about 300 (the old form)
     assert len(_old_form([ONE_READING])) > 250
 
 
 def test_records_from_nodes_before_the_dictionary_still_decode():
-    from sync import protocol
+    from sync import record_codec
 
     second = {**ONE_READING, "id": "r-2", "payload": {**ONE_READING["payload"], "id": "r-2", "value": 131.0}}
-    assert protocol.decode_records(_old_form([ONE_READING, second])) == [ONE_READING, second]
+    assert record_codec.decode_records(_old_form([ONE_READING, second])) == [ONE_READING, second]
 
 
 def test_records_naming_an_unknown_dictionary_are_refused_with_the_reason():
     import zlib
 
-    from sync import protocol
+    from sync import protocol, record_codec
 
     z = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zlib.Z_DEFAULT_STRATEGY, b'{"some other dictionary":1}')
     payload = z.compress(b'[]') + z.flush()
     with pytest.raises(protocol.ProtocolError, match="zlib dictionary this hub does not know"):
-        protocol.decode_records(payload)
+        record_codec.decode_records(payload)
 
 
 class CutAnswerProxy:
@@ -294,38 +294,38 @@ def _reading(ms_hex: str, device_time: str, n: int) -> dict:
 def test_time_ordered_reading_ids_travel_as_their_digests_and_come_back_whole():
     import zlib
 
-    from sync import protocol
+    from sync import record_codec
 
     at = "2026-12-03T08:00:00.000Z"
-    ms = f"{protocol._to_ms(at):012x}"
-    late = f"{protocol._to_ms(at) - 1:012x}"          # an id whose time is 1 ms off device_time
+    ms = f"{record_codec._to_ms(at):012x}"
+    late = f"{record_codec._to_ms(at) - 1:012x}"          # an id whose time is 1 ms off device_time
     records = [_reading(ms, at, 1), _reading(late, at, 2), _reading(ms, at, 3)]
-    encoded = protocol.encode_records(records)
-    doc = json.loads(zlib.decompressobj(zdict=protocol.RECORDS_DICT).decompress(encoded))
+    encoded = record_codec.encode_records(records)
+    doc = json.loads(zlib.decompressobj(zdict=record_codec.RECORDS_DICT).decompress(encoded))
     assert "i" not in doc[0] and doc[0]["j"] == [f"{n:020x}" for n in (1, 2, 3)] and doc[0]["jd"] == [0, -1, 0]
-    assert protocol.decode_records(encoded) == records
+    assert record_codec.decode_records(encoded) == records
     # ids of another form (no device time, or not time-ordered) keep the full list
     other = [{**ONE_READING, "id": "r-" + "a" * 32, "payload": {**ONE_READING["payload"], "device_time": None}}]
-    assert json.loads(zlib.decompressobj(zdict=protocol.RECORDS_DICT).decompress(
-        protocol.encode_records(other)))[0]["i"] == ["r-" + "a" * 32]
-    assert protocol.decode_records(protocol.encode_records(other)) == other
+    assert json.loads(zlib.decompressobj(zdict=record_codec.RECORDS_DICT).decompress(
+        record_codec.encode_records(other)))[0]["i"] == ["r-" + "a" * 32]
+    assert record_codec.decode_records(record_codec.encode_records(other)) == other
 
 
 def test_full_reading_ids_from_older_nodes_still_decode():
-    from sync import protocol
+    from sync import record_codec
 
     at = "2026-12-03T08:00:00.000Z"
-    records = [_reading(f"{protocol._to_ms(at):012x}", at, 7)]
-    assert protocol.decode_records(_old_form(records)) == records
+    records = [_reading(f"{record_codec._to_ms(at):012x}", at, 7)]
+    assert record_codec.decode_records(_old_form(records)) == records
 
 
 def test_compact_ids_with_a_broken_digest_are_refused():
     import zlib
 
-    from sync import protocol
+    from sync import protocol, record_codec
 
-    group = protocol._encode_group("reading", [_reading(f"{protocol._to_ms('2026-12-03T08:00:00.000Z'):012x}",
+    group = record_codec._encode_group("reading", [_reading(f"{record_codec._to_ms('2026-12-03T08:00:00.000Z'):012x}",
                                                         "2026-12-03T08:00:00.000Z", 7)])
     group["j"] = ["not hex"]
     with pytest.raises(protocol.ProtocolError, match="compact id is malformed"):
-        protocol.decode_records(zlib.compress(json.dumps([group]).encode()))
+        record_codec.decode_records(zlib.compress(json.dumps([group]).encode()))

@@ -359,7 +359,7 @@ def test_a_box_whose_clock_is_years_off_signs_its_bundle_download_with_the_hubs_
 
     from werkzeug.serving import make_server
 
-    from sync import protocol
+    from sync import signing
     from sync.client import bundles as node_bundles
     from sync.client.transport import HubClient
     from sync.hub import bundles as hub_bundles
@@ -372,10 +372,10 @@ def test_a_box_whose_clock_is_years_off_signs_its_bundle_download_with_the_hubs_
 
     key, pub, _ = release
     store = HubStore(f"sqlite:///{tmp_path / 'hub.db'}")
-    node_key = protocol.new_key()
+    node_key = signing.new_key()
     store.add_node("pi-1", "CODE", now=hub_now(), ttl=timedelta(hours=1))
-    store.redeem("CODE", protocol.public_text(node_key), now=hub_now())
-    service = HubService(store, protocol.new_key(), bundle_dir=tmp_path / "hub-bundles")
+    store.redeem("CODE", signing.public_text(node_key), now=hub_now())
+    service = HubService(store, signing.new_key(), bundle_dir=tmp_path / "hub-bundles")
     item = hub_bundles.publish(store, service.bundle_dir, make_bundle(tmp_path, key, "0.9.0"), "pi-1", now=hub_now())
     server = make_server("127.0.0.1", 0, create_app(service, now=hub_now, secret_key=b"t"), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -139,7 +139,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "daily_budget_bytes": Key(int, 0, "bytes per day on the uplink (0 = no limit)", lambda v: v >= 0),
         "update_budget_bytes": Key(int, 0, "bytes per day for update bundle downloads, apart from the records' "
                                    "daily_budget_bytes (0 = they share daily_budget_bytes)", lambda v: v >= 0),
-        "batch_records": Key(int, 500, "records in the first batch, 1-20000", lambda v: 1 <= v <= 20000),
+        "batch_records": Key(int, 2000, "records in the first batch, 1-20000", lambda v: 1 <= v <= 20000),
         "batch_max_records": Key(int, 5000, "largest batch, 1-20000", lambda v: 1 <= v <= 20000),
         "chunk_bytes": Key(int, 16384, "bytes per upload request at first, 512-4194304",
                            lambda v: 512 <= v <= 4194304),

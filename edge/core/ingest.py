@@ -95,7 +95,9 @@ def commit_groups(store, groups: Sequence[Group], *, clock=None) -> list[list[Ou
 def _store_one(conn: sqlite3.Connection, r: Reading, anchor, known: KnownTime) -> Outcome:
     r.receive_time = r.receive_time or anchor.wall
     r.boot_id = r.boot_id or anchor.boot_id
-    r.monotonic = anchor.monotonic if r.monotonic is None else r.monotonic
+    # to the millisecond, as every time of a reading (docs/time.md): a batch then sends it as a
+    # few bits beside receive_time (sync/record_columns.py "fx"), not as 8 bytes of float noise
+    r.monotonic = round(anchor.monotonic, 3) if r.monotonic is None else r.monotonic
     time_problem = _drop_unstorable_time(r)
     rid = r.id
     existing = conn.execute("SELECT status, reason, resident_id FROM readings WHERE id = ?", (rid,)).fetchone()

@@ -9,7 +9,7 @@ from typing import Any
 
 from edge.core import audit
 
-from sync import protocol
+from sync import protocol, signing
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def keep(store, doc: dict[str, Any], *, node: str, hub_pubkey: str, now: datetim
     if not isinstance(signed, dict):
         return
     try:
-        body = protocol.verify_document(protocol.public_from_text(hub_pubkey), signed)
+        body = protocol.verify_document(signing.public_from_text(hub_pubkey), signed)
     except protocol.ProtocolError as e:
         log.warning("sync: the hub's audit anchor is not signed by the hub (%s); not kept", e)
         return

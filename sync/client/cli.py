@@ -14,7 +14,7 @@ import click
 from edge.core.cli_error import CliError
 from edge.core.node import Node
 
-from sync import protocol
+from sync import protocol, signing
 
 from .errors import SyncError
 
@@ -36,7 +36,7 @@ def enroll(node: Node, hub_url: str, code: str, hub_key: str | None, force: bool
         doc = enroll_node(node, hub_url, code, hub_key, force=force)
     except EnrollmentError as e:
         raise CliError(str(e))
-    click.echo(f"enrolled as node {doc['node']} at {hub_url}; hub key {protocol.fingerprint(doc['hub_pubkey'])}"
+    click.echo(f"enrolled as node {doc['node']} at {hub_url}; hub key {signing.fingerprint(doc['hub_pubkey'])}"
                + ("; node certificate from the county CA" if doc.get("node_cert") else ""))
 
 

@@ -2,16 +2,16 @@
 breaks. The daemon's cycles say hello only when there is news (sync/client/hello.py) and skip the
 pull when an answer said the hub holds nothing newer; `sync --once` always says hello.
 
-* batch size and upload chunk size adapt: double after a success (a chunk no larger than the link
-  carries in CHUNK_SECONDS at the rate just measured), halve after a timeout, a broken
-  connection or a 413;
+* batch size and upload chunk size adapt to the link (sync/client/pacing.py): chunks as long as
+  the link's cuts allow, batches doubled after a success and halved after a timeout or a 413;
 * every failure waits a capped exponential delay with full jitter, and a cycle gives up after
   `[sync] attempts` failures in a row (the daemon tries again later; nothing is lost either way);
   each step that succeeds (the hello, one batch's upload, the pull) starts the count again, so a
   link that drops every few seconds is used between its drops instead of waiting ever longer
   (issue 17);
 * a batch is uploaded in chunks the hub keeps, so an interrupted large batch resumes at the
-  hub's offset instead of starting over;
+  hub's offset instead of starting over (the offset the hub last said, within a cycle, without
+  asking again);
 * the daily byte budget is checked before every chunk; urgent batches are exempt.
 """
 from __future__ import annotations
@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,16 +30,14 @@ from typing import Callable
 from edge.core import backoff, config as config_mod, outbox
 from edge.core.node import Node
 
-from sync import protocol
+from sync import protocol, signing
 
-from . import anchors, batcher, downlink, hello as hello_rule, state, status, timefix, tls
+from . import anchors, batcher, downlink, hello as hello_rule, pacing, state, status, timefix, tls
 from .errors import BudgetExhausted, HubBusy, HubRefused, HubUntrusted, LinkError
 from .transport import HubClient
 
 log = logging.getLogger(__name__)
-MIN_CHUNK, MAX_CHUNK = 512, 1 << 20
 UPDATE_KIND = "_update"  # what bundle downloads are metered as (sync_usage.kind)
-CHUNK_SECONDS = 2.5     # a chunk should cross the link in about this long: a drop then loses little
 
 
 def backoff_delay(failures: int, *, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -83,8 +83,22 @@ class Cycle:
         self.result = CycleResult()
         self.streak = 0     # failures since the last step that succeeded
         self.busy_streak = 0   # "hub busy" answers since the last step that succeeded
-        self.batch_records = int(state.get(self.store, "batch_records", self.cfg["batch_records"]))
-        self.chunk = int(state.get(self.store, "chunk_bytes", self.cfg["chunk_bytes"]))
+        self.pace = pacing.Pace(int(state.get(self.store, "chunk_bytes", self.cfg["chunk_bytes"])),
+                                int(state.get(self.store, "batch_records", self.cfg["batch_records"])),
+                                max_records=self.cfg["batch_max_records"], monotonic=node.clock.monotonic)
+        self.offsets: dict[str, int] = {}    # batch id -> the offset the hub last said it holds
+
+    @property
+    def chunk(self) -> int:
+        return self.pace.chunk
+
+    @chunk.setter
+    def chunk(self, value: int) -> None:
+        self.pace.chunk = value
+
+    @property
+    def batch_records(self) -> int:
+        return self.pace.batch_records
 
     # ---- helpers ------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -97,8 +111,7 @@ class Cycle:
         self.result.failures += 1
         self.streak += 1
         if isinstance(e, LinkError) and e.status is None:   # timed out or broke, not a 5xx answer
-            self.chunk = max(MIN_CHUNK, self.chunk // 2)
-            self.batch_records = max(1, self.batch_records // 2)
+            self.pace.broke(timed_out=isinstance(e.__cause__, (socket.timeout, TimeoutError)))
         if self.streak >= self.cfg["attempts"]:
             raise e
         wait = backoff_delay(self.streak, base=self.cfg["backoff_base_ms"] / 1000,
@@ -123,17 +136,19 @@ class Cycle:
         log.info("sync: %s", e)
         self.sleep(wait)
 
-    def _call(self, method: str, path: str, body: bytes = b"", kinds: dict[str, int] | None = None):
+    def _call(self, method: str, path: str, body: bytes = b"", kinds: dict[str, int] | None = None,
+              batch: str | None = None):
         try:
-            ans = self.client.call(method, path, body)
+            ans = self.client.call(method, path, body, batch=batch)
         except LinkError as e:      # a failed attempt costs the SIM card too
             if e.sent_bytes:
                 self.result.bytes += e.sent_bytes
                 state.meter(self.store, self.day(), kinds or {"_control": 1}, e.sent_bytes)
             raise
         n = ans.sent_bytes + ans.received_bytes
-        if isinstance(ans.doc.get("downlink"), int):
-            self.downlink_head = ans.doc["downlink"]
+        head = ans.doc.get("d" if batch else "downlink")     # a compact upload's answer says it as "d"
+        if isinstance(head, int):
+            self.downlink_head = head
         self.result.bytes += n
         state.meter(self.store, self.day(), kinds or {"_control": 1}, n)
         return ans
@@ -220,61 +235,100 @@ class Cycle:
         self.result.corrected += fixed["corrected"] + fixed["uncorrectable"]
 
     def uplink(self) -> None:
-        while True:
-            batch = batcher.next_batch(self.store, self.ident, limit=self.batch_records, now=self.now())
-            if batch is None:
-                return
+        ahead = None
+        try:
+            while True:
+                if ahead is not None:
+                    ahead.join()
+                batch = batcher.next_batch(self.store, self.ident, limit=self.batch_records, now=self.now())
+                if batch is None:
+                    return
+                ahead = self._build_ahead(batch)
+                self._send(batch)
+        finally:
+            if ahead is not None:
+                ahead.join()
+
+    def _build_ahead(self, batch: batcher.Batch) -> threading.Thread | None:
+        """Build the next bulk batch while this one uploads, so the link does not wait for the
+        encoding (issue 17.4); nothing when another batch already waits or this one is urgent."""
+        if batch.urgent or self.store.scalar("SELECT count(*) FROM sync_batches WHERE state = 'pending'"
+                                             " AND batch_id != ?", (batch.batch_id,)):
+            return None
+        limit, now = min(self.cfg["batch_max_records"], self.batch_records * 2), self.now()
+
+        def build() -> None:
             try:
-                receipt = self._retrying(lambda: self.upload(batch))
-            except HubRefused as e:
-                if e.status != 413:
-                    raise
-                batcher.abandon(self.store, batch, now=self.now())
-                self.batch_records = max(1, min(self.batch_records, batch.records) // 2)
-                self.chunk = max(MIN_CHUNK, self.chunk // 2)
-                continue
-            self.result.acked += batcher.settle(self.store, batch, receipt, now=self.now())
-            self.result.quarantined += len(receipt.get("rejected", []))
-            self.result.batches += 1
-            state.count_records(self.store, self.day(), batch.kinds)
-            self.batch_records = min(self.cfg["batch_max_records"], self.batch_records * 2)
+                batcher.build(self.store, self.ident, limit=limit, now=now)
+            except Exception:      # noqa: BLE001 - the next batch is then built when it is needed
+                log.exception("sync: building the next batch ahead failed")
+
+        thread = threading.Thread(target=build, name="sync-build-ahead", daemon=True)
+        thread.start()
+        return thread
+
+    def _send(self, batch: batcher.Batch) -> None:
+        try:
+            receipt = self._retrying(lambda: self.upload(batch))
+        except HubRefused as e:
+            if e.status != 413:
+                raise
+            batcher.abandon(self.store, batch, now=self.now())
+            self.pace.refused_as_too_large(batch.records)
+            return
+        self.result.acked += batcher.settle(self.store, batch, receipt, now=self.now())
+        self.result.quarantined += len(receipt.get("rejected", []))
+        self.result.batches += 1
+        state.count_records(self.store, self.day(), batch.kinds)
+        self.pace.batch_done()
 
     def upload(self, batch: batcher.Batch) -> dict:
+        """Upload a batch by the compact form (/v2/u/, docs/api.md): the hub's signed answer is the
+        receipt. Hubs are updated before nodes; an older hub, which has no such route, is named."""
         env, total = batch.envelope, len(batch.envelope)
-        base = f"/v1/uploads/{batch.batch_id}"
+        base = f"/v2/u/{batch.batch_id}"
         offset = 0
         attempts = self.store.scalar("SELECT attempts FROM sync_batches WHERE batch_id = ?", (batch.batch_id,))
         batcher.note_attempt(self.store, batch)
-        if attempts:   # tried before (maybe by a process that was killed): ask the hub where it stopped
-            doc = self._call("GET", f"{base}?total={total}", kinds=batch.kinds).doc
-            if "receipt" in doc:
-                return self._verified(batch, doc["receipt"])
-            offset = int(doc.get("offset", 0))
+        if batch.batch_id in self.offsets:      # cut in this cycle: go on from what the hub said last
+            offset = self.offsets[batch.batch_id]
+        elif attempts:   # tried before (maybe by a process that was killed): ask the hub where it stopped
+            ans = self._upload_call("GET", f"{base}?t={total}", b"", batch)
+            if "r" in ans.doc:
+                return self._verified(batch, ans)
+            offset = int(ans.doc.get("o", 0))
         while True:
             piece = env[offset:offset + self.chunk]
             self._check_budget(batch, len(piece))
-            ans = self._call("PUT", f"{base}?offset={offset}&total={total}", piece, kinds=batch.kinds)
+            ans = self._upload_call("PUT", f"{base}?o={offset}&t={total}", piece, batch)
             if ans.status == 200:
-                self._grow_chunk(len(piece), ans.mono_after - ans.mono_before)
-            if "receipt" in ans.doc:
-                return self._verified(batch, ans.doc["receipt"])
+                self.pace.carried(len(piece), ans.mono_after - ans.mono_before)
+            if "r" in ans.doc:
+                return self._verified(batch, ans)
             if ans.status == 413:
                 raise HubRefused(413, ans.doc.get("error", "too large"))
-            offset = int(ans.doc.get("offset", offset))
+            offset = self.offsets[batch.batch_id] = int(ans.doc.get("o", offset))
 
-    def _grow_chunk(self, sent: int, seconds: float) -> None:
-        limit = MAX_CHUNK if seconds <= 0 else max(MIN_CHUNK, int(sent / seconds * CHUNK_SECONDS))
-        if sent >= self.chunk // 2:
-            self.chunk = max(MIN_CHUNK, min(MAX_CHUNK, self.chunk * 2, limit))
-
-    def _verified(self, batch: batcher.Batch, receipt: dict) -> dict:
+    def _upload_call(self, method: str, path: str, body: bytes, batch: batcher.Batch):
         try:
-            body = protocol.verify_document(protocol.public_from_text(self.ident.hub_pubkey), receipt)
+            return self._call(method, path, body, kinds=batch.kinds, batch=batch.batch_id)
+        except HubRefused as e:
+            if e.status == 404:
+                raise HubRefused(404, f"the hub at {self.ident.hub_url} is older than this node (it has no compact "
+                                      "uploads, /v2/u/): county IT updates the hub first, then the nodes") from e
+            raise
+
+    def _verified(self, batch: batcher.Batch, ans) -> dict:
+        """The receipt of a compact upload's answer, checked again as the proof the node keeps (the
+        transport verified the signature over this node, this batch and our nonce); a receipt that
+        does not verify leaves the batch pending (LinkError: it is asked for again)."""
+        proof = {"nonce": ans.nonce, "body": ans.body.decode("utf-8", "replace"), "sig": ans.signature}
+        try:
+            receipt = protocol.verify_receipt_proof(signing.public_from_text(self.ident.hub_pubkey),
+                                                    self.ident.node, batch.batch_id, proof)
         except protocol.ProtocolError as e:
             raise LinkError(f"receipt for batch {batch.batch_id} is not signed by the hub: {e}") from e
-        if body.get("batch") != batch.batch_id or body.get("node") != self.ident.node:
-            raise LinkError(f"receipt does not match batch {batch.batch_id}")
-        return receipt
+        return {**receipt, "proof": proof}
 
     def _check_budget(self, batch: batcher.Batch, nbytes: int) -> None:
         budget = self.cfg["daily_budget_bytes"]

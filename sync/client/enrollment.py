@@ -10,7 +10,7 @@ from typing import Any
 from edge.core.enrollment import AlreadyEnrolled, EnrollmentRefused, HubNotTrusted, HubUnreachable
 from edge.core.node import Node
 
-from sync import protocol
+from sync import protocol, signing
 
 from .errors import HubRefused, HubUntrusted, LinkError
 
@@ -39,10 +39,10 @@ def enroll_at(node: Node, hub_url: str, code: str, hub_key: str | None, *, timeo
     from . import state, tls, transport
 
     url = hub_url.rstrip("/")
-    key = state.new_node_key(node, protocol.code_suite(code))   # "SM-..." codes: an SM2 key
+    key = state.new_node_key(node, signing.code_suite(code))   # "SM-..." codes: an SM2 key
     pending = tls.PendingKey(node.data_dir)
     try:
-        doc = transport.enroll(url, code, protocol.public_text(key), fingerprint=hub_key,
+        doc = transport.enroll(url, code, signing.public_text(key), fingerprint=hub_key,
                                csr=pending.csr(urlparse(url).hostname),
                                timeout=timeout or node.config["sync"]["timeout_seconds"])
         pending.save(doc.get("ca_cert"), doc.get("node_cert"))

@@ -13,7 +13,7 @@ from edge.core import durable
 from edge.core.reading import utc_iso
 from edge.core.node import Node
 
-from sync import protocol
+from sync import signing
 
 from . import status
 from .errors import NotEnrolled
@@ -40,17 +40,17 @@ def identity(node: Node) -> Identity:
         raise NotEnrolled("this node is not enrolled at a hub yet: run "
                           "`clinic-edge enroll --hub URL --code CODE` with the code from county IT")
     url = node.config["sync"]["hub_url"] or row["hub_url"]
-    return Identity(row["node"], url, row["hub_pubkey"], protocol.load_key(path))
+    return Identity(row["node"], url, row["hub_pubkey"], signing.load_key(path))
 
 
-def new_node_key(node: Node, suite: str = protocol.DEFAULT_SUITE):
+def new_node_key(node: Node, suite: str = signing.DEFAULT_SUITE):
     """A fresh key in `suite` (the one the enrollment code is for), readable only by the service
     user (mode 0600)."""
-    key = protocol.new_key(suite)
+    key = signing.new_key(suite)
     path = key_path(node)
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    protocol.save_key(key, path.with_name(path.name + ".new"))
+    signing.save_key(key, path.with_name(path.name + ".new"))
     return key
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from urllib.parse import urlparse
 
 from edge.core import backoff
-from sync import protocol
+from sync import protocol, signing
 
 from . import tls
 from .errors import HubBusy, HubRefused, HubUntrusted, LinkError
@@ -62,6 +62,9 @@ class Answer:
     wall_after: float
     mono_before: float
     mono_after: float
+    nonce: str = ""             # the request's; with the body and the hub's signature, a compact receipt's proof
+    body: bytes = b""
+    signature: str = ""
 
 
 class HubClient:
@@ -80,7 +83,7 @@ class HubClient:
         self.port = u.port or (443 if u.scheme == "https" else 80)
         self.prefix = u.path.rstrip("/")
         self.node, self.key, self.timeout = node, key, timeout
-        self.hub_pub = protocol.public_from_text(hub_pubkey) if hub_pubkey else None
+        self.hub_pub = signing.public_from_text(hub_pubkey) if hub_pubkey else None
         self.wall, self.monotonic = wall, monotonic
         self.retry_after_cap = retry_after_cap   # longest Retry-After believed (a hostile hub cannot silence us)
         self.offset = 0.0            # hub clock minus node wall clock, s (learned from signed answers)
@@ -143,25 +146,27 @@ class HubClient:
         got = 17 + sum(len(k) + len(v) + 4 for k, v in resp.getheaders()) + len(data)
         return resp.status, dict(resp.getheaders()), data, sent, got
 
-    def call(self, method: str, path: str, body: bytes = b"", *, ok: tuple[int, ...] = (200,)) -> Answer:
-        """A signed request; the answer must carry the hub's signature over our nonce. Signed with the
-        node's clock corrected by the learned offset; if the hub still finds the time outside its
+    def call(self, method: str, path: str, body: bytes = b"", *, ok: tuple[int, ...] = (200,),
+             batch: str | None = None) -> Answer:
+        """A signed request; the answer must carry the hub's signature over our nonce (and, for a
+        compact upload of `batch`, over this node and that batch: protocol.receipt_bytes). Signed with
+        the node's clock corrected by the learned offset; if the hub still finds the time outside its
         window, its signed refusal says the hub's time: learn the offset and sign once more."""
         try:
-            return self._signed_once(method, path, body, ok)
+            return self._signed_once(method, path, body, ok, batch)
         except StaleConnection:
             # Once more on a new connection, signed afresh: the hub may have received the first
             # (the link cut its answer), and it refuses a nonce it has seen (a replay, 409).
-            return self._signed_once(method, path, body, ok)
+            return self._signed_once(method, path, body, ok, batch)
 
-    def _signed_once(self, method: str, path: str, body: bytes, ok: tuple[int, ...]) -> Answer:
+    def _signed_once(self, method: str, path: str, body: bytes, ok: tuple[int, ...], batch: str | None) -> Answer:
         try:
-            return self._call(method, path, body, ok)
+            return self._call(method, path, body, ok, batch)
         except ClockRefused as e:
             self.offset = e.offset
-            return self._call(method, path, body, ok)
+            return self._call(method, path, body, ok, batch)
 
-    def _call(self, method: str, path: str, body: bytes, ok: tuple[int, ...]) -> Answer:
+    def _call(self, method: str, path: str, body: bytes, ok: tuple[int, ...], batch: str | None) -> Answer:
         nonce = secrets.token_urlsafe(16)      # 128 bits, 22 characters
         headers = protocol.sign_request(self.key, method, path, self.node, nonce, self.signing_time(), body)
         wb, mb = self.wall(), self.monotonic()
@@ -184,18 +189,23 @@ class HubClient:
             raise HubRefused(status, _error_text(data))
         if self.hub_pub is None or not sig:
             raise LinkError(f"{method} {path}: answer is not signed by the hub (status {status})")
+        suite = self.hub_pub.suite
+        signed = protocol.receipt_bytes(self.node, batch, nonce, data, suite) if batch is not None \
+            else protocol.response_bytes(nonce, data, suite)
         try:
-            protocol.verify(self.hub_pub, protocol.unb64(sig), protocol.response_bytes(nonce, data, self.hub_pub.suite))
+            signing.verify(self.hub_pub, signing.unb64(sig), signed)
             doc = json.loads(data)
         except (protocol.ProtocolError, ValueError) as e:
             raise LinkError(f"{method} {path}: answer failed the hub signature check ({e})") from e
-        return Answer(status, doc, sent, got, wb, wa, mb, ma)
+        if not isinstance(doc, dict):
+            raise LinkError(f"{method} {path}: the hub's signed answer is not a JSON object")
+        return Answer(status, doc, sent, got, wb, wa, mb, ma, nonce, data, sig)
 
 
     def _clock_refusal(self, method: str, path: str, nonce: str, sig: str, data: bytes, wall_mid: float) -> None:
         """A signed 401 for our nonce that says the request time is off: raise ClockRefused with the offset."""
         try:
-            protocol.verify(self.hub_pub, protocol.unb64(sig), protocol.response_bytes(nonce, data, self.hub_pub.suite))
+            signing.verify(self.hub_pub, signing.unb64(sig), protocol.response_bytes(nonce, data, self.hub_pub.suite))
             doc = json.loads(data)
             hub_time = datetime.fromisoformat(doc["hub_time"].replace("Z", "+00:00"))
         except (protocol.ProtocolError, ValueError, KeyError, TypeError, AttributeError):
@@ -238,7 +248,7 @@ def enroll(url: str, code: str, pubkey: str, *, fingerprint: str | None = None, 
     if fingerprint is None and not tls.is_loopback(client.host):
         raise HubUntrusted("the hub key fingerprint is required (`clinic-edge enroll --hub-key`, or hub_key in "
                            "the boot partition's clinic-edge.toml): county IT's `hub node add` prints it")
-    expected = protocol.normal_fingerprint(fingerprint) if fingerprint else None
+    expected = signing.normal_fingerprint(fingerprint) if fingerprint else None
     nonce = secrets.token_urlsafe(16)      # 128 bits, 22 characters
     req = {"code": code, "pubkey": pubkey, "nonce": nonce, **({"csr": csr} if csr else {})}
     try:
@@ -250,15 +260,15 @@ def enroll(url: str, code: str, pubkey: str, *, fingerprint: str | None = None, 
         raise HubRefused(status, _error_text(data))
     try:
         doc = json.loads(data)
-        hub_pub = protocol.public_from_text(doc["hub_pubkey"])
+        hub_pub = signing.public_from_text(doc["hub_pubkey"])
     except (ValueError, KeyError, TypeError, protocol.ProtocolError) as e:
         raise LinkError(f"the hub's enrollment answer is not valid: {e}") from e
-    if expected is not None and protocol.fingerprint(hub_pub) != expected:
-        raise HubUntrusted(f"the hub at {url} answered with key {protocol.fingerprint(hub_pub)}, not the key "
+    if expected is not None and signing.fingerprint(hub_pub) != expected:
+        raise HubUntrusted(f"the hub at {url} answered with key {signing.fingerprint(hub_pub)}, not the key "
                            f"{expected} county IT gave: refusing it (a wrong fingerprint, or someone else answering)")
     sig = _header(rh, protocol.H_SIG)
     try:
-        protocol.verify(hub_pub, protocol.unb64(sig or ""), protocol.response_bytes(nonce, data, hub_pub.suite))
+        signing.verify(hub_pub, signing.unb64(sig or ""), protocol.response_bytes(nonce, data, hub_pub.suite))
     except protocol.ProtocolError as e:
         raise HubUntrusted(f"the hub at {url} did not prove its key: the enrollment answer is not signed "
                            f"over this request ({e})") from e

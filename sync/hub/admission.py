@@ -12,7 +12,7 @@ later than `busy_retry_max_seconds`; docs/hub.md, "Admission control"). The answ
 the body has arrived (see `receive`) and before the signature is checked or anything is looked up:
 shedding must cost almost nothing.
 
-Only uploads (`PUT /v1/uploads/...`) are shed: a hello, a pull, an upload's offset query and
+Only uploads (`PUT /v2/u/...`, and `PUT /v1/uploads/...` of nodes from before) are shed: a hello, a pull, an upload's offset query and
 /healthz are cheap and pass. Each process counts what it served and shed; /healthz shows it, and
 answers 503 "ok": false while this process turned uploads away in the last minute and finished none.
 """
@@ -33,8 +33,11 @@ BUSY = "503 Service Unavailable"
 BUSY_BODY = b'{"error":"hub busy: try again after Retry-After seconds"}'
 
 
+UPLOAD_PATHS = ("/v2/u/", "/v1/uploads/")     # sync/hub/node_api.py: the compact and the old upload
+
+
 def is_upload(environ: dict) -> bool:
-    return environ.get("REQUEST_METHOD") == "PUT" and environ.get("PATH_INFO", "").startswith("/v1/uploads/")
+    return environ.get("REQUEST_METHOD") == "PUT" and environ.get("PATH_INFO", "").startswith(UPLOAD_PATHS)
 
 
 def receive(environ: dict) -> None:

@@ -55,7 +55,7 @@ def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow, secret_key: by
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
-        if request.path.startswith("/v1/"):
+        if request.path.startswith(node_api.NODE_PATHS):
             return json_answer({"error": e.description or e.name}, e.code or 400)
         return e
 

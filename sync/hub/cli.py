@@ -15,7 +15,7 @@ import click
 from edge.core.cli_error import CliError
 from edge.core.node import Node
 
-from sync import protocol
+from sync import protocol, signing
 
 
 class HubCliError(CliError):
@@ -107,8 +107,8 @@ def serve(node: Node, listen: str | None) -> None:
     scheme = "https" if cfg["tls"] else "http"
     click.echo(f"hub database: {schema.change_text(*h.store.migrated)}", err=True)
     click.echo(f"hub on {scheme}://{host}:{port}/ (database {h.store.engine.url.render_as_string()}); "
-               f"hub key fingerprint {protocol.fingerprint(h.key)}"
-               + (f", sm key {protocol.fingerprint(h.sm_key)}" if h.sm_key else "")
+               f"hub key fingerprint {signing.fingerprint(h.key)}"
+               + (f", sm key {signing.fingerprint(h.sm_key)}" if h.sm_key else "")
                + f"; suite of new codes {h.suite}; county CA {county.dir / 'county-ca.pem'}",
                err=True)
     app = create_app(h, ca=county, server_names=names, uploads_in_service=cfg["uploads_in_service"],
@@ -204,7 +204,7 @@ def node_add(node: Node, name: str, as_json: bool, suite: str | None, re_enroll:
                           "and run this again")
     code = h.add_node(name, now=utcnow(), suite=suite)
     hours = int(h.code_ttl.total_seconds() // 3600)
-    fp = protocol.fingerprint(h.key_for(suite))
+    fp = signing.fingerprint(h.key_for(suite))
     if as_json:
         click.echo(json.dumps({"node": name, "code": code, "hub_key": fp, "suite": suite, "expires_hours": hours}))
         return

@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sync import pki, protocol
+from sync import pki, protocol, signing
 
 from .ca import CountyCA
 from .service import Hub, HubError
@@ -42,7 +42,7 @@ def enroll(hub: Hub, ca: CountyCA | None, data: dict[str, Any], *, now: datetime
         if csr is not None:
             doc["node_cert"] = ca.issue_node(csr, doc["node"], now=now, forbidden=forbidden).decode()
     body = json.dumps(doc, ensure_ascii=False).encode()
-    return body, hub.sign_response(nonce, body, protocol.code_suite(code))
+    return body, hub.sign_response(nonce, body, signing.code_suite(code))
 
 
 def renew(ca: CountyCA | None, node: str, csr: Any, *, now: datetime, forbidden: set[str] = frozenset()

@@ -10,12 +10,13 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
-from sync import protocol
+from sync import protocol, record_codec, signing
 from . import status as node_status
 from .service import ClockSkew, HubError, TooLarge
 from .storage import now_iso
 
 bp = Blueprint("node_api", __name__)
+NODE_PATHS = ("/v1/", "/v2/")   # the node API's prefixes: signed per request, no session (web.py)
 BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_CURSOR = 2 ** 62
 
@@ -33,7 +34,7 @@ def authed() -> str:
     body = request.get_data(cache=True)
     path = request.full_path.rstrip("?")
     auth = protocol.request_auth(request.headers)
-    g.nonce, g.suite = auth[1], protocol.text_suite(auth[3])   # the answer is signed in the request's suite
+    g.nonce, g.suite = auth[1], signing.text_suite(auth[3])   # the answer is signed in the request's suite
     row = hub.signed_by(request.method, path, request.headers, body, now=_now())
     g.node, g.node_key = row["name"], row["pubkey"]
     return g.node
@@ -49,7 +50,7 @@ def signed(doc: dict, status: int = 200, *, downlink: bool = True) -> Response:
     body = json.dumps({**doc, **extra}, ensure_ascii=False, separators=(",", ":")).encode()
     resp = Response(body, status)
     del resp.headers["Content-Type"]      # always JSON, and the node knows: 32 bytes less per answer
-    resp.headers[protocol.H_SIG] = hub.sign_response(g.nonce, body, g.get("suite", protocol.DEFAULT_SUITE))
+    resp.headers[protocol.H_SIG] = hub.sign_response(g.nonce, body, g.get("suite", signing.DEFAULT_SUITE))
     return resp
 
 
@@ -65,7 +66,7 @@ def json_body() -> Any:
     """The request body as JSON, or a 400 that says why (never a 500 for a deep or broken body)."""
     data = request.get_data(cache=True)
     try:
-        protocol.check_json_size(data, max_values=20000)
+        record_codec.check_json_size(data, max_values=20000)
         return json.loads(data) if data else None
     except protocol.TooBig as e:
         raise HubError(f"request body: {e}") from e
@@ -116,37 +117,91 @@ def hello():
     return signed({"node": node, **anchor, **renewal})
 
 
+class _Answers:
+    """How the answers of an upload are written. /v1/uploads/ (nodes before issue 17.4): the full
+    receipt, a signed document of its own, inside an answer signed over the nonce, with hub_time
+    and "downlink". /v2/u/ (protocol.receipt_bytes): {"r": compact receipt} or {"o": offset}, and
+    "d" for the downlink head, under one signature that binds the node and the batch."""
+
+    def __init__(self, compact: bool, batch_id: str):
+        self.compact, self.batch_id = compact, batch_id
+        self.offset_arg, self.total_arg = ("o", "t") if compact else ("offset", "total")
+
+    def receipt(self, receipt: dict) -> Response:
+        if self.compact:
+            return self._compact({"r": protocol.compact_receipt(receipt)})
+        return signed({"receipt": receipt})
+
+    def offset(self, have: int, status: int = 200, error: str | None = None) -> Response:
+        err = {"error": error} if error else {}
+        if self.compact:
+            return self._compact({**err, "o": have}, status)
+        return signed({**err, "offset": have}, status)
+
+    def error(self, error: str, status: int) -> Response:
+        return self._compact({"error": error}, status) if self.compact else signed({"error": error}, status)
+
+    def _compact(self, doc: dict, status: int = 200) -> Response:
+        hub = _hub()[0]
+        body = json.dumps({**doc, "d": hub.store.downlink_head(g.node)}, ensure_ascii=False,
+                          separators=(",", ":")).encode()
+        resp = Response(body, status)
+        del resp.headers["Content-Type"]
+        resp.headers[protocol.H_SIG] = hub.sign_receipt_answer(g.node, self.batch_id, g.nonce, body,
+                                                               g.get("suite", signing.DEFAULT_SUITE))
+        return resp
+
+
 @bp.get("/v1/uploads/<batch_id>")
 def upload_offset(batch_id: str):
-    hub = _hub()[0]
-    node = authed()
-    total = request.args.get("total", type=int) or 0
-    receipt = hub.store.batch_receipt(node, _batch_id(batch_id))
-    if receipt:
-        return signed({"receipt": json.loads(receipt)})
-    return signed({"offset": hub.store.received_offset(node, batch_id, total)})
+    return _offset(_Answers(False, batch_id))
+
+
+@bp.get("/v2/u/<batch_id>")
+def compact_upload_offset(batch_id: str):
+    return _offset(_Answers(True, batch_id))
 
 
 @bp.put("/v1/uploads/<batch_id>")
 def upload_chunk(batch_id: str):
+    return _chunk(_Answers(False, batch_id))
+
+
+@bp.put("/v2/u/<batch_id>")
+def compact_upload_chunk(batch_id: str):
+    return _chunk(_Answers(True, batch_id))
+
+
+def _offset(answers: _Answers) -> Response:
     hub = _hub()[0]
     node = authed()
-    _batch_id(batch_id)
-    offset = request.args.get("offset", type=int)
-    total = request.args.get("total", type=int)
+    _batch_id(answers.batch_id)
+    total = request.args.get(answers.total_arg, type=int) or 0
+    receipt = hub.store.batch_receipt(node, answers.batch_id)
+    if receipt:
+        return answers.receipt(json.loads(receipt))
+    return answers.offset(hub.store.received_offset(node, answers.batch_id, total))
+
+
+def _chunk(answers: _Answers) -> Response:
+    hub = _hub()[0]
+    node = authed()
+    batch_id = _batch_id(answers.batch_id)
+    offset = request.args.get(answers.offset_arg, type=int)
+    total = request.args.get(answers.total_arg, type=int)
     data = request.get_data()
     if offset is None or total is None or offset < 0 or total <= 0 or offset + len(data) > total:
-        return signed({"error": "offset and total are required and must fit the data"}, 400)
+        return answers.error(f"{answers.offset_arg} and {answers.total_arg} are required and must fit the data", 400)
     receipt = hub.store.batch_receipt(node, batch_id)
     if receipt:
-        return signed({"receipt": json.loads(receipt)})
+        return answers.receipt(json.loads(receipt))
     if total > hub.max_batch_bytes:
         raise TooLarge(f"batch of {total} bytes is larger than {hub.max_batch_bytes}; send smaller batches")
     whole = offset == 0 and len(data) == total
     if whole:
         raw = data        # the whole batch in one request: straight to the records, no chunk rows
     else:
-        raw = _resumed(hub, node, batch_id, offset, data, total)
+        raw = _resumed(hub, answers, node, offset, data, total)
         if isinstance(raw, Response):
             return raw
     try:
@@ -156,25 +211,26 @@ def upload_chunk(batch_id: str):
         with hub.store.begin() as c:   # start this upload again from zero next time
             hub.store.drop_chunks(c, node, batch_id)
         raise
-    return signed({"receipt": receipt})
+    return answers.receipt(receipt)
 
 
-def _resumed(hub, node: str, batch_id: str, offset: int, data: bytes, total: int) -> bytes | Response:
+def _resumed(hub, answers: _Answers, node: str, offset: int, data: bytes, total: int) -> bytes | Response:
     """Keep one chunk of a resumable upload; the whole batch once every chunk is in, else the
     answer to send (the offset to go on from, or 409 for a chunk out of order)."""
+    batch_id = answers.batch_id
     have = hub.store.received_offset(node, batch_id, total)
     if offset > have:
-        return signed({"error": "chunk out of order", "offset": have}, 409)
+        return answers.offset(have, 409, "chunk out of order")
     if offset + len(data) > have:
         hub.store.add_chunk(node, batch_id, offset, data, total, now=_now())
         have = hub.store.received_offset(node, batch_id, total)
     if have < total:
-        return signed({"offset": have})
+        return answers.offset(have)
     raw = hub.store.assembled(node, batch_id, total)
     if len(raw) < total:      # another worker stored this batch from the same chunks and dropped them
         receipt = hub.store.batch_receipt(node, batch_id)
-        return signed({"receipt": json.loads(receipt)} if receipt else
-                      {"offset": hub.store.received_offset(node, batch_id, total)})
+        return answers.receipt(json.loads(receipt)) if receipt else \
+            answers.offset(hub.store.received_offset(node, batch_id, total))
     return raw
 
 

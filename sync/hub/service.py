@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync import protocol
+from sync import protocol, record_codec, signing
 from .storage import HubStore, batches, now_iso
 
 MAX_RECORD_BYTES = 64 * 1024
@@ -62,7 +62,7 @@ class Hub:
     time_window: timedelta = timedelta(minutes=10)       # |hub time - X-CE-Time| accepted
     nonce_retention: timedelta = timedelta(minutes=30)   # at least 2 x time_window (docs/hub.md)
     sm_key: Any = None           # the hub's SM2 key, for nodes of the sm suite ([hub] suite, docs/crypto-suites.md)
-    suite: str = protocol.DEFAULT_SUITE                   # the suite of the enrollment codes it issues
+    suite: str = signing.DEFAULT_SUITE                   # the suite of the enrollment codes it issues
 
     def __post_init__(self) -> None:
         if self.nonce_retention < 2 * self.time_window:
@@ -71,7 +71,7 @@ class Hub:
 
     @property
     def pubkey(self) -> str:
-        return protocol.public_text(self.key)
+        return signing.public_text(self.key)
 
     def key_for(self, suite: str):
         """The hub's key that signs for nodes of `suite`."""
@@ -86,17 +86,17 @@ class Hub:
 
     # ---- enrollment -------------------------------------------------------------------------
     def add_node(self, name: str, *, now: datetime, suite: str | None = None) -> str:
-        """A one-time code for `name`; a code for the sm suite starts "SM-" (protocol.code_suite)."""
+        """A one-time code for `name`; a code for the sm suite starts "SM-" (signing.code_suite)."""
         suite = suite or self.suite
         self.key_for(suite)
         code = "-".join("".join(secrets.choice(CODE_ALPHABET) for _ in range(4)) for _ in range(3))
-        code = protocol.CODE_PREFIXES.get(suite, "") + code
+        code = signing.CODE_PREFIXES.get(suite, "") + code
         self.store.add_node(name, code, now=now, ttl=self.code_ttl)
         return code
 
     def enroll(self, code: str, pubkey: str, *, now: datetime) -> dict[str, Any]:
-        suite = protocol.code_suite(code)
-        have = protocol.public_from_text(pubkey).suite
+        suite = signing.code_suite(code)
+        have = signing.public_from_text(pubkey).suite
         if have != suite:    # checked before the code is spent: the right node software can still use it
             raise Refused(f"this enrollment code is for the {suite} suite but the node sent an {have} key "
                           "(update the node's software, or ask county IT for a code of the node's suite)")
@@ -104,7 +104,7 @@ class Hub:
             name = self.store.redeem(code, pubkey, now=now)
         except KeyError as e:
             raise Refused(e.args[0]) from e
-        return {"node": name, "hub_pubkey": protocol.public_text(self.key_for(suite)), "hub_time": now_iso(now)}
+        return {"node": name, "hub_pubkey": signing.public_text(self.key_for(suite)), "hub_time": now_iso(now)}
 
     # ---- request authentication ---------------------------------------------------------------
     def authenticate(self, method: str, path: str, headers, body: bytes, *, now: datetime) -> str:
@@ -122,8 +122,8 @@ class Hub:
         if row is None or not row["pubkey"]:
             raise UnknownNode(f"node {node!r} is not enrolled at this hub")
         try:
-            suite, raw_sig = protocol.read_signature_text(sig)
-            protocol.verify(protocol.public_from_text(row["pubkey"]), raw_sig,
+            suite, raw_sig = signing.read_signature_text(sig)
+            signing.verify(signing.public_from_text(row["pubkey"]), raw_sig,
                             protocol.request_bytes(method, path, node, nonce, sent, body, suite), suite)
         except protocol.ProtocolError as e:
             raise self.refused(node, "request", f"request signature does not match node {node}'s key: {e}",
@@ -140,7 +140,7 @@ class Hub:
         """The signed X-CE-Time must be within time_window of the hub's clock (replays of old requests,
         whose nonces were pruned, fall outside it)."""
         try:
-            if not protocol.ISO_MS.fullmatch(sent or ""):
+            if not record_codec.ISO_MS.fullmatch(sent or ""):
                 raise ValueError(sent)
             skew = (datetime.fromisoformat(sent.replace("Z", "+00:00")) - now).total_seconds()
         except ValueError as e:
@@ -161,11 +161,17 @@ class Hub:
         if pubkey is None:
             row = self.store.node(node)
             pubkey = row["pubkey"] if row else None
-        return protocol.text_suite(pubkey or "")
+        return signing.text_suite(pubkey or "")
 
-    def sign_response(self, nonce: str, body: bytes, suite: str = protocol.DEFAULT_SUITE) -> str:
+    def sign_response(self, nonce: str, body: bytes, suite: str = signing.DEFAULT_SUITE) -> str:
         """The answer's signature (untagged: the node knows which hub key it holds)."""
-        return protocol.b64(protocol.sign(self.key_for(suite), protocol.response_bytes(nonce, body, suite)))
+        return signing.b64(signing.sign(self.key_for(suite), protocol.response_bytes(nonce, body, suite)))
+
+    def sign_receipt_answer(self, node: str, batch: str, nonce: str, body: bytes,
+                            suite: str = signing.DEFAULT_SUITE) -> str:
+        """The one signature over an answer to a compact upload (protocol.receipt_bytes): it binds the
+        node and the batch, so the receipt in the body need not name them."""
+        return signing.b64(signing.sign(self.key_for(suite), protocol.receipt_bytes(node, batch, nonce, body, suite)))
 
     def refused(self, node: str, what: str, reason: str, *, now: datetime) -> "Refused":
         """A refused signature, counted with its reason (`hub node list`, docs/crypto-suites.md)."""
@@ -198,7 +204,7 @@ class Hub:
         if stored:
             return self._in_suite(json.loads(stored), suite)
         try:
-            recs = protocol.decode_records(env.payload)
+            recs = record_codec.decode_records(env.payload)
         except protocol.TooBig as e:
             raise TooLarge(f"batch {env.batch_id}: {e}") from e
         if len(recs) != env.header["n"]:
@@ -214,7 +220,7 @@ class Hub:
     def _verify_batch(self, env, pubkey: str, *, now: datetime) -> None:
         """The envelope verifies with the node's current key or, signed before the node re-enrolled
         in another suite, with one of its old keys of the envelope's suite; else refused, counted."""
-        current = [pubkey] if protocol.text_suite(pubkey) == env.suite else []
+        current = [pubkey] if signing.text_suite(pubkey) == env.suite else []
         if self._verifies(env, current):
             return
         old = self.store.old_keys(env.node, env.suite)   # looked up only when the current key did not do
@@ -223,7 +229,7 @@ class Hub:
         if not current and not old:
             raise self.refused(env.node, "batch", f"batch {env.batch_id} is signed in the {env.suite} suite, but node "
                                f"{env.node} has no {env.suite} key at this hub (its key is "
-                               f"{protocol.text_suite(pubkey)}); nothing stored", now=now)
+                               f"{signing.text_suite(pubkey)}); nothing stored", now=now)
         raise self.refused(env.node, "batch", f"batch {env.batch_id} is not signed by node {env.node}'s "
                            f"{env.suite} key; nothing stored", now=now)
 
@@ -231,7 +237,7 @@ class Hub:
     def _verifies(env, keys: list[str]) -> bool:
         for text in keys:
             try:
-                env.verify(protocol.public_from_text(text))
+                env.verify(signing.public_from_text(text))
                 return True
             except protocol.ProtocolError:
                 continue
@@ -239,7 +245,7 @@ class Hub:
 
     def _in_suite(self, receipt: dict[str, Any], suite: str) -> dict[str, Any]:
         """A stored receipt, signed again if the node has since moved to another suite."""
-        if receipt.get("suite", protocol.DEFAULT_SUITE) == suite:
+        if receipt.get("suite", signing.DEFAULT_SUITE) == suite:
             return receipt
         return protocol.sign_document(self.key_for(suite), receipt)
 
@@ -330,8 +336,8 @@ def record_problem(r: dict[str, Any]) -> str | None:
         return "version must be a positive integer"
     if not isinstance(payload, dict):
         return "payload must be an object"
-    if protocol.nesting(payload) > protocol.MAX_DEPTH:
-        return f"payload nests more than {protocol.MAX_DEPTH} levels deep"
+    if record_codec.nesting(payload) > record_codec.MAX_DEPTH:
+        return f"payload nests more than {record_codec.MAX_DEPTH} levels deep"
     if len(protocol.canonical(payload)) > MAX_RECORD_BYTES:
         return f"payload is larger than {MAX_RECORD_BYTES} bytes"
     missing = [k for k in REQUIRED.get(kind, ()) if payload.get(k) in (None, "")]
@@ -340,11 +346,11 @@ def record_problem(r: dict[str, Any]) -> str | None:
     return None
 
 
-def load_or_create_key(path: Path, suite: str = protocol.DEFAULT_SUITE):
+def load_or_create_key(path: Path, suite: str = signing.DEFAULT_SUITE):
     if path.exists():
-        return protocol.load_key(path)
-    key = protocol.new_key(suite)
-    protocol.save_key(key, path)
+        return signing.load_key(path)
+    key = signing.new_key(suite)
+    signing.save_key(key, path)
     return key
 
 

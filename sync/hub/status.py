@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from sync import protocol
+from sync import record_codec
 
 from . import update_view
 
@@ -91,7 +91,7 @@ def _clean(doc: Any, fields: dict[str, Any]) -> dict[str, Any]:
 
 def clean(report: dict[str, Any]) -> dict[str, Any]:
     """The checked status of one hello (see the module doc)."""
-    if not isinstance(report, dict) or protocol.nesting(report) > protocol.MAX_DEPTH:
+    if not isinstance(report, dict) or record_codec.nesting(report) > record_codec.MAX_DEPTH:
         return {}
     return _clean(report, FIELDS)
 

@@ -25,7 +25,7 @@ meta = sa.MetaData()
 nodes = sa.Table(
     "hub_nodes", meta,
     sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("pubkey", sa.String(128)),     # protocol.public_text: ed25519, or "sm:..." (revision 0002s)
+    sa.Column("pubkey", sa.String(128)),     # signing.public_text: ed25519, or "sm:..." (revision 0002s)
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("enrolled_at", sa.String(32)),
     sa.Column("last_contact", sa.String(32)),
@@ -170,9 +170,9 @@ def now_iso(now: datetime | None = None) -> str:
 
 
 def suite_of_text(pubkey: str) -> str:
-    from sync import protocol
+    from sync import signing
 
-    return protocol.text_suite(pubkey)
+    return signing.text_suite(pubkey)
 
 
 def code_hash(code: str) -> str:

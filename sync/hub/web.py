@@ -14,6 +14,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from edge.core import accounts as rules
 from . import accounts
+from .node_api import NODE_PATHS
 from .storage import now_iso
 
 bp = Blueprint("web", __name__)
@@ -61,16 +62,16 @@ def init(app: Flask, hub, *, secret_key: bytes | None = None) -> None:
 
 
 class NoSessionForNodes(SecureCookieSessionInterface):
-    """The node API (/v1/, /healthz) is signed per request and has no session: no cookie read or
+    """The node API (/v1/, /v2/, /healthz) is signed per request and has no session: no cookie read or
     set and no `Vary: Cookie`, 14 bytes less on every answer a SIM card pays for (issue 17.4)."""
 
     def open_session(self, app, request):
-        if request.path.startswith("/v1/"):
+        if request.path.startswith(NODE_PATHS):
             return self.null_session_class()
         return super().open_session(app, request)
 
     def save_session(self, app, session, response):
-        if request.path.startswith("/v1/"):
+        if request.path.startswith(NODE_PATHS):
             return None
         return super().save_session(app, session, response)
 

@@ -1,0 +1,158 @@
+"""The compact record columns (issue 17.4, sync/record_columns.py): a batch goes smaller and the
+hub stores exactly the rows it stored before (same ids, same payloads, same content digests that
+make a resend idempotent); anything the compact forms cannot carry exactly goes as before."""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+
+from hypothesis import given, settings, strategies as st
+
+from edge.core import config as config_mod, devices
+from edge.core.ingest import ingest
+from edge.core.node import Node
+from edge.core.reading import Reading
+from sync import protocol, record_codec
+from sync.client import state
+from sync.client.controller import Cycle
+from sync_fixtures import Hub, add_records, enroll, sync_env
+
+
+def canonical(payload) -> str:
+    return protocol.canonical(payload).decode()
+
+
+def same_records(a: list[dict], b: list[dict]) -> bool:
+    """The same records (a batch holds them by kind: compared in one order)."""
+    return sorted((r["kind"], r["id"], r["version"], canonical(r["payload"])) for r in a) == \
+        sorted((r["kind"], r["id"], r["version"], canonical(r["payload"])) for r in b)
+
+
+def clinic_day(node, n: int, seed: int = 3) -> None:
+    """Readings as stations send them: several codes per message, decimals of each unit, a device
+    whose clock is wrong (effective_time then is not device_time), a reading without a value."""
+    from datetime import timedelta
+
+    rng = random.Random(seed)
+    for dev, kind in (("bp-1", "bp"), ("glu-1", "glucose"), ("scale-1", "scale")):
+        devices.add(node.store, dev, kind=kind, name=dev, now=node.clock.now(), actor="test")
+    for i in range(n):
+        dev = rng.choice(["bp-1", "glu-1", "scale-1"])
+        at = node.clock.now() - timedelta(seconds=rng.randint(2, 40), milliseconds=rng.randint(0, 999))
+        if dev == "bp-1":
+            batch = [Reading(dev, code, float(rng.randint(60, 180)), unit, "mqtt", device_time=at, source_key=f"{i}-{code}")
+                     for code, unit in (("8480-6", "mm[Hg]"), ("8462-4", "mm[Hg]"), ("8867-4", "/min"))]
+        elif dev == "glu-1":
+            batch = [Reading(dev, "2339-0", round(rng.uniform(3, 16), 1), "mmol/L", "ble", device_time=at,
+                             source_key=f"g{i}")]
+        else:
+            batch = [Reading(dev, "29463-7", round(rng.uniform(40, 95), 2), "kg", "serial", device_time=at,
+                             source_key=f"s{i}")]
+        if i % 7 == 0:
+            batch.append(Reading(dev, "8480-6", None, "mm[Hg]", "mqtt", source_key=f"none{i}",
+                                 no_value_reason="SFLOAT NaN"))          # and no device time
+        ingest(node.store, batch)
+
+
+def outbox_records(node) -> list[dict]:
+    rows = node.store.query("SELECT kind, record_id, version, payload FROM outbox ORDER BY seq")
+    return [{"kind": r["kind"], "id": r["record_id"], "version": r["version"], "payload": json.loads(r["payload"])}
+            for r in rows]
+
+
+def test_a_batch_of_a_clinic_day_goes_compact_and_decodes_to_exactly_its_records(node):
+    clinic_day(node, 300)
+    add_records(node, 40, start=1000)               # residents, follow-ups, referrals beside the readings
+    records = outbox_records(node)
+    before = record_codec.encode_records(records, compact=False)
+    now = record_codec.encode_records(records)
+    assert same_records(record_codec.decode_records(before), records)
+    assert same_records(record_codec.decode_records(now), records)
+    readings = [r for r in records if r["kind"] == "reading"]
+    now, before = record_codec.encode_records(readings), record_codec.encode_records(readings, compact=False)
+    assert len(now) <= len(before) - 1.5 * len(readings), (len(now), len(before), len(readings))
+
+
+def test_a_batch_round_trips_to_the_very_rows_the_hub_stored_before(env, tmp_path):
+    """The same outbox through a hub by the compact form and, as a node before issue 17.4 sent
+    it, through a second hub: both hold identical rows (id, version, payload text, digest)."""
+    node = Node(config_mod.load(env=env))
+    clinic_day(node, 120)
+    add_records(node, 20, start=500)
+    records = outbox_records(node)
+    node.close()
+    hubs = []
+    for name in ("compact", "before"):
+        d = tmp_path / name
+        d.mkdir()
+        hubs.append(Hub(env, d, f"sqlite:///{d / 'hub.db'}", tls=False).start())
+    try:
+        enroll(env, hubs[0])
+        n = Node(config_mod.load(env=sync_env(env, hub_url=hubs[0].url)))
+        try:
+            assert Cycle(n, state.identity(n), sleep=lambda s: None).run().ok
+        finally:
+            n.close()
+        old = hubs[1].store()
+        from datetime import datetime, timedelta, timezone
+
+        from sync import signing
+        from sync.hub.service import Hub as HubService
+
+        key = signing.new_key()
+        old.add_node("clinic-a", "OLDCODE", now=datetime.now(timezone.utc), ttl=timedelta(hours=1))
+        old.redeem("OLDCODE", signing.public_text(key), now=datetime.now(timezone.utc))
+        header = {"node": "clinic-a", "batch": "old-form", "from": 1, "to": len(records), "n": len(records),
+                  "at": "2026-12-04T08:00:00.000Z"}
+        legacy = _sealed_before(key, header, records)
+        HubService(old, signing.new_key()).accept_batch(legacy, via="bundle", now=datetime.now(timezone.utc))
+
+        def rows(hub):
+            with hub.store().engine.connect() as c:
+                return sorted(tuple(r) for r in c.exec_driver_sql(
+                    "SELECT kind, record_id, version, payload, digest FROM hub_records"))
+        compact, before = rows(hubs[0]), rows(hubs[1])
+    finally:
+        for h in hubs:
+            h.stop()
+    assert len(compact) == len(records) and compact == before
+    for kind, rid, version, payload, digest in compact:
+        assert digest == hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _sealed_before(key, header, records) -> bytes:
+    """An envelope as a node before issue 17.4 sealed it (the records' forms of before)."""
+    import struct
+
+    hbytes = protocol.canonical({**header, "v": protocol.VERSION})
+    payload = record_codec.encode_records(records, compact=False)
+    head = protocol.MAGIC + struct.pack(">H", len(hbytes)) + hbytes
+    return head + protocol.sign(key, head + payload) + payload
+
+
+def test_the_monotonic_seconds_of_rows_from_before_still_go_exactly():
+    """Readings stored before monotonic was kept to the millisecond carry all its digits: the
+    compact forms do not fit them and they travel as they are."""
+    from sync.record_columns import _from_ms
+
+    rows = [{"kind": "reading", "id": f"r-{1790813304817 + i * 1000:012x}{i:020x}", "version": 1,
+             "payload": {"device_time": _from_ms(1790813304817 + i * 1000),
+                         "monotonic": 1537.8176965914754 + i * 0.7131, "value": 118.0 + i}}
+            for i in range(50)]
+    assert same_records(record_codec.decode_records(record_codec.encode_records(rows)), rows)
+
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-10 ** 6, 10 ** 6),
+                    st.floats(allow_nan=False, allow_infinity=False, width=64),
+                    st.sampled_from([0.0, -0.0, 118.0, 5.3, 72.25, 1e-7, 1537.818, 2.5e15]),
+                    st.sampled_from(["2026-10-01T00:08:24.817Z", "2026-10-01T00:08:57.000Z", "mm[Hg]", "8480-6"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["device_time", "receive_time", "value", "monotonic", "unit",
+                                                 "code", "effective_time", "x"]), scalars, max_size=8),
+                min_size=1, max_size=30))
+def test_any_payloads_come_back_exactly(payloads):
+    rows = [{"kind": "reading", "id": f"r-{i:032x}", "version": 1, "payload": p} for i, p in enumerate(payloads)]
+    assert same_records(record_codec.decode_records(record_codec.encode_records(rows)), rows)
