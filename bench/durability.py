@@ -65,8 +65,9 @@ class Node:
         wait(lambda: port_open(self.port), 10, "broker")
 
     def start_ingest(self):
+        log = open(self.work / "ingest.log", "ab") if os.environ.get("BENCH_KEEP") else subprocess.DEVNULL
         self.ingest = subprocess.Popen([sys.executable, "-m", "edge", "ingest"], env=self.env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                       stdout=log, stderr=log)
         status = self.work / "run" / "ingest.json"
 
         def up():
@@ -153,7 +154,7 @@ def kill_rounds(rounds: int) -> None:
             time.sleep(0.01)
     t = threading.Thread(target=publish, daemon=True)
     t.start()
-    kills = []
+    kills, kill_at = [], []
     try:
         for rnd in range(rounds):
             start = dev.n
@@ -163,6 +164,7 @@ def kill_rounds(rounds: int) -> None:
                 node.ingest.wait(10)
                 wait(lambda: dev.n > start + 250, 30, "published while ingest is down")
             killed = time.monotonic()
+            kill_at.append(dev.n)
             node.kill_all()
             kills.append(killed)
             node.start_broker()
@@ -180,7 +182,9 @@ def kill_rounds(rounds: int) -> None:
               f"{len(acked)} acknowledged, {len(lost)} acknowledged readings lost   goal 0")
         if lost:
             print("  lost readings were acknowledged this long before a kill (ms): "
-                  + ", ".join(f"{a * 1000:.1f}" if a is not None else "?" for a in ages))
+                  + ", ".join(f"{a * 1000:.1f}" if a is not None else "?" for a in ages)
+                  + f" (readings {', '.join(map(str, lost[:20]))}; published: {dev.n}; kills at reading "
+                  + ", ".join(str(n) for n in kill_at) + ")")
     finally:
         stop.set()
         dev.close()
