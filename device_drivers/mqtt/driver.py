@@ -7,7 +7,9 @@ drops the duplicate. What the broker itself loses (it keeps its queue in RAM) is
 ingest replays the records it has not committed at start and after every (re)subscription
 (journal.py, docs/mqtt.md). Messages are committed in groups while they arrive faster than
 `commit_wait_ms` apart (grouping.py), which keeps fsyncs, and SD-card wear, per reading low; a
-message arriving on its own is committed at once.
+message arriving on its own is committed at once. A batch of journaled messages is committed with
+synchronous=NORMAL (no fsync: a power cut may undo it while the journal still holds it) and the
+journal's watermark moves only after `Store.make_durable()` (docs/mqtt.md, "What a reading writes").
 """
 from __future__ import annotations
 
