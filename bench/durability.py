@@ -6,7 +6,10 @@ Prints:
   publishes (in every other round ingest had been down for a while, so the broker alone held the
   readings); acknowledged readings lost, and how long before the kill each lost one was acked;
 - disk bytes written per reading (write_bytes of /proc/<pid>/io) by the broker and by ingest,
-  separately and together, at 1/s, 20/s and flat out with ingest keeping up (beside the goal of
+  separately and together, and what the block device under $BENCH_DIR received (its sector count
+  in /sys/dev/block, after a syncfs: this includes the ext4 journal and late writeback, which
+  write_bytes leaves out, and leaves out whole-folio accounting of a small buffered write, which
+  write_bytes counts; at 1/s, 20/s and flat out with ingest keeping up (beside the goal of
   issue 17.1: <= 4,096 B together and p99 publish-to-commit <= 250 ms at 20/s), and by the broker
   while ingest is down;
 - beside each, plain SQLite group commits of the same size as ingest's (messages per commit, from
@@ -22,6 +25,7 @@ usage: .venv/bin/python bench/durability.py [--rounds 10] [--seconds 20] [--flat
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import shutil
@@ -61,8 +65,9 @@ class Node:
         wait(lambda: port_open(self.port), 10, "broker")
 
     def start_ingest(self):
+        log = open(self.work / "ingest.log", "ab") if os.environ.get("BENCH_KEEP") else subprocess.DEVNULL
         self.ingest = subprocess.Popen([sys.executable, "-m", "edge", "ingest"], env=self.env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                       stdout=log, stderr=log)
         status = self.work / "run" / "ingest.json"
 
         def up():
@@ -149,7 +154,7 @@ def kill_rounds(rounds: int) -> None:
             time.sleep(0.01)
     t = threading.Thread(target=publish, daemon=True)
     t.start()
-    kills = []
+    kills, kill_at = [], []
     try:
         for rnd in range(rounds):
             start = dev.n
@@ -159,6 +164,7 @@ def kill_rounds(rounds: int) -> None:
                 node.ingest.wait(10)
                 wait(lambda: dev.n > start + 250, 30, "published while ingest is down")
             killed = time.monotonic()
+            kill_at.append(dev.n)
             node.kill_all()
             kills.append(killed)
             node.start_broker()
@@ -176,11 +182,29 @@ def kill_rounds(rounds: int) -> None:
               f"{len(acked)} acknowledged, {len(lost)} acknowledged readings lost   goal 0")
         if lost:
             print("  lost readings were acknowledged this long before a kill (ms): "
-                  + ", ".join(f"{a * 1000:.1f}" if a is not None else "?" for a in ages))
+                  + ", ".join(f"{a * 1000:.1f}" if a is not None else "?" for a in ages)
+                  + f" (readings {', '.join(map(str, lost[:20]))}; published: {dev.n}; kills at reading "
+                  + ", ".join(str(n) for n in kill_at) + ")")
     finally:
         stop.set()
         dev.close()
         node.stop()
+
+
+def device_written(path: Path) -> int | None:
+    """Bytes the block device holding `path` has received, after a syncfs of its file system
+    (so what is still dirty in the page cache is counted now); None if it is not a block device."""
+    st = os.stat(path)
+    stat = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/stat")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        ctypes.CDLL(None, use_errno=True).syncfs(fd)
+    finally:
+        os.close(fd)
+    try:
+        return int(stat.read_text().split()[6]) * 512
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 GOAL_BYTES = 4096      # disk bytes per reading, broker and ingest together, at 20/s (issue 17.1)
@@ -201,7 +225,7 @@ def steady(rate: float | None, count: int) -> dict:
     dev = Device(node)
     try:
         time.sleep(1)
-        b0, i0 = proc_io(node.broker.pid), proc_io(node.ingest.pid)
+        b0, i0, d0 = proc_io(node.broker.pid), proc_io(node.ingest.pid), device_written(node.work)
         seen: dict[int, float] = {}
         done = threading.Event()
 
@@ -228,12 +252,14 @@ def steady(rate: float | None, count: int) -> dict:
         poller.join()
         broker_b = (proc_io(node.broker.pid) - b0) / count
         ingest_b = (proc_io(node.ingest.pid) - i0) / count
+        d1 = device_written(node.work)
+        device_b = (d1 - d0) / count if d0 is not None and d1 is not None else None
         node.ingest.send_signal(signal.SIGTERM)
         node.ingest.wait(20)
         status = json.loads((node.work / "run" / "ingest.json").read_text())
         acked = dev.acked_at
         return {"rate": rate, "count": count, "stored": len(seen), "elapsed": elapsed,
-                "broker": broker_b, "ingest": ingest_b,
+                "broker": broker_b, "ingest": ingest_b, "device": device_b,
                 "commit_ms": [(seen[n] - dev.sent_at[n]) * 1000 for n in seen],
                 "ack_ms": [(acked[n] - dev.sent_mono[n]) * 1000 for n in range(count) if n in acked],
                 # an ingest without the count (before issue 17) committed whatever had arrived: 1 here
@@ -244,9 +270,10 @@ def steady(rate: float | None, count: int) -> dict:
         node.stop()
 
 
-def raw_baseline(group: float, count: int = 2000) -> tuple[float, float]:
+def raw_baseline(group: float, count: int = 2000) -> tuple[float, float, float | None]:
     """The same group size on plain SQLite (WAL, synchronous=FULL, 1 KiB pages, one table with a
-    SenML-sized row and no index): (disk bytes per reading, p99 commit ms). Measured in this
+    SenML-sized row and no index): (disk bytes per reading, p99 commit ms, block device bytes per
+    reading). Measured in this
     process, in this run, so the ratio to ingest does not depend on how busy the machine is."""
     path = Path(tempfile.mkdtemp(prefix="bench-raw-", dir=os.environ.get("BENCH_DIR", "/var/tmp"))) / "raw.db"
     db = sqlite3.connect(path, isolation_level=None)
@@ -255,7 +282,7 @@ def raw_baseline(group: float, count: int = 2000) -> tuple[float, float]:
     db.execute("CREATE TABLE r (id INTEGER PRIMARY KEY, payload TEXT)")
     payload = json.dumps([{"bt": T0, "n": "8480-6", "u": "mm[Hg]", "v": 120}])
     me = os.getpid()
-    io0, n, times = proc_io(me), 0, []
+    io0, dev0, n, times = proc_io(me), device_written(path.parent), 0, []
     size = max(1, round(group))
     while n < count:
         t = time.perf_counter()
@@ -265,23 +292,27 @@ def raw_baseline(group: float, count: int = 2000) -> tuple[float, float]:
         times.append((time.perf_counter() - t) * 1000)
         n += size
     written = (proc_io(me) - io0) / n
+    dev1 = device_written(path.parent)
     db.close()
     shutil.rmtree(path.parent, ignore_errors=True)
-    return written, pct(times, 0.99)
+    return written, pct(times, 0.99), (dev1 - dev0) / n if dev0 is not None and dev1 is not None else None
 
 
 def report(r: dict) -> None:
     what = f"{r['rate']:g}/s" if r["rate"] else "flat out"
-    raw_b, raw_ms = raw_baseline(r["group"] or 1)
+    raw_b, raw_ms, raw_dev = raw_baseline(r["group"] or 1)
     total = r["broker"] + r["ingest"]
     goal = (f"   goal <= {GOAL_BYTES} B together, p99 commit <= {GOAL_P99_MS} ms" if r["rate"] == 20 else "")
     rate = f", {r['stored'] / r['elapsed']:,.0f} readings/s" if not r["rate"] and r["elapsed"] else ""
     group = f"{r['group']:.1f}" if r["group"] else "?"
+    device = f"{r['device']:,.0f} B" if r["device"] is not None else "? (not a block device)"
     print(f"{what} ({r['stored']} of {r['count']} readings stored{rate}, {group} messages per commit):\n"
           f"  bytes written per reading: broker {r['broker']:,.0f} B, ingest {r['ingest']:,.0f} B, together "
           f"{total:,.0f} B{goal}\n"
+          f"  the block device under the data directory received {device:} per reading (ext4 journal "
+          f"and writeback included, after a syncfs)\n"
           f"  raw SQLite, same group size, same run: {raw_b:,.0f} B per reading (ingest {r['ingest'] / raw_b:.1f}x), "
-          f"commit p99 {raw_ms:.1f} ms\n"
+          f"commit p99 {raw_ms:.1f} ms, block device {raw_dev or 0:,.0f} B per reading\n"
           f"  publish -> PUBACK p50 {pct(r['ack_ms'], 0.5):.1f} ms, p99 {pct(r['ack_ms'], 0.99):.1f} ms; "
           f"publish -> commit p50 {pct(r['commit_ms'], 0.5):.1f} ms, p99 {pct(r['commit_ms'], 0.99):.1f} ms")
 

@@ -18,10 +18,14 @@
  *   client id, topic, payload, u32 CRC-32 (IEEE, as zlib) of everything before it, zero padding.
  * A zero magic ends a segment; anything else that does not check is a torn record.
  *
- * Records are written with O_DIRECT, whole 4 KiB pages (the page holding the segment's end is
- * kept in memory): each reading costs one page written, whatever size of page-cache folio the
- * kernel would otherwise dirty (Linux 6.16+ gives ext4 large folios: a 200-byte buffered write
- * into a 64 KiB folio writes 64 KiB). Where O_DIRECT is refused (tmpfs) writes are buffered.
+ * Records are written with O_DIRECT, whole 512-byte sectors (the 4 KiB page holding the
+ * segment's end is kept in memory): each reading costs the one or two sectors its record spans,
+ * not a 4 KiB block, and no page-cache folio is dirtied (Linux 6.16+ gives ext4 large folios).
+ * The segment is preallocated and already written, so an overwrite of its sectors changes no
+ * extent or size and the fdatasync writes those sectors only (docs/mqtt.md, "What a reading
+ * writes"). A device or file system that needs whole 4 KiB blocks for O_DIRECT refuses the
+ * first sector write (EINVAL): the journal then writes whole pages. Where O_DIRECT is refused
+ * altogether (tmpfs) writes are buffered.
  *
  * Options: plugin_opt_dir (required), plugin_opt_topic (default devices/+/readings),
  * plugin_opt_segment_bytes (default 1 MiB).
@@ -50,6 +54,7 @@
 #define RECORD_HEADER 24
 #define PROPERTY_NAME "clinic-journal"
 #define PAGE 4096
+#define SECTOR 512
 
 struct journal {
 	char dir[4096];
@@ -61,6 +66,7 @@ struct journal {
 	uint64_t size;        /* the open segment's size */
 	int fd;
 	int fresh_segment;    /* after a failed write: start a new file before the next record */
+	size_t unit;          /* what one write covers: SECTOR, or PAGE where O_DIRECT needs pages */
 	unsigned char *tail;  /* the segment's page holding `offset`, as on disk (PAGE bytes, aligned) */
 };
 
@@ -258,7 +264,16 @@ static int journal_append(const char *client, const char *topic, const void *pay
 	memcpy(buf + RECORD_HEADER + clen, topic, tlen);
 	if(payloadlen) memcpy(buf + RECORD_HEADER + clen + tlen, payload, payloadlen);
 	put32(buf + body, crc32_ieee(buf, body));
-	int rc = write_all(jn.fd, pages, span, (off_t)first_page);
+	/* only the units the record spans: the ones before it in the page are on disk already */
+	size_t from = in_page & ~(jn.unit - 1);
+	size_t upto = (in_page + len + jn.unit - 1) & ~(jn.unit - 1);
+	if(upto > span) upto = span;
+	int rc = write_all(jn.fd, pages + from, upto - from, (off_t)(first_page + from));
+	if(rc && errno == EINVAL && jn.unit < PAGE){
+		jn.unit = PAGE;   /* O_DIRECT here wants whole blocks: write the page, as it is in memory */
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, "clinic-journal: %s takes direct writes of whole pages only", jn.dir);
+		rc = write_all(jn.fd, pages, span, (off_t)first_page);
+	}
 	if(rc || fdatasync(jn.fd)){
 		free(pages);
 		jn.fresh_segment = 1;   /* after a failed write or sync, trust nothing of this file's cache */
@@ -308,6 +323,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data, s
 	(void)user_data;
 	memset(&jn, 0, sizeof(jn));
 	jn.fd = -1;
+	jn.unit = SECTOR;
 	if(posix_memalign((void **)&jn.tail, PAGE, PAGE)) return MOSQ_ERR_NOMEM;
 	jn.segment_bytes = 1u << 20;
 	snprintf(jn.topic, sizeof(jn.topic), "devices/+/readings");

@@ -31,6 +31,9 @@ def claim(store) -> dict[str, Any]:
     a = audit.anchor(conn)
     if a:
         out["at_anchor"] = {"seq": a["seq"], "hash": audit.hash_at(conn, a["seq"])}
+    # the head may be an MQTT commit not yet synced (docs/mqtt.md, "What a reading writes"): the
+    # hub anchors what it is told, so it must survive a power cut first
+    store.make_durable()
     return out
 
 
