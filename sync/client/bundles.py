@@ -23,12 +23,14 @@ from edge.core import release
 from edge.core.errors import BundleRefused
 from sync import protocol
 
+from . import state
 from .errors import LinkError
 
 log = logging.getLogger(__name__)
 KIND = "update_bundle"
 VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
 BLOCK = 64 * 1024
+METERED_AS = "_update"   # what bundle downloads are metered as (sync_usage.kind)
 
 
 def updates_dir(data_dir: Path) -> Path:
@@ -175,3 +177,24 @@ def drop_withdrawn(store, data_dir: Path) -> list[str]:
                 dropped.append(version)
                 log.warning("update bundle %s was withdrawn by the county: deleted %s (not applied)", version, path)
     return dropped
+
+
+def budget(store, cfg: dict, day: str) -> tuple[int, int]:
+    """(budget, used today) for bundle downloads: their own `[sync] update_budget_bytes` if the
+    county set one, else the records' `daily_budget_bytes`, shared (0 = no limit)."""
+    own = cfg["update_budget_bytes"]
+    if own:
+        return own, state.bytes_today(store, day, only=METERED_AS)
+    return cfg["daily_budget_bytes"], state.bytes_today(store, day)
+
+
+def waits(item: dict, data_dir: Path, store, cfg: dict, day: str) -> str | None:
+    """Why a bundle waits for another day (its rest does not fit in today's budget), or None."""
+    allowed, used = budget(store, cfg, day)
+    need = bytes_to_fetch(item, data_dir) + 2048    # and the request's overhead
+    if not allowed or used + need <= allowed:
+        return None
+    return (f"update bundle {item['version']} ({need} bytes to fetch) waits: {allowed - used} of today's "
+            f"{allowed} bytes are left" + ("" if need <= allowed else
+                                           "; it is larger than a whole day's budget: the county can raise "
+                                           "[sync] update_budget_bytes"))

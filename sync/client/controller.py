@@ -37,7 +37,6 @@ from .errors import BudgetExhausted, HubBusy, HubRefused, HubUntrusted, LinkErro
 from .transport import HubClient
 
 log = logging.getLogger(__name__)
-UPDATE_KIND = "_update"  # what bundle downloads are metered as (sync_usage.kind)
 
 
 def backoff_delay(failures: int, *, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
@@ -331,11 +330,13 @@ class Cycle:
         return {**receipt, "proof": proof}
 
     def _check_budget(self, batch: batcher.Batch, nbytes: int) -> None:
+        from .bundles import METERED_AS
+
         budget = self.cfg["daily_budget_bytes"]
         if not budget or batch.urgent:
             return
         used = state.bytes_today(self.store, self.day(),
-                                 without=UPDATE_KIND if self.cfg["update_budget_bytes"] else None)
+                                 without=METERED_AS if self.cfg["update_budget_bytes"] else None)
         if used + nbytes + 600 > budget:
             raise BudgetExhausted(f"today's sync budget of {budget} bytes is spent ({used} used); "
                                   "bulk records wait until tomorrow, urgent ones still go")
@@ -372,9 +373,9 @@ class Cycle:
                     ready, got = bundles.fetch(self.client, item, self.node.data_dir,
                                                Path(self.node.config["update"]["release_key"]))
                 except LinkError as e:
-                    state.meter(self.store, self.day(), {"_update": 1}, e.sent_bytes)
+                    state.meter(self.store, self.day(), {bundles.METERED_AS: 1}, e.sent_bytes)
                     raise
-                state.meter(self.store, self.day(), {"_update": 1}, got)
+                state.meter(self.store, self.day(), {bundles.METERED_AS: 1}, got)
                 self.result.bytes += got
                 if ready is None:
                     self.result.notes.append(f"update bundle {item['version']} was not accepted (hash, signature "
@@ -382,28 +383,14 @@ class Cycle:
             self._retrying(one)
         state.put_many(self.store, {"update_waiting": waiting}, self.now())
 
-    def _update_budget(self) -> tuple[int, int]:
-        """(budget, used today) for bundle downloads: their own `update_budget_bytes` if the county
-        set one, else the records' `daily_budget_bytes`, shared (0 = no limit)."""
-        own = self.cfg["update_budget_bytes"]
-        if own:
-            return own, state.bytes_today(self.store, self.day(), only=UPDATE_KIND)
-        return self.cfg["daily_budget_bytes"], state.bytes_today(self.store, self.day())
-
     def _update_waits(self, item: dict) -> str | None:
-        """Why a bundle waits for another day (its rest does not fit in today's budget), or None."""
+        """Why a bundle waits for another day (sync.client.bundles.waits), noted in the cycle's result."""
         from . import bundles
 
-        budget, used = self._update_budget()
-        need = bundles.bytes_to_fetch(item, self.node.data_dir) + 2048    # and the request's overhead
-        if not budget or used + need <= budget:
-            return None
-        why = (f"update bundle {item['version']} ({need} bytes to fetch) waits: {budget - used} of today's "
-               f"{budget} bytes are left" + ("" if need <= budget else
-                                             "; it is larger than a whole day's budget: the county can raise "
-                                             "[sync] update_budget_bytes"))
-        log.info("sync: %s", why)
-        self.result.notes.append(why)
+        why = bundles.waits(item, self.node.data_dir, self.store, self.cfg, self.day())
+        if why:
+            log.info("sync: %s", why)
+            self.result.notes.append(why)
         return why
 
 
