@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from conftest import clinic_edge, wait_for
-from sync_fixtures import Hub
+from sync_fixtures import Hub, hub_database  # noqa: F401
 from test_hub_admission import HeldUpload, a_node, health, upload
 
 
@@ -42,3 +42,32 @@ def test_the_dashboard_of_one_worker_shows_the_uploads_another_worker_turned_awa
     finally:
         first.stop()
         second.stop()
+
+
+def test_a_worker_writes_its_figures_only_when_they_changed_or_a_minute_passed(hub_database):  # noqa: F811
+    """On SQLite and PostgreSQL: one row per worker, rewritten in place; nothing written while the
+    figures stay the same (the clock is the test's), and a worker heard of no more drops off."""
+    from datetime import datetime, timedelta, timezone
+
+    from sync.hub import admission_figures
+    from sync.hub.storage import HubStore
+
+    store = HubStore(hub_database, pool_size=1)
+    figures = {"served_last_minute": 0, "shed_last_minute": 3, "uploads_in_service": 1, "limit": 1}
+    clock = {"m": 1000.0, "now": datetime(2026, 12, 4, 8, 0, tzinfo=timezone.utc)}
+    reporter = admission_figures.Reporter(store, lambda: dict(figures), now=lambda: clock["now"],
+                                          monotonic=lambda: clock["m"])
+    try:
+        assert reporter.write_if_due()
+        assert not reporter.write_if_due()                 # unchanged: no write
+        figures["shed_last_minute"] = 5
+        clock["m"] += 10
+        assert reporter.write_if_due()
+        seen = admission_figures.recent(store, clock["now"])
+        assert (seen["shed"], seen["served"], len(seen["workers"])) == (5, 0, 1)
+        clock["m"] += admission_figures.ALIVE
+        assert reporter.write_if_due()                     # unchanged for a minute: written to say it is alive
+        assert admission_figures.recent(store, clock["now"] + timedelta(minutes=3)) == \
+            {"workers": [], "served": 0, "shed": 0}
+    finally:
+        store.engine.dispose()
