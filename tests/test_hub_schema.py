@@ -43,9 +43,10 @@ def _head() -> str:
 
 HEAD = _head()                  # the newest revision this hub ships
 # made by revisions after 0001: 0002i forwarding, 0002c the county's places (and an index on hub_records), 0002h
-# indexes, 0002s node keys of both crypto suites (and hub_nodes.pubkey widened from 64 to 128)
+# indexes, 0002s node keys of both crypto suites (and hub_nodes.pubkey widened from 64 to 128), 0002t each
+# worker's admission figures
 LATER_REVISION_TABLES = ("hub_deliveries", "hub_outbound", "hub_node_places", "hub_node_keys",
-                         "hub_signature_refusals")
+                         "hub_signature_refusals", "hub_admission_workers")
 LATER_REVISION_INDEXES = {"hub_records_kind", "hub_batches_high", "hub_nonces_seen"}   # 0002c, 0002h
 
 

@@ -237,3 +237,38 @@ def test_a_compact_upload_to_a_hub_without_the_compact_form_names_the_order_of_u
         assert all(a is None for _s, _b, a, _q in _outbox(node))
     finally:
         node.close()
+
+
+def _stored_receipts(tmp_path) -> dict[str, dict]:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        return {b: json.loads(r) for b, r in db.execute("SELECT batch_id, receipt FROM hub_batches")}
+
+
+def test_a_compact_upload_stores_no_signed_receipt_and_an_old_node_asking_later_gets_one_that_verifies(
+        env, plain_hub, tmp_path):
+    """The hub signs the full receipt only for a /v1 node that asks for it (docs/api.md, "Uploads"),
+    and keeps it: asked again, it answers the same document."""
+    node = Node(config_mod.load(env=env))
+    add_records(node, 3)
+    node.close()
+    assert _cycle(sync_env({**env, "CLINIC_EDGE_SYNC_HUB_URL": plain_hub.url})).ok
+    (batch_id, stored), = _stored_receipts(tmp_path).items()
+    assert "sig" not in stored and stored["stored"] == 3
+
+    node = Node(config_mod.load(env=env))
+    try:
+        ident = state.identity(node)
+    finally:
+        node.close()
+    client = HubClient(plain_hub.url, node=ident.node, key=ident.key, hub_pubkey=ident.hub_pubkey, timeout=10)
+    hub_pub = signing.public_from_text(ident.hub_pubkey)
+    answers = []
+    for _ in range(2):       # an old node's offset query after its upload's answer was lost, and its retry
+        status, _rh, data, _nonce = _signed(client, "GET", f"/v1/uploads/{batch_id}?total=1")
+        assert status == 200
+        answers.append(json.loads(data)["receipt"])
+    assert answers[0] == answers[1] == _stored_receipts(tmp_path)[batch_id]
+    receipt = protocol.verify_document(hub_pub, answers[0])
+    assert (receipt["node"], receipt["batch"], receipt["stored"]) == (ident.node, batch_id, 3)

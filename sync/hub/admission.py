@@ -15,6 +15,8 @@ shedding must cost almost nothing.
 Only uploads (`PUT /v2/u/...`, and `PUT /v1/uploads/...` of nodes from before) are shed: a hello, a pull, an upload's offset query and
 /healthz are cheap and pass. Each process counts what it served and shed; /healthz shows it, and
 answers 503 "ok": false while this process turned uploads away in the last minute and finished none.
+Each process also writes its figures to the hub database now and then (sync.hub.admission_figures),
+so the dashboard shows what every worker turned away.
 """
 from __future__ import annotations
 
@@ -67,6 +69,7 @@ class Admission:
         self.served = 0
         self.shed = 0
         self.recent: deque[tuple[float, bool]] = deque()   # (when, shed?) of uploads answered in the last WINDOW s
+        self.on_answer: Callable[[], None] = lambda: None   # after each upload answered (admission_figures.Reporter)
 
     def __call__(self, environ, start_response):
         if not is_upload(environ):
@@ -74,6 +77,7 @@ class Admission:
         receive(environ)
         wait = self._admit()
         if wait is not None:
+            self.on_answer()
             start_response(BUSY, [("Content-Type", "application/json"), ("Content-Length", str(len(BUSY_BODY))),
                                   ("Retry-After", str(wait))])
             return [BUSY_BODY]
@@ -91,6 +95,7 @@ class Admission:
                 self.served += 1
                 self.upload_seconds += WEIGHT * (self.monotonic() - began - self.upload_seconds)
                 self._note(False)
+            self.on_answer()
 
     def _admit(self) -> int | None:
         """None: in service now; else the Retry-After of this upload's turn, in whole seconds."""

@@ -39,6 +39,9 @@ def create_app(hub: Hub, *, now: Callable[[], datetime] = utcnow, secret_key: by
     app.register_blueprint(delivery_view.bp)          # /deliveries (issue 19.2, docs/interop.md)
     gate = Admission(app.wsgi_app, limit=uploads_in_service, retry_max=busy_retry_max_seconds)
     app.wsgi_app = gate
+    from .admission_figures import Reporter
+
+    gate.on_answer = Reporter(hub.store, gate.health, now=now).changed   # the dashboard's view of every worker
     app.extensions["clinic_edge_admission"] = gate    # /healthz shows its figures
 
     @app.errorhandler(HubError)

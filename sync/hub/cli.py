@@ -237,6 +237,27 @@ def node_list(node: Node, as_json: bool) -> None:
                    f"backlog={r.get('backlog', '?')} refused={r['refused_signatures']}")
 
 
+@hub.command("admission")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def admission(node: Node, as_json: bool) -> None:
+    """Uploads every worker served and turned away (503) in the last minute (docs/hub.md)."""
+    from . import admission_figures
+    from .service import utcnow
+
+    figures = admission_figures.recent(open_store(node), utcnow())
+    if as_json:
+        click.echo(json.dumps(figures, ensure_ascii=False, indent=1))
+        return
+    for w in figures["workers"]:
+        click.echo(f"{w['host']} pid {w['pid']}: served={w['served']} turned_away={w['shed']} "
+                   f"in_service={w['in_service']}/{w['limit'] or '-'} at={w['at']}")
+    click.echo(f"total (workers seen in the last 2 min: {len(figures['workers'])}): "
+               f"served={figures['served']} turned_away={figures['shed']}")
+    if figures["shed"]:
+        click.echo(admission_figures.busy_line(figures["shed"]))
+
+
 @hub.command("import-bundle")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.pass_obj

@@ -130,7 +130,7 @@ class _Answers:
     def receipt(self, receipt: dict) -> Response:
         if self.compact:
             return self._compact({"r": protocol.compact_receipt(receipt)})
-        return signed({"receipt": receipt})
+        return signed({"receipt": _hub()[0].full_receipt(receipt)})
 
     def offset(self, have: int, status: int = 200, error: str | None = None) -> Response:
         err = {"error": error} if error else {}

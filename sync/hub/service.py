@@ -181,7 +181,9 @@ class Hub:
     # ---- batches ------------------------------------------------------------------------------
     def accept_batch(self, raw: bytes, *, via: str, now: datetime, sender: str | None = None,
                      sender_key: str | None = None, unstored: bool = False, whole: bool = False) -> dict[str, Any]:
-        """Verify and store one envelope; returns the signed receipt (the same one every time).
+        """Verify and store one envelope; returns its stored receipt (the same one every time): the
+        receipt's document, unsigned until a /v1 node asks for it (`full_receipt`); a /v2 upload's
+        answer is signed once over its compact form (docs/api.md, "Uploads").
         An upload passes the key its request was signed with (`sender_key`, no second look-up)
         and `unstored` when it has just found no receipt for this batch (a race with another
         worker still ends in the stored receipt, below), and `whole` when it came in one request
@@ -199,10 +201,9 @@ class Hub:
                 raise UnknownNode(f"node {env.node!r} is not enrolled at this hub")
             pubkey = row["pubkey"]
         self._verify_batch(env, pubkey, now=now)
-        suite = self.node_suite(env.node, pubkey)
         stored = None if unstored else self.store.batch_receipt(env.node, env.batch_id)
         if stored:
-            return self._in_suite(json.loads(stored), suite)
+            return json.loads(stored)
         try:
             recs = record_codec.decode_records(env.payload)
         except protocol.TooBig as e:
@@ -210,11 +211,11 @@ class Hub:
         if len(recs) != env.header["n"]:
             raise HubError(f"batch says {env.header['n']} records but holds {len(recs)}")
         try:
-            return self._store_batch(env, recs, via=via, now=now, size=len(raw), suite=suite, whole=whole)
+            return self._store_batch(env, recs, via=via, now=now, size=len(raw), whole=whole)
         except sa.exc.IntegrityError:   # another worker stored the same batch at the same moment
             stored = self.store.batch_receipt(env.node, env.batch_id)
             if stored:
-                return self._in_suite(json.loads(stored), suite)
+                return json.loads(stored)
             raise
 
     def _verify_batch(self, env, pubkey: str, *, now: datetime) -> None:
@@ -243,14 +244,27 @@ class Hub:
                 continue
         return False
 
-    def _in_suite(self, receipt: dict[str, Any], suite: str) -> dict[str, Any]:
-        """A stored receipt, signed again if the node has since moved to another suite."""
-        if receipt.get("suite", signing.DEFAULT_SUITE) == suite:
-            return receipt
-        return protocol.sign_document(self.key_for(suite), receipt)
+    def full_receipt(self, receipt: dict[str, Any]) -> dict[str, Any]:
+        """The stored receipt as a signed document of its own, for a node that uploads by /v1/uploads/
+        (before issue 17.4). It is signed the first time one asks and kept, so every retry gets the
+        same document; a /v2 upload never needs it (docs/api.md, "Uploads"). Signed again, not
+        kept, if the node has since moved to another suite."""
+        suite = self.node_suite(receipt["node"])
+        if "sig" in receipt:
+            if receipt.get("suite", signing.DEFAULT_SUITE) == suite:
+                return receipt
+            return protocol.sign_document(self.key_for(suite), receipt)
+        signed = protocol.sign_document(self.key_for(suite), receipt)
+        where = sa.and_(batches.c.node == receipt["node"], batches.c.batch_id == receipt["batch"],
+                        ~batches.c.receipt.contains('"sig"'))
+        with self.store.begin() as c:
+            kept = c.execute(batches.update().where(where).values(receipt=json.dumps(signed))).rowcount
+        if kept:
+            return signed
+        stored = self.store.batch_receipt(receipt["node"], receipt["batch"])   # another worker signed it first
+        return self.full_receipt(json.loads(stored)) if stored and '"sig"' in stored else signed
 
-    def _store_batch(self, env, recs, *, via: str, now: datetime, size: int, suite: str,
-                     whole: bool) -> dict[str, Any]:
+    def _store_batch(self, env, recs, *, via: str, now: datetime, size: int, whole: bool) -> dict[str, Any]:
         day, at = now_iso(now)[:10], now_iso(now)
         rejected, good = [], []
         for r in recs:
@@ -280,11 +294,11 @@ class Hub:
                                 "received_at": at})
             new = self._insert_new(c, env.node, new, rejected)
             high = self.store.high_water(c, env.node)
-            receipt = protocol.sign_document(self.key_for(suite), {
+            receipt = {   # signed only when a /v1 node asks for it (full_receipt)
                 "high_water": max(high, env.header["to"]),   # highest outbox seq received from this node
                 "type": "receipt", "node": env.node, "batch": env.batch_id, "from": env.header["from"],
                 "to": env.header["to"], "records": len(recs), "stored": len(new),
-                "accepted": len(recs) - len(rejected), "rejected": rejected, "at": at})
+                "accepted": len(recs) - len(rejected), "rejected": rejected, "at": at}
             c.execute(batches.insert().values(node=env.node, batch_id=env.batch_id, seq_from=env.header["from"],
                                               seq_to=env.header["to"], records=len(recs), bytes=size, via=via,
                                               day=day, received_at=at, receipt=json.dumps(receipt)))

@@ -496,4 +496,4 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-from . import delivery_tables  # noqa: E402,F401  - the forwarder's tables join `meta` (revision 0002i)
+from . import admission_figures, delivery_tables  # noqa: E402,F401 - their tables join `meta` (revisions 0002t, 0002i)

@@ -123,9 +123,13 @@ def dashboard():
     from . import bundles
     from .dashboard import node_rows
 
+    from . import admission_figures
+
     hub, now = _hub()
+    admission = admission_figures.recent(hub.store, now())   # what every worker turned away (docs/hub.md)
     return render_template("dashboard.html", nodes=node_rows(hub.store, now()), now=now_iso(now()),
-                           user=current_user.user, bundles=bundles.published(hub.store))
+                           user=current_user.user, bundles=bundles.published(hub.store), admission=admission,
+                           busy_line=admission_figures.busy_line(admission["shed"]) if admission["shed"] else "")
 
 
 @bp.post("/bundles/withdraw")
