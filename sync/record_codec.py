@@ -123,7 +123,7 @@ def _encode_group(kind: str, rows: list[dict[str, Any]], compact: bool = False) 
     for k in keys:
         values = [r["payload"].get(k, _MISSING) for r in rows]
         col = best_column(values, ids, earlier, times, value_keys, few) if compact else _encode_column(values, ids)
-        if col["t"] in ("ts", "tr"):
+        if (col["c"]["t"] if col["t"] == "pk" else col["t"]) in ("ts", "tr"):
             times.append(len(earlier))
         if col["t"] in ("dict", "by"):
             few.append(len(earlier))

@@ -23,6 +23,7 @@ newer types and refuses such a batch with the reason instead of storing it wrong
 """
 from __future__ import annotations
 
+import bz2
 import json
 import math
 import re
@@ -31,9 +32,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import ProtocolError
+from .record_packing import packed_forms, unpacked
 
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-NEWER = ("=", "tr", "fx", "by", "f")     # the types of issue 17.4
+NEWER = ("=", "tr", "fx", "by", "f", "pk")     # the types of issue 17.4 ("pk": sync.record_packing)
 MAX_PLACES = 3
 MAX_EXACT = 2 ** 53
 
@@ -124,7 +126,13 @@ def best_column(values: list[Any], ids: list[str], earlier: list[list[Any]], tim
     mine = [value_key(v) for v in values]
     candidates = [legacy, *_same_as(values, mine, keys), *_relative_times(values, earlier, times),
                   *_fixed_point(values, earlier, times), *_function_of(values, mine, earlier, keys, few)]
-    return min(candidates, key=_size)
+    best = min(candidates, key=_size)
+    # packed bits against JSON digits: as bzip2 (what a large batch goes as) writes them
+    return min([best, *packed_forms(best)], key=_bz2_size)
+
+
+def _bz2_size(col: dict[str, Any]) -> int:
+    return len(bz2.compress(json.dumps(col, separators=(",", ":")).encode(), 9))
 
 
 def _size(col: dict[str, Any]) -> int:
@@ -232,6 +240,10 @@ def decode_column(col: dict[str, Any], ids: list[str], earlier: list[list[Any]] 
     (`ids` has one id per record; `earlier` holds the columns decoded before it)."""
     n, earlier = len(ids), earlier or []
     t = col["t"]
+    if t == "pk":
+        inner = col.get("c")
+        missing = inner.get("m", []) if isinstance(inner, dict) else []
+        return decode_column(unpacked(col, n - len(missing) if isinstance(missing, list) else 0), ids, earlier)
     if t == "by":
         table = {json.dumps(k, sort_keys=True): v for k, v in col["s"]}
         return [v if v is _MISSING else table[json.dumps(v, sort_keys=True)] for v in _earlier(col, "k", earlier)]

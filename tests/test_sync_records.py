@@ -7,6 +7,7 @@ import hashlib
 import json
 import random
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from edge.core import config as config_mod, devices
@@ -55,6 +56,22 @@ def clinic_day(node, n: int, seed: int = 3) -> None:
         ingest(node.store, batch)
 
 
+def spread_over_a_month(node) -> None:
+    """The readings' receive_times as a month of messages gives them: minutes to hours apart, the
+    readings of one message sharing theirs (clinic_day's are seconds apart)."""
+    from sync.record_columns import _from_ms
+
+    rng, ms = random.Random(5), 1790813304817
+    with node.store.atomic() as conn:
+        rows = list(conn.execute("SELECT seq, payload FROM outbox WHERE kind = 'reading' ORDER BY seq"))
+        for i, (seq, text) in enumerate(rows):
+            if i % 3 == 0:
+                ms += rng.randint(200_000, 2_300_000)
+            payload = json.loads(text)
+            payload["receive_time"] = _from_ms(ms)
+            conn.execute("UPDATE outbox SET payload = ? WHERE seq = ?", (json.dumps(payload), seq))
+
+
 def outbox_records(node) -> list[dict]:
     rows = node.store.query("SELECT kind, record_id, version, payload FROM outbox ORDER BY seq")
     return [{"kind": r["kind"], "id": r["record_id"], "version": r["version"], "payload": json.loads(r["payload"])}
@@ -78,10 +95,12 @@ def test_a_batch_round_trips_to_the_very_rows_the_hub_stored_before(env, tmp_pat
     """The same outbox through a hub by the compact form and, as a node before issue 17.4 sent
     it, through a second hub: both hold identical rows (id, version, payload text, digest)."""
     node = Node(config_mod.load(env=env))
-    clinic_day(node, 120)
+    clinic_day(node, 400)
     add_records(node, 20, start=500)
+    spread_over_a_month(node)          # the receive_times then go as packed bits (sync.record_packing)
     records = outbox_records(node)
     node.close()
+    assert any(c["t"] == "pk" for c in _columns(record_codec.encode_records(records)))
     hubs = []
     for name in ("compact", "before"):
         d = tmp_path / name
@@ -156,3 +175,58 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-10 ** 6, 10 ** 6),
 def test_any_payloads_come_back_exactly(payloads):
     rows = [{"kind": "reading", "id": f"r-{i:032x}", "version": 1, "payload": p} for i, p in enumerate(payloads)]
     assert same_records(record_codec.decode_records(record_codec.encode_records(rows)), rows)
+
+
+def _columns(payload: bytes) -> list[dict]:
+    """The columns of each kind of an encoded batch, as the node wrote them."""
+    import bz2
+    import zlib
+
+    if payload[:3] == record_codec.BZ2_MAGIC:
+        text = bz2.BZ2Decompressor().decompress(payload)
+    else:
+        d = zlib.decompressobj(zdict=record_codec.DICTIONARIES[int.from_bytes(payload[2:6], "big")])
+        text = d.decompress(payload)
+    return [c for g in json.loads(text) for c in g["c"]]
+
+
+def test_the_times_of_a_month_of_messages_go_as_packed_bits_and_come_back_exactly(node):
+    """A clinic's messages are minutes to hours apart: their receive_times go as bits (sync.record_packing),
+    smaller than the digits, and the batch decodes to exactly its records."""
+    clinic_day(node, 700)
+    spread_over_a_month(node)
+    readings = outbox_records(node)
+    encoded = record_codec.encode_records(readings)
+    assert any(c["t"] == "pk" for c in _columns(encoded))
+    assert same_records(record_codec.decode_records(encoded), readings)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-2 ** 40, 2 ** 40), min_size=2, max_size=60), st.sampled_from(["ts", "tr", "fx"]),
+       st.integers(0, 5))
+def test_any_packed_integers_come_back_exactly(values, kind, zeros):
+    from sync.record_columns import decode_column
+    from sync.record_packing import packed_forms, unpacked
+
+    values = [0 if i % (zeros + 1) == 1 else v for i, v in enumerate(values)]
+    key = "x" if kind == "fx" else "d"
+    col = {"t": kind, key: values, **({"p": 0} if kind == "fx" else {}), **({"r": 0} if kind == "tr" else {})}
+    for packed in packed_forms(col):
+        assert packed["t"] == "pk" and unpacked(json.loads(json.dumps(packed)), len(values)) == col
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda c: {**c, "b": c["b"][:-4]}, "cut short"),
+    (lambda c: {**c, "b": c["b"] + "AAAA"}, "more bits"),
+    (lambda c: {**c, "w": 99}, "width"),
+    (lambda c: {**c, "b": "not base64!"}, "not base64"),
+    (lambda c: {**c, "c": {"t": "dict", "s": [1]}}, "names no list"),
+])
+def test_a_malformed_packed_column_is_refused_with_the_reason(change, reason):
+    from sync import protocol
+    from sync.record_packing import packed_forms, unpacked
+
+    col = packed_forms({"t": "ts", "d": [1790813304817, *range(300_000, 300_040)]})[0]
+    assert unpacked(col, 41)["d"][1:] == list(range(300_000, 300_040))
+    with pytest.raises(protocol.ProtocolError, match=reason):
+        unpacked(change(col), 41)
