@@ -100,7 +100,8 @@ def test_a_batch_round_trips_to_the_very_rows_the_hub_stored_before(env, tmp_pat
     spread_over_a_month(node)          # the receive_times then go as packed bits (sync.record_packing)
     records = outbox_records(node)
     node.close()
-    assert any(c["t"] == "pk" for c in _columns(record_codec.encode_records(records)))
+    forms = {c["t"] for c in _columns(record_codec.encode_records(records))}
+    assert {"pk", "of"} <= forms, forms
     hubs = []
     for name in ("compact", "before"):
         d = tmp_path / name
@@ -230,3 +231,33 @@ def test_a_malformed_packed_column_is_refused_with_the_reason(change, reason):
     assert unpacked(col, 41)["d"][1:] == list(range(300_000, 300_040))
     with pytest.raises(protocol.ProtocolError, match=reason):
         unpacked(change(col), 41)
+
+
+def test_device_and_code_go_as_one_dictionary_of_pairs_and_come_back_exactly(node):
+    """A station's codes follow from the device: device_id and code go as one index list
+    (sync.record_pairs), and the batch decodes to exactly its records."""
+    clinic_day(node, 500)
+    readings = outbox_records(node)
+    encoded = record_codec.encode_records(readings)
+    cols = _columns(encoded)
+    of = [c for c in cols if c["t"] == "of"]
+    assert of and cols[of[0]["k"]]["t"] == "dict" and len(cols[of[0]["k"]]["s"]) > len({r["payload"]["device_id"] for r in readings})
+    assert same_records(record_codec.decode_records(encoded), readings)
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: {**c, "k": 99}, lambda c: {**c, "k": 0}, lambda c: {**c, "s": c["s"][:-1]}, lambda c: {**c, "k": True}])
+def test_a_paired_column_naming_no_dictionary_is_refused_with_the_reason(node, change):
+    import zlib
+
+    from sync import protocol
+
+    clinic_day(node, 60)
+    readings = [r for r in outbox_records(node) if r["payload"].get("device_time")]
+    group = record_codec._encode_group("reading", readings, compact=True)
+    j = next(i for i, c in enumerate(group["c"]) if c["t"] == "of")
+    group["c"][j] = change(group["c"][j])
+    group.pop("j", None), group.pop("jt", None), group.pop("jd", None)
+    group["i"] = [r["id"] for r in readings]
+    with pytest.raises(protocol.ProtocolError, match="paired column"):
+        record_codec.decode_records(zlib.compress(json.dumps([group]).encode()))
