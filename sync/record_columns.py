@@ -32,10 +32,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import ProtocolError
-from .record_packing import packed_forms, unpacked
+from .record_packing import decode_grouped, grouped_forms, packed_forms, unpacked
 
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-NEWER = ("=", "tr", "fx", "by", "f", "pk")     # the types of issue 17.4 ("pk": sync.record_packing)
+NEWER = ("=", "tr", "fx", "by", "f", "pk", "pg")     # the types of issue 17.4 ("pk", "pg": sync.record_packing)
 MAX_PLACES = 3
 MAX_EXACT = 2 ** 53
 
@@ -128,7 +128,8 @@ def best_column(values: list[Any], ids: list[str], earlier: list[list[Any]], tim
                   *_fixed_point(values, earlier, times), *_function_of(values, mine, earlier, keys, few)]
     best = min(candidates, key=_size)
     # packed bits against JSON digits: as bzip2 (what a large batch goes as) writes them
-    return min([best, *packed_forms(best)], key=_bz2_size)
+    grouped = grouped_forms(values, earlier, few, _places, value_key)
+    return min([best, *packed_forms(best), *grouped], key=_bz2_size)
 
 
 def _bz2_size(col: dict[str, Any]) -> int:
@@ -240,6 +241,8 @@ def decode_column(col: dict[str, Any], ids: list[str], earlier: list[list[Any]] 
     (`ids` has one id per record; `earlier` holds the columns decoded before it)."""
     n, earlier = len(ids), earlier or []
     t = col["t"]
+    if t == "pg":
+        return decode_grouped(col, _earlier(col, "k", earlier), value_key, MAX_PLACES)
     if t == "pk":
         inner = col.get("c")
         missing = inner.get("m", []) if isinstance(inner, dict) else []

@@ -30,7 +30,7 @@ def same_records(a: list[dict], b: list[dict]) -> bool:
         sorted((r["kind"], r["id"], r["version"], canonical(r["payload"])) for r in b)
 
 
-def clinic_day(node, n: int, seed: int = 3) -> None:
+def clinic_day(node, n: int, seed: int = 3, *, without_value: bool = True) -> None:
     """Readings as stations send them: several codes per message, decimals of each unit, a device
     whose clock is wrong (effective_time then is not device_time), a reading without a value."""
     from datetime import timedelta
@@ -50,7 +50,7 @@ def clinic_day(node, n: int, seed: int = 3) -> None:
         else:
             batch = [Reading(dev, "29463-7", round(rng.uniform(40, 95), 2), "kg", "serial", device_time=at,
                              source_key=f"s{i}")]
-        if i % 7 == 0:
+        if i % 7 == 0 and without_value:
             batch.append(Reading(dev, "8480-6", None, "mm[Hg]", "mqtt", source_key=f"none{i}",
                                  no_value_reason="SFLOAT NaN"))          # and no device time
         ingest(node.store, batch)
@@ -95,13 +95,13 @@ def test_a_batch_round_trips_to_the_very_rows_the_hub_stored_before(env, tmp_pat
     """The same outbox through a hub by the compact form and, as a node before issue 17.4 sent
     it, through a second hub: both hold identical rows (id, version, payload text, digest)."""
     node = Node(config_mod.load(env=env))
-    clinic_day(node, 400)
+    clinic_day(node, 400, without_value=False)      # every value then goes packed by its code
     add_records(node, 20, start=500)
     spread_over_a_month(node)          # the receive_times then go as packed bits (sync.record_packing)
     records = outbox_records(node)
     node.close()
     forms = {c["t"] for c in _columns(record_codec.encode_records(records))}
-    assert {"pk", "of"} <= forms, forms
+    assert {"pk", "of", "pg"} <= forms, forms
     hubs = []
     for name in ("compact", "before"):
         d = tmp_path / name
@@ -260,4 +260,39 @@ def test_a_paired_column_naming_no_dictionary_is_refused_with_the_reason(node, c
     group.pop("j", None), group.pop("jt", None), group.pop("jd", None)
     group["i"] = [r["id"] for r in readings]
     with pytest.raises(protocol.ProtocolError, match="paired column"):
+        record_codec.decode_records(zlib.compress(json.dumps([group]).encode()))
+
+
+def test_values_go_packed_by_their_code_and_come_back_exactly(node):
+    """Each code's values cluster (systolic 60-180, glucose 3-16 to 0.1): written in bits per code
+    (sync.record_packing, "pg"), smaller than the digits, and decoded exactly."""
+    clinic_day(node, 500, without_value=False)
+    readings = outbox_records(node)
+    encoded = record_codec.encode_records(readings)
+    assert [c for c in _columns(encoded) if c["t"] == "pg"]
+    assert same_records(record_codec.decode_records(encoded), readings)
+    plain = record_codec.encode_records([{**r, "payload": {**r["payload"], "value": None}} for r in readings])
+    assert len(encoded) - len(plain) < 1.2 * len(readings)       # about a byte a value
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda c: {**c, "b": c["b"][:-8]}, "cut short"),
+    (lambda c: {**c, "b": c["b"] + "AAAA"}, "more bits"),
+    (lambda c: {**c, "g": c["g"][:-1]}, "for each group"),
+    (lambda c: {**c, "g": [[9, 0, 1]] * len(c["g"])}, "for each group"),
+    (lambda c: {**c, "k": 99}, "not before it"),
+])
+def test_a_malformed_column_packed_by_group_is_refused_with_the_reason(node, change, reason):
+    import zlib
+
+    from sync import protocol
+
+    clinic_day(node, 60, without_value=False)
+    readings = outbox_records(node)
+    group = record_codec._encode_group("reading", readings, compact=True)
+    j = next(i for i, c in enumerate(group["c"]) if c["t"] == "pg")
+    group["c"][j] = change(group["c"][j])
+    group.pop("j", None), group.pop("jt", None), group.pop("jd", None)
+    group["i"] = [r["id"] for r in readings]
+    with pytest.raises(protocol.ProtocolError, match=reason):
         record_codec.decode_records(zlib.compress(json.dumps([group]).encode()))
