@@ -52,10 +52,7 @@ def _pack(rest: dict[str, Any], key: str, head: int, tail: list[int], values: li
             bits, n = (bits << 1) | (v != 0), n + 1
     for v in values:
         bits, n = (bits << width) | (v - lo), n + width
-    pad = -n % 8
-    raw = (bits << pad).to_bytes((n + pad) // 8, "big")
-    col = {"t": "pk", "k": key, "c": rest, "h": head, "o": lo, "w": width,
-           "b": base64.b64encode(raw).decode().rstrip("=")}
+    col = {"t": "pk", "k": key, "c": rest, "h": head, "o": lo, "w": width, "b": _base64(bits, n)}
     if flags:
         col["n"] = 1
     return col
@@ -69,22 +66,7 @@ def unpacked(col: dict[str, Any], n: int) -> dict[str, Any]:
         raise ProtocolError("a packed column names no list of a packable column")
     if not all(type(v) is int for v in (width, lo, head)) or not 0 <= width <= MAX_WIDTH or n < 1:
         raise ProtocolError("a packed column's width, offset or first value is malformed")
-    text = col.get("b")
-    if not isinstance(text, str):
-        raise ProtocolError("a packed column has no bits")
-    try:
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise ProtocolError("a packed column's bits are not base64") from e
-    total, bits = len(raw) * 8, int.from_bytes(raw, "big")
-    pos, count = 0, n - 1
-
-    def take(w: int) -> int:
-        nonlocal pos
-        if pos + w > total:
-            raise ProtocolError("a packed column is cut short")
-        pos += w
-        return (bits >> (total - pos)) & ((1 << w) - 1)
+    take, count = _Bits(col.get("b")), n - 1
 
     if col.get("n") == 1:
         nonzero = [take(1) for _ in range(count)]
@@ -93,9 +75,31 @@ def unpacked(col: dict[str, Any], n: int) -> dict[str, Any]:
         raise ProtocolError("a packed column's flag n must be 1")
     else:
         tail = [take(width) + lo for _ in range(count)]
-    if total - pos >= 8:
-        raise ProtocolError("a packed column holds more bits than its values")
+    take.end()
     return {**inner, key: [head, *tail]}
+
+
+class _Bits:
+    """The bits of a packed column ("b", base64), read a value at a time."""
+
+    def __init__(self, text: Any):
+        if not isinstance(text, str):
+            raise ProtocolError("a packed column has no bits")
+        try:
+            raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise ProtocolError("a packed column's bits are not base64") from e
+        self.total, self.bits, self.pos = len(raw) * 8, int.from_bytes(raw, "big"), 0
+
+    def __call__(self, w: int) -> int:
+        if self.pos + w > self.total:
+            raise ProtocolError("a packed column is cut short")
+        self.pos += w
+        return (self.bits >> (self.total - self.pos)) & ((1 << w) - 1)
+
+    def end(self) -> None:
+        if self.total - self.pos >= 8:
+            raise ProtocolError("a packed column holds more bits than its values")
 
 
 # Column type "pg" (packed by group): the values of a float column packed in bits per group of an
@@ -151,22 +155,12 @@ def decode_grouped(col: dict[str, Any], ref: list[Any], key, max_places: int) ->
             isinstance(s, list) and len(s) == 3 and all(type(x) is int for x in s)
             and 0 <= s[0] <= max_places and 0 <= s[2] <= MAX_WIDTH and abs(s[1]) < 2 ** 53 for s in spec):
         raise ProtocolError("a column packed by group needs [places, offset, width] for each group")
-    if not isinstance(text, str):
-        raise ProtocolError("a packed column has no bits")
-    try:
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise ProtocolError("a packed column's bits are not base64") from e
-    total, bits, pos, out = len(raw) * 8, int.from_bytes(raw, "big"), 0, []
+    take, out = _Bits(text), []
     for g in order:
         p, lo, w = spec[g]
-        if pos + w > total:
-            raise ProtocolError("a packed column is cut short")
-        pos += w
-        n = ((bits >> (total - pos)) & ((1 << w) - 1)) + lo
+        n = take(w) + lo
         if abs(n) >= 2 ** 53:
             raise ProtocolError("a packed value is out of range")
         out.append(n / 10 ** p)
-    if total - pos >= 8:
-        raise ProtocolError("a packed column holds more bits than its values")
+    take.end()
     return out
