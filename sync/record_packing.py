@@ -66,8 +66,8 @@ def unpacked(col: dict[str, Any], n: int) -> dict[str, Any]:
         raise ProtocolError("a packed column names no list of a packable column")
     if not all(type(v) is int for v in (width, lo, head)) or not 0 <= width <= MAX_WIDTH or n < 1:
         raise ProtocolError("a packed column's width, offset or first value is malformed")
-    take, count = _Bits(col.get("b")), n - 1
-
+    count = n - 1
+    take = _Bits(col.get("b"), count * (width + (col.get("n") == 1)))
     if col.get("n") == 1:
         nonzero = [take(1) for _ in range(count)]
         tail = [take(width) + lo if f else 0 for f in nonzero]
@@ -80,22 +80,27 @@ def unpacked(col: dict[str, Any], n: int) -> dict[str, Any]:
 
 
 class _Bits:
-    """The bits of a packed column ("b", base64), read a value at a time."""
+    """The bits of a packed column ("b", base64), read a value at a time. `most`: how many bits its
+    values can take, checked before anything is built from them (a batch of a few kilobytes must
+    not make the hub shift a megabyte once a value)."""
 
-    def __init__(self, text: Any):
+    def __init__(self, text: Any, most: int):
         if not isinstance(text, str):
             raise ProtocolError("a packed column has no bits")
         try:
             raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
         except (binascii.Error, ValueError) as e:
             raise ProtocolError("a packed column's bits are not base64") from e
-        self.total, self.bits, self.pos = len(raw) * 8, int.from_bytes(raw, "big"), 0
+        if len(raw) * 8 >= most + 8:
+            raise ProtocolError("a packed column holds more bits than its values")
+        self.total, self.pos = len(raw) * 8, 0
+        self.bits = format(int.from_bytes(raw, "big"), "b").zfill(self.total) if raw else ""
 
     def __call__(self, w: int) -> int:
         if self.pos + w > self.total:
             raise ProtocolError("a packed column is cut short")
         self.pos += w
-        return (self.bits >> (self.total - self.pos)) & ((1 << w) - 1)
+        return int(self.bits[self.pos - w:self.pos], 2) if w else 0
 
     def end(self) -> None:
         if self.total - self.pos >= 8:
@@ -155,7 +160,7 @@ def decode_grouped(col: dict[str, Any], ref: list[Any], key, max_places: int) ->
             isinstance(s, list) and len(s) == 3 and all(type(x) is int for x in s)
             and 0 <= s[0] <= max_places and 0 <= s[2] <= MAX_WIDTH and abs(s[1]) < 2 ** 53 for s in spec):
         raise ProtocolError("a column packed by group needs [places, offset, width] for each group")
-    take, out = _Bits(text), []
+    take, out = _Bits(text, sum(spec[g][2] for g in order)), []
     for g in order:
         p, lo, w = spec[g]
         n = take(w) + lo

@@ -311,3 +311,20 @@ def test_a_malformed_column_packed_by_group_is_refused_with_the_reason(change, r
     group["i"] = [r["id"] for r in readings]
     with pytest.raises(protocol.ProtocolError, match=reason):
         record_codec.decode_records(zlib.compress(json.dumps([group]).encode()))
+
+
+def test_packed_bits_far_beyond_their_values_are_refused_before_they_are_read():
+    """A few kilobytes of bzip2 can carry megabytes of bits: refused (by their count, before a value is read)."""
+    import base64
+    import bz2
+
+    from sync import protocol
+
+    readings = readings_by_code(300)
+    group = record_codec._encode_group("reading", readings, compact=True)
+    j = next(i for i, c in enumerate(group["c"]) if c["t"] in ("pg", "pk"))
+    group["c"][j]["b"] = base64.b64encode(b"\xff" * (4 << 20)).decode()
+    group.pop("j", None), group.pop("jt", None), group.pop("jd", None)
+    group["i"] = [r["id"] for r in readings]
+    with pytest.raises(protocol.ProtocolError, match="more bits than its values"):
+        record_codec.decode_records(bz2.compress(json.dumps([group]).encode()))
