@@ -15,6 +15,7 @@ import zlib
 from typing import Any
 
 from .errors import ProtocolError, TooBig
+from .record_pairs import decode_of, paired
 from .record_columns import ISO_MS, _MISSING, _encode_column, _to_ms, best_column, decode_column, value_key
 
 
@@ -123,7 +124,7 @@ def _encode_group(kind: str, rows: list[dict[str, Any]], compact: bool = False) 
     for k in keys:
         values = [r["payload"].get(k, _MISSING) for r in rows]
         col = best_column(values, ids, earlier, times, value_keys, few) if compact else _encode_column(values, ids)
-        if col["t"] in ("ts", "tr"):
+        if (col["c"]["t"] if col["t"] == "pk" else col["t"]) in ("ts", "tr"):
             times.append(len(earlier))
         if col["t"] in ("dict", "by"):
             few.append(len(earlier))
@@ -131,6 +132,8 @@ def _encode_group(kind: str, rows: list[dict[str, Any]], compact: bool = False) 
         earlier.append(values)
         if compact:
             value_keys.append([value_key(v) for v in values])
+    if compact:
+        cols = paired(cols, earlier)
     v = versions[0] if len(set(versions)) == 1 else versions
     group = {"k": kind, "i": ids, "v": v, "f": keys, "c": cols}
     return _time_ids(group, rows) or group
@@ -294,8 +297,8 @@ def _check_shape(doc: list[Any]) -> None:
 
 def _decode_columns(g: dict[str, Any], ids: list[str]) -> list[list[Any]]:
     columns: list[list[Any]] = []
-    for key, col in zip(g["f"], g["c"], strict=True):
-        values = decode_column(col, ids, columns)
+    for j, (key, col) in enumerate(zip(g["f"], g["c"], strict=True)):
+        values = decode_of(col, g["c"][:j], len(ids)) if col.get("t") == "of" else decode_column(col, ids, columns)
         if len(values) != len(ids):
             raise ProtocolError(f"column {key!r} has {len(values)} values for {len(ids)} records")
         columns.append(values)

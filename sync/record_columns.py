@@ -23,6 +23,7 @@ newer types and refuses such a batch with the reason instead of storing it wrong
 """
 from __future__ import annotations
 
+import bz2
 import json
 import math
 import re
@@ -31,9 +32,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import ProtocolError
+from .record_packing import decode_grouped, grouped_forms, packed_forms, unpacked
 
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-NEWER = ("=", "tr", "fx", "by", "f")     # the types of issue 17.4
+NEWER = ("=", "tr", "fx", "by", "f", "pk", "pg")     # the types of issue 17.4 ("pk", "pg": sync.record_packing)
 MAX_PLACES = 3
 MAX_EXACT = 2 ** 53
 
@@ -124,7 +126,21 @@ def best_column(values: list[Any], ids: list[str], earlier: list[list[Any]], tim
     mine = [value_key(v) for v in values]
     candidates = [legacy, *_same_as(values, mine, keys), *_relative_times(values, earlier, times),
                   *_fixed_point(values, earlier, times), *_function_of(values, mine, earlier, keys, few)]
-    return min(candidates, key=_size)
+    best = min(candidates, key=_size)
+    # packed bits against JSON digits: as bzip2 (what a large batch goes as) writes them,
+    # only when clearly smaller alone: beside the other columns (and under zlib, for a batch that
+    # goes as zlib) the digits may still go smaller (a follow-up's saved_at, 0.94 of the digits
+    # alone, cost 0.3% more in the whole batch)
+    packed = min([*packed_forms(best), *grouped_forms(values, earlier, few, _places, value_key)],
+                 key=_bz2_size, default=None)
+    return packed if packed is not None and _bz2_size(packed) < PACKED_GAIN * _bz2_size(best) else best
+
+
+PACKED_GAIN = 0.9
+
+
+def _bz2_size(col: dict[str, Any]) -> int:
+    return len(bz2.compress(json.dumps(col, separators=(",", ":")).encode(), 9))
 
 
 def _size(col: dict[str, Any]) -> int:
@@ -232,6 +248,12 @@ def decode_column(col: dict[str, Any], ids: list[str], earlier: list[list[Any]] 
     (`ids` has one id per record; `earlier` holds the columns decoded before it)."""
     n, earlier = len(ids), earlier or []
     t = col["t"]
+    if t == "pg":
+        return decode_grouped(col, _earlier(col, "k", earlier), value_key, MAX_PLACES)
+    if t == "pk":
+        inner = col.get("c")
+        missing = inner.get("m", []) if isinstance(inner, dict) else []
+        return decode_column(unpacked(col, n - len(missing) if isinstance(missing, list) else 0), ids, earlier)
     if t == "by":
         table = {json.dumps(k, sort_keys=True): v for k, v in col["s"]}
         return [v if v is _MISSING else table[json.dumps(v, sort_keys=True)] for v in _earlier(col, "k", earlier)]
