@@ -1,7 +1,7 @@
 """One column of a batch's records (sync.record_codec): how the values of one payload key, over
 the records of one kind, are written, and read back exactly.
 
-Column types (docs/api.md, "Batch records"):
+Column types (docs/hub.md, "Limits on what a node sends"):
 
 * "id": same as the record id; "raw": the values as they are; "dict": a dictionary and indexes;
 * "ts": times (ISO 8601 UTC with milliseconds) as milliseconds, each the difference from the one before;
