@@ -119,11 +119,14 @@ def test_a_message_on_its_own_is_committed_at_once_and_the_ones_close_behind_it_
     try:
         device.send(0)     # nothing came before it: committed at once, not held for the 1 s wait
         wait_for(lambda: len(stored_readings(node)) == 1, timeout=20, message="the first reading")
+        # the writer counts a commit once it has acknowledged its messages, a moment after the row is seen
+        wait_for(lambda: driver.stats["commits"] >= 1, timeout=10, message="the first commit counted")
         assert driver.stats["commits"] == 1 and driver.stats["messages"] == 1
         for n in range(1, 6):     # close behind it: gathered into one transaction
             device.send(n)
         wait_for(lambda: len(stored_readings(node)) == 6, timeout=20, message="the six readings")
         wait_for(lambda: device.acked == set(range(6)), message="the broker's PUBACKs")
+        wait_for(lambda: driver.stats["commits"] >= 2, timeout=10, message="the second commit counted")
         assert driver.stats["commits"] == 2 and driver.stats["messages"] == 6
         assert sorted(stored_seconds(node.data_dir)) == list(range(6))
         assert driver.status()["mqtt_journal_caught_up"] is True
@@ -141,7 +144,8 @@ def test_a_poisonous_message_inside_a_group_costs_only_itself(env, node, broker)
         wait_for(lambda: driver.stats["messages"] == 1, timeout=20, message="the first message handled")
         for payload in (good(0), good(1), HUGE, good(2), UNSTORABLE, good(3), good(4)):
             device.client.publish("devices/bp-1/readings", payload, qos=1)
-        wait_for(lambda: driver.stats["messages"] == 8, timeout=20, message="the seven messages handled")
+        wait_for(lambda: driver.stats["messages"] == 8 and driver.stats["commits"] >= 2, timeout=20,
+                 message="the seven messages handled")
         assert driver.stats["commits"] == 2
         rows = stored_readings(node)
         assert sorted(r["value"] for r in rows if r["code"] == "8480-6") == [100, 101, 102, 103, 104, 105]
