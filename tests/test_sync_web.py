@@ -171,34 +171,33 @@ def test_healthz_is_not_ok_while_direct_documents_are_stuck_and_ok_once_they_go(
     assert 'id="direct-delivered">9<' in client.get("/sync").text
 
 
-def test_sync_page_says_the_hub_is_busy_and_when_the_next_try_is_not_an_error(app_client):
-    """Issue 17.5: the hub answered "busy, retry after" (docs/hub.md, "Admission control")."""
+def hub_busy_for(node, seconds: float) -> None:
+    """An enrolled node whose hub's last answer was "busy, retry after `seconds`" (past when negative)."""
     from datetime import timedelta
 
     from sync.client import state
 
-    node, client = app_client
     now = datetime.now(timezone.utc)
     with node.store.atomic() as conn:
-        conn.execute("INSERT INTO sync_enrollment VALUES (1, 'clinic-a', 'http://county:8470', 'k', ?)", (now.isoformat(),))
-    state.put_many(node.store, {"busy_until": utc_iso(now + timedelta(seconds=30))}, now)
+        conn.execute("INSERT OR IGNORE INTO sync_enrollment VALUES (1, 'clinic-a', 'http://county:8470', 'k', ?)",
+                     (now.isoformat(),))
+    state.put_many(node.store, {"busy_until": utc_iso(now + timedelta(seconds=seconds))}, now)
+
+
+def test_sync_page_says_the_hub_is_busy_and_when_the_next_try_is_not_an_error(app_client):
+    """Issue 17.5: the hub answered "busy, retry after" (docs/hub.md, "Admission control")."""
+    node, client = app_client
+    hub_busy_for(node, 30)
     page = client.get("/sync").text
     assert 'id="sync-hub-busy"' in page and "繁忙，下次尝试时间" in page
     assert sync_status.report(node)["last_error"] is None
-    state.put_many(node.store, {"busy_until": utc_iso(now - timedelta(seconds=1))}, now)   # that time has passed
+    hub_busy_for(node, -1)                                  # that time has passed
     assert 'id="sync-hub-busy"' not in client.get("/sync").text
 
 
 def test_sync_now_while_the_hub_is_busy_says_when_it_will_run(app_client):
     """The daemon keeps a "sync now" until the hub's Retry-After has passed; the doctor is told so."""
-    from datetime import timedelta
-
-    from sync.client import state
-
     node, client = app_client
-    now = datetime.now(timezone.utc)
-    with node.store.atomic() as conn:
-        conn.execute("INSERT INTO sync_enrollment VALUES (1, 'clinic-a', 'http://county:8470', 'k', ?)", (now.isoformat(),))
-    state.put_many(node.store, {"busy_until": utc_iso(now + timedelta(minutes=5))}, now)
+    hub_busy_for(node, 300)
     r = client.post("/sync/now", data={"csrf_token": csrf(client.get("/sync").text)}, follow_redirects=True)
     assert "县平台繁忙，将在" in r.text and (node.data_dir / "run" / "sync-now").exists()
